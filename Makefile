@@ -1,0 +1,68 @@
+# Wisp: `make` builds the VMM and the example unikernels; `make demo` and
+# `make test` first install whatever Debian packages are missing.
+# See README.md and docs/ for every target.
+
+CC       ?= gcc
+BUILD    := build
+VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS_COMMON := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc -MMD -MP -DWISP_VERSION='"$(VERSION)"'
+CFLAGS   := $(CFLAGS_COMMON) -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+ASAN_CFLAGS := $(CFLAGS_COMMON) -O1 -g $(SANFLAGS)
+LDLIBS   := -lpthread
+
+# --- the VMM ----------------------------------------------------------------
+LIB_SRCS := $(wildcard src/vmm/*.c src/arch/x86/*.c src/devices/*.c src/util/*.c) \
+            src/cli/options.c src/cli/cmd_run.c
+CLI_SRCS := src/cli/main.c
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+ASAN_LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/asan/obj/%.o)
+
+all: $(BUILD)/wisp unikernels
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/asan/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ASAN_CFLAGS) -c $< -o $@
+
+$(BUILD)/libwisp.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+$(BUILD)/asan/libwisp.a: $(ASAN_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/wisp: $(BUILD)/obj/src/cli/main.o $(BUILD)/libwisp.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/asan/wisp: $(BUILD)/asan/obj/src/cli/main.o $(BUILD)/asan/libwisp.a
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# --- unikernels ---------------------------------------------------------------
+include guest/unikernel/unikernel.mk
+
+# --- tests, benchmarks, demo ----------------------------------------------------
+include tests/tests.mk
+include bench/bench.mk
+
+deps:
+	scripts/deps.sh build
+
+demo: 
+	scripts/deps.sh build
+	$(MAKE) all
+	$(BUILD)/wisp run $(BUILD)/unikernels/hello.elf
+
+format:
+	clang-format -i $(shell git ls-files '*.c' '*.h')
+format-check:
+	clang-format --dry-run --Werror $(shell git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all deps demo format format-check clean unikernels
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,50 @@
+/* The command-line layer: one file per verb, shared option parsing. Only
+ * this layer prints messages for the user and chooses exit codes. */
+#ifndef WISP_CLI_H
+#define WISP_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Process exit codes of `wisp run` besides the guest's own status (0..255). */
+#define WISP_EXIT_TIMEOUT 124 /* --timeout elapsed */
+#define WISP_EXIT_ERROR 125   /* Wisp could not start the VM: bad input, no KVM */
+#define WISP_EXIT_CRASH 126   /* the guest crashed (fault, triple fault, KVM error) */
+#define WISP_EXIT_SIGNAL 128  /* + signal number: stopped by SIGINT/SIGTERM */
+
+#define WISP_DEFAULT_MEM (32ull << 20)
+#define WISP_MIN_MEM (2ull << 20)
+#define WISP_MAX_MEM (64ull << 30)
+
+/* What `wisp run` was asked to do. */
+struct run_config {
+	uint64_t mem;         /* bytes */
+	int cpus;
+	uint64_t timeout_ms;  /* 0: none */
+	bool stats;           /* print exit statistics on stderr at the end */
+	const char *image;
+	char *cmdline;        /* guest arguments joined by spaces (malloc'd) */
+};
+
+/* --- options.c --------------------------------------------------------- */
+/* Parse a size: a number with an optional K, M or G suffix (powers of 1024);
+ * a bare number means MiB. */
+int opt_parse_size(const char *s, uint64_t *out);
+/* Parse an unsigned integer in [min, max]. */
+int opt_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Parse a duration: a number with an optional ms, s or m suffix; a bare
+ * number means seconds. Result in milliseconds, > 0. */
+int opt_parse_duration_ms(const char *s, uint64_t *out);
+/* Join argv[0..argc) with spaces, quoting words that hold spaces; NULL if
+ * out of memory. */
+char *opt_join_args(int argc, char **argv);
+
+/* --- cmd_run.c ---------------------------------------------------------- */
+/* Parse `wisp run` arguments (argv[0] is "run") into cfg; on error writes a
+ * one-line message into err and returns -1. */
+int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, size_t errlen);
+/* `wisp run`: boot an image in the foreground; returns the process exit code. */
+int cmd_run(int argc, char **argv);
+
+#endif

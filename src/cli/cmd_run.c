@@ -1,0 +1,238 @@
+/* `wisp run [options] IMAGE [-- ARGS...]`: one VM in the foreground, no
+ * daemon (like `lkvm run`). The process exit code is the guest's exit status,
+ * or one of WISP_EXIT_* when the guest did not get to give one. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "arch/x86/x86.h"
+#include "cli/cli.h"
+#include "util/util.h"
+#include "vmm/vmm.h"
+
+static const char usage[] =
+	"usage: wisp run [--mem SIZE] [--cpus N] [--timeout DURATION] [--stats] IMAGE [-- ARGS...]\n";
+
+static struct vm *running_vm; /* for the signal handlers */
+
+static void on_stop_signal(int sig)
+{
+	struct vm *vm = running_vm;
+	if (!vm)
+		return;
+	if (sig == SIGALRM) {
+		vm_request_stop(vm, VM_STOP_TIMEOUT);
+	} else {
+		if (atomic_load(&vm->stop) == VM_RUNNING)
+			vm->stop_signal = sig;
+		vm_request_stop(vm, VM_STOP_SIGNAL);
+	}
+}
+
+int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, size_t errlen)
+{
+	static const struct option opts[] = {
+		{"mem", required_argument, NULL, 'm'},
+		{"cpus", required_argument, NULL, 'c'},
+		{"timeout", required_argument, NULL, 't'},
+		{"stats", no_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->mem = WISP_DEFAULT_MEM;
+	cfg->cpus = 1;
+	optind = 0; /* full reset: this may be called more than once */
+	opterr = 0;
+	int c;
+	uint64_t v;
+	while ((c = getopt_long(argc, argv, "+m:c:t:sh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			if (opt_parse_size(optarg, &v)) {
+				snprintf(err, errlen, "--mem '%s': not a size (use e.g. 64M or 1G)", optarg);
+				return -1;
+			}
+			if (v < WISP_MIN_MEM || v > WISP_MAX_MEM) {
+				snprintf(err, errlen, "--mem '%s': must be between %llu MiB and %llu GiB",
+					 optarg, WISP_MIN_MEM >> 20, WISP_MAX_MEM >> 30);
+				return -1;
+			}
+			if (v % 4096) {
+				snprintf(err, errlen, "--mem '%s': must be a multiple of 4 KiB", optarg);
+				return -1;
+			}
+			cfg->mem = v;
+			break;
+		case 'c':
+			if (opt_parse_uint(optarg, 1, WISP_MAX_VCPUS, &v)) {
+				snprintf(err, errlen, "--cpus '%s': must be a number from 1 to %d", optarg,
+					 WISP_MAX_VCPUS);
+				return -1;
+			}
+			cfg->cpus = (int)v;
+			break;
+		case 't':
+			if (opt_parse_duration_ms(optarg, &v)) {
+				snprintf(err, errlen,
+					 "--timeout '%s': not a duration (use e.g. 10, 500ms, 2s or 1m)", optarg);
+				return -1;
+			}
+			cfg->timeout_ms = v;
+			break;
+		case 's':
+			cfg->stats = true;
+			break;
+		case 'h':
+			snprintf(err, errlen, "%s", "");
+			return 1;
+		default:
+			if (optopt)
+				snprintf(err, errlen, "run: option '-%c' %s", optopt,
+					 strchr("mct", optopt) ? "needs a value" : "is not known");
+			else
+				snprintf(err, errlen, "run: unknown option '%s'", argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind >= argc) {
+		snprintf(err, errlen, "run: no image given");
+		return -1;
+	}
+	cfg->image = argv[optind++];
+	if (optind < argc && !strcmp(argv[optind], "--"))
+		optind++;
+	cfg->cmdline = opt_join_args(argc - optind, argv + optind);
+	if (!cfg->cmdline) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Map how the VM stopped to the process exit code, telling the user why. */
+static int outcome(struct vm *vm, const struct run_config *cfg)
+{
+	switch (atomic_load(&vm->stop)) {
+	case VM_STOP_EXIT:
+		return vm->exit_status;
+	case VM_STOP_HALT:
+		fprintf(stderr, "wisp: guest halted with nothing left to wake it\n");
+		return 0;
+	case VM_STOP_TIMEOUT:
+		fprintf(stderr, "wisp: guest stopped: --timeout of %llu ms elapsed\n",
+			(unsigned long long)cfg->timeout_ms);
+		return WISP_EXIT_TIMEOUT;
+	case VM_STOP_SIGNAL:
+		fprintf(stderr, "wisp: guest stopped by signal %s\n", sigabbrev_np(vm->stop_signal));
+		return WISP_EXIT_SIGNAL + vm->stop_signal;
+	case VM_STOP_CRASH:
+		vm_print_crash(vm, 2);
+		return WISP_EXIT_CRASH;
+	default:
+		fprintf(stderr, "wisp: %s\n", vm->crash);
+		return WISP_EXIT_ERROR;
+	}
+}
+
+static void print_stats(struct vm *vm)
+{
+	struct exit_stats s;
+	vm_stats(vm, &s);
+	fprintf(stderr,
+		"wisp: exits: io %llu mmio %llu hypercall %llu hlt %llu intr %llu unhandled %llu "
+		"shutdown %llu other %llu\n",
+		(unsigned long long)s.io, (unsigned long long)s.mmio, (unsigned long long)s.hypercall,
+		(unsigned long long)s.hlt, (unsigned long long)s.intr, (unsigned long long)s.unhandled,
+		(unsigned long long)s.shutdown, (unsigned long long)s.other);
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct run_config cfg;
+	char err[WISP_ERRLEN];
+	int r = run_parse_args(argc, argv, &cfg, err, sizeof(err));
+	if (r) {
+		if (r > 0) {
+			fputs(usage, stdout);
+			return 0;
+		}
+		fprintf(stderr, "wisp: %s\n%s", err, usage);
+		return WISP_EXIT_ERROR;
+	}
+
+	/* Everything about the image is checked before KVM is touched. */
+	uint8_t *img = NULL;
+	size_t size = 0;
+	r = util_read_file(cfg.image, WISP_MAX_MEM, &img, &size);
+	if (r) {
+		fprintf(stderr, "wisp: image '%s': %s\n", cfg.image, util_file_error(r));
+		free(cfg.cmdline);
+		return WISP_EXIT_ERROR;
+	}
+	int code = WISP_EXIT_ERROR;
+	struct kvm kvm = {.fd = -1};
+	struct vm *vm = NULL;
+	if (!x86_is_unikernel(img, size)) {
+		struct elf_image ei;
+		if (elf_parse(img, size, &ei, err, sizeof(err)) == 0)
+			snprintf(err, sizeof(err), "ELF has no Wisp note: not a Wisp unikernel");
+		fprintf(stderr, "wisp: image '%s': %s\n", cfg.image, err);
+		goto out;
+	}
+	if (cfg.cpus != 1) {
+		fprintf(stderr, "wisp: image '%s': unikernels run on exactly 1 vCPU (--cpus %d given)\n",
+			cfg.image, cfg.cpus);
+		goto out;
+	}
+	if (kvm_open(&kvm, err, sizeof(err))) {
+		fprintf(stderr, "wisp: %s\n", err);
+		goto out;
+	}
+	vm = calloc(1, sizeof(*vm));
+	if (!vm || vm_create(vm, &kvm, cfg.mem, err, sizeof(err)) ||
+	    vcpu_signals_init() || vm_create_vcpus(vm, cfg.cpus, err, sizeof(err)) ||
+	    hypercall_register(vm)) {
+		fprintf(stderr, "wisp: cannot create the VM: %s\n", vm ? err : "out of memory");
+		goto out;
+	}
+	if (x86_boot_unikernel(vm, img, size, cfg.cmdline, err, sizeof(err))) {
+		fprintf(stderr, "wisp: image '%s': %s\n", cfg.image, err);
+		goto out;
+	}
+	free(img);
+	img = NULL;
+
+	running_vm = vm;
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (cfg.timeout_ms) {
+		struct itimerval it = {.it_value = {(time_t)(cfg.timeout_ms / 1000),
+						    (suseconds_t)(cfg.timeout_ms % 1000) * 1000}};
+		setitimer(ITIMER_REAL, &it, NULL);
+	}
+	vm_run(vm);
+	struct itimerval off = {0};
+	setitimer(ITIMER_REAL, &off, NULL);
+	code = outcome(vm, &cfg);
+	if (cfg.stats)
+		print_stats(vm);
+	running_vm = NULL;
+out:
+	if (vm)
+		vm_destroy(vm);
+	free(vm);
+	if (kvm.fd >= 0)
+		kvm_close(&kvm);
+	free(img);
+	free(cfg.cmdline);
+	return code;
+}

@@ -1,0 +1,190 @@
+/* A VM: its KVM fd, guest RAM registered as memslots, the two buses, the
+ * vCPUs, and how it stops. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "arch/x86/x86.h"
+#include "vmm/vmm.h"
+
+/* Intel VMX needs three pages for real-mode emulation somewhere in the
+ * guest-physical space; put them at the top of the MMIO hole. */
+#define VMX_TSS_ADDR 0xfffbd000ull
+
+int vm_create(struct vm *vm, struct kvm *kvm, uint64_t mem_size, char *err, size_t errlen)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm = kvm;
+	vm->fd = -1;
+	vm->mem.memfd = -1;
+	vm->console_fd = 1;
+	pthread_mutex_init(&vm->lock, NULL);
+	int r;
+	if ((r = bus_init(&vm->pio)) || (r = bus_init(&vm->mmio))) {
+		snprintf(err, errlen, "bus init: %s", strerror(-r));
+		return r;
+	}
+	vm->fd = ioctl(kvm->fd, KVM_CREATE_VM, 0);
+	if (vm->fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(-r));
+		return r;
+	}
+	if (ioctl(vm->fd, KVM_SET_TSS_ADDR, VMX_TSS_ADDR) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "KVM_SET_TSS_ADDR: %s", strerror(-r));
+		return r;
+	}
+	r = gmem_init(&vm->mem, mem_size);
+	if (r) {
+		snprintf(err, errlen, "guest memory of %llu bytes: %s", (unsigned long long)mem_size,
+			 strerror(-r));
+		return r;
+	}
+	struct x86_ram ram[2];
+	int n = x86_ram_layout(mem_size, ram);
+	for (int i = 0; i < n; i++) {
+		r = gmem_add_region(&vm->mem, ram[i].gpa, ram[i].size, ram[i].fd_offset);
+		if (r) {
+			snprintf(err, errlen, "guest memory region: %s", strerror(-r));
+			return r;
+		}
+		struct kvm_userspace_memory_region slot = {
+			.slot = (uint32_t)i,
+			.guest_phys_addr = ram[i].gpa,
+			.memory_size = ram[i].size,
+			.userspace_addr = (uint64_t)(uintptr_t)vm->mem.regions[i].host,
+		};
+		if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
+			r = -errno;
+			snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+int vm_create_vcpus(struct vm *vm, int n, char *err, size_t errlen)
+{
+	if (n < 1 || n > WISP_MAX_VCPUS || n > vm->kvm->max_vcpus) {
+		snprintf(err, errlen, "%d vCPUs requested; this host allows 1 to %d", n,
+			 vm->kvm->max_vcpus < WISP_MAX_VCPUS ? vm->kvm->max_vcpus : WISP_MAX_VCPUS);
+		return -EINVAL;
+	}
+	vm->nr_vcpus = n;
+	for (int i = 0; i < n; i++)
+		vm->vcpus[i].fd = -1;
+	for (int i = 0; i < n; i++) {
+		int r = vcpu_create(vm, i, err, errlen);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	for (int i = 0; i < vm->nr_vcpus; i++)
+		vcpu_destroy(&vm->vcpus[i]);
+	vm->nr_vcpus = 0;
+	if (vm->fd >= 0)
+		close(vm->fd);
+	vm->fd = -1;
+	gmem_destroy(&vm->mem);
+	bus_destroy(&vm->pio);
+	bus_destroy(&vm->mmio);
+	pthread_mutex_destroy(&vm->lock);
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop reason)
+{
+	int expected = VM_RUNNING;
+	if (!atomic_compare_exchange_strong(&vm->stop, &expected, (int)reason))
+		return;
+	for (int i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+}
+
+void vm_exit_guest(struct vm *vm, int status)
+{
+	/* Written before the stop flag so that whoever sees the flag sees it. */
+	if (atomic_load(&vm->stop) == VM_RUNNING)
+		vm->exit_status = status;
+	vm_request_stop(vm, VM_STOP_EXIT);
+}
+
+void vm_crash(struct vm *vm, const char *fmt, ...)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->crash[0]) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(vm->crash, sizeof(vm->crash), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	vm_request_stop(vm, VM_STOP_CRASH);
+}
+
+static void *vcpu_thread(void *arg)
+{
+	vcpu_loop(arg);
+	return NULL;
+}
+
+int vm_run(struct vm *vm)
+{
+	for (int i = 1; i < vm->nr_vcpus; i++) {
+		int r = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
+		if (r) {
+			vm_crash(vm, "cannot start vCPU thread %d: %s", i, strerror(r));
+			break;
+		}
+		vm->vcpus[i].thread_started = true;
+	}
+	vcpu_loop(&vm->vcpus[0]);
+	for (int i = 1; i < vm->nr_vcpus; i++)
+		if (vm->vcpus[i].thread_started) {
+			pthread_join(vm->vcpus[i].thread, NULL);
+			vm->vcpus[i].thread_started = false;
+		}
+	return atomic_load(&vm->stop);
+}
+
+void vm_stats(const struct vm *vm, struct exit_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < vm->nr_vcpus; i++) {
+		const struct exit_stats *s = &vm->vcpus[i].stats;
+		out->io += s->io;
+		out->mmio += s->mmio;
+		out->hlt += s->hlt;
+		out->shutdown += s->shutdown;
+		out->intr += s->intr;
+		out->hypercall += s->hypercall;
+		out->unhandled += s->unhandled;
+		out->other += s->other;
+	}
+}
+
+void vm_print_crash(struct vm *vm, int fd)
+{
+	dprintf(fd, "wisp: guest crashed: %s\n", vm->crash[0] ? vm->crash : "unknown reason");
+	if (!vm->crash_regs_valid)
+		return;
+	const struct kvm_regs *r = &vm->crash_regs;
+	const struct kvm_sregs *s = &vm->crash_sregs;
+	dprintf(fd,
+		"  rip %016llx  rsp %016llx  rflags %08llx\n"
+		"  rax %016llx  rbx %016llx  rcx %016llx  rdx %016llx\n"
+		"  rsi %016llx  rdi %016llx  rbp %016llx\n"
+		"  r8  %016llx  r9  %016llx  r10 %016llx  r11 %016llx\n"
+		"  r12 %016llx  r13 %016llx  r14 %016llx  r15 %016llx\n"
+		"  cs %04x (dpl %u, l %u)  ss %04x  cr0 %08llx  cr2 %016llx  cr3 %016llx  cr4 %08llx  efer %llx\n",
+		r->rip, r->rsp, r->rflags, r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rbp, r->r8,
+		r->r9, r->r10, r->r11, r->r12, r->r13, r->r14, r->r15, s->cs.selector, s->cs.dpl, s->cs.l,
+		s->ss.selector, s->cr0, s->cr2, s->cr3, s->cr4, s->efer);
+}

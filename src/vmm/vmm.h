@@ -1,0 +1,166 @@
+/* The VMM layer: KVM, guest memory, VMs, vCPUs and their run loop.
+ *
+ * Library code: functions return 0 or a negative errno and never exit; an
+ * error message for the user is left in a caller-supplied buffer where the
+ * errno alone would not say what went wrong. */
+#ifndef WISP_VMM_H
+#define WISP_VMM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "devices/devices.h"
+
+#define WISP_MAX_VCPUS 64
+#define WISP_MAX_MEM_REGIONS 4
+#define WISP_ERRLEN 256
+
+/* One process-wide handle on /dev/kvm and what it told us. */
+struct kvm {
+	int fd;
+	int run_size;               /* mmap size of struct kvm_run */
+	bool sync_regs;             /* KVM_CAP_SYNC_REGS usable for regs+sregs */
+	int max_vcpus;              /* KVM_CAP_MAX_VCPUS */
+	struct kvm_cpuid2 *cpuid;   /* KVM_GET_SUPPORTED_CPUID, queried once */
+};
+
+/* A contiguous piece of guest RAM backed by the VM's memfd. */
+struct mem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t fd_offset;
+	uint8_t *host;
+};
+
+/* Guest RAM: one memfd, shared-mapped, split into regions around holes. */
+struct guest_mem {
+	int memfd;
+	uint64_t size; /* total bytes of RAM */
+	uint8_t *base; /* host mapping of the whole memfd */
+	int nr_regions;
+	struct mem_region regions[WISP_MAX_MEM_REGIONS];
+};
+
+/* Why a VM stopped. */
+enum vm_stop {
+	VM_RUNNING = 0,
+	VM_STOP_EXIT,     /* guest asked to exit; exit_status holds the status */
+	VM_STOP_HALT,     /* guest halted with no way to be woken */
+	VM_STOP_CRASH,    /* guest fault, triple fault or KVM failure */
+	VM_STOP_TIMEOUT,  /* --timeout elapsed */
+	VM_STOP_SIGNAL,   /* SIGINT/SIGTERM; stop_signal holds which */
+	VM_STOP_ERROR,    /* the VMM itself failed */
+};
+
+/* Exit counters, by kind; per vCPU, summed for a VM. */
+struct exit_stats {
+	uint64_t io, mmio, hlt, shutdown, intr, hypercall, unhandled, other;
+};
+
+struct vm;
+
+/* One virtual CPU: its fd, its kvm_run page and its thread. */
+struct vcpu {
+	struct vm *vm;
+	int id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+	_Atomic bool in_run;       /* a thread is (about to be) in KVM_RUN */
+	struct exit_stats stats;
+};
+
+/* One virtual machine. */
+struct vm {
+	struct kvm *kvm;
+	int fd;
+	struct guest_mem mem;
+	struct bus pio;
+	struct bus mmio;
+	int nr_vcpus;
+	struct vcpu vcpus[WISP_MAX_VCPUS];
+	int console_fd; /* where guest console output goes (stdout by default) */
+
+	_Atomic int stop;        /* enum vm_stop, first reason wins */
+	int exit_status;         /* for VM_STOP_EXIT */
+	int stop_signal;         /* for VM_STOP_SIGNAL */
+	char crash[WISP_ERRLEN]; /* for VM_STOP_CRASH / VM_STOP_ERROR */
+	bool crash_regs_valid;   /* registers of the vCPU that crashed */
+	struct kvm_regs crash_regs;
+	struct kvm_sregs crash_sregs;
+	pthread_mutex_t lock;    /* guards the crash fields */
+};
+
+/* --- kvm.c ------------------------------------------------------------- */
+/* Open /dev/kvm (or $WISP_KVM_DEVICE), check the API and capabilities. */
+int kvm_open(struct kvm *kvm, char *err, size_t errlen);
+/* Close the handle and free the cached CPUID. */
+void kvm_close(struct kvm *kvm);
+/* Return KVM_CHECK_EXTENSION for cap on the system fd (0 if absent). */
+int kvm_check_cap(struct kvm *kvm, long cap);
+/* The path Wisp opens for KVM: $WISP_KVM_DEVICE or /dev/kvm. */
+const char *kvm_device_path(void);
+
+/* --- mem.c ------------------------------------------------------------- */
+/* Create a memfd of `size` bytes and map it shared; no regions yet. */
+int gmem_init(struct guest_mem *mem, uint64_t size);
+/* Add a region [gpa, gpa+size) backed at fd_offset in the memfd. */
+int gmem_add_region(struct guest_mem *mem, uint64_t gpa, uint64_t size, uint64_t fd_offset);
+/* Unmap and close guest memory. */
+void gmem_destroy(struct guest_mem *mem);
+/* The one checked accessor: host pointer for [gpa, gpa+len) if that range
+ * lies entirely inside one RAM region, else NULL. Every guest address the VMM
+ * touches goes through here. */
+void *gmem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
+/* Copy len bytes into guest memory at gpa; -EFAULT if out of range. */
+int gmem_write(const struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len);
+/* Copy len bytes out of guest memory at gpa; -EFAULT if out of range. */
+int gmem_read(const struct guest_mem *mem, uint64_t gpa, void *dst, uint64_t len);
+
+/* --- vm.c -------------------------------------------------------------- */
+/* Create a VM with `mem_size` bytes of RAM laid out by the x86 layer. */
+int vm_create(struct vm *vm, struct kvm *kvm, uint64_t mem_size, char *err, size_t errlen);
+/* Create vCPUs 0..n-1 with CPUID set. */
+int vm_create_vcpus(struct vm *vm, int n, char *err, size_t errlen);
+/* Destroy vCPUs, memory and the VM fd. Safe on a partly created VM. */
+void vm_destroy(struct vm *vm);
+/* Ask the VM to stop for `reason` (first caller wins) and kick all vCPUs.
+ * Async-signal-safe. */
+void vm_request_stop(struct vm *vm, enum vm_stop reason);
+/* Stop with status from the guest's exit hypercall. */
+void vm_exit_guest(struct vm *vm, int status);
+/* Stop because the guest crashed; msg says how (printf-style). */
+void vm_crash(struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Run all vCPUs (vCPU 0 on the calling thread) until the VM stops. */
+int vm_run(struct vm *vm);
+/* Sum the exit counters of every vCPU. */
+void vm_stats(const struct vm *vm, struct exit_stats *out);
+/* Print why the VM crashed and the registers of the crashed vCPU. */
+void vm_print_crash(struct vm *vm, int fd);
+
+/* --- vcpu.c ------------------------------------------------------------ */
+/* Create vCPU `id`: fd, kvm_run mapping, CPUID. */
+int vcpu_create(struct vm *vm, int id, char *err, size_t errlen);
+/* Close the vCPU's fd and unmap kvm_run. */
+void vcpu_destroy(struct vcpu *vcpu);
+/* Run this vCPU's loop on the calling thread until the VM stops. */
+void vcpu_loop(struct vcpu *vcpu);
+/* Make the vCPU leave KVM_RUN soon (immediate_exit + signal). Async-signal-safe. */
+void vcpu_kick(struct vcpu *vcpu);
+/* Record this vCPU's registers as the VM's crash registers. */
+void vcpu_save_crash_regs(struct vcpu *vcpu);
+/* Sleep until timeout_ns passes (UINT64_MAX: for ever) or the vCPU is kicked. */
+void vcpu_wait(struct vcpu *vcpu, uint64_t timeout_ns);
+/* Block the kick signal in the calling thread and install its no-op handler;
+ * the signal is unblocked only inside KVM_RUN and vcpu_wait(). */
+int vcpu_signals_init(void);
+
+#define VCPU_KICK_SIGNAL SIGUSR1
+
+#endif
