@@ -1,0 +1,30 @@
+#!/bin/sh
+# Install the Debian packages a Wisp task needs, by name, skipping those
+# already installed. Usage: scripts/deps.sh GROUP...  (build test bench lab fuzz)
+# Run as root, or with sudo available; on a machine that has them all it
+# does nothing and needs no privileges.
+set -eu
+
+pkgs_build="gcc make libc6-dev binutils"
+pkgs_test="libcmocka-dev qemu-system-x86 clang-format"
+pkgs_bench="qemu-system-x86 hyperfine busybox-static python3-matplotlib"
+pkgs_lab="qemu-system-x86 linux-image-amd64 linux-source-6.1 busybox-static cpio lz4 bc bison flex libelf-dev libssl-dev xz-utils kmod"
+pkgs_fuzz="clang libclang-rt-14-dev"
+
+want=""
+for g in "$@"; do
+	eval "want=\"\$want \${pkgs_$g:?unknown group $g}\""
+done
+missing=""
+for p in $want; do
+	case " $missing " in *" $p "*) continue ;; esac
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "wisp: installing Debian packages:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,102 @@
+#!/bin/bash
+# `wisp run` end to end: boots the test unikernels on /dev/kvm and checks
+# output, exit codes and error messages. Usage: test_run.sh (from the repo
+# root; WISP and UK select the binary and the images).
+cd "$(dirname "$0")/../.." || exit 1
+SUITE=run
+. tests/integration/lib.sh
+
+if ! kvm_ok; then
+	echo "SKIPPED: no /dev/kvm (${WISP_KVM_DEVICE:-/dev/kvm} missing or not accessible): every VM test below is skipped"
+fi
+
+# --- guests that behave -------------------------------------------------------
+vm_expect hello-greets 0 '^Hello from a Wisp unikernel!$' '' -- $WISP run $UK/hello.elf
+vm_expect noop-exits-0 0 '' '' -- $WISP run $UK/noop.elf
+vm_expect exit-status-42 42 '' '' -- $WISP run $UK/exit.elf -- 42
+vm_expect exit-status-255 255 '' '' -- $WISP run $UK/exit.elf -- 255
+vm_expect exit-status-direct 7 '' '' -- $WISP run $UK/exit.elf -- 7 direct
+vm_expect args-reach-guest 0 '^\[b c\]$' '' -- $WISP run $UK/echo.elf -- a "b c" ''
+vm_expect args-count 0 '^argc=4$' '' -- $WISP run $UK/echo.elf -- a "b c" ''
+vm_expect clock-works 0 '^monotonic ok' '' -- $WISP run $UK/clock.elf
+vm_expect big-memory 0 '^Hello' '' -- $WISP run --mem 4G $UK/hello.elf
+vm_expect small-memory 0 '' '' -- $WISP run --mem 2M $UK/noop.elf
+vm_expect cpl0-build-runs 0 '^loop: 1000 iterations' '' -- $WISP run $UK/loop-cpl0.elf -- 1000
+vm_expect stats-printed 0 '' 'exits: io [0-9]+ .*hypercall [1-9]' -- $WISP run --stats $UK/hello.elf
+
+# Wall clock from the guest is the host's (within 5 s).
+if kvm_ok; then
+	now=$(date +%s)
+	g=$($WISP run $UK/clock.elf | sed -n 's/^wall \([0-9]*\)\..*/\1/p')
+	if [ -n "$g" ] && [ $((g - now)) -le 5 ] && [ $((now - g)) -le 5 ]; then ok wall-clock-matches-host
+	else bad wall-clock-matches-host "guest says '$g', host $now"; fi
+else skipped wall-clock-matches-host "no /dev/kvm"; fi
+
+# --- guests that fault: vector and RIP reported, exit 126 ---------------------
+vm_expect fault-page 126 '' '#PF page fault \(vector 14\) at rip 0x[0-9a-f]+.*address 0xdead0000000' -- $WISP run $UK/fault.elf -- pf
+vm_expect fault-null 126 '' '#PF page fault \(vector 14\) at rip 0x[0-9a-f]+.*address 0x8,' -- $WISP run $UK/fault.elf -- null
+vm_expect fault-gp 126 '' '#GP general protection \(vector 13\) at rip 0x' -- $WISP run $UK/fault.elf -- gp
+vm_expect fault-ud 126 '' '#UD invalid opcode \(vector 6\) at rip 0x' -- $WISP run $UK/fault.elf -- ud
+vm_expect fault-divide 126 '' '#DE divide error \(vector 0\) at rip 0x' -- $WISP run $UK/fault.elf -- de
+vm_expect fault-int3 126 '' 'vector (3|13)\) at rip 0x' -- $WISP run $UK/fault.elf -- bp
+vm_expect fault-bad-stack 126 '' '#PF page fault \(vector 14\).*rsp 0xdead0000000' -- $WISP run $UK/fault.elf -- stack
+# The reported RIP is the faulting instruction: check it against the symbol table.
+if kvm_ok && command -v nm >/dev/null; then
+	rip=$($WISP run $UK/fault.elf -- ud 2>&1 | sed -n 's/.*at rip 0x\([0-9a-f]*\).*/\1/p')
+	main=$(nm $UK/fault.elf | awk '$3 == "main" {print $1}')
+	if [ -n "$rip" ] && [ $((0x$rip)) -gt $((0x$main)) ] && [ $((0x$rip)) -lt $((0x$main + 0x400)) ] &&
+		[ "$(objdump -d --start-address=0x$rip --stop-address=$((0x$rip + 2)) $UK/fault.elf | grep -c ud2)" = 1 ]; then
+		ok fault-rip-is-exact
+	else bad fault-rip-is-exact "rip '$rip' is not the ud2 in main (0x$main)"; fi
+else skipped fault-rip-is-exact "no /dev/kvm"; fi
+
+# --- hostile guests: an error for the guest, never for the VMM ----------------
+vm_expect unclaimed-port-and-mmio 0 '^probe: ok$' '' -- $WISP run $UK/probe.elf
+vm_expect hostile-bad-buffers 0 'console results: -14 -14 -22 -14' '' -- $WISP run $UK/hostile.elf -- buffers
+vm_expect hostile-bad-argptr 126 '' 'argument at 0xfffffff0 lies outside guest RAM' -- $WISP run $UK/hostile.elf -- argptr
+vm_expect hostile-unknown-hypercall 126 '' 'unknown hypercall 10' -- $WISP run $UK/hostile.elf -- unknown
+vm_expect hostile-narrow-hypercall 126 '' '1-byte write' -- $WISP run $UK/hostile.elf -- width
+
+# --- stopping a guest ----------------------------------------------------------
+vm_expect timeout-spin 124 '^spin: spinning' 'timeout of 300 ms elapsed' -- $WISP run --timeout 300ms $UK/spin.elf
+vm_expect timeout-idle 124 '^idle: waiting' 'timeout of 200 ms elapsed' -- $WISP run --timeout 200ms $UK/idle.elf
+for sig in INT TERM; do
+	if kvm_ok; then
+		$WISP run $UK/spin.elf >"$TMP/sig.out" 2>"$TMP/sig.err" &
+		pid=$!
+		for _ in $(seq 50); do grep -q spinning "$TMP/sig.out" && break; sleep 0.1; done
+		kill -$sig $pid
+		wait $pid
+		code=$?
+		want=$((128 + $(kill -l $sig)))
+		if [ $code = $want ] && grep -q "stopped by signal $sig" "$TMP/sig.err" &&
+			! grep -qE 'Sanitizer|runtime error' "$TMP/sig.err"; then ok "sig$sig-stops-cleanly"
+		else bad "sig$sig-stops-cleanly" "exit $code (want $want): $(cat "$TMP/sig.err")"; fi
+	else skipped "sig$sig-stops-cleanly" "no /dev/kvm"; fi
+done
+
+# --- bad input from the user: one clear line, exit 125, no KVM needed ---------
+head -c 65536 /dev/urandom >"$TMP/random.img"
+head -c 40 $UK/hello.elf >"$TMP/truncated.elf"
+perl -pe 's/Wisp\0/Wasp\0/g' $UK/hello.elf >"$TMP/nonote.elf"
+: >"$TMP/empty.img"
+expect err-missing-file 125 '' "image '/nonexistent.elf': No such file or directory" -- $WISP run /nonexistent.elf
+expect err-random-bytes 125 '' "random.img': not an ELF file" -- $WISP run "$TMP/random.img"
+expect err-truncated-elf 125 '' "truncated ELF header" -- $WISP run "$TMP/truncated.elf"
+expect err-empty-file 125 '' "file is empty" -- $WISP run "$TMP/empty.img"
+expect err-directory 125 '' "Is a directory" -- $WISP run /tmp
+expect err-not-unikernel 125 '' "no Wisp note: not a Wisp unikernel" -- $WISP run "$TMP/nonote.elf"
+expect err-pie-elf 125 '' "not an executable ELF" -- $WISP run /bin/true
+expect err-no-image 125 '' "no image given" -- $WISP run
+expect err-bad-mem 125 '' "--mem 'lots': not a size" -- $WISP run --mem lots $UK/hello.elf
+expect err-bad-cpus 125 '' "--cpus 'x'" -- $WISP run --cpus x $UK/hello.elf
+expect err-unikernel-smp 125 '' "exactly 1 vCPU" -- $WISP run --cpus 2 $UK/hello.elf
+expect err-bad-timeout 125 '' "--timeout '0'" -- $WISP run --timeout 0 $UK/hello.elf
+expect err-unknown-option 125 '' "unknown option '--frobnicate'" -- $WISP run --frobnicate $UK/hello.elf
+expect err-unknown-verb 125 '' "unknown verb 'fly'" -- $WISP fly
+expect err-no-kvm 125 '' "/nonexistent/kvm: No such file or directory" -- env WISP_KVM_DEVICE=/nonexistent/kvm $WISP run $UK/hello.elf
+# Image larger than --mem, and segments outside RAM: built by the test.
+vm_expect err-image-too-big 125 '' 'needs [0-9]+ KiB of memory but --mem gives 2048 KiB' -- $WISP run --mem 2M "$UK/big.elf"
+vm_expect err-cmdline-too-long 125 '' 'command line too long' -- $WISP run $UK/echo.elf -- "$(head -c 5000 /dev/zero | tr '\0' x)"
+
+summary
