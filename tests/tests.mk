@@ -19,6 +19,7 @@ test-integration: $(BUILD)/asan/wisp unikernels
 
 # The stages run in order; each prints its own PASS/FAIL/SKIPPED lines.
 test: test-deps
+	$(MAKE) format-check
 	$(MAKE) all $(BUILD)/asan/wisp $(UNIT_BINS)
 	$(MAKE) test-unit
 	$(MAKE) test-integration

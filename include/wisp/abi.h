@@ -16,8 +16,8 @@
  * VMM loads PT_LOAD segments at their physical addresses (p_paddr), builds the
  * boot structures below 1 MiB and starts the vCPU in 64-bit mode at `entry`,
  * at CPL3 unless WISP_NOTE_CPL0 is set. */
-#define WISP_NOTE_NAME "Wisp"
-#define WISP_NOTE_TYPE 0x57490001u
+#define WISP_NOTE_NAME	 "Wisp"
+#define WISP_NOTE_TYPE	 0x57490001u
 #define WISP_ABI_VERSION 1u
 
 #define WISP_NOTE_CPL0 (1u << 0) /* run the application at CPL0 */
@@ -27,8 +27,8 @@
 #ifndef __ASSEMBLER__
 struct wisp_note {
 	uint32_t abi_version; /* WISP_ABI_VERSION */
-	uint32_t flags;       /* WISP_NOTE_* */
-	uint64_t entry;       /* 64-bit entry: rdi = boot info GPA */
+	uint32_t flags;	      /* WISP_NOTE_* */
+	uint64_t entry;	      /* 64-bit entry: rdi = boot info GPA */
 	uint64_t trap_table;  /* GPA of WISP_NR_TRAPS uint64_t handler addresses */
 };
 #endif
@@ -37,22 +37,22 @@ struct wisp_note {
  * Everything below WISP_IMAGE_MIN belongs to the VMM; image segments must lie
  * in [WISP_IMAGE_MIN, memory size). Page 0 is left unmapped so that a null
  * pointer dereference faults. */
-#define WISP_GDT_GPA 0x1000u       /* GDT */
-#define WISP_IDT_GPA 0x2000u       /* IDT: WISP_NR_TRAPS gates */
-#define WISP_BOOTINFO_GPA 0x3000u  /* struct wisp_boot_info, then cmdline */
-#define WISP_IST_TOP 0x5000u       /* #DF/NMI stack: [0x4000, 0x5000) */
-#define WISP_RSP0_TOP 0x7000u      /* fault stack: [0x5000, 0x7000) */
-#define WISP_PML4_GPA 0x8000u      /* PML4, PDPT, the 4 KiB table, PDs */
-#define WISP_TSS_GPA 0x90000u      /* TSS + an I/O bitmap granting every port */
-#define WISP_IMAGE_MIN 0x100000u   /* lowest address an image may use */
-#define WISP_BOOTINFO_SIZE 0x1000u /* boot info + command line */
+#define WISP_GDT_GPA	   0x1000u   /* GDT */
+#define WISP_IDT_GPA	   0x2000u   /* IDT: WISP_NR_TRAPS gates */
+#define WISP_BOOTINFO_GPA  0x3000u   /* struct wisp_boot_info, then cmdline */
+#define WISP_IST_TOP	   0x5000u   /* #DF/NMI stack: [0x4000, 0x5000) */
+#define WISP_RSP0_TOP	   0x7000u   /* fault stack: [0x5000, 0x7000) */
+#define WISP_PML4_GPA	   0x8000u   /* PML4, PDPT, the 4 KiB table, PDs */
+#define WISP_TSS_GPA	   0x90000u  /* TSS + an I/O bitmap granting every port */
+#define WISP_IMAGE_MIN	   0x100000u /* lowest address an image may use */
+#define WISP_BOOTINFO_SIZE 0x1000u   /* boot info + command line */
 
 /* GDT selectors the VMM sets up (the runtime's own PVH path uses the same). */
 #define WISP_SEL_KCODE 0x08
 #define WISP_SEL_KDATA 0x10
 #define WISP_SEL_UDATA 0x1b /* 0x18 | RPL 3 */
 #define WISP_SEL_UCODE 0x23 /* 0x20 | RPL 3 */
-#define WISP_SEL_TSS 0x28
+#define WISP_SEL_TSS   0x28
 
 /* --- Boot info ---------------------------------------------------------------
  * At WISP_BOOTINFO_GPA, readable by the application. The command line is a
@@ -61,7 +61,7 @@ struct wisp_note {
 
 #ifndef __ASSEMBLER__
 struct wisp_boot_info {
-	uint32_t magic;        /* WISP_BOOT_MAGIC */
+	uint32_t magic;	       /* WISP_BOOT_MAGIC */
 	uint32_t abi_version;  /* WISP_ABI_VERSION */
 	uint64_t mem_size;     /* bytes of RAM from GPA 0 */
 	uint64_t image_end;    /* first byte after the highest loaded segment */
@@ -79,14 +79,14 @@ struct wisp_boot_info {
  * take arguments the value written is the GPA (below 4 GiB) of an argument
  * struct, which the VMM reads and may write back; WISP_HC_EXIT takes the exit
  * status itself. One hypercall costs one VM exit. Numbers are never reused. */
-#define WISP_HC_BASE 0x0600u
+#define WISP_HC_BASE  0x0600u
 #define WISP_HC_COUNT 16u /* ports reserved; 4-byte writes make 0..12 usable */
 
 #define WISP_HC_CONSOLE 0 /* struct wisp_hc_console */
-#define WISP_HC_EXIT 1    /* value = exit status (0..255) */
-#define WISP_HC_TIME 2    /* struct wisp_hc_time, filled by the VMM */
-#define WISP_HC_FAULT 3   /* struct wisp_hc_fault: the guest crashed */
-#define WISP_HC_POLL 4    /* struct wisp_hc_poll: sleep until an event */
+#define WISP_HC_EXIT	1 /* value = exit status (0..255) */
+#define WISP_HC_TIME	2 /* struct wisp_hc_time, filled by the VMM */
+#define WISP_HC_FAULT	3 /* struct wisp_hc_fault: the guest crashed */
+#define WISP_HC_POLL	4 /* struct wisp_hc_poll: sleep until an event */
 
 #ifndef __ASSEMBLER__
 struct wisp_hc_console {
@@ -119,7 +119,7 @@ struct wisp_hc_poll {
 #endif
 
 /* Fallback devices when no boot info is present (e.g. QEMU microvm + PVH). */
-#define WISP_COM1_PORT 0x3f8
+#define WISP_COM1_PORT	     0x3f8
 #define WISP_DEBUG_EXIT_PORT 0xf4
 
 #endif

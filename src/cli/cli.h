@@ -9,22 +9,22 @@
 
 /* Process exit codes of `wisp run` besides the guest's own status (0..255). */
 #define WISP_EXIT_TIMEOUT 124 /* --timeout elapsed */
-#define WISP_EXIT_ERROR 125   /* Wisp could not start the VM: bad input, no KVM */
-#define WISP_EXIT_CRASH 126   /* the guest crashed (fault, triple fault, KVM error) */
-#define WISP_EXIT_SIGNAL 128  /* + signal number: stopped by SIGINT/SIGTERM */
+#define WISP_EXIT_ERROR	  125 /* Wisp could not start the VM: bad input, no KVM */
+#define WISP_EXIT_CRASH	  126 /* the guest crashed (fault, triple fault, KVM error) */
+#define WISP_EXIT_SIGNAL  128 /* + signal number: stopped by SIGINT/SIGTERM */
 
 #define WISP_DEFAULT_MEM (32ull << 20)
-#define WISP_MIN_MEM (2ull << 20)
-#define WISP_MAX_MEM (64ull << 30)
+#define WISP_MIN_MEM	 (2ull << 20)
+#define WISP_MAX_MEM	 (64ull << 30)
 
 /* What `wisp run` was asked to do. */
 struct run_config {
-	uint64_t mem;         /* bytes */
+	uint64_t mem; /* bytes */
 	int cpus;
-	uint64_t timeout_ms;  /* 0: none */
-	bool stats;           /* print exit statistics on stderr at the end */
+	uint64_t timeout_ms; /* 0: none */
+	bool stats;	     /* print exit statistics on stderr at the end */
 	const char *image;
-	char *cmdline;        /* guest arguments joined by spaces (malloc'd) */
+	char *cmdline; /* guest arguments joined by spaces (malloc'd) */
 };
 
 /* --- options.c --------------------------------------------------------- */

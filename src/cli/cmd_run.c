@@ -14,8 +14,8 @@
 #include "util/util.h"
 #include "vmm/vmm.h"
 
-static const char usage[] =
-	"usage: wisp run [--mem SIZE] [--cpus N] [--timeout DURATION] [--stats] IMAGE [-- ARGS...]\n";
+static const char usage[] = "usage: wisp run [--mem SIZE] [--cpus N] [--timeout DURATION] "
+			    "[--stats] IMAGE [-- ARGS...]\n";
 
 static struct vm *running_vm; /* for the signal handlers */
 
@@ -36,12 +36,9 @@ static void on_stop_signal(int sig)
 int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, size_t errlen)
 {
 	static const struct option opts[] = {
-		{"mem", required_argument, NULL, 'm'},
-		{"cpus", required_argument, NULL, 'c'},
-		{"timeout", required_argument, NULL, 't'},
-		{"stats", no_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		{"mem", required_argument, NULL, 'm'},	   {"cpus", required_argument, NULL, 'c'},
+		{"timeout", required_argument, NULL, 't'}, {"stats", no_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},	   {0},
 	};
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->mem = WISP_DEFAULT_MEM;
@@ -54,24 +51,27 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		switch (c) {
 		case 'm':
 			if (opt_parse_size(optarg, &v)) {
-				snprintf(err, errlen, "--mem '%s': not a size (use e.g. 64M or 1G)", optarg);
+				snprintf(err, errlen, "--mem '%s': not a size (use e.g. 64M or 1G)",
+					 optarg);
 				return -1;
 			}
 			if (v < WISP_MIN_MEM || v > WISP_MAX_MEM) {
-				snprintf(err, errlen, "--mem '%s': must be between %llu MiB and %llu GiB",
+				snprintf(err, errlen,
+					 "--mem '%s': must be between %llu MiB and %llu GiB",
 					 optarg, WISP_MIN_MEM >> 20, WISP_MAX_MEM >> 30);
 				return -1;
 			}
 			if (v % 4096) {
-				snprintf(err, errlen, "--mem '%s': must be a multiple of 4 KiB", optarg);
+				snprintf(err, errlen, "--mem '%s': must be a multiple of 4 KiB",
+					 optarg);
 				return -1;
 			}
 			cfg->mem = v;
 			break;
 		case 'c':
 			if (opt_parse_uint(optarg, 1, WISP_MAX_VCPUS, &v)) {
-				snprintf(err, errlen, "--cpus '%s': must be a number from 1 to %d", optarg,
-					 WISP_MAX_VCPUS);
+				snprintf(err, errlen, "--cpus '%s': must be a number from 1 to %d",
+					 optarg, WISP_MAX_VCPUS);
 				return -1;
 			}
 			cfg->cpus = (int)v;
@@ -79,7 +79,9 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		case 't':
 			if (opt_parse_duration_ms(optarg, &v)) {
 				snprintf(err, errlen,
-					 "--timeout '%s': not a duration (use e.g. 10, 500ms, 2s or 1m)", optarg);
+					 "--timeout '%s': not a duration (use e.g. 10, 500ms, 2s "
+					 "or 1m)",
+					 optarg);
 				return -1;
 			}
 			cfg->timeout_ms = v;
@@ -128,7 +130,8 @@ static int outcome(struct vm *vm, const struct run_config *cfg)
 			(unsigned long long)cfg->timeout_ms);
 		return WISP_EXIT_TIMEOUT;
 	case VM_STOP_SIGNAL:
-		fprintf(stderr, "wisp: guest stopped by signal %s\n", sigabbrev_np(vm->stop_signal));
+		fprintf(stderr, "wisp: guest stopped by signal %s\n",
+			sigabbrev_np(vm->stop_signal));
 		return WISP_EXIT_SIGNAL + vm->stop_signal;
 	case VM_STOP_CRASH:
 		vm_print_crash(vm, 2);
@@ -146,8 +149,9 @@ static void print_stats(struct vm *vm)
 	fprintf(stderr,
 		"wisp: exits: io %llu mmio %llu hypercall %llu hlt %llu intr %llu unhandled %llu "
 		"shutdown %llu other %llu\n",
-		(unsigned long long)s.io, (unsigned long long)s.mmio, (unsigned long long)s.hypercall,
-		(unsigned long long)s.hlt, (unsigned long long)s.intr, (unsigned long long)s.unhandled,
+		(unsigned long long)s.io, (unsigned long long)s.mmio,
+		(unsigned long long)s.hypercall, (unsigned long long)s.hlt,
+		(unsigned long long)s.intr, (unsigned long long)s.unhandled,
 		(unsigned long long)s.shutdown, (unsigned long long)s.other);
 }
 
@@ -185,7 +189,8 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	if (cfg.cpus != 1) {
-		fprintf(stderr, "wisp: image '%s': unikernels run on exactly 1 vCPU (--cpus %d given)\n",
+		fprintf(stderr,
+			"wisp: image '%s': unikernels run on exactly 1 vCPU (--cpus %d given)\n",
 			cfg.image, cfg.cpus);
 		goto out;
 	}
@@ -194,9 +199,8 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	vm = calloc(1, sizeof(*vm));
-	if (!vm || vm_create(vm, &kvm, cfg.mem, err, sizeof(err)) ||
-	    vcpu_signals_init() || vm_create_vcpus(vm, cfg.cpus, err, sizeof(err)) ||
-	    hypercall_register(vm)) {
+	if (!vm || vm_create(vm, &kvm, cfg.mem, err, sizeof(err)) || vcpu_signals_init() ||
+	    vm_create_vcpus(vm, cfg.cpus, err, sizeof(err)) || hypercall_register(vm)) {
 		fprintf(stderr, "wisp: cannot create the VM: %s\n", vm ? err : "out of memory");
 		goto out;
 	}

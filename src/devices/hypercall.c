@@ -15,12 +15,25 @@
 #include "vmm/vmm.h"
 
 static const char *const vector_names[WISP_NR_TRAPS] = {
-	[0] = "#DE divide error", [1] = "#DB debug", [2] = "NMI", [3] = "#BP breakpoint",
-	[4] = "#OF overflow", [5] = "#BR bound range", [6] = "#UD invalid opcode",
-	[7] = "#NM device not available", [8] = "#DF double fault", [10] = "#TS invalid TSS",
-	[11] = "#NP segment not present", [12] = "#SS stack fault", [13] = "#GP general protection",
-	[14] = "#PF page fault", [16] = "#MF x87 error", [17] = "#AC alignment check",
-	[18] = "#MC machine check", [19] = "#XM SIMD error", [20] = "#VE virtualisation",
+	[0] = "#DE divide error",
+	[1] = "#DB debug",
+	[2] = "NMI",
+	[3] = "#BP breakpoint",
+	[4] = "#OF overflow",
+	[5] = "#BR bound range",
+	[6] = "#UD invalid opcode",
+	[7] = "#NM device not available",
+	[8] = "#DF double fault",
+	[10] = "#TS invalid TSS",
+	[11] = "#NP segment not present",
+	[12] = "#SS stack fault",
+	[13] = "#GP general protection",
+	[14] = "#PF page fault",
+	[16] = "#MF x87 error",
+	[17] = "#AC alignment check",
+	[18] = "#MC machine check",
+	[19] = "#XM SIMD error",
+	[20] = "#VE virtualisation",
 	[21] = "#CP control protection",
 };
 
@@ -52,17 +65,23 @@ static int64_t console_write(struct vm *vm, uint64_t gpa, uint64_t len)
 
 static void report_fault(struct vm *vm, const struct wisp_hc_fault *f)
 {
-	const char *name = f->vector < WISP_NR_TRAPS && vector_names[f->vector] ? vector_names[f->vector]
-										  : "exception";
+	const char *name = f->vector < WISP_NR_TRAPS && vector_names[f->vector]
+				   ? vector_names[f->vector]
+				   : "exception";
 	if (f->vector == 14)
-		vm_crash(vm, "%s (vector %llu) at rip 0x%llx, error code 0x%llx, address 0x%llx, rsp 0x%llx",
+		vm_crash(vm,
+			 "%s (vector %llu) at rip 0x%llx, error code 0x%llx, address 0x%llx, rsp "
+			 "0x%llx",
 			 name, (unsigned long long)f->vector, (unsigned long long)f->rip,
 			 (unsigned long long)f->error_code, (unsigned long long)f->cr2,
 			 (unsigned long long)f->rsp);
 	else
-		vm_crash(vm, "%s (vector %llu) at rip 0x%llx, error code 0x%llx, rsp 0x%llx, cs 0x%llx, rflags 0x%llx", name,
-			 (unsigned long long)f->vector, (unsigned long long)f->rip,
-			 (unsigned long long)f->error_code, (unsigned long long)f->rsp, (unsigned long long)f->cs, (unsigned long long)f->rflags);
+		vm_crash(vm,
+			 "%s (vector %llu) at rip 0x%llx, error code 0x%llx, rsp 0x%llx, cs "
+			 "0x%llx, rflags 0x%llx",
+			 name, (unsigned long long)f->vector, (unsigned long long)f->rip,
+			 (unsigned long long)f->error_code, (unsigned long long)f->rsp,
+			 (unsigned long long)f->cs, (unsigned long long)f->rflags);
 }
 
 static void hypercall(void *opaque, struct vcpu *vcpu, uint64_t nr, uint8_t *data, uint32_t len,
@@ -77,7 +96,8 @@ static void hypercall(void *opaque, struct vcpu *vcpu, uint64_t nr, uint8_t *dat
 	uint32_t arg = 0;
 	memcpy(&arg, data, len < 4 ? len : 4);
 	if (len != 4) {
-		vm_crash(vm, "hypercall %llu with a %u-byte write (must be 4)", (unsigned long long)nr, len);
+		vm_crash(vm, "hypercall %llu with a %u-byte write (must be 4)",
+			 (unsigned long long)nr, len);
 		return;
 	}
 	if (nr == WISP_HC_EXIT) {
@@ -95,8 +115,8 @@ static void hypercall(void *opaque, struct vcpu *vcpu, uint64_t nr, uint8_t *dat
 	}
 	void *a = gmem_ptr(&vm->mem, arg, argsz);
 	if (!a) {
-		vm_crash(vm, "hypercall %llu: argument at 0x%x lies outside guest RAM", (unsigned long long)nr,
-			 arg);
+		vm_crash(vm, "hypercall %llu: argument at 0x%x lies outside guest RAM",
+			 (unsigned long long)nr, arg);
 		return;
 	}
 	switch (nr) {

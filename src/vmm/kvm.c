@@ -64,21 +64,25 @@ int kvm_open(struct kvm *kvm, char *err, size_t errlen)
 	kvm->fd = open(path, O_RDWR | O_CLOEXEC);
 	if (kvm->fd < 0) {
 		int e = errno;
-		const char *hint = e == ENOENT   ? " (is the kvm module loaded? is this a VM without nested virtualisation?)"
-				   : e == EACCES ? " (add your user to the 'kvm' group or fix the device's permissions)"
+		const char *hint = e == ENOENT ? " (is the kvm module loaded? is this a VM without "
+						 "nested virtualisation?)"
+				   : e == EACCES ? " (add your user to the 'kvm' group or fix the "
+						   "device's permissions)"
 						 : "";
 		snprintf(err, errlen, "%s: %s%s", path, strerror(e), hint);
 		return -e;
 	}
 	int v = ioctl(kvm->fd, KVM_GET_API_VERSION, 0);
 	if (v != KVM_API_VERSION) {
-		snprintf(err, errlen, "%s: KVM API version %d, Wisp needs %d", path, v, KVM_API_VERSION);
+		snprintf(err, errlen, "%s: KVM API version %d, Wisp needs %d", path, v,
+			 KVM_API_VERSION);
 		kvm_close(kvm);
 		return -ENOTSUP;
 	}
 	for (size_t i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
 		if (!kvm_check_cap(kvm, required_caps[i].cap)) {
-			snprintf(err, errlen, "%s: missing capability %s", path, required_caps[i].name);
+			snprintf(err, errlen, "%s: missing capability %s", path,
+				 required_caps[i].name);
 			kvm_close(kvm);
 			return -ENOTSUP;
 		}
@@ -91,8 +95,10 @@ int kvm_open(struct kvm *kvm, char *err, size_t errlen)
 	}
 	/* SYNC_REGS saves two ioctls per vCPU start; fall back to SET_[S]REGS. */
 	int sync = kvm_check_cap(kvm, KVM_CAP_SYNC_REGS);
-	kvm->sync_regs = getenv("WISP_NO_SYNC_REGS") ? false : (sync & (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) ==
-			 (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS);
+	kvm->sync_regs = getenv("WISP_NO_SYNC_REGS")
+				 ? false
+				 : (sync & (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) ==
+					   (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS);
 	kvm->max_vcpus = kvm_check_cap(kvm, KVM_CAP_MAX_VCPUS);
 	if (kvm->max_vcpus <= 0)
 		kvm->max_vcpus = kvm_check_cap(kvm, KVM_CAP_NR_VCPUS);

@@ -20,7 +20,8 @@ int gmem_init(struct guest_mem *mem, uint64_t size)
 		return -errno;
 	if (ftruncate(mem->memfd, (off_t)size) < 0)
 		goto fail;
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, mem->memfd, 0);
+	void *p =
+		mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, mem->memfd, 0);
 	if (p == MAP_FAILED)
 		goto fail;
 	mem->base = p;

@@ -55,7 +55,8 @@ int vcpu_create(struct vm *vm, int id, char *err, size_t errlen)
 		v->fd = -1;
 		return -e;
 	}
-	v->run = mmap(NULL, (size_t)vm->kvm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	v->run =
+		mmap(NULL, (size_t)vm->kvm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
 	if (v->run == MAP_FAILED) {
 		int e = errno;
 		v->run = NULL;
@@ -164,7 +165,8 @@ static void handle_mmio(struct vcpu *v)
 		vm_crash(v->vm, "KVM_EXIT_MMIO with bad length %u", len);
 		return;
 	}
-	if (!bus_dispatch(&v->vm->mmio, v, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write))
+	if (!bus_dispatch(&v->vm->mmio, v, run->mmio.phys_addr, run->mmio.data, len,
+			  run->mmio.is_write))
 		v->stats.unhandled++;
 }
 
@@ -215,8 +217,9 @@ void vcpu_loop(struct vcpu *v)
 			break;
 		case KVM_EXIT_FAIL_ENTRY:
 			v->stats.other++;
-			crash_with_regs(v, "VM entry failed, hardware reason",
-					(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+			crash_with_regs(
+				v, "VM entry failed, hardware reason",
+				(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 			break;
 		case KVM_EXIT_INTERNAL_ERROR:
 			v->stats.other++;

@@ -40,8 +40,8 @@ int vm_create(struct vm *vm, struct kvm *kvm, uint64_t mem_size, char *err, size
 	}
 	r = gmem_init(&vm->mem, mem_size);
 	if (r) {
-		snprintf(err, errlen, "guest memory of %llu bytes: %s", (unsigned long long)mem_size,
-			 strerror(-r));
+		snprintf(err, errlen, "guest memory of %llu bytes: %s",
+			 (unsigned long long)mem_size, strerror(-r));
 		return r;
 	}
 	struct x86_ram ram[2];
@@ -183,8 +183,9 @@ void vm_print_crash(struct vm *vm, int fd)
 		"  rsi %016llx  rdi %016llx  rbp %016llx\n"
 		"  r8  %016llx  r9  %016llx  r10 %016llx  r11 %016llx\n"
 		"  r12 %016llx  r13 %016llx  r14 %016llx  r15 %016llx\n"
-		"  cs %04x (dpl %u, l %u)  ss %04x  cr0 %08llx  cr2 %016llx  cr3 %016llx  cr4 %08llx  efer %llx\n",
-		r->rip, r->rsp, r->rflags, r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rbp, r->r8,
-		r->r9, r->r10, r->r11, r->r12, r->r13, r->r14, r->r15, s->cs.selector, s->cs.dpl, s->cs.l,
-		s->ss.selector, s->cr0, s->cr2, s->cr3, s->cr4, s->efer);
+		"  cs %04x (dpl %u, l %u)  ss %04x  cr0 %08llx  cr2 %016llx  cr3 %016llx  cr4 "
+		"%08llx  efer %llx\n",
+		r->rip, r->rsp, r->rflags, r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rbp,
+		r->r8, r->r9, r->r10, r->r11, r->r12, r->r13, r->r14, r->r15, s->cs.selector,
+		s->cs.dpl, s->cs.l, s->ss.selector, s->cr0, s->cr2, s->cr3, s->cr4, s->efer);
 }

@@ -16,17 +16,17 @@
 
 #include "devices/devices.h"
 
-#define WISP_MAX_VCPUS 64
+#define WISP_MAX_VCPUS	     64
 #define WISP_MAX_MEM_REGIONS 4
-#define WISP_ERRLEN 256
+#define WISP_ERRLEN	     256
 
 /* One process-wide handle on /dev/kvm and what it told us. */
 struct kvm {
 	int fd;
-	int run_size;               /* mmap size of struct kvm_run */
-	bool sync_regs;             /* KVM_CAP_SYNC_REGS usable for regs+sregs */
-	int max_vcpus;              /* KVM_CAP_MAX_VCPUS */
-	struct kvm_cpuid2 *cpuid;   /* KVM_GET_SUPPORTED_CPUID, queried once */
+	int run_size;		  /* mmap size of struct kvm_run */
+	bool sync_regs;		  /* KVM_CAP_SYNC_REGS usable for regs+sregs */
+	int max_vcpus;		  /* KVM_CAP_MAX_VCPUS */
+	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, queried once */
 };
 
 /* A contiguous piece of guest RAM backed by the VM's memfd. */
@@ -49,12 +49,12 @@ struct guest_mem {
 /* Why a VM stopped. */
 enum vm_stop {
 	VM_RUNNING = 0,
-	VM_STOP_EXIT,     /* guest asked to exit; exit_status holds the status */
-	VM_STOP_HALT,     /* guest halted with no way to be woken */
-	VM_STOP_CRASH,    /* guest fault, triple fault or KVM failure */
-	VM_STOP_TIMEOUT,  /* --timeout elapsed */
-	VM_STOP_SIGNAL,   /* SIGINT/SIGTERM; stop_signal holds which */
-	VM_STOP_ERROR,    /* the VMM itself failed */
+	VM_STOP_EXIT,	 /* guest asked to exit; exit_status holds the status */
+	VM_STOP_HALT,	 /* guest halted with no way to be woken */
+	VM_STOP_CRASH,	 /* guest fault, triple fault or KVM failure */
+	VM_STOP_TIMEOUT, /* --timeout elapsed */
+	VM_STOP_SIGNAL,	 /* SIGINT/SIGTERM; stop_signal holds which */
+	VM_STOP_ERROR,	 /* the VMM itself failed */
 };
 
 /* Exit counters, by kind; per vCPU, summed for a VM. */
@@ -72,7 +72,7 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool thread_started;
-	_Atomic bool in_run;       /* a thread is (about to be) in KVM_RUN */
+	_Atomic bool in_run; /* a thread is (about to be) in KVM_RUN */
 	struct exit_stats stats;
 };
 
@@ -87,14 +87,14 @@ struct vm {
 	struct vcpu vcpus[WISP_MAX_VCPUS];
 	int console_fd; /* where guest console output goes (stdout by default) */
 
-	_Atomic int stop;        /* enum vm_stop, first reason wins */
-	int exit_status;         /* for VM_STOP_EXIT */
-	int stop_signal;         /* for VM_STOP_SIGNAL */
+	_Atomic int stop;	 /* enum vm_stop, first reason wins */
+	int exit_status;	 /* for VM_STOP_EXIT */
+	int stop_signal;	 /* for VM_STOP_SIGNAL */
 	char crash[WISP_ERRLEN]; /* for VM_STOP_CRASH / VM_STOP_ERROR */
-	bool crash_regs_valid;   /* registers of the vCPU that crashed */
+	bool crash_regs_valid;	 /* registers of the vCPU that crashed */
 	struct kvm_regs crash_regs;
 	struct kvm_sregs crash_sregs;
-	pthread_mutex_t lock;    /* guards the crash fields */
+	pthread_mutex_t lock; /* guards the crash fields */
 };
 
 /* --- kvm.c ------------------------------------------------------------- */

@@ -22,6 +22,7 @@ vm_expect clock-works 0 '^monotonic ok' '' -- $WISP run $UK/clock.elf
 vm_expect big-memory 0 '^Hello' '' -- $WISP run --mem 4G $UK/hello.elf
 vm_expect small-memory 0 '' '' -- $WISP run --mem 2M $UK/noop.elf
 vm_expect cpl0-build-runs 0 '^loop: 1000 iterations' '' -- $WISP run $UK/loop-cpl0.elf -- 1000
+vm_expect set-regs-path 0 '^Hello' '' -- env WISP_NO_SYNC_REGS=1 $WISP run $UK/hello.elf
 vm_expect stats-printed 0 '' 'exits: io [0-9]+ .*hypercall [1-9]' -- $WISP run --stats $UK/hello.elf
 
 # Wall clock from the guest is the host's (within 5 s).

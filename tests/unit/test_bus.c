@@ -41,11 +41,13 @@ static void test_register(void **state)
 	assert_int_equal(bus_register(&b, 0x110, 0x10, handler, &p, "b"), 0); /* adjacent: fine */
 	assert_int_equal(bus_register(&b, 0xf8, 0x10, handler, &p, "c"), -EEXIST);
 	assert_int_equal(bus_register(&b, 0x10f, 1, handler, &p, "d"), -EEXIST);
-	assert_int_equal(bus_register(&b, 0x50, 0x1000, handler, &p, "e"), -EEXIST); /* covers both */
+	assert_int_equal(bus_register(&b, 0x50, 0x1000, handler, &p, "e"),
+			 -EEXIST); /* covers both */
 	assert_int_equal(bus_register(&b, 0x0, 0, handler, &p, "f"), -EINVAL);
 	assert_int_equal(bus_register(&b, UINT64_MAX, 2, handler, &p, "g"), -EINVAL);
 	for (int i = 0; i < 100; i++) /* growth past the initial capacity, in reverse order */
-		assert_int_equal(bus_register(&b, 0x10000 - (uint64_t)i * 0x10, 0x10, handler, &p, "h"), 0);
+		assert_int_equal(
+			bus_register(&b, 0x10000 - (uint64_t)i * 0x10, 0x10, handler, &p, "h"), 0);
 	assert_int_equal(b.nr, 102);
 	for (int i = 1; i < b.nr; i++)
 		assert_true(b.ranges[i - 1].base + b.ranges[i - 1].len <= b.ranges[i].base);

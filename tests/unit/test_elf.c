@@ -21,8 +21,14 @@ struct image {
 	size_t size;
 };
 
-static Elf64_Ehdr *ehdr(struct image *im) { return (Elf64_Ehdr *)im->buf; }
-static Elf64_Phdr *phdr(struct image *im, int i) { return (Elf64_Phdr *)(im->buf + 64) + i; }
+static Elf64_Ehdr *ehdr(struct image *im)
+{
+	return (Elf64_Ehdr *)im->buf;
+}
+static Elf64_Phdr *phdr(struct image *im, int i)
+{
+	return (Elf64_Phdr *)(im->buf + 64) + i;
+}
 
 static void make_image(struct image *im)
 {
@@ -40,10 +46,16 @@ static void make_image(struct image *im)
 	e->e_phoff = 64;
 	e->e_phentsize = sizeof(Elf64_Phdr);
 	e->e_phnum = 3;
-	*phdr(im, 0) = (Elf64_Phdr){.p_type = PT_LOAD, .p_offset = 0x1000, .p_paddr = 0x100000,
-				    .p_filesz = 0x800, .p_memsz = 0x800};
-	*phdr(im, 1) = (Elf64_Phdr){.p_type = PT_LOAD, .p_offset = 0x2000, .p_paddr = 0x101000,
-				    .p_filesz = 0x100, .p_memsz = 0x3000};
+	*phdr(im, 0) = (Elf64_Phdr){.p_type = PT_LOAD,
+				    .p_offset = 0x1000,
+				    .p_paddr = 0x100000,
+				    .p_filesz = 0x800,
+				    .p_memsz = 0x800};
+	*phdr(im, 1) = (Elf64_Phdr){.p_type = PT_LOAD,
+				    .p_offset = 0x2000,
+				    .p_paddr = 0x101000,
+				    .p_filesz = 0x100,
+				    .p_memsz = 0x3000};
 	/* The note lives at 0x2100 in the file. */
 	uint8_t *n = im->buf + 0x2100;
 	Elf64_Nhdr nh = {sizeof(WISP_NOTE_NAME), sizeof(struct wisp_note), WISP_NOTE_TYPE};
@@ -225,9 +237,9 @@ static void test_garbage(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid),      cmocka_unit_test(test_bad_headers),
+		cmocka_unit_test(test_valid),	     cmocka_unit_test(test_bad_headers),
 		cmocka_unit_test(test_bad_segments), cmocka_unit_test(test_bad_notes),
-		cmocka_unit_test(test_load_bounds), cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_load_bounds),  cmocka_unit_test(test_garbage),
 	};
 	return cmocka_run_group_tests_name("elf", tests, NULL, NULL);
 }

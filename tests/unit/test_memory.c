@@ -20,13 +20,13 @@ static void test_accessor(void **state)
 	assert_int_equal(gmem_add_region(&m, 1ull << 32, 4 << 20, 4 << 20), 0);
 	assert_ptr_equal(gmem_ptr(&m, 0, 1), m.base);
 	assert_ptr_equal(gmem_ptr(&m, (4 << 20) - 8, 8), m.base + (4 << 20) - 8);
-	assert_null(gmem_ptr(&m, (4 << 20) - 8, 9));     /* runs off the region */
-	assert_null(gmem_ptr(&m, 4 << 20, 1));           /* in the hole */
-	assert_null(gmem_ptr(&m, (4 << 20) - 1, 2));     /* straddles into the hole */
+	assert_null(gmem_ptr(&m, (4 << 20) - 8, 9)); /* runs off the region */
+	assert_null(gmem_ptr(&m, 4 << 20, 1));	     /* in the hole */
+	assert_null(gmem_ptr(&m, (4 << 20) - 1, 2)); /* straddles into the hole */
 	assert_ptr_equal(gmem_ptr(&m, 1ull << 32, 4 << 20), m.base + (4 << 20));
-	assert_null(gmem_ptr(&m, (1ull << 32) - 1, 2));  /* straddles two regions */
+	assert_null(gmem_ptr(&m, (1ull << 32) - 1, 2)); /* straddles two regions */
 	assert_null(gmem_ptr(&m, UINT64_MAX, 1));
-	assert_null(gmem_ptr(&m, 16, UINT64_MAX));       /* gpa + len wraps */
+	assert_null(gmem_ptr(&m, 16, UINT64_MAX)); /* gpa + len wraps */
 	assert_null(gmem_ptr(&m, UINT64_MAX - 4, 16));
 	assert_null(gmem_ptr(&m, 0, (4ull << 20) + 1));
 	uint8_t b[4] = {1, 2, 3, 4};
@@ -63,7 +63,7 @@ static void test_page_tables(void **state)
 	assert_int_equal(end, WISP_PML4_GPA + 3 * 4096 + 4 * 4096);
 	uint64_t pa;
 	bool user, rw;
-	assert_false(x86_translate(&m, WISP_PML4_GPA, 0, &pa, &user, &rw));      /* page 0 */
+	assert_false(x86_translate(&m, WISP_PML4_GPA, 0, &pa, &user, &rw)); /* page 0 */
 	assert_false(x86_translate(&m, WISP_PML4_GPA, 0xfff, &pa, &user, &rw));
 	assert_true(x86_translate(&m, WISP_PML4_GPA, 0x1234, &pa, &user, &rw));
 	assert_int_equal(pa, 0x1234);

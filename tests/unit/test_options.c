@@ -22,7 +22,15 @@ static void test_sizes(void **state)
 	assert_int_equal(v, 2ull << 30);
 	assert_int_equal(opt_parse_size("16MiB", &v), 0);
 	assert_int_equal(v, 16ull << 20);
-	const char *bad[] = {"", "M", "-1", "12X", "1.5G", "64 M", "1GG", "99999999999999999999", "17179869184G"};
+	const char *bad[] = {"",
+			     "M",
+			     "-1",
+			     "12X",
+			     "1.5G",
+			     "64 M",
+			     "1GG",
+			     "99999999999999999999",
+			     "17179869184G"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (opt_parse_size(bad[i], &v) == 0)
 			fail_msg("'%s' parsed as a size", bad[i]);

@@ -16,10 +16,10 @@ int main(int argc, char **argv)
 	uint64_t mem = rt_boot_info()->mem_size;
 	if (!strcmp(what, "buffers")) {
 		/* Bad buffers inside a good argument struct: -EFAULT / -EINVAL. */
-		int r1 = console(mem - 2, 16);               /* runs off the end of RAM */
+		int r1 = console(mem - 2, 16);			 /* runs off the end of RAM */
 		int r2 = console(0xfffffffffffff000ull, 0x2000); /* wraps */
-		int r3 = console(0x100000, 1ull << 40);      /* absurd length */
-		int r4 = console(mem + 0x1000, 1);           /* beyond RAM */
+		int r3 = console(0x100000, 1ull << 40);		 /* absurd length */
+		int r4 = console(mem + 0x1000, 1);		 /* beyond RAM */
 		rt_printf("console results: %d %d %d %d\n", r1, r2, r3, r4);
 		return (r1 == -14 && r2 == -14 && r3 == -22 && r4 == -14) ? 0 : 1;
 	}

@@ -38,12 +38,24 @@ long long rt_atoll(const char *s);
 /* Raw hypercall: `out` of a 32-bit value to WISP_HC_BASE + nr. */
 static inline void rt_hypercall(unsigned nr, uint32_t arg)
 {
-	__asm__ volatile("outl %0, %w1" : : "a"(arg), "Nd"((uint16_t)(WISP_HC_BASE + nr)) : "memory");
+	__asm__ volatile("outl %0, %w1"
+			 :
+			 : "a"(arg), "Nd"((uint16_t)(WISP_HC_BASE + nr))
+			 : "memory");
 }
 
-static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %w1" : : "a"(v), "Nd"(port)); }
-static inline void outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %w1" : : "a"(v), "Nd"(port)); }
-static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %w1" : : "a"(v), "Nd"(port)); }
+static inline void outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %w1" : : "a"(v), "Nd"(port));
+}
+static inline void outw(uint16_t port, uint16_t v)
+{
+	__asm__ volatile("outw %0, %w1" : : "a"(v), "Nd"(port));
+}
+static inline void outl(uint16_t port, uint32_t v)
+{
+	__asm__ volatile("outl %0, %w1" : : "a"(v), "Nd"(port));
+}
 static inline uint8_t inb(uint16_t port)
 {
 	uint8_t v;

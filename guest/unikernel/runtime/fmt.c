@@ -13,8 +13,8 @@ static void put(struct out *o, char c)
 	o->len++;
 }
 
-static void put_num(struct out *o, unsigned long long v, unsigned base, int upper, int neg, int width,
-		    char pad, int left)
+static void put_num(struct out *o, unsigned long long v, unsigned base, int upper, int neg,
+		    int width, char pad, int left)
 {
 	char tmp[24];
 	int n = 0;
@@ -67,18 +67,19 @@ int rt_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 		case 'd':
 		case 'i': {
 			long long v = lng ? va_arg(ap, long long) : va_arg(ap, int);
-			unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+			unsigned long long u =
+				v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
 			put_num(&o, u, 10, 0, v < 0, width, pad, left);
 			break;
 		}
 		case 'u':
-			put_num(&o, lng ? va_arg(ap, unsigned long long) : va_arg(ap, unsigned), 10, 0, 0, width,
-				pad, left);
+			put_num(&o, lng ? va_arg(ap, unsigned long long) : va_arg(ap, unsigned), 10,
+				0, 0, width, pad, left);
 			break;
 		case 'x':
 		case 'X':
-			put_num(&o, lng ? va_arg(ap, unsigned long long) : va_arg(ap, unsigned), 16, *fmt == 'X',
-				0, width, pad, left);
+			put_num(&o, lng ? va_arg(ap, unsigned long long) : va_arg(ap, unsigned), 16,
+				*fmt == 'X', 0, width, pad, left);
 			break;
 		case 'p':
 			put(&o, '0');

@@ -10,8 +10,8 @@ struct pvh_start_info {
 };
 #define PVH_MAGIC 0x336ec578u
 
-#define MAX_ARGS 64
-#define COM1_LSR (WISP_COM1_PORT + 5)
+#define MAX_ARGS  64
+#define COM1_LSR  (WISP_COM1_PORT + 5)
 #define COM1_THRE 0x20
 
 int rt_booted_by_wisp;

@@ -20,15 +20,16 @@ _Noreturn void rt_trap(struct rt_trap_frame *f)
 	uint64_t cr2;
 	__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
 	fault_record = (struct wisp_hc_fault){f->vector, f->error_code, f->rip, f->cs,
-					      f->rflags, f->rsp, f->ss, cr2};
+					      f->rflags, f->rsp,	f->ss,	cr2};
 	if (rt_booted_by_wisp) {
 		rt_hypercall(WISP_HC_FAULT, (uint32_t)(uintptr_t)&fault_record);
 	} else {
 		char line[160];
-		int n = rt_snprintf(line, sizeof(line),
-				    "\nunikernel fault: vector %lu error 0x%lx rip 0x%lx rsp 0x%lx cr2 0x%lx\n",
-				    (unsigned long)f->vector, (unsigned long)f->error_code,
-				    (unsigned long)f->rip, (unsigned long)f->rsp, (unsigned long)cr2);
+		int n = rt_snprintf(
+			line, sizeof(line),
+			"\nunikernel fault: vector %lu error 0x%lx rip 0x%lx rsp 0x%lx cr2 0x%lx\n",
+			(unsigned long)f->vector, (unsigned long)f->error_code,
+			(unsigned long)f->rip, (unsigned long)f->rsp, (unsigned long)cr2);
 		rt_com1_write(line, (size_t)n);
 		outb(WISP_DEBUG_EXIT_PORT, RT_FAULT_STATUS);
 	}
@@ -39,12 +40,14 @@ _Noreturn void rt_trap(struct rt_trap_frame *f)
 void rt_pvh_setup(void)
 {
 	uint64_t tss = (uint64_t)(uintptr_t)__pvh_tss;
-	uint64_t rsp0 = (uint64_t)(uintptr_t)__pvh_kstack_top, ist1 = (uint64_t)(uintptr_t)__pvh_ist_top;
+	uint64_t rsp0 = (uint64_t)(uintptr_t)__pvh_kstack_top,
+		 ist1 = (uint64_t)(uintptr_t)__pvh_ist_top;
 	memcpy(__pvh_tss + 4, &rsp0, 8);
 	memcpy(__pvh_tss + 36, &ist1, 8);
 	uint16_t iomap = 104;
 	memcpy(__pvh_tss + 102, &iomap, 2);
-	rt_pvh_gdt[5] = 103 | ((tss & 0xffffff) << 16) | (0x89ull << 40) | ((tss >> 24 & 0xff) << 56);
+	rt_pvh_gdt[5] =
+		103 | ((tss & 0xffffff) << 16) | (0x89ull << 40) | ((tss >> 24 & 0xff) << 56);
 	rt_pvh_gdt[6] = tss >> 32;
 	for (int v = 0; v < WISP_NR_TRAPS; v++) {
 		uint64_t h = rt_trap_table[v];

@@ -15,29 +15,30 @@
  * the terminating all-ones byte. IOPL=3 alone is enough on hardware KVM; a
  * KVM that does not let a guest run with IOPL (PVM masks it) checks the
  * bitmap instead, so the application's `out` still reaches the VMM. */
-#define TSS_GPA WISP_TSS_GPA
+#define TSS_GPA	  WISP_TSS_GPA
 #define TSS_IOMAP 104
-#define TSS_SIZE (TSS_IOMAP + 8192 + 1)
+#define TSS_SIZE  (TSS_IOMAP + 8192 + 1)
 #define TSS_LIMIT (TSS_SIZE - 1)
 
-#define CR0_PE 0x1ull
-#define CR0_MP 0x2ull
-#define CR0_ET 0x10ull
-#define CR0_NE 0x20ull
-#define CR0_WP 0x10000ull
-#define CR0_PG 0x80000000ull
-#define CR4_PAE 0x20ull
-#define CR4_OSFXSR 0x200ull
-#define CR4_OSXMMEXCPT 0x400ull
-#define EFER_LME 0x100ull
-#define EFER_LMA 0x400ull
+#define CR0_PE		0x1ull
+#define CR0_MP		0x2ull
+#define CR0_ET		0x10ull
+#define CR0_NE		0x20ull
+#define CR0_WP		0x10000ull
+#define CR0_PG		0x80000000ull
+#define CR4_PAE		0x20ull
+#define CR4_OSFXSR	0x200ull
+#define CR4_OSXMMEXCPT	0x400ull
+#define EFER_LME	0x100ull
+#define EFER_LMA	0x400ull
 #define RFLAGS_RESERVED 0x2ull
-#define RFLAGS_IOPL3 0x3000ull
+#define RFLAGS_IOPL3	0x3000ull
 
 /* A 16-byte interrupt gate to `handler` in the kernel code segment. */
 static void idt_gate(uint8_t *slot, uint64_t handler, unsigned ist)
 {
-	uint64_t lo = (handler & 0xffff) | ((uint64_t)WISP_SEL_KCODE << 16) | ((uint64_t)(ist & 7) << 32) |
+	uint64_t lo = (handler & 0xffff) | ((uint64_t)WISP_SEL_KCODE << 16) |
+		      ((uint64_t)(ist & 7) << 32) |
 		      (0x8eull << 40) /* present, DPL0, 64-bit interrupt gate */ |
 		      ((handler >> 16 & 0xffff) << 48);
 	uint64_t hi = handler >> 32;
@@ -59,15 +60,16 @@ int x86_setup_unikernel(const struct guest_mem *mem, const struct x86_boot64 *b,
 	gdt[3] = 0x00cff2000000ffffull; /* user data: DPL3 */
 	gdt[4] = 0x00affa000000ffffull; /* user code: 64-bit, DPL3 */
 	uint64_t base = TSS_GPA;
-	gdt[5] = (TSS_LIMIT & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) /* present, 64-bit TSS */ |
+	gdt[5] = (TSS_LIMIT & 0xffff) | ((base & 0xffffff) << 16) |
+		 (0x89ull << 40) /* present, 64-bit TSS */ |
 		 ((uint64_t)(TSS_LIMIT >> 16 & 0xf) << 48) | ((base >> 24 & 0xff) << 56);
 	gdt[6] = base >> 32;
 
 	memset(tss, 0, TSS_SIZE - 1); /* zero bits: every port allowed */
 	tss[TSS_SIZE - 1] = 0xff;
 	uint64_t rsp0 = WISP_RSP0_TOP, ist1 = WISP_IST_TOP;
-	memcpy(tss + 4, &rsp0, 8);   /* RSP0: stack for faults taken from CPL3 */
-	memcpy(tss + 36, &ist1, 8);  /* IST1: stack for #DF and NMI */
+	memcpy(tss + 4, &rsp0, 8);  /* RSP0: stack for faults taken from CPL3 */
+	memcpy(tss + 36, &ist1, 8); /* IST1: stack for #DF and NMI */
 	uint16_t iomap = TSS_IOMAP;
 	memcpy(tss + 102, &iomap, 2);
 
@@ -86,9 +88,16 @@ int x86_setup_unikernel(const struct guest_mem *mem, const struct x86_boot64 *b,
 
 static struct kvm_segment seg(uint16_t sel, uint8_t type, bool code64, unsigned dpl)
 {
-	return (struct kvm_segment){
-		.base = 0, .limit = 0xffffffff, .selector = sel, .type = type, .present = 1,
-		.dpl = (uint8_t)dpl, .db = code64 ? 0 : 1, .s = 1, .l = code64 ? 1 : 0, .g = 1};
+	return (struct kvm_segment){.base = 0,
+				    .limit = 0xffffffff,
+				    .selector = sel,
+				    .type = type,
+				    .present = 1,
+				    .dpl = (uint8_t)dpl,
+				    .db = code64 ? 0 : 1,
+				    .s = 1,
+				    .l = code64 ? 1 : 0,
+				    .g = 1};
 }
 
 int x86_vcpu_enter64(struct vcpu *vcpu, const struct x86_boot64 *b)
@@ -100,8 +109,11 @@ int x86_vcpu_enter64(struct vcpu *vcpu, const struct x86_boot64 *b)
 	sr.cs = seg(b->cpl0 ? WISP_SEL_KCODE : WISP_SEL_UCODE, 11, true, dpl);
 	sr.ss = seg(b->cpl0 ? WISP_SEL_KDATA : WISP_SEL_UDATA, 3, false, dpl);
 	sr.ds = sr.es = sr.fs = sr.gs = sr.ss;
-	sr.tr = (struct kvm_segment){.base = TSS_GPA, .limit = TSS_LIMIT, .selector = WISP_SEL_TSS,
-				     .type = 11 /* busy 64-bit TSS */, .present = 1};
+	sr.tr = (struct kvm_segment){.base = TSS_GPA,
+				     .limit = TSS_LIMIT,
+				     .selector = WISP_SEL_TSS,
+				     .type = 11 /* busy 64-bit TSS */,
+				     .present = 1};
 	sr.ldt = (struct kvm_segment){.limit = 0xffff, .type = 2, .present = 1};
 	sr.gdt = (struct kvm_dtable){.base = WISP_GDT_GPA, .limit = GDT_ENTRIES * 8 - 1};
 	sr.idt = (struct kvm_dtable){.base = WISP_IDT_GPA, .limit = WISP_NR_TRAPS * 16 - 1};
@@ -110,9 +122,10 @@ int x86_vcpu_enter64(struct vcpu *vcpu, const struct x86_boot64 *b)
 	sr.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
 	sr.efer = EFER_LME | EFER_LMA;
 
-	struct kvm_regs regs = {
-		.rip = b->entry, .rsp = b->stack_top, .rdi = b->arg0,
-		.rflags = RFLAGS_RESERVED | RFLAGS_IOPL3};
+	struct kvm_regs regs = {.rip = b->entry,
+				.rsp = b->stack_top,
+				.rdi = b->arg0,
+				.rflags = RFLAGS_RESERVED | RFLAGS_IOPL3};
 	if (vcpu->vm->kvm->sync_regs) {
 		vcpu->run->s.regs.regs = regs;
 		vcpu->run->s.regs.sregs = sr;

@@ -38,10 +38,12 @@ static int parse_notes(const uint8_t *p, uint64_t len, struct elf_image *img, ch
 		}
 		const char *name = (const char *)p + off;
 		const uint8_t *desc = p + off + name_len;
-		if (nh.n_namesz == sizeof(WISP_NOTE_NAME) && !memcmp(name, WISP_NOTE_NAME, sizeof(WISP_NOTE_NAME)) &&
+		if (nh.n_namesz == sizeof(WISP_NOTE_NAME) &&
+		    !memcmp(name, WISP_NOTE_NAME, sizeof(WISP_NOTE_NAME)) &&
 		    nh.n_type == WISP_NOTE_TYPE) {
 			if (nh.n_descsz < sizeof(struct wisp_note)) {
-				snprintf(err, errlen, "Wisp note too short (%u bytes)", nh.n_descsz);
+				snprintf(err, errlen, "Wisp note too short (%u bytes)",
+					 nh.n_descsz);
 				return -ENOEXEC;
 			}
 			memcpy(&img->wisp, desc, sizeof(img->wisp));
@@ -56,7 +58,8 @@ static int parse_notes(const uint8_t *p, uint64_t len, struct elf_image *img, ch
 			} else if (nh.n_descsz == 8) {
 				memcpy(&v, desc, 8);
 			} else {
-				snprintf(err, errlen, "PVH entry note has a bad size (%u bytes)", nh.n_descsz);
+				snprintf(err, errlen, "PVH entry note has a bad size (%u bytes)",
+					 nh.n_descsz);
 				return -ENOEXEC;
 			}
 			img->pvh_entry = v;
@@ -132,13 +135,15 @@ int elf_parse(const uint8_t *buf, size_t size, struct elf_image *img, char *err,
 		}
 		for (int j = 0; j < img->nr_segments; j++) {
 			const struct elf_segment *s = &img->seg[j];
-			if (ph.p_paddr < s->paddr + s->memsz && s->paddr < ph.p_paddr + ph.p_memsz) {
+			if (ph.p_paddr < s->paddr + s->memsz &&
+			    s->paddr < ph.p_paddr + ph.p_memsz) {
 				snprintf(err, errlen, "loadable segments overlap (at 0x%llx)",
 					 (unsigned long long)ph.p_paddr);
 				return -ENOEXEC;
 			}
 		}
-		img->seg[img->nr_segments++] = (struct elf_segment){ph.p_paddr, ph.p_memsz, ph.p_offset, ph.p_filesz};
+		img->seg[img->nr_segments++] =
+			(struct elf_segment){ph.p_paddr, ph.p_memsz, ph.p_offset, ph.p_filesz};
 		if (ph.p_paddr < img->lowest)
 			img->lowest = ph.p_paddr;
 		if (ph.p_paddr + ph.p_memsz > img->highest)
@@ -157,15 +162,18 @@ int elf_load(const struct elf_image *img, const uint8_t *buf, const struct guest
 	for (int i = 0; i < img->nr_segments; i++) {
 		const struct elf_segment *s = &img->seg[i];
 		if (s->paddr < min_gpa) {
-			snprintf(err, errlen, "segment at 0x%llx overlaps the boot structures below 0x%llx",
+			snprintf(err, errlen,
+				 "segment at 0x%llx overlaps the boot structures below 0x%llx",
 				 (unsigned long long)s->paddr, (unsigned long long)min_gpa);
 			return -EINVAL;
 		}
 		uint8_t *dst = gmem_ptr(mem, s->paddr, s->memsz);
 		if (!dst) {
 			snprintf(err, errlen,
-				 "segment 0x%llx-0x%llx lies outside guest RAM (%llu MiB); try a larger --mem",
-				 (unsigned long long)s->paddr, (unsigned long long)(s->paddr + s->memsz),
+				 "segment 0x%llx-0x%llx lies outside guest RAM (%llu MiB); try a "
+				 "larger --mem",
+				 (unsigned long long)s->paddr,
+				 (unsigned long long)(s->paddr + s->memsz),
 				 (unsigned long long)(mem->size >> 20));
 			return -E2BIG;
 		}

@@ -9,6 +9,7 @@ int x86_ram_layout(uint64_t mem_size, struct x86_ram out[2])
 		return 1;
 	}
 	out[0] = (struct x86_ram){0, X86_MMIO_HOLE_START, 0};
-	out[1] = (struct x86_ram){X86_MMIO_HOLE_END, mem_size - X86_MMIO_HOLE_START, X86_MMIO_HOLE_START};
+	out[1] = (struct x86_ram){X86_MMIO_HOLE_END, mem_size - X86_MMIO_HOLE_START,
+				  X86_MMIO_HOLE_START};
 	return 2;
 }

@@ -7,14 +7,14 @@
 #include "arch/x86/x86.h"
 #include "vmm/vmm.h"
 
-#define PTE_P 0x1ull
-#define PTE_RW 0x2ull
-#define PTE_US 0x4ull
-#define PTE_PS 0x80ull
+#define PTE_P	 0x1ull
+#define PTE_RW	 0x2ull
+#define PTE_US	 0x4ull
+#define PTE_PS	 0x80ull
 #define PTE_ADDR 0x000ffffffffff000ull
-#define PAGE 4096ull
-#define MiB2 (2ull << 20)
-#define GiB (1ull << 30)
+#define PAGE	 4096ull
+#define MiB2	 (2ull << 20)
+#define GiB	 (1ull << 30)
 
 int64_t x86_build_page_tables(const struct guest_mem *mem, uint64_t pml4_gpa, uint64_t map_size,
 			      uint64_t limit_gpa)
@@ -22,7 +22,8 @@ int64_t x86_build_page_tables(const struct guest_mem *mem, uint64_t pml4_gpa, ui
 	if (map_size == 0 || map_size > X86_MAX_MAPPED || pml4_gpa % PAGE)
 		return -EINVAL;
 	uint64_t nr_pd = (map_size + GiB - 1) / GiB;
-	uint64_t pdpt_gpa = pml4_gpa + PAGE, pt_gpa = pml4_gpa + 2 * PAGE, pd_gpa = pml4_gpa + 3 * PAGE;
+	uint64_t pdpt_gpa = pml4_gpa + PAGE, pt_gpa = pml4_gpa + 2 * PAGE,
+		 pd_gpa = pml4_gpa + 3 * PAGE;
 	uint64_t end = pd_gpa + nr_pd * PAGE;
 	if (end > limit_gpa)
 		return -E2BIG;

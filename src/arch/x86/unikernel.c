@@ -17,8 +17,8 @@ bool x86_is_unikernel(const uint8_t *buf, size_t size)
 	return elf_parse(buf, size, &img, err, sizeof(err)) == 0 && img.has_wisp_note;
 }
 
-int x86_boot_unikernel(struct vm *vm, const uint8_t *buf, size_t size, const char *cmdline, char *err,
-		       size_t errlen)
+int x86_boot_unikernel(struct vm *vm, const uint8_t *buf, size_t size, const char *cmdline,
+		       char *err, size_t errlen)
 {
 	_Static_assert(sizeof(struct wisp_boot_info) <= CMDLINE_OFFSET, "boot info too large");
 	struct elf_image img;
@@ -45,7 +45,8 @@ int x86_boot_unikernel(struct vm *vm, const uint8_t *buf, size_t size, const cha
 	if (r)
 		return r;
 	if (low_top - img.highest < X86_MIN_STACK) {
-		snprintf(err, errlen, "image leaves less than %u KiB for the stack; try a larger --mem",
+		snprintf(err, errlen,
+			 "image leaves less than %u KiB for the stack; try a larger --mem",
 			 X86_MIN_STACK >> 10);
 		return -E2BIG;
 	}
@@ -86,8 +87,9 @@ int x86_boot_unikernel(struct vm *vm, const uint8_t *buf, size_t size, const cha
 		.trap_table = img.wisp.trap_table,
 		.cpl0 = img.wisp.flags & WISP_NOTE_CPL0,
 	};
-	uint64_t map = vm->mem.size > X86_MMIO_HOLE_START ? vm->mem.size + (X86_MMIO_HOLE_END - X86_MMIO_HOLE_START)
-							  : X86_MMIO_HOLE_END;
+	uint64_t map = vm->mem.size > X86_MMIO_HOLE_START
+			       ? vm->mem.size + (X86_MMIO_HOLE_END - X86_MMIO_HOLE_START)
+			       : X86_MMIO_HOLE_END;
 	r = x86_setup_unikernel(&vm->mem, &b, map);
 	if (r) {
 		snprintf(err, errlen, "cannot build boot structures: %s", strerror(-r));

@@ -15,7 +15,7 @@ struct vcpu;
 
 /* RAM below the MMIO hole ends here; the rest is placed from 4 GiB up. */
 #define X86_MMIO_HOLE_START 0xC0000000ull
-#define X86_MMIO_HOLE_END 0x100000000ull
+#define X86_MMIO_HOLE_END   0x100000000ull
 /* Page tables for unikernels map at least the first 4 GiB (RAM + MMIO hole). */
 #define X86_MAX_MAPPED (128ull << 30)
 
@@ -74,11 +74,11 @@ int elf_load(const struct elf_image *img, const uint8_t *buf, const struct guest
 /* --- boot64.c ---------------------------------------------------------- */
 /* Everything a 64-bit unikernel needs before its first instruction. */
 struct x86_boot64 {
-	uint64_t entry;       /* RIP */
-	uint64_t stack_top;   /* RSP (16-byte aligned) */
-	uint64_t arg0;        /* RDI */
-	uint64_t trap_table;  /* GPA of the runtime's 32 handler addresses, 0 if none */
-	bool cpl0;            /* run at CPL0 instead of CPL3 */
+	uint64_t entry;	     /* RIP */
+	uint64_t stack_top;  /* RSP (16-byte aligned) */
+	uint64_t arg0;	     /* RDI */
+	uint64_t trap_table; /* GPA of the runtime's 32 handler addresses, 0 if none */
+	bool cpl0;	     /* run at CPL0 instead of CPL3 */
 };
 
 /* Write GDT, TSS, IDT and page tables for a unikernel into guest memory. */
@@ -93,8 +93,8 @@ struct vm;
 
 /* Load a Wisp unikernel ELF (already read into buf) into vm, write its boot
  * info with `cmdline`, and point vCPU 0 at its entry. */
-int x86_boot_unikernel(struct vm *vm, const uint8_t *buf, size_t size, const char *cmdline, char *err,
-		       size_t errlen);
+int x86_boot_unikernel(struct vm *vm, const uint8_t *buf, size_t size, const char *cmdline,
+		       char *err, size_t errlen);
 /* True if buf holds an ELF carrying a Wisp note (cheap check, no loading). */
 bool x86_is_unikernel(const uint8_t *buf, size_t size);
 
