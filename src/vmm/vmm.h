@@ -64,6 +64,16 @@ struct exit_stats {
 
 struct vm;
 
+/* A device attached to a VM. The VM owns it: destroy() runs at teardown,
+ * newest first. Devices also register their address ranges on a bus; this
+ * list is how the VM finds them all again (teardown, and later snapshot). */
+struct device {
+	const char *name;
+	void *opaque;
+	void (*destroy)(void *opaque);
+	struct device *next;
+};
+
 /* One virtual CPU: its fd, its kvm_run page and its thread. */
 struct vcpu {
 	struct vm *vm;
@@ -85,7 +95,8 @@ struct vm {
 	struct bus mmio;
 	int nr_vcpus;
 	struct vcpu vcpus[WISP_MAX_VCPUS];
-	int console_fd; /* where guest console output goes (stdout by default) */
+	int console_fd;		/* where guest console output goes (stdout by default) */
+	struct device *devices; /* newest first */
 
 	_Atomic int stop;	 /* enum vm_stop, first reason wins */
 	int exit_status;	 /* for VM_STOP_EXIT */
@@ -128,7 +139,11 @@ int gmem_read(const struct guest_mem *mem, uint64_t gpa, void *dst, uint64_t len
 int vm_create(struct vm *vm, struct kvm *kvm, uint64_t mem_size, char *err, size_t errlen);
 /* Create vCPUs 0..n-1 with CPUID set. */
 int vm_create_vcpus(struct vm *vm, int n, char *err, size_t errlen);
-/* Destroy vCPUs, memory and the VM fd. Safe on a partly created VM. */
+/* Attach a device (see struct device); -ENOMEM on allocation failure. */
+int vm_add_device(struct vm *vm, const char *name, void *opaque, void (*destroy)(void *opaque));
+/* Find an attached device by name (first match, newest first), or NULL. */
+struct device *vm_find_device(struct vm *vm, const char *name);
+/* Destroy devices, vCPUs, memory and the VM fd. Safe on a partly created VM. */
 void vm_destroy(struct vm *vm);
 /* Ask the VM to stop for `reason` (first caller wins) and kick all vCPUs.
  * Async-signal-safe. */
