@@ -63,6 +63,7 @@ struct exit_stats {
 };
 
 struct vm;
+struct ring;
 
 /* A device attached to a VM. The VM owns it: destroy() runs at teardown,
  * newest first. Devices also register their address ranges on a bus; this
@@ -106,6 +107,20 @@ struct vm {
 	struct kvm_regs crash_regs;
 	struct kvm_sregs crash_sregs;
 	pthread_mutex_t lock; /* guards the crash fields */
+
+	/* Console output goes to this ring when set (VMMs under wispd), else to
+	 * console_fd. */
+	struct ring *console_ring;
+	/* CLOCK_MONOTONIC ns of the guest's first hypercall, 0 until then: the
+	 * end point of "create request -> guest running" (bench/). */
+	uint64_t first_hypercall_ns;
+	/* Control channel of a single-threaded VMM under wispd (src/control/):
+	 * ctl_fd turns readable when a control message waits (-1: none), and
+	 * vCPU 0 calls ctl_serve(vm) on its own thread when a kick interrupts
+	 * KVM_RUN or when ctl_fd turns readable inside vcpu_wait(). */
+	int ctl_fd;
+	void (*ctl_serve)(struct vm *vm);
+	void *ctl_opaque;
 };
 
 /* --- kvm.c ------------------------------------------------------------- */
@@ -158,6 +173,9 @@ int vm_run(struct vm *vm);
 void vm_stats(const struct vm *vm, struct exit_stats *out);
 /* Print why the VM crashed and the registers of the crashed vCPU. */
 void vm_print_crash(struct vm *vm, int fd);
+/* Write guest console bytes to the VM's console ring or console_fd;
+ * returns bytes written or -errno. */
+int64_t vm_console_write(struct vm *vm, const void *buf, size_t len);
 
 /* --- vcpu.c ------------------------------------------------------------ */
 /* Create vCPU `id`: fd, kvm_run mapping, CPUID. */
