@@ -194,7 +194,9 @@ void api_reply(struct wispd *d, struct request *rq, struct vmm *v, const struct 
 				d->creates_pool++;
 			else
 				d->creates_cold++;
-			vmm_write_info(d, v);
+			v->info_due = true; /* written after the reply goes out */
+			v->next_due = d->info_due;
+			d->info_due = v;
 			answer_json(rq, 201, vm_json(v));
 		} else {
 			d->create_errors++;

@@ -170,13 +170,14 @@ struct vmm {
 	char id[CTL_ID_LEN + 1];
 	char name[CTL_NAME_MAX + 1];
 	pid_t pid;
-	bool child; /* spawned by this wispd: waitpid tells how it ended */
-	bool is_vm; /* configured (or being configured); else a pool shell */
-	bool ready; /* the shell sent CTL_READY */
-	bool cold;  /* spawned for one create, outside the pool */
-	bool gone;  /* the process has ended (reaped, or its socket closed) */
-	bool final; /* state is final (exited or crashed) */
-	int fd;	    /* control connection, -1 once closed */
+	bool child;    /* spawned by this wispd: waitpid tells how it ended */
+	bool is_vm;    /* configured (or being configured); else a pool shell */
+	bool ready;    /* the shell sent CTL_READY */
+	bool cold;     /* spawned for one create, outside the pool */
+	bool gone;     /* the process has ended (reaped, or its socket closed) */
+	bool final;    /* state is final (exited or crashed) */
+	bool info_due; /* the info file is still to be written */
+	int fd;	       /* control connection, -1 once closed */
 	enum ctl_state state;
 	struct pool_class *cls; /* pool shells: their class */
 	struct vmm *next_ready;
@@ -192,6 +193,7 @@ struct vmm {
 	struct exit_stats exits;
 	struct pending *pending, *pending_tail;
 	struct vmm *next_dead; /* wispd's graveyard */
+	struct vmm *next_due;  /* wispd's list of info files to write */
 };
 
 /* The daemon. */
@@ -205,6 +207,7 @@ struct wispd {
 	unsigned nr_vms;
 	struct request *followers; /* console streams waiting for output */
 	struct vmm *graveyard;	   /* freed at the end of the loop iteration */
+	struct vmm *info_due;	   /* info files to write once the replies are out */
 	unsigned creating;	   /* creates waiting for their VMM's answer */
 	bool timer_armed;
 	uint64_t busy_ns; /* CLOCK_MONOTONIC of the last event: refills wait for a quiet moment */

@@ -330,6 +330,11 @@ static bool drain(struct wispd *d, struct vmm *v)
 		ssize_t n = ctl_recv(v->fd, &m, sizeof(m), NULL);
 		if (n == -EAGAIN)
 			return true;
+		/* A VMM that exits with a message of ours unread leaves
+		 * ECONNRESET, which recvmsg reports before the messages it
+		 * still holds (such as the VMM's last report): read on. */
+		if (n == -ECONNRESET)
+			continue;
 		if (n <= 0)
 			return false;
 		if (n != (ssize_t)sizeof(m.info)) {

@@ -57,13 +57,26 @@ static void fill_info(struct ctl_info *in, uint32_t type)
 	vm_stats(&sh.vm, &in->exits);
 }
 
-static void send_info(uint32_t type)
+/* Send to wispd. The connection is non-blocking (it is drained from the
+ * vCPU loop); a full socket means a busy wispd, which gets a second to
+ * make room before the message is dropped. */
+static void send_msg(const void *msg, size_t len)
 {
 	if (sh.conn < 0)
 		return;
+	for (int tries = 0; tries < 2; tries++) {
+		if (ctl_send(sh.conn, msg, len, -1) != -EAGAIN)
+			return;
+		struct pollfd p = {.fd = sh.conn, .events = POLLOUT};
+		poll(&p, 1, 1000);
+	}
+}
+
+static void send_info(uint32_t type)
+{
 	struct ctl_info in;
 	fill_info(&in, type);
-	ctl_send(sh.conn, &in, sizeof(in), -1);
+	send_msg(&in, sizeof(in));
 }
 
 /* Tell wispd we failed (reason printf-style), with an errno class. */
@@ -77,8 +90,7 @@ static void send_failed(int error, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(in.reason, sizeof(in.reason), fmt, ap);
 	va_end(ap);
-	if (sh.conn >= 0)
-		ctl_send(sh.conn, &in, sizeof(in), -1);
+	send_msg(&in, sizeof(in));
 }
 
 /* Run the vCPU once through code that touches what a small unikernel
@@ -515,8 +527,7 @@ static void report_end(void)
 		break;
 	}
 	write_status(&in);
-	if (sh.conn >= 0)
-		ctl_send(sh.conn, &in, sizeof(in), -1);
+	send_msg(&in, sizeof(in));
 }
 
 static const char usage[] = "usage: wisp-vmm --id ID --dir DIR --mem BYTES --fd FD [--ring BYTES]\n"

@@ -373,6 +373,19 @@ static void on_signals(struct wispd *d)
 	}
 }
 
+/* Info files are written after MHD has sent the replies: they are for a
+ * future wispd, not for the client waiting now. */
+static void write_due_info(struct wispd *d)
+{
+	while (d->info_due) {
+		struct vmm *v = d->info_due;
+		d->info_due = v->next_due;
+		if (v->info_due && !v->gone)
+			vmm_write_info(d, v);
+		v->info_due = false;
+	}
+}
+
 static void free_graveyard(struct wispd *d)
 {
 	while (d->graveyard) {
@@ -444,6 +457,7 @@ static void run(struct wispd *d)
 			}
 		}
 		MHD_run(d->mhd);
+		write_due_info(d);
 		free_graveyard(d);
 	}
 }

@@ -202,6 +202,19 @@ static void handle_mmio(struct vcpu *v)
 		v->stats.unhandled++;
 }
 
+/* A kick that made KVM_RUN return stays pending: KVM restores the thread's
+ * mask, which blocks the kick signal, before the handler could run. Left
+ * there, it would make every later KVM_RUN return at once. */
+static void eat_kick(void)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, VCPU_KICK_SIGNAL);
+	struct timespec zero = {0, 0};
+	while (sigtimedwait(&s, NULL, &zero) == VCPU_KICK_SIGNAL)
+		;
+}
+
 static void crash_with_regs(struct vcpu *v, const char *what, unsigned long long detail)
 {
 	vcpu_save_crash_regs(v);
@@ -218,6 +231,7 @@ void vcpu_loop(struct vcpu *v)
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				eat_kick();
 				v->stats.intr++;
 				if (serves_control(v))
 					vm->ctl_serve(vm);
