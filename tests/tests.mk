@@ -17,11 +17,16 @@ test-unit: $(UNIT_BINS)
 test-integration: $(BUILD)/asan/wisp unikernels
 	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels tests/integration/test_run.sh
 
+# The control plane: wispd, wisp-vmm and the client verbs, all under ASan.
+test-control: $(BUILD)/asan/wisp $(BUILD)/asan/wispd $(BUILD)/asan/wisp-vmm unikernels
+	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels tests/integration/test_control.sh
+
 # The stages run in order; each prints its own PASS/FAIL/SKIPPED lines.
 test: test-deps
 	$(MAKE) format-check
-	$(MAKE) all $(BUILD)/asan/wisp $(UNIT_BINS)
+	$(MAKE) all $(BUILD)/asan/wisp $(BUILD)/asan/wispd $(BUILD)/asan/wisp-vmm $(UNIT_BINS)
 	$(MAKE) test-unit
 	$(MAKE) test-integration
+	$(MAKE) test-control
 
-.PHONY: test test-deps test-unit test-integration
+.PHONY: test test-deps test-unit test-integration test-control

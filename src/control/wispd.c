@@ -265,7 +265,8 @@ static int take_runtime_dir(struct wispd *d, char *err, size_t errlen)
 		snprintf(err, errlen, "runtime directory '%.300s...': path too long", real);
 		return -1;
 	}
-	snprintf(cfg->runtime_dir, sizeof(cfg->runtime_dir), "%s", real);
+	memcpy(cfg->runtime_dir, real, strlen(real) + 1); /* length checked */
+	const char *dir = cfg->runtime_dir;
 	d->lock_fd = open("wispd.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (d->lock_fd < 0 || flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		char pid[32] = "?";
@@ -275,9 +276,9 @@ static int take_runtime_dir(struct wispd *d, char *err, size_t errlen)
 			pid[strcspn(pid, "\n")] = 0;
 			snprintf(err, errlen,
 				 "another wispd (pid %s) is running with runtime directory %s", pid,
-				 real);
+				 dir);
 		} else {
-			snprintf(err, errlen, "%s/wispd.lock: %s", real, strerror(errno));
+			snprintf(err, errlen, "%s/wispd.lock: %s", dir, strerror(errno));
 		}
 		return -1;
 	}
@@ -288,7 +289,7 @@ static int take_runtime_dir(struct wispd *d, char *err, size_t errlen)
 	    (d->vms_fd = open("vms", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
 	    (d->shells_fd = open("shells", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
 	    (d->run_fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		snprintf(err, errlen, "runtime directory %s: %s", real, strerror(errno));
+		snprintf(err, errlen, "runtime directory %s: %s", dir, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -519,11 +520,16 @@ static int daemonize(const char *runtime_dir)
 			fprintf(stderr,
 				"wispd: the daemon died while starting (see %s/wispd.log)\n",
 				runtime_dir);
+			fflush(stderr);
 			_exit(WISP_EXIT_ERROR);
 		}
 		msg[n] = 0;
 		bool ok = !strncmp(msg, "ok ", 3);
-		fprintf(ok ? stdout : stderr, "%s\n", ok ? msg + 3 : msg);
+		/* write(2), not stdio: _exit() would drop a buffer. */
+		char line[520];
+		int len = snprintf(line, sizeof(line), "%s\n", ok ? msg + 3 : msg);
+		if (write(ok ? 1 : 2, line, (size_t)len) < 0)
+			_exit(WISP_EXIT_ERROR);
 		_exit(ok ? 0 : WISP_EXIT_ERROR);
 	}
 	close(p[0]);
