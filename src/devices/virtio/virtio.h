@@ -9,7 +9,9 @@
  * Threads and locking: the vCPU thread handles MMIO register accesses; an
  * I/O thread (struct ioloop) serves queue notifications (ioeventfds) and
  * backend fds. Both take the device's `lock`, so every handler below that
- * gets a struct virtio_dev runs with it held. */
+ * gets a struct virtio_dev runs with it held. Queue work (ops->notify) runs
+ * only on the I/O thread: the register path forwards to the ioeventfd. Only
+ * ops->reset and ops->activate run on the vCPU thread. */
 #ifndef WISP_VIRTIO_H
 #define WISP_VIRTIO_H
 
@@ -118,7 +120,8 @@ struct virtio_dev_ops {
 	void (*notify)(struct virtio_dev *d, int q);
 	/* DRIVER_OK was just set; non-zero refuses it (device needs reset). */
 	int (*activate)(struct virtio_dev *d);
-	/* Device reset by the driver (status 0), on the vCPU thread. */
+	/* Device reset by the driver (status 0), on the vCPU thread: the I/O
+	 * thread may be waiting for the lock to serve one of this device's fds. */
 	void (*reset)(struct virtio_dev *d);
 	/* Add the backend's own fds to the loop (at attach, before it runs). */
 	int (*start)(struct virtio_dev *d);
@@ -159,7 +162,8 @@ struct virtio_dev {
 	struct virtio_kick {
 		struct virtio_dev *d;
 		int q;
-		int fd; /* ioeventfd on QueueNotify matching q */
+		int fd;		   /* ioeventfd on QueueNotify matching q */
+		uint64_t internal; /* our own writes to fd, not guest notifies */
 	} kick[VIRTIO_MAX_QUEUES];
 	bool attached;
 
