@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli/virtio_args.h"
+
 /* Process exit codes of `wisp run` besides the guest's own status (0..255). */
 #define WISP_EXIT_TIMEOUT 124 /* --timeout elapsed */
 #define WISP_EXIT_ERROR	  125 /* Wisp could not start the VM: bad input, no KVM */
@@ -24,7 +26,8 @@ struct run_config {
 	uint64_t timeout_ms; /* 0: none */
 	bool stats;	     /* print exit statistics on stderr at the end */
 	const char *image;
-	char *cmdline; /* guest arguments joined by spaces (malloc'd) */
+	char *cmdline;		    /* guest arguments joined by spaces (malloc'd) */
+	struct virtio_args virtio; /* --rng, --disk, --net, --console, --vsock */
 };
 
 /* --- options.c --------------------------------------------------------- */

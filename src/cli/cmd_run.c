@@ -14,8 +14,11 @@
 #include "util/util.h"
 #include "vmm/vmm.h"
 
-static const char usage[] = "usage: wisp run [--mem SIZE] [--cpus N] [--timeout DURATION] "
-			    "[--stats] IMAGE [-- ARGS...]\n";
+static const char usage[] =
+	"usage: wisp run [--mem SIZE] [--cpus N] [--timeout DURATION] [--stats]\n"
+	"                [--rng] [--disk PATH[,ro][,id=ID]] [--net tap=NAME[,mac=MAC]]\n"
+	"                [--console virtio[,sock=PATH]] [--vsock PATH[,cid=N]]\n"
+	"                IMAGE [-- ARGS...]\n";
 
 static struct vm *running_vm; /* for the signal handlers */
 
@@ -38,7 +41,11 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 	static const struct option opts[] = {
 		{"mem", required_argument, NULL, 'm'},	   {"cpus", required_argument, NULL, 'c'},
 		{"timeout", required_argument, NULL, 't'}, {"stats", no_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},	   {0},
+		{"help", no_argument, NULL, 'h'},
+		/* virtio devices: codes >= 1000, handled by virtio_args.c */
+		{"rng", no_argument, NULL, 1000},	   {"disk", required_argument, NULL, 1001},
+		{"net", required_argument, NULL, 1002},	   {"console", required_argument, NULL, 1003},
+		{"vsock", required_argument, NULL, 1004},  {0},
 	};
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->mem = WISP_DEFAULT_MEM;
@@ -92,8 +99,20 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		case 'h':
 			snprintf(err, errlen, "%s", "");
 			return 1;
+		case 1000:
+		case 1001:
+		case 1002:
+		case 1003:
+		case 1004:
+			if (virtio_args_parse(&cfg->virtio, opts[c - 1000 + 5].name, optarg, err,
+					      errlen))
+				return -1;
+			break;
 		default:
-			if (optopt)
+			if (optopt >= 1000)
+				snprintf(err, errlen, "run: option '--%s' needs a value",
+					 opts[optopt - 1000 + 5].name);
+			else if (optopt)
 				snprintf(err, errlen, "run: option '-%c' %s", optopt,
 					 strchr("mct", optopt) ? "needs a value" : "is not known");
 			else
@@ -161,6 +180,7 @@ int cmd_run(int argc, char **argv)
 	char err[WISP_ERRLEN];
 	int r = run_parse_args(argc, argv, &cfg, err, sizeof(err));
 	if (r) {
+		virtio_args_free(&cfg.virtio);
 		if (r > 0) {
 			fputs(usage, stdout);
 			return 0;
@@ -176,6 +196,7 @@ int cmd_run(int argc, char **argv)
 	if (r) {
 		fprintf(stderr, "wisp: image '%s': %s\n", cfg.image, util_file_error(r));
 		free(cfg.cmdline);
+		virtio_args_free(&cfg.virtio);
 		return WISP_EXIT_ERROR;
 	}
 	int code = WISP_EXIT_ERROR;
@@ -194,6 +215,11 @@ int cmd_run(int argc, char **argv)
 			cfg.image, cfg.cpus);
 		goto out;
 	}
+	/* Device backends too: a bad --disk path fails here, without KVM. */
+	if (virtio_args_open(&cfg.virtio, err, sizeof(err))) {
+		fprintf(stderr, "wisp: %s\n", err);
+		goto out;
+	}
 	if (kvm_open(&kvm, err, sizeof(err))) {
 		fprintf(stderr, "wisp: %s\n", err);
 		goto out;
@@ -204,10 +230,17 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "wisp: cannot create the VM: %s\n", vm ? err : "out of memory");
 		goto out;
 	}
+	if (virtio_args_attach(&cfg.virtio, vm, err, sizeof(err))) {
+		fprintf(stderr, "wisp: cannot attach devices: %s\n", err);
+		goto out;
+	}
 	if (x86_boot_unikernel(vm, img, size, cfg.cmdline, err, sizeof(err))) {
 		fprintf(stderr, "wisp: image '%s': %s\n", cfg.image, err);
 		goto out;
 	}
+	struct wisp_device table[WISP_MAX_DEVICES];
+	x86_unikernel_set_devices(vm, table,
+				  (uint32_t)virtio_device_table(vm, table, WISP_MAX_DEVICES));
 	free(img);
 	img = NULL;
 
@@ -227,8 +260,10 @@ int cmd_run(int argc, char **argv)
 	struct itimerval off = {0};
 	setitimer(ITIMER_REAL, &off, NULL);
 	code = outcome(vm, &cfg);
-	if (cfg.stats)
+	if (cfg.stats) {
 		print_stats(vm);
+		virtio_print_stats(vm, 2);
+	}
 	running_vm = NULL;
 out:
 	if (vm)
@@ -238,5 +273,6 @@ out:
 		kvm_close(&kvm);
 	free(img);
 	free(cfg.cmdline);
+	virtio_args_free(&cfg.virtio);
 	return code;
 }
