@@ -562,6 +562,7 @@ static void host_hello(struct conn *c)
 	} while (conn_find(v, c->host_port, port));
 	c->state = CONN_CONNECTING;
 	c->owe |= OWE_REQUEST;
+	c->readable = true; /* bytes may follow the line, and no new edge will come */
 }
 
 static void on_conn(void *opaque, uint32_t events)
