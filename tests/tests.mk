@@ -14,8 +14,17 @@ test-unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; \
 	 if [ $$fail = 0 ]; then echo "unit: all passed"; else echo "unit: FAILED"; exit 1; fi
 
-test-integration: $(BUILD)/asan/wisp unikernels
-	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels tests/integration/test_run.sh
+# A unix-socket peer for the console and vsock tests.
+$(BUILD)/tests/uds: tests/integration/uds.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $<
+
+test-integration: $(BUILD)/asan/wisp unikernels $(BUILD)/tests/uds
+	@fail=0; \
+	 WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels tests/integration/test_run.sh || fail=1; \
+	 WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels UDS=$(BUILD)/tests/uds \
+		tests/integration/test_virtio.sh || fail=1; \
+	 exit $$fail
 
 # The stages run in order; each prints its own PASS/FAIL/SKIPPED lines.
 test: test-deps
