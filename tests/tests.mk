@@ -8,7 +8,7 @@ $(BUILD)/asan/tests/%: tests/unit/%.c $(BUILD)/asan/libwisp.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $< $(BUILD)/asan/libwisp.a -lcmocka $(LDLIBS)
 
 test-deps:
-	scripts/deps.sh build test
+	scripts/deps.sh build test fuzz
 
 test-unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; \
@@ -32,5 +32,8 @@ test: test-deps
 	$(MAKE) all $(BUILD)/asan/wisp $(UNIT_BINS)
 	$(MAKE) test-unit
 	$(MAKE) test-integration
+	$(MAKE) fuzz-short
+
+include tests/fuzz/fuzz.mk
 
 .PHONY: test test-deps test-unit test-integration
