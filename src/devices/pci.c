@@ -69,8 +69,8 @@ static void remap_bars(struct pci_bus *pb, struct pci_device *d)
 			bus_unregister(bus, b->base);
 			b->mapped = false;
 		}
-		if (want && !b->mapped && bus_register(bus, base, b->size, b->fn, b->opaque,
-						       d->name) == 0) {
+		if (want && !b->mapped &&
+		    bus_register(bus, base, b->size, b->fn, b->opaque, d->name) == 0) {
 			b->mapped = true;
 			b->base = base;
 		}
@@ -93,8 +93,8 @@ static void build_header(struct pci_device *d)
 	put16(&d->cfg[PCI_REG_SUBSYS_ID], d->subsys_id);
 	/* No interrupt pin: none of our PCI devices raises INTx (yet). */
 	d->cfg[PCI_REG_INT_PIN] = 0;
-	put16(&d->wmask[PCI_REG_COMMAND], PCI_CMD_IO | PCI_CMD_MEM | PCI_CMD_MASTER |
-						  PCI_CMD_INTX_OFF);
+	put16(&d->wmask[PCI_REG_COMMAND],
+	      PCI_CMD_IO | PCI_CMD_MEM | PCI_CMD_MASTER | PCI_CMD_INTX_OFF);
 	d->wmask[PCI_REG_CACHE_LINE] = 0xff; /* scratch registers for the OS */
 	d->wmask[PCI_REG_LATENCY] = 0xff;
 	d->wmask[PCI_REG_INT_LINE] = 0xff;

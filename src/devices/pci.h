@@ -29,11 +29,11 @@
 #define PCI_IO_WINDOW_SIZE    0x4000u
 
 /* Identity of Wisp's own PCI functions (docs/pci.md explains the choice). */
-#define PCI_VENDOR_WISP		0x1234
-#define PCI_DEVICE_WISP_BRIDGE	0x5700 /* the host bridge */
-#define PCI_DEVICE_WISP_RNG	0x5701 /* the course's RNG device */
-#define PCI_CLASS_HOST_BRIDGE	0x060000
-#define PCI_CLASS_OTHER_CRYPTO	0x108000 /* encryption controller, other */
+#define PCI_VENDOR_WISP	       0x1234
+#define PCI_DEVICE_WISP_BRIDGE 0x5700 /* the host bridge */
+#define PCI_DEVICE_WISP_RNG    0x5701 /* the course's RNG device */
+#define PCI_CLASS_HOST_BRIDGE  0x060000
+#define PCI_CLASS_OTHER_CRYPTO 0x108000 /* encryption controller, other */
 
 /* Config-space offsets and bits of a type-0 header used here. */
 #define PCI_REG_VENDOR	    0x00

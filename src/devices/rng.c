@@ -29,7 +29,7 @@
 
 struct rng_device {
 	struct pci_device pci;
-	pthread_mutex_t lock;  /* vCPUs of an SMP guest read concurrently */
+	pthread_mutex_t lock; /* vCPUs of an SMP guest read concurrently */
 	uint64_t state;
 	struct rng_stats stats;
 };
@@ -111,7 +111,10 @@ int rng_create(struct pci_bus *pb, const uint32_t *seed, struct rng_device **out
 		.subsys_id = PCI_DEVICE_WISP_RNG,
 		.class_code = PCI_CLASS_OTHER_CRYPTO,
 		.revision = 1,
-		.bars[0] = {.type = PCI_BAR_MEM32, .size = RNG_BAR_SIZE, .fn = rng_mmio, .opaque = rng},
+		.bars[0] = {.type = PCI_BAR_MEM32,
+			    .size = RNG_BAR_SIZE,
+			    .fn = rng_mmio,
+			    .opaque = rng},
 	};
 	int r = pci_add_device(pb, &rng->pci);
 	if (r) {

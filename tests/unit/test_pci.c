@@ -17,8 +17,8 @@ struct counter {
 	uint64_t last_off;
 };
 
-static void count_access(void *opaque, struct vcpu *vcpu, uint64_t off, uint8_t *data,
-			 uint32_t len, bool is_write)
+static void count_access(void *opaque, struct vcpu *vcpu, uint64_t off, uint8_t *data, uint32_t len,
+			 bool is_write)
 {
 	struct counter *c = opaque;
 	c->calls++;
@@ -46,9 +46,13 @@ static int setup(void **state)
 		.vendor_id = 0x1234,
 		.device_id = 0xabcd,
 		.class_code = 0xff0000,
-		.bars[0] = {.type = PCI_BAR_MEM32, .size = 0x1000, .fn = count_access,
+		.bars[0] = {.type = PCI_BAR_MEM32,
+			    .size = 0x1000,
+			    .fn = count_access,
 			    .opaque = &f.mem_hits},
-		.bars[2] = {.type = PCI_BAR_IO, .size = 0x20, .fn = count_access,
+		.bars[2] = {.type = PCI_BAR_IO,
+			    .size = 0x20,
+			    .fn = count_access,
 			    .opaque = &f.io_hits},
 	};
 	assert_int_equal(pci_add_device(&f.pb, &f.dev), 0);
@@ -193,7 +197,10 @@ static void test_bar_placement_and_sizing(void **state)
 	struct counter c = {0};
 	struct pci_device d2 = {
 		.name = "second",
-		.bars[0] = {.type = PCI_BAR_MEM32, .size = 0x10000, .fn = count_access, .opaque = &c},
+		.bars[0] = {.type = PCI_BAR_MEM32,
+			    .size = 0x10000,
+			    .fn = count_access,
+			    .opaque = &c},
 	};
 	assert_int_equal(pci_add_device(&f->pb, &d2), 0);
 	uint32_t d2bar = cfg_read(&f->pio, d2.slot, PCI_REG_BAR0, 4);
@@ -219,7 +226,7 @@ static void test_decoding(void **state)
 	assert_int_equal(v, 0x5a5a5a5au);
 	assert_int_equal(f->mem_hits.last_off, 0x10);
 	assert_false(mmio_access(&f->mmio, bar0 + 0x1000, &v, 4, false)); /* past its end */
-	assert_int_equal(port_read(&f->pio, io, 1), 0xff);		   /* IO still off */
+	assert_int_equal(port_read(&f->pio, io, 1), 0xff);		  /* IO still off */
 	/* IO on as well. */
 	cfg_write(&f->pio, 1, PCI_REG_COMMAND, PCI_CMD_MEM | PCI_CMD_IO, 2);
 	assert_int_equal(port_read(&f->pio, (uint16_t)(io + 3), 1), 0x5a);
@@ -249,7 +256,10 @@ static void test_overlapping_bars(void **state)
 	struct counter c = {0};
 	struct pci_device d2 = {
 		.name = "second",
-		.bars[0] = {.type = PCI_BAR_MEM32, .size = 0x1000, .fn = count_access, .opaque = &c},
+		.bars[0] = {.type = PCI_BAR_MEM32,
+			    .size = 0x1000,
+			    .fn = count_access,
+			    .opaque = &c},
 	};
 	assert_int_equal(pci_add_device(&f->pb, &d2), 0);
 	uint32_t bar0 = cfg_read(&f->pio, 1, PCI_REG_BAR0, 4);
@@ -278,7 +288,10 @@ static void test_bad_devices(void **state)
 	struct counter c;
 	struct pci_device bad = {
 		.name = "bad",
-		.bars[0] = {.type = PCI_BAR_MEM32, .size = 0x1800, .fn = count_access, .opaque = &c},
+		.bars[0] = {.type = PCI_BAR_MEM32,
+			    .size = 0x1800,
+			    .fn = count_access,
+			    .opaque = &c},
 	};
 	assert_int_equal(pci_add_device(&f->pb, &bad), -EINVAL); /* not a power of two */
 	bad.bars[0].size = 0x800;
@@ -290,7 +303,9 @@ static void test_bad_devices(void **state)
 	/* The MMIO window fills up: the whole window, then one page more. */
 	struct pci_device big = {
 		.name = "big",
-		.bars[0] = {.type = PCI_BAR_MEM32, .size = PCI_MMIO_WINDOW_SIZE, .fn = count_access},
+		.bars[0] = {.type = PCI_BAR_MEM32,
+			    .size = PCI_MMIO_WINDOW_SIZE,
+			    .fn = count_access},
 	};
 	assert_int_equal(pci_add_device(&f->pb, &big), -ENOSPC);
 	/* Slots fill up: 30 more fit after the bridge and the test device. */

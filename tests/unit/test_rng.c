@@ -35,8 +35,8 @@ static struct fixture *make(const uint32_t *seed)
 	assert_int_equal(rng_create(&f.pb, seed, &f.rng), 0);
 	/* Find it by its IDs, as a driver would. */
 	int slot = 1;
-	while (slot < PCI_MAX_SLOTS && cfg_read(&f.pio, slot, 0, 4) !=
-					       (PCI_DEVICE_WISP_RNG << 16 | PCI_VENDOR_WISP))
+	while (slot < PCI_MAX_SLOTS &&
+	       cfg_read(&f.pio, slot, 0, 4) != (PCI_DEVICE_WISP_RNG << 16 | PCI_VENDOR_WISP))
 		slot++;
 	assert_true(slot < PCI_MAX_SLOTS);
 	assert_int_equal(cfg_read(&f.pio, slot, PCI_REG_REVISION, 4) >> 8, PCI_CLASS_OTHER_CRYPTO);
@@ -140,7 +140,7 @@ static void test_odd_accesses(void **state)
 	static const struct {
 		uint64_t off;
 		uint32_t len;
-	} odd[] = {{0, 1}, {0, 2}, {0, 8}, {1, 1}, {2, 2}, {1, 4}, {2, 4}, {3, 4},
+	} odd[] = {{0, 1}, {0, 2}, {0, 8}, {1, 1}, {2, 2}, {1, 4},     {2, 4},	  {3, 4},
 		   {4, 1}, {4, 2}, {4, 8}, {5, 4}, {6, 2}, {0xff8, 8}, {0xfff, 1}};
 	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
 		memset(buf, 0, sizeof(buf));
