@@ -139,8 +139,7 @@ static int cmd_bench(const char *arg)
 {
 	uint64_t secs = 1;
 	if (arg && (parse_u64(arg, 3600, &secs) || secs == 0)) {
-		fprintf(stderr, "rng: bench '%s': SECONDS must be a number from 1 to 3600\n",
-			arg);
+		fprintf(stderr, "rng: bench '%s': SECONDS must be a number from 1 to 3600\n", arg);
 		return 2;
 	}
 	int fd = open_dev(O_RDONLY);

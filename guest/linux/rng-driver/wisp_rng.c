@@ -36,9 +36,9 @@
 #define WISP_RNG_REG_SEED 0x4
 #define WISP_RNG_REGS_LEN 0x8 /* the registers we use; the BAR is 4 KiB */
 
-#define CHUNK_WORDS   64	  /* words per copy_to_user */
-#define MAX_READ      (64 << 10)  /* bytes per read() call; callers loop */
-#define ALL_ONES_FAIL 2		  /* this many all-ones words in a row: broken */
+#define CHUNK_WORDS   64	 /* words per copy_to_user */
+#define MAX_READ      (64 << 10) /* bytes per read() call; callers loop */
+#define ALL_ONES_FAIL 2		 /* this many all-ones words in a row: broken */
 
 struct wisp_rng {
 	struct pci_dev *pdev;
@@ -218,12 +218,14 @@ static int wisp_rng_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	int ret;
 
 	if (!(pci_resource_flags(pdev, 0) & IORESOURCE_MEM) || len < WISP_RNG_REGS_LEN) {
-		dev_err(&pdev->dev, "BAR0 is not a memory BAR of at least %d bytes (flags %#lx, %pa bytes)\n",
+		dev_err(&pdev->dev,
+			"BAR0 is not a memory BAR of at least %d bytes (flags %#lx, %pa bytes)\n",
 			WISP_RNG_REGS_LEN, pci_resource_flags(pdev, 0), &len);
 		return -ENODEV;
 	}
 	if (atomic_cmpxchg(&wisp_rng_bound, 0, 1)) {
-		dev_warn(&pdev->dev, "another wisp-rng device is already bound; ignoring this one\n");
+		dev_warn(&pdev->dev,
+			 "another wisp-rng device is already bound; ignoring this one\n");
 		return -EBUSY;
 	}
 	ret = pcim_enable_device(pdev);
@@ -295,10 +297,8 @@ static void wisp_rng_remove(struct pci_dev *pdev)
 	dev_info(&pdev->dev, "wisp-rng: removed\n");
 }
 
-static const struct pci_device_id wisp_rng_ids[] = {
-	{ PCI_DEVICE(WISP_RNG_VENDOR, WISP_RNG_DEVICE) },
-	{ }
-};
+static const struct pci_device_id wisp_rng_ids[] = {{PCI_DEVICE(WISP_RNG_VENDOR, WISP_RNG_DEVICE)},
+						    {}};
 MODULE_DEVICE_TABLE(pci, wisp_rng_ids);
 
 static struct pci_driver wisp_rng_driver = {
