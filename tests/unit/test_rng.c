@@ -3,7 +3,9 @@
  * numbers come from outside this code base: the pcg32 reference demo's
  * output for (initstate 42, stream 54), which docs/rng-device.md promises. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -187,12 +189,63 @@ static void test_decoding_off(void **state)
 	(void)state;
 }
 
+/* Two vCPU threads reading at once share one sequence: together they get
+ * exactly the numbers one reader gets alone, none twice, none torn. */
+#define PER_THREAD 4000
+
+struct reader {
+	struct fixture *f;
+	uint32_t got[PER_THREAD];
+};
+
+static void *read_many(void *arg)
+{
+	struct reader *r = arg;
+	for (int i = 0; i < PER_THREAD; i++) {
+		uint32_t v;
+		mmio_access(&r->f->mmio, r->f->bar, &v, 4, false);
+		r->got[i] = v;
+	}
+	return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void test_concurrent_readers(void **state)
+{
+	uint32_t s = 42;
+	static uint32_t alone[2 * PER_THREAD], together[2 * PER_THREAD];
+	static struct reader r[2];
+	struct fixture *f = make(&s);
+	for (int i = 0; i < 2 * PER_THREAD; i++)
+		alone[i] = rd(f, 0);
+	wr(f, 4, 42);
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++) {
+		r[i].f = f;
+		assert_int_equal(pthread_create(&t[i], NULL, read_many, &r[i]), 0);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	memcpy(together, r[0].got, sizeof(r[0].got));
+	memcpy(together + PER_THREAD, r[1].got, sizeof(r[1].got));
+	qsort(alone, 2 * PER_THREAD, sizeof(uint32_t), cmp_u32);
+	qsort(together, 2 * PER_THREAD, sizeof(uint32_t), cmp_u32);
+	assert_memory_equal(alone, together, sizeof(alone));
+	destroy(f);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_seeded_sequence),	 cmocka_unit_test(test_guest_seeding),
 		cmocka_unit_test(test_unseeded_differs), cmocka_unit_test(test_odd_accesses),
-		cmocka_unit_test(test_decoding_off),
+		cmocka_unit_test(test_decoding_off),	 cmocka_unit_test(test_concurrent_readers),
 	};
 	return cmocka_run_group_tests_name("rng", tests, NULL, NULL);
 }
