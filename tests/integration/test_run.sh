@@ -76,6 +76,19 @@ for sig in INT TERM; do
 	else skipped "sig$sig-stops-cleanly" "no /dev/kvm"; fi
 done
 
+# --- the same image on QEMU (PVH entry, COM1, isa-debug-exit) -----------------
+# isa-debug-exit turns status S into QEMU exit code 2*S+1.
+QEMU="qemu-system-x86_64 -M microvm -nodefaults -no-user-config -nographic -serial stdio -device isa-debug-exit"
+if command -v qemu-system-x86_64 >/dev/null; then
+	expect qemu-tcg-hello 1 '^Hello from a Wisp unikernel!$' '' -- $QEMU -accel tcg -kernel $UK/hello.elf
+	expect qemu-tcg-args-and-status 11 '' '' -- $QEMU -accel tcg -kernel $UK/exit.elf -append 5
+	expect qemu-tcg-fault 127 'unikernel fault: vector 6 ' '' -- $QEMU -accel tcg -kernel $UK/fault.elf -append ud
+	vm_expect qemu-kvm-hello 1 '^Hello from a Wisp unikernel!$' '' -- $QEMU -accel kvm -kernel $UK/hello.elf
+	vm_expect qemu-kvm-status 11 '' '' -- $QEMU -accel kvm -kernel $UK/exit.elf -append 5
+else
+	bad qemu-present "qemu-system-x86_64 not installed (scripts/deps.sh test installs it)"
+fi
+
 # --- bad input from the user: one clear line, exit 125, no KVM needed ---------
 head -c 65536 /dev/urandom >"$TMP/random.img"
 head -c 40 $UK/hello.elf >"$TMP/truncated.elf"
