@@ -51,7 +51,7 @@ if kvm_ok && command -v nm >/dev/null; then
 	else bad fault-rip-is-exact "rip '$rip' is not the ud2 in main (0x$main)"; fi
 else skipped fault-rip-is-exact "no /dev/kvm"; fi
 
-vm_expect halt-cpl0-is-a-crash 126 '^halt: halting' 'guest halted \(HLT\) with nothing to wake it.*rip ' -- $WISP run $UK/halt-cpl0.elf
+vm_expect halt-cpl0-is-a-crash 126 '^halt: halting' 'guest halted \(HLT\) with nothing to wake it && rip [0-9a-f]{16} +rsp && cr3 0000000000008000' -- $WISP run $UK/halt-cpl0.elf
 vm_expect halt-cpl3-is-a-gp 126 '' '#GP general protection' -- $WISP run $UK/halt.elf
 
 # --- hostile guests: an error for the guest, never for the VMM ----------------
