@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #define MAX_SYSTEMS 8
-#define MAX_ARGS 64
+#define MAX_ARGS    64
 
 struct system {
 	const char *name;
@@ -94,7 +94,8 @@ static long run_rss(struct system *s)
 	long rss = -1;
 	if (waitpid(pid, &st, 0) < 0 || !WIFSTOPPED(st))
 		return -1;
-	ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)(long)(PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL));
+	ptrace(PTRACE_SETOPTIONS, pid, NULL,
+	       (void *)(long)(PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL));
 	ptrace(PTRACE_CONT, pid, NULL, NULL);
 	for (;;) {
 		if (waitpid(pid, &st, 0) < 0)
@@ -152,7 +153,8 @@ int main(int argc, char **argv)
 		/* NAME[:CODE]=CMD ARGS... with CODE the expected exit status. */
 		char *eq = strchr(argv[i], '=');
 		if (!eq || runs < 1 || rss_runs < 1) {
-			fprintf(stderr, "usage: launch [-n RUNS] [-r RSS_RUNS] [-c CSV] NAME[:CODE]=CMD...\n");
+			fprintf(stderr, "usage: launch [-n RUNS] [-r RSS_RUNS] [-c CSV] "
+					"NAME[:CODE]=CMD...\n");
 			return 2;
 		}
 		*eq = 0;
@@ -200,11 +202,11 @@ int main(int argc, char **argv)
 		double p99 = pct(s->ms, runs, 0.99), mn = s->ms[0];
 		qsort(s->rss_kib, (size_t)rss_runs, sizeof(long), cmp_long);
 		long rss = s->rss_kib[rss_runs / 2];
-		printf("%-10s %6d %10.3f %10.3f %10.3f %8.2f MiB%s\n", s->name, runs, med[i], p99, mn,
-		       rss / 1024.0, s->bad_code ? "  (unexpected exit codes!)" : "");
+		printf("%-10s %6d %10.3f %10.3f %10.3f %8.2f MiB%s\n", s->name, runs, med[i], p99,
+		       mn, rss / 1024.0, s->bad_code ? "  (unexpected exit codes!)" : "");
 		if (out)
-			fprintf(out, "%s,%d,%.4f,%.4f,%.4f,%ld,%d\n", s->name, runs, med[i], p99, mn, rss,
-				s->bad_code);
+			fprintf(out, "%s,%d,%.4f,%.4f,%.4f,%ld,%d\n", s->name, runs, med[i], p99,
+				mn, rss, s->bad_code);
 	}
 	printf("ratios of medians (row / first system):\n");
 	for (int i = 1; i < nsys; i++)
