@@ -19,3 +19,10 @@ bench-run: bench-deps
 	bench/run.sh
 
 .PHONY: bench-deps bench-run
+
+# The course's RNG device: random bytes/s and exits per KiB (docs/rng-device.md).
+bench-rng: $(BUILD)/wisp unikernels
+	scripts/deps.sh build bench
+	bench/rng.sh
+
+.PHONY: bench-rng

@@ -9,7 +9,7 @@ UK_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,$(UK_DIR)/runtime/unikernel.ld \
               -Wl,-z,max-page-size=4096 -Wl,-z,noexecstack -Wl,--build-id=none
 
 UK_RT_OBJS := $(UK_BUILD)/rt/entry.o $(UK_BUILD)/rt/rt.o $(UK_BUILD)/rt/fmt.o \
-              $(UK_BUILD)/rt/string.o $(UK_BUILD)/rt/trap.o
+              $(UK_BUILD)/rt/string.o $(UK_BUILD)/rt/trap.o $(UK_BUILD)/rt/pci.o
 UK_APPS    := $(basename $(notdir $(wildcard $(UK_DIR)/apps/*.c)))
 # Apps that also get a CPL0 build, NAME-cpl0.elf: same objects, another note.
 UK_CPL0_APPS := loop halt

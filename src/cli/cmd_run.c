@@ -15,7 +15,9 @@
 #include "vmm/vmm.h"
 
 static const char usage[] = "usage: wisp run [--mem SIZE] [--cpus N] [--timeout DURATION] "
-			    "[--stats] IMAGE [-- ARGS...]\n";
+			    "[--stats] [--rng-device[=SEED]] IMAGE [-- ARGS...]\n";
+
+#define OPT_RNG_DEVICE 0x100 /* long-only options */
 
 static struct vm *running_vm; /* for the signal handlers */
 
@@ -36,9 +38,13 @@ static void on_stop_signal(int sig)
 int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, size_t errlen)
 {
 	static const struct option opts[] = {
-		{"mem", required_argument, NULL, 'm'},	   {"cpus", required_argument, NULL, 'c'},
-		{"timeout", required_argument, NULL, 't'}, {"stats", no_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},	   {0},
+		{"mem", required_argument, NULL, 'm'},
+		{"cpus", required_argument, NULL, 'c'},
+		{"timeout", required_argument, NULL, 't'},
+		{"stats", no_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{"rng-device", optional_argument, NULL, OPT_RNG_DEVICE},
+		{0},
 	};
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->mem = WISP_DEFAULT_MEM;
@@ -88,6 +94,20 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 			break;
 		case 's':
 			cfg->stats = true;
+			break;
+		case OPT_RNG_DEVICE:
+			cfg->rng_device = true;
+			if (optarg) {
+				if (opt_parse_uint(optarg, 0, UINT32_MAX, &v)) {
+					snprintf(err, errlen,
+						 "--rng-device='%s': the seed must be a number "
+						 "from 0 to 4294967295",
+						 optarg);
+					return -1;
+				}
+				cfg->rng_seeded = true;
+				cfg->rng_seed = (uint32_t)v;
+			}
 			break;
 		case 'h':
 			snprintf(err, errlen, "%s", "");
@@ -150,6 +170,15 @@ static void print_stats(struct vm *vm)
 		(unsigned long long)s.hypercall, (unsigned long long)s.hlt,
 		(unsigned long long)s.intr, (unsigned long long)s.unhandled,
 		(unsigned long long)s.shutdown, (unsigned long long)s.other);
+	struct device *rng = vm_find_device(vm, "rng-device");
+	if (rng) {
+		struct rng_stats r;
+		rng_get_stats(rng->opaque, &r);
+		fprintf(stderr,
+			"wisp: rng-device: reads %llu (%llu bytes) seeds %llu ignored %llu\n",
+			(unsigned long long)r.reads, (unsigned long long)r.reads * 4,
+			(unsigned long long)r.seeds, (unsigned long long)r.ignored);
+	}
 }
 
 int cmd_run(int argc, char **argv)
@@ -214,6 +243,10 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	util_trace("VM, memory and vCPU created");
+	if (cfg.rng_device && (r = rng_attach(vm, cfg.rng_seeded ? &cfg.rng_seed : NULL))) {
+		fprintf(stderr, "wisp: cannot attach the RNG device: %s\n", strerror(-r));
+		goto out;
+	}
 	if (x86_boot_unikernel(vm, img, size, cfg.cmdline, err, sizeof(err))) {
 		fprintf(stderr, "wisp: image '%s': %s\n", cfg.image, err);
 		goto out;
