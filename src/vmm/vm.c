@@ -69,6 +69,14 @@ int vm_create(struct vm *vm, struct kvm *kvm, uint64_t mem_size, char *err, size
 	return 0;
 }
 
+int vm_enable_split_irqchip(struct vm *vm)
+{
+	if (!kvm_check_cap(vm->kvm, KVM_CAP_SPLIT_IRQCHIP))
+		return -ENOTSUP;
+	struct kvm_enable_cap cap = {.cap = KVM_CAP_SPLIT_IRQCHIP, .args = {24}};
+	return ioctl(vm->fd, KVM_ENABLE_CAP, &cap) < 0 ? -errno : 0;
+}
+
 int vm_create_vcpus(struct vm *vm, int n, char *err, size_t errlen)
 {
 	if (n < 1 || n > WISP_MAX_VCPUS || n > vm->kvm->max_vcpus) {

@@ -50,7 +50,6 @@ struct guest_mem {
 enum vm_stop {
 	VM_RUNNING = 0,
 	VM_STOP_EXIT,	 /* guest asked to exit; exit_status holds the status */
-	VM_STOP_HALT,	 /* guest halted with no way to be woken */
 	VM_STOP_CRASH,	 /* guest fault, triple fault or KVM failure */
 	VM_STOP_TIMEOUT, /* --timeout elapsed */
 	VM_STOP_SIGNAL,	 /* SIGINT/SIGTERM; stop_signal holds which */
@@ -146,6 +145,12 @@ int gmem_read(const struct guest_mem *mem, uint64_t gpa, void *dst, uint64_t len
 /* --- vm.c -------------------------------------------------------------- */
 /* Create a VM with `mem_size` bytes of RAM laid out by the x86 layer. */
 int vm_create(struct vm *vm, struct kvm *kvm, uint64_t mem_size, char *err, size_t errlen);
+/* Give vCPUs an in-kernel LAPIC and nothing else (call before creating
+ * them). KVM flips a kernel static key, patching text, whenever the first
+ * vCPU without an in-kernel LAPIC is created or the last destroyed; with one
+ * a VM is created and destroyed ~0.3 ms faster here. HLT then no longer exits
+ * to user space. -ENOTSUP if KVM lacks KVM_CAP_SPLIT_IRQCHIP. */
+int vm_enable_split_irqchip(struct vm *vm);
 /* Create vCPUs 0..n-1 with CPUID set. */
 int vm_create_vcpus(struct vm *vm, int n, char *err, size_t errlen);
 /* Attach a device (see struct device); -ENOMEM on allocation failure. */

@@ -98,7 +98,5 @@ int x86_boot_unikernel(struct vm *vm, const uint8_t *buf, size_t size, const cha
 /* Publish the device table in the boot info page written by
  * x86_boot_unikernel (at most WISP_MAX_DEVICES entries). */
 int x86_unikernel_set_devices(struct vm *vm, const struct wisp_device *devs, uint32_t n);
-/* True if buf holds an ELF carrying a Wisp note (cheap check, no loading). */
-bool x86_is_unikernel(const uint8_t *buf, size_t size);
 
 #endif
