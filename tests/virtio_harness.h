@@ -18,7 +18,7 @@
 /* Guest-physical layout used by the harness: rings of queue q at
  * VH_RING(q), free memory for buffers from VH_DATA. */
 #define VH_RAM	   (1u << 20)
-#define VH_RING(q) (0x1000u + (uint64_t)(q) * 0x4000u)
+#define VH_RING(q) (0x1000u + (uint64_t)(q)*0x4000u)
 #define VH_DATA	   0x10000u
 
 struct vh {
@@ -94,7 +94,8 @@ static inline uint32_t vh_setup(struct vh *h, uint64_t features, int nq, uint16_
 	vh_write(h, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
 	vh_write(h, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
 	vh_write(h, VIRTIO_MMIO_STATUS,
-		 VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+		 VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+			 VIRTIO_CONFIG_S_FEATURES_OK);
 	for (int q = 0; q < nq; q++) {
 		uint64_t base = VH_RING(q);
 		memset(vh_ptr(h, base), 0, 0x4000);

@@ -78,7 +78,7 @@ struct wisp_boot_info {
  * device has its virtio 1.x registers at `base`; when the device has used
  * buffers for the driver, bit `event` is set in wisp_hc_poll.events (and a
  * vCPU sleeping in POLL wakes up). */
-#define WISP_DEV_VIRTIO_MMIO 1u
+#define WISP_DEV_VIRTIO_MMIO  1u
 #define WISP_BOOTINFO_DEVICES 128u /* offset of the table in the boot info page */
 #define WISP_MAX_DEVICES      8u
 

@@ -29,7 +29,7 @@ struct run_config {
 	bool rng_seeded;     /* --rng-device=SEED: start it from rng_seed */
 	uint32_t rng_seed;
 	const char *image;
-	char *cmdline;		    /* guest arguments joined by spaces (malloc'd) */
+	char *cmdline;		   /* guest arguments joined by spaces (malloc'd) */
 	struct virtio_args virtio; /* --rng, --disk, --net, --console, --vsock */
 };
 

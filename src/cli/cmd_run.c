@@ -128,8 +128,8 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		case OPT_VIRTIO + 2:
 		case OPT_VIRTIO + 3:
 		case OPT_VIRTIO + 4:
-			if (virtio_args_parse(&cfg->virtio, virtio_flags[c - OPT_VIRTIO], optarg, err,
-					      errlen))
+			if (virtio_args_parse(&cfg->virtio, virtio_flags[c - OPT_VIRTIO], optarg,
+					      err, errlen))
 				return -1;
 			break;
 		default:

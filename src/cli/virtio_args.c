@@ -134,7 +134,8 @@ int virtio_args_parse(struct virtio_args *va, const char *flag, const char *valu
 		} else if (a->kind == VARG_NET && !strcmp(opt, "tap") && v) {
 			if (!*v || strlen(v) > IFNAME_MAX || strpbrk(v, "/ :"))
 				r = bad(a, err, errlen, value,
-					"interface name must be 1 to 15 bytes, without '/', ':' or spaces");
+					"interface name must be 1 to 15 bytes, without '/', ':' or "
+					"spaces");
 			a->net.tap = v;
 		} else if (a->kind == VARG_NET && !strcmp(opt, "mac") && v) {
 			if (parse_mac(v, a->net.mac))
@@ -147,7 +148,8 @@ int virtio_args_parse(struct virtio_args *va, const char *flag, const char *valu
 			uint64_t cid = 0;
 			/* 0-2 are reserved (hypervisor, local, host), -1U means "any". */
 			if (opt_parse_uint(v, 3, 0xfffffffeu, &cid))
-				r = bad(a, err, errlen, value, "cid must be a number from 3 to 4294967294");
+				r = bad(a, err, errlen, value,
+					"cid must be a number from 3 to 4294967294");
 			a->vsock.cid = cid;
 		} else {
 			char why[96];

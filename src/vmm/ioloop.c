@@ -93,8 +93,7 @@ int ioloop_mod(struct ioloop *loop, int fd, uint32_t events)
 	pthread_mutex_lock(&loop->lock);
 	int i = find_slot(loop, fd), r = -ENOENT;
 	if (i >= 0) {
-		struct epoll_event ev = {.events = events,
-					 .data.u64 = pack(i, loop->slots[i].gen)};
+		struct epoll_event ev = {.events = events, .data.u64 = pack(i, loop->slots[i].gen)};
 		r = epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
 	}
 	pthread_mutex_unlock(&loop->lock);
@@ -126,7 +125,8 @@ static int dispatch(struct ioloop *loop, const struct epoll_event *ev, int n)
 		ioloop_fn fn = NULL;
 		void *opaque = NULL;
 		pthread_mutex_lock(&loop->lock);
-		if (i < (uint32_t)loop->nr_slots && loop->slots[i].fn && loop->slots[i].gen == gen) {
+		if (i < (uint32_t)loop->nr_slots && loop->slots[i].fn &&
+		    loop->slots[i].gen == gen) {
 			fn = loop->slots[i].fn;
 			opaque = loop->slots[i].opaque;
 		}

@@ -36,7 +36,8 @@ int main(int argc, char **argv)
 	if (argc >= 3 && !strcmp(argv[1], "-l")) {
 		int ms = argc > 3 ? atoi(argv[3]) : 5000;
 		int l = socket(AF_UNIX, SOCK_STREAM, 0), c;
-		if (addr(argv[2], &a) || bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1)) {
+		if (addr(argv[2], &a) || bind(l, (struct sockaddr *)&a, sizeof(a)) ||
+		    listen(l, 1)) {
 			perror("uds: listen");
 			return 2;
 		}

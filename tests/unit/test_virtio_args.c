@@ -137,10 +137,8 @@ static void test_run_parse_args(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good),
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_too_many),
+		cmocka_unit_test(test_good),	       cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_errors),	       cmocka_unit_test(test_too_many),
 		cmocka_unit_test(test_run_parse_args),
 	};
 	return cmocka_run_group_tests_name("virtio options", tests, NULL, NULL);

@@ -54,7 +54,8 @@ static int blk_open(bool ro, bool no_uring)
 			return -1;
 	}
 	close(fd);
-	struct virtio_blk_opts o = {.path = path, .ro = ro, .id = "test-disk", .no_uring = no_uring};
+	struct virtio_blk_opts o = {
+		.path = path, .ro = ro, .id = "test-disk", .no_uring = no_uring};
 	struct virtio_dev *d = virtio_blk_create(&o, err, sizeof(err));
 	if (!d || vh_bind(&h, d))
 		return -1;
@@ -131,7 +132,8 @@ static void test_blk_errors(void **state)
 	assert_int_equal(blk(VIRTIO_BLK_T_IN, 16, 512, true, NULL), VIRTIO_BLK_S_IOERR); /* end */
 	assert_int_equal(blk(VIRTIO_BLK_T_IN, 15, 1024, true, NULL), VIRTIO_BLK_S_IOERR);
 	assert_int_equal(blk(VIRTIO_BLK_T_IN, UINT64_MAX / 2, 512, true, NULL), VIRTIO_BLK_S_IOERR);
-	assert_int_equal(blk(VIRTIO_BLK_T_IN, 0, 100, true, NULL), VIRTIO_BLK_S_IOERR); /* partial */
+	assert_int_equal(blk(VIRTIO_BLK_T_IN, 0, 100, true, NULL),
+			 VIRTIO_BLK_S_IOERR); /* partial */
 	assert_int_equal(blk(VIRTIO_BLK_T_IN, 0, 512, false, NULL), VIRTIO_BLK_S_IOERR); /* dir */
 	assert_int_equal(blk(VIRTIO_BLK_T_OUT, 0, 512, true, NULL), VIRTIO_BLK_S_IOERR);
 	assert_int_equal(blk(42, 0, 0, false, NULL), VIRTIO_BLK_S_UNSUPP);
@@ -522,8 +524,8 @@ int main(void)
 	static int sync_mode = 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_blk_read_write, setup_blk, teardown_blk),
-		cmocka_unit_test_prestate_setup_teardown(test_blk_read_write, setup_blk, teardown_blk,
-							 &sync_mode),
+		cmocka_unit_test_prestate_setup_teardown(test_blk_read_write, setup_blk,
+							 teardown_blk, &sync_mode),
 		cmocka_unit_test_setup_teardown(test_blk_errors, setup_blk, teardown_blk),
 		cmocka_unit_test_prestate_setup_teardown(test_blk_errors, setup_blk, teardown_blk,
 							 &sync_mode),
@@ -537,9 +539,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_net_rx, setup_net, teardown_net),
 		cmocka_unit_test_setup_teardown(test_net_rx_small_buffer, setup_net, teardown_net),
 		cmocka_unit_test_setup_teardown(test_console, setup_console, teardown_console),
-		cmocka_unit_test_setup_teardown(test_vsock_host_connect, setup_vsock, teardown_vsock),
-		cmocka_unit_test_setup_teardown(test_vsock_guest_connect, setup_vsock, teardown_vsock),
-		cmocka_unit_test_setup_teardown(test_vsock_lying_length, setup_vsock, teardown_vsock),
+		cmocka_unit_test_setup_teardown(test_vsock_host_connect, setup_vsock,
+						teardown_vsock),
+		cmocka_unit_test_setup_teardown(test_vsock_guest_connect, setup_vsock,
+						teardown_vsock),
+		cmocka_unit_test_setup_teardown(test_vsock_lying_length, setup_vsock,
+						teardown_vsock),
 		cmocka_unit_test_setup_teardown(test_vsock_bad_cid, setup_vsock, teardown_vsock),
 	};
 	return cmocka_run_group_tests_name("virtio devices", tests, NULL, NULL);

@@ -65,7 +65,8 @@ static uint32_t negotiate(uint64_t features)
 	vh_write(&h, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
 	vh_write(&h, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
 	vh_write(&h, VIRTIO_MMIO_STATUS,
-		 VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+		 VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+			 VIRTIO_CONFIG_S_FEATURES_OK);
 	return vh_read(&h, VIRTIO_MMIO_STATUS);
 }
 
@@ -85,8 +86,8 @@ static void test_features(void **state)
 static void test_driver_ok_early(void **state)
 {
 	(void)state;
-	vh_write(&h, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
-						 VIRTIO_CONFIG_S_DRIVER_OK);
+	vh_write(&h, VIRTIO_MMIO_STATUS,
+		 VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK);
 	assert_true(vh_read(&h, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	assert_string_equal(h.d->last_error, "DRIVER_OK before FEATURES_OK");
 	vh_write(&h, VIRTIO_MMIO_STATUS, 0);

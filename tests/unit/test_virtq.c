@@ -58,8 +58,8 @@ static void expect_broken(const char *why)
 static void test_good_chain(void **state)
 {
 	(void)state;
-	struct vh_buf b[] = {{VH_DATA, 16, false}, {VH_DATA + 100, 200, true},
-			     {VH_DATA + 400, 1, true}};
+	struct vh_buf b[] = {
+		{VH_DATA, 16, false}, {VH_DATA + 100, 200, true}, {VH_DATA + 400, 1, true}};
 	assert_int_equal(virtq_pop(&q, &c), 0); /* empty */
 	vh_chain(&h, 0, 2, b, 3);
 	assert_int_equal(virtq_pop(&q, &c), 1);
@@ -209,8 +209,8 @@ static void indirect(int n, bool write)
 					   (uint16_t)((write ? VRING_DESC_F_WRITE : 0) |
 						      (i + 1 < n ? VRING_DESC_F_NEXT : 0)),
 					   (uint16_t)(i + 1)};
-	D()[0] = (struct vring_desc){VH_DATA + 0x1000, (uint32_t)(16 * n), VRING_DESC_F_INDIRECT,
-				     0};
+	D()
+	[0] = (struct vring_desc){VH_DATA + 0x1000, (uint32_t)(16 * n), VRING_DESC_F_INDIRECT, 0};
 	vh_publish(&h, 0, 0);
 }
 
@@ -344,8 +344,10 @@ static void test_event_idx(void **state)
 static void test_slice_and_copy(void **state)
 {
 	(void)state;
-	struct vh_buf b[] = {{VH_DATA, 3, false},	{VH_DATA + 10, 5, false},
-			     {VH_DATA + 20, 4, true}, {VH_DATA + 30, 4, true}};
+	struct vh_buf b[] = {{VH_DATA, 3, false},
+			     {VH_DATA + 10, 5, false},
+			     {VH_DATA + 20, 4, true},
+			     {VH_DATA + 30, 4, true}};
 	memcpy(h.ram + VH_DATA, "abc", 3);
 	memcpy(h.ram + VH_DATA + 10, "defgh", 5);
 	vh_chain(&h, 0, 0, b, 4);

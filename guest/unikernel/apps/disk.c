@@ -35,10 +35,12 @@ static int cksum(struct wrt_blk *b)
 	uint32_t crc = 0;
 	uint64_t t0 = rt_monotonic_ns();
 	for (uint64_t s = 0; s < b->sectors; s += CHUNK_SECTORS) {
-		uint32_t n = b->sectors - s < CHUNK_SECTORS ? (uint32_t)(b->sectors - s) : CHUNK_SECTORS;
+		uint32_t n =
+			b->sectors - s < CHUNK_SECTORS ? (uint32_t)(b->sectors - s) : CHUNK_SECTORS;
 		int st = wrt_blk_read(b, s, buf, n);
 		if (st) {
-			rt_printf("disk: read of sector %lu failed (status %d)\n", (unsigned long)s, st);
+			rt_printf("disk: read of sector %lu failed (status %d)\n", (unsigned long)s,
+				  st);
 			return 1;
 		}
 		crc = crc_update(crc, buf, n * 512u);

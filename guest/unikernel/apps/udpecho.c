@@ -60,7 +60,7 @@ static void arp(uint8_t *f, long len)
 	if (len < 42 || get16(a) != 1 || get16(a + 2) != 0x0800 || get16(a + 6) != 1 ||
 	    memcmp(a + 24, my_ip, 4))
 		return;
-	put16(a + 6, 2); /* reply */
+	put16(a + 6, 2);	   /* reply */
 	memcpy(a + 18, a + 8, 10); /* target = the asker (MAC and IP) */
 	memcpy(a + 8, net.mac, 6);
 	memcpy(a + 14, my_ip, 4);
@@ -86,8 +86,8 @@ static int ipv4(uint8_t *f, long len)
 		put16(l4 + 2, csum(0, l4, l4len));
 	} else if (ip[9] == 17 && l4len >= 8 && get16(l4 + 4) <= l4len) {
 		size_t ulen = get16(l4 + 4);
-		rt_printf("udpecho: %u bytes from %u.%u.%u.%u port %u\n", (unsigned)(ulen - 8), ip[12],
-			  ip[13], ip[14], ip[15], get16(l4));
+		rt_printf("udpecho: %u bytes from %u.%u.%u.%u port %u\n", (unsigned)(ulen - 8),
+			  ip[12], ip[13], ip[14], ip[15], get16(l4));
 		uint8_t port[2];
 		memcpy(port, l4, 2); /* swap ports */
 		memcpy(l4, l4 + 2, 2);
@@ -100,8 +100,8 @@ static int ipv4(uint8_t *f, long len)
 	memcpy(ip + 12, my_ip, 4);
 	if (udp) { /* checksum with the pseudo-header */
 		size_t ulen = get16(l4 + 4);
-		uint32_t pseudo = get16(ip + 12) + get16(ip + 14) + get16(ip + 16) + get16(ip + 18) +
-				  17 + (uint32_t)ulen;
+		uint32_t pseudo = get16(ip + 12) + get16(ip + 14) + get16(ip + 16) +
+				  get16(ip + 18) + 17 + (uint32_t)ulen;
 		put16(l4 + 6, 0);
 		uint16_t c = csum(pseudo, l4, ulen);
 		put16(l4 + 6, c ? c : 0xffff);

@@ -100,8 +100,10 @@ static int blk_case(uint32_t type, uint64_t sector, int header_writable, int wit
 		return -1;
 	hdr = (struct virtio_blk_outhdr){.type = type, .sector = sector};
 	status = 0xee;
-	desc(0, (uintptr_t)&hdr, sizeof(hdr), VRING_DESC_F_NEXT | (header_writable ? VRING_DESC_F_WRITE : 0), 1);
-	desc(1, (uintptr_t)data, 512, VRING_DESC_F_WRITE | (with_status ? VRING_DESC_F_NEXT : 0), 2);
+	desc(0, (uintptr_t)&hdr, sizeof(hdr),
+	     VRING_DESC_F_NEXT | (header_writable ? VRING_DESC_F_WRITE : 0), 1);
+	desc(1, (uintptr_t)data, 512, VRING_DESC_F_WRITE | (with_status ? VRING_DESC_F_NEXT : 0),
+	     2);
 	desc(2, (uintptr_t)&status, 1, VRING_DESC_F_WRITE, 0);
 	publish(0);
 	return blk_status(&status);
@@ -209,7 +211,8 @@ int main(int argc, char **argv)
 	} else {
 		int r = rng_case(c);
 		if (r < 0) {
-			rt_puts("usage: vhostile loop|long|addr-outside|len-outside|addr-wraps|bad-next|"
+			rt_puts("usage: vhostile "
+				"loop|long|addr-outside|len-outside|addr-wraps|bad-next|"
 				"bad-head|bad-avail-idx|readable|nested-indirect|indirect-outside|"
 				"ring-outside|bad-size|blk-writable-header|blk-beyond-end|"
 				"blk-unknown-type|blk-no-status");

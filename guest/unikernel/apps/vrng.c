@@ -25,7 +25,8 @@ int main(int argc, char **argv)
 	uint64_t seen[4] = {0}, ones = 0, done = 0;
 	uint64_t t0 = rt_monotonic_ns();
 	while ((long long)done < total) {
-		size_t n = (size_t)(total - (long long)done < chunk ? total - (long long)done : chunk);
+		size_t n =
+			(size_t)(total - (long long)done < chunk ? total - (long long)done : chunk);
 		long got = wrt_rng_read(buf, n);
 		if (got <= 0) {
 			rt_puts(got < 0 ? "vrng: no virtio-rng device (run with --rng)"

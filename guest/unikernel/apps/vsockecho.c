@@ -131,7 +131,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (wrt_virtio_find(VIRTIO_ID_VSOCK, 0, &dev) || wrt_virtio_init(&dev, 0) ||
-	    wrt_vq_init(&dev, &rx, 0, QSIZE, rx_ring) || wrt_vq_init(&dev, &tx, 1, QSIZE, tx_ring)) {
+	    wrt_vq_init(&dev, &rx, 0, QSIZE, rx_ring) ||
+	    wrt_vq_init(&dev, &tx, 1, QSIZE, tx_ring)) {
 		rt_puts("vsockecho: no virtio-vsock device (run with --vsock PATH)");
 		return 1;
 	}

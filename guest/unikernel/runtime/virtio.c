@@ -58,7 +58,8 @@ int wrt_virtio_init(struct wrt_virtio *d, uint64_t want)
 	d->features = offered & (want | 1ull << VIRTIO_F_VERSION_1);
 	for (uint32_t sel = 0; sel < 2; sel++) {
 		wrt_virtio_write(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, sel);
-		wrt_virtio_write(d, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(d->features >> (32 * sel)));
+		wrt_virtio_write(d, VIRTIO_MMIO_DRIVER_FEATURES,
+				 (uint32_t)(d->features >> (32 * sel)));
 	}
 	s |= VIRTIO_CONFIG_S_FEATURES_OK;
 	wrt_virtio_write(d, VIRTIO_MMIO_STATUS, s);

@@ -13,7 +13,8 @@
 int x86_unikernel_set_devices(struct vm *vm, const struct wisp_device *devs, uint32_t n)
 {
 	_Static_assert(sizeof(struct wisp_boot_info) <= WISP_BOOTINFO_DEVICES &&
-			       WISP_BOOTINFO_DEVICES + WISP_MAX_DEVICES * sizeof(struct wisp_device) <=
+			       WISP_BOOTINFO_DEVICES +
+					       WISP_MAX_DEVICES * sizeof(struct wisp_device) <=
 				       CMDLINE_OFFSET,
 		       "device table overlaps the boot info or the command line");
 	if (n > WISP_MAX_DEVICES)

@@ -207,7 +207,8 @@ static bool handle(struct virtio_blk *b, struct virtq_chain *c)
 		break;
 	case VIRTIO_BLK_T_GET_ID: {
 		b->ids++;
-		size_t k = virtq_write(c, 0, b->id, in_len < sizeof(b->id) ? in_len : sizeof(b->id));
+		size_t k =
+			virtq_write(c, 0, b->id, in_len < sizeof(b->id) ? in_len : sizeof(b->id));
 		complete(b, c->head, status, VIRTIO_BLK_S_OK, (uint32_t)k + 1);
 		return true;
 	}
@@ -218,8 +219,7 @@ static bool handle(struct virtio_blk *b, struct virtq_chain *c)
 	uint32_t used = (h.type == VIRTIO_BLK_T_IN ? (uint32_t)len : 0) + 1;
 	uint64_t off = h.sector * SECTOR;
 	if (!submit(b, c->head, (uint8_t)h.type, status, iov, n, off, len, used))
-		complete(b, c->head, status, sync_io(b, (uint8_t)h.type, iov, n, off, len),
-			 used);
+		complete(b, c->head, status, sync_io(b, (uint8_t)h.type, iov, n, off, len), used);
 	return true;
 }
 
@@ -387,7 +387,8 @@ struct virtio_dev *virtio_blk_create(const struct virtio_blk_opts *o, char *err,
 	memcpy(b->id, id, idl < sizeof(b->id) ? idl : sizeof(b->id));
 	uint64_t f = 1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_BLK_SIZE |
 		     1ull << VIRTIO_BLK_F_FLUSH | (o->ro ? 1ull << VIRTIO_BLK_F_RO : 0);
-	if (virtio_dev_init(&b->dev, &blk_ops, f, offsetof(struct virtio_blk_config, physical_block_exp))) {
+	if (virtio_dev_init(&b->dev, &blk_ops, f,
+			    offsetof(struct virtio_blk_config, physical_block_exp))) {
 		close(b->fd);
 		free(b);
 		snprintf(err, errlen, "out of memory");

@@ -260,8 +260,9 @@ struct virtio_dev *virtio_console_create(const struct virtio_console_opts *o, ch
 	if (o->sock_path) {
 		c->in_fd = c->out_fd = -1;
 		c->sock_path = strdup(o->sock_path);
-		c->listen_fd = c->sock_path ? listen_unix("console socket", o->sock_path, err, errlen)
-					    : -1;
+		c->listen_fd = c->sock_path
+				       ? listen_unix("console socket", o->sock_path, err, errlen)
+				       : -1;
 		if (c->listen_fd < 0) {
 			free(c->sock_path);
 			free(c);

@@ -187,8 +187,7 @@ static void set_ready(struct virtio_dev *d, struct virtq *q, uint32_t v)
 /* Set the low or high half of a 64-bit ring address. */
 static void set_half(uint64_t *addr, uint32_t v, bool high)
 {
-	*addr = high ? (*addr & 0xffffffffull) | (uint64_t)v << 32
-		     : (*addr & ~0xffffffffull) | v;
+	*addr = high ? (*addr & 0xffffffffull) | (uint64_t)v << 32 : (*addr & ~0xffffffffull) | v;
 }
 
 static void reg_write(struct virtio_dev *d, uint64_t off, uint32_t v)
@@ -290,8 +289,8 @@ static uint32_t reg_read(struct virtio_dev *d, uint64_t off)
 	}
 }
 
-void virtio_mmio_access(void *opaque, struct vcpu *vcpu, uint64_t off, uint8_t *data,
-			uint32_t len, bool is_write)
+void virtio_mmio_access(void *opaque, struct vcpu *vcpu, uint64_t off, uint8_t *data, uint32_t len,
+			bool is_write)
 {
 	struct virtio_dev *d = opaque;
 	(void)vcpu;
@@ -581,9 +580,10 @@ void virtio_print_stats(struct vm *vm, int fd)
 			chains += d->vq[q].chains;
 		dprintf(fd,
 			"wisp: %s@0x%" PRIx64 ": mmio exits %" PRIu64 " notifies %" PRIu64
-			" interrupts %" PRIu64 " chains %" PRIu64 " guest errors %" PRIu64 "%s%s%s\n",
-			d->ops->name, d->base, d->mmio_accesses, d->notifies, d->interrupts,
-			chains, d->guest_errors, d->last_error ? " (last: " : "",
+			" interrupts %" PRIu64 " chains %" PRIu64 " guest errors %" PRIu64
+			"%s%s%s\n",
+			d->ops->name, d->base, d->mmio_accesses, d->notifies, d->interrupts, chains,
+			d->guest_errors, d->last_error ? " (last: " : "",
 			d->last_error ? d->last_error : "", d->last_error ? ")" : "");
 		if (d->ops->stats)
 			d->ops->stats(d, fd);

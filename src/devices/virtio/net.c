@@ -26,10 +26,10 @@
 #include "devices/virtio/virtio.h"
 #include "vmm/ioloop.h"
 
-#define RXQ	    0
-#define TXQ	    1
-#define NET_HDR	    sizeof(struct virtio_net_hdr_v1) /* 12: always, with VERSION_1 */
-#define NET_MAX_FRAME (NET_HDR + 65550) /* a 64 KiB GSO frame with its headers */
+#define RXQ	      0
+#define TXQ	      1
+#define NET_HDR	      sizeof(struct virtio_net_hdr_v1) /* 12: always, with VERSION_1 */
+#define NET_MAX_FRAME (NET_HDR + 65550)		       /* a 64 KiB GSO frame with its headers */
 
 struct virtio_net {
 	struct virtio_dev dev;
@@ -57,8 +57,9 @@ static void net_rx(struct virtio_net *n)
 		if (r <= 0) /* no buffers: the next receive notify resumes us */
 			break;
 		if (c->nr_r || c->w_len < NET_HDR) {
-			virtio_needs_reset(d, c->nr_r ? "net receive buffer is device-readable"
-						      : "net receive buffer smaller than the header");
+			virtio_needs_reset(d,
+					   c->nr_r ? "net receive buffer is device-readable"
+						   : "net receive buffer smaller than the header");
 			break;
 		}
 		ssize_t k = readv(n->tap, &c->iov[0], c->nr_w);
@@ -194,8 +195,8 @@ static int open_tap(const char *name, char *err, size_t errlen)
 	int hdr = NET_HDR;
 	const char *why = NULL;
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
-		why = errno == EPERM ? "permission denied (create it first with 'ip tuntap add "
-				       "NAME mode tap user USER', or run as root)"
+		why = errno == EPERM   ? "permission denied (create it first with 'ip tuntap add "
+					 "NAME mode tap user USER', or run as root)"
 		      : errno == EBUSY ? "already in use"
 		      : errno == EINVAL
 			      ? "exists but is not a TAP with these flags (tun, or multi-queue?)"

@@ -62,19 +62,19 @@ struct virtq {
 	struct vring_avail *avail;
 	struct vring_used *used;
 	bool event_idx, indirect;
-	bool broken;	     /* a malformed ring: nothing more is taken from it */
-	uint32_t pushed;     /* used entries since the last interrupt decision */
-	const char *error;   /* why it broke (static string) */
-	uint64_t chains;     /* chains served (stats) */
-	uint64_t max_bytes;  /* cap on one chain's total length (device-chosen) */
+	bool broken;	    /* a malformed ring: nothing more is taken from it */
+	uint32_t pushed;    /* used entries since the last interrupt decision */
+	const char *error;  /* why it broke (static string) */
+	uint64_t chains;    /* chains served (stats) */
+	uint64_t max_bytes; /* cap on one chain's total length (device-chosen) */
 };
 
 /* One popped chain: its buffers as host iovecs (the readable ones first, as
  * the spec requires of drivers), already checked to lie inside guest RAM. */
 struct virtq_chain {
 	uint16_t head;
-	uint16_t nr_r, nr_w;	/* iov[0, nr_r) readable, iov[nr_r, nr_r+nr_w) writable */
-	uint64_t r_len, w_len;	/* total bytes of each kind */
+	uint16_t nr_r, nr_w;   /* iov[0, nr_r) readable, iov[nr_r, nr_r+nr_w) writable */
+	uint64_t r_len, w_len; /* total bytes of each kind */
 	struct iovec iov[VIRTQ_MAX_CHAIN];
 };
 
@@ -154,11 +154,11 @@ struct virtio_dev {
 	struct vm *vm;
 	const struct guest_mem *mem;
 	struct ioloop *loop;
-	bool own_loop;	 /* a loop of its own (WISP_IO_THREADS=device) */
-	int slot;	 /* index in the window; also the POLL event bit */
-	uint64_t base;	 /* GPA of the registers */
-	uint32_t irq;	 /* GSI for Linux guests */
-	int irqfd;	 /* eventfd bound by KVM_IRQFD, or -1: POLL events */
+	bool own_loop; /* a loop of its own (WISP_IO_THREADS=device) */
+	int slot;      /* index in the window; also the POLL event bit */
+	uint64_t base; /* GPA of the registers */
+	uint32_t irq;  /* GSI for Linux guests */
+	int irqfd;     /* eventfd bound by KVM_IRQFD, or -1: POLL events */
 	struct virtio_kick {
 		struct virtio_dev *d;
 		int q;
@@ -181,8 +181,8 @@ void virtio_dev_free(struct virtio_dev *d);
  * register it on the MMIO bus and the VM's device list (which then owns it). */
 int virtio_attach(struct vm *vm, struct virtio_dev *d, char *err, size_t errlen);
 /* The MMIO bus handler (exported for tests and fuzzers). */
-void virtio_mmio_access(void *opaque, struct vcpu *vcpu, uint64_t off, uint8_t *data,
-			uint32_t len, bool is_write);
+void virtio_mmio_access(void *opaque, struct vcpu *vcpu, uint64_t off, uint8_t *data, uint32_t len,
+			bool is_write);
 /* Serve queue q as if the driver had notified it (tests, fuzzers, and the
  * path of a QueueNotify write that missed the ioeventfd). */
 void virtio_kick(struct virtio_dev *d, int q);
@@ -241,7 +241,6 @@ struct virtio_dev *virtio_blk_create(const struct virtio_blk_opts *o, char *err,
 struct virtio_dev *virtio_net_create(const struct virtio_net_opts *o, char *err, size_t errlen);
 struct virtio_dev *virtio_console_create(const struct virtio_console_opts *o, char *err,
 					 size_t errlen);
-struct virtio_dev *virtio_vsock_create(const struct virtio_vsock_opts *o, char *err,
-				       size_t errlen);
+struct virtio_dev *virtio_vsock_create(const struct virtio_vsock_opts *o, char *err, size_t errlen);
 
 #endif

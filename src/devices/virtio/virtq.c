@@ -91,7 +91,8 @@ static int walk(struct virtq *q, uint16_t head, struct virtq_chain *c)
 		memcpy(&d, &table[idx], sizeof(d)); /* one read; the guest may change it */
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			if (!q->indirect)
-				return fail(q, "indirect descriptor without VIRTIO_F_INDIRECT_DESC");
+				return fail(q,
+					    "indirect descriptor without VIRTIO_F_INDIRECT_DESC");
 			if (in_indirect)
 				return fail(q, "indirect table inside an indirect table");
 			if (d.flags & VRING_DESC_F_NEXT)
@@ -150,8 +151,8 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c)
 		return 0;
 	if (pending > q->s.num)
 		return fail(q, "available index moved by more than the queue size");
-	uint16_t head = __atomic_load_n(&q->avail->ring[q->s.last_avail % q->s.num],
-					__ATOMIC_RELAXED);
+	uint16_t head =
+		__atomic_load_n(&q->avail->ring[q->s.last_avail % q->s.num], __ATOMIC_RELAXED);
 	if (head >= q->s.num)
 		return fail(q, "available ring entry out of range");
 	int r = walk(q, head, c);

@@ -37,9 +37,9 @@
 #define BUF_ALLOC     (256u << 10) /* what we buffer per connection, told to the guest */
 #define MAX_PAYLOAD   (64u << 10)  /* per packet, both ways */
 #define MAX_CONNS     64
-#define MAX_RSTS      32	   /* RSTs owed to the guest for unknown connections */
-#define HELLO_MAX     32	   /* "CONNECT 4294967295\n" fits */
-#define EPHEMERAL_MIN (1u << 30)   /* host ports we pick for host-initiated streams */
+#define MAX_RSTS      32	 /* RSTs owed to the guest for unknown connections */
+#define HELLO_MAX     32	 /* "CONNECT 4294967295\n" fits */
+#define EPHEMERAL_MIN (1u << 30) /* host ports we pick for host-initiated streams */
 
 enum conn_state {
 	CONN_FREE = 0,
@@ -72,10 +72,10 @@ struct conn {
 	uint32_t rx_cnt, fwd_cnt, fwd_told;
 	uint8_t *pend; /* from the guest, not yet taken by the socket */
 	uint32_t pend_len;
-	bool readable;	     /* the socket may have data (edge-triggered) */
-	bool host_eof;	     /* the socket said EOF: SHUTDOWN owed or sent */
-	bool guest_no_send;  /* the guest shut down its sending side */
-	bool guest_no_recv;  /* the guest will not read any more */
+	bool readable;	    /* the socket may have data (edge-triggered) */
+	bool host_eof;	    /* the socket said EOF: SHUTDOWN owed or sent */
+	bool guest_no_send; /* the guest shut down its sending side */
+	bool guest_no_recv; /* the guest will not read any more */
 };
 
 struct virtio_vsock {
@@ -239,8 +239,8 @@ static void guest_rw(struct conn *c, const struct virtq_chain *ch, uint32_t len)
 				return;
 			}
 		}
-		c->pend_len += (uint32_t)virtq_read(ch, HDR + sent, c->pend + c->pend_len,
-						    len - sent);
+		c->pend_len +=
+			(uint32_t)virtq_read(ch, HDR + sent, c->pend + c->pend_len, len - sent);
 	}
 	maybe_credit(c);
 }
@@ -489,9 +489,10 @@ static void rx_pump(struct virtio_vsock *v)
 			if (r <= 0)
 				break; /* no buffers: the next receive notify resumes us */
 			if (v->chain.nr_r || v->chain.w_len < HDR) {
-				virtio_needs_reset(d, v->chain.nr_r
-							      ? "vsock receive buffer is device-readable"
-							      : "vsock receive buffer smaller than a header");
+				virtio_needs_reset(
+					d, v->chain.nr_r
+						   ? "vsock receive buffer is device-readable"
+						   : "vsock receive buffer smaller than a header");
 				break;
 			}
 			popped = true;
@@ -665,8 +666,7 @@ static const struct virtio_dev_ops vsock_ops = {
 	.stats = vsock_stats,
 };
 
-struct virtio_dev *virtio_vsock_create(const struct virtio_vsock_opts *o, char *err,
-				       size_t errlen)
+struct virtio_dev *virtio_vsock_create(const struct virtio_vsock_opts *o, char *err, size_t errlen)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	/* Room for "_4294967295" too: guest-initiated streams use PATH_PORT. */
