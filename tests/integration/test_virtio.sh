@@ -32,6 +32,12 @@ if kvm_ok; then
 else skipped disk-write-reaches-file "no /dev/kvm"; fi
 vm_expect disk-ro-refuses-write 1 '^write: status 1, flush: status 0$' 'last: blk write to a read-only disk' -- $WISP run --stats --disk "$TMP/disk.img,ro" $UK/disk.elf -- write 7 nope
 
+# Two devices completing while the guest sleeps in POLL: a kick racing with
+# the poll must not leave the vCPU spinning on EINTR (it once did).
+head -c $((256 << 10)) /dev/urandom >"$TMP/mix.img"
+vm_expect poll-wakeups-two-devices 0 '^iomix: 300 rounds' '' -- $WISP run --rng --disk "$TMP/mix.img" $UK/iomix.elf -- 300 65536
+vm_expect poll-wakeups-thread-per-device 0 '^iomix: 300 rounds' '' -- env WISP_IO_THREADS=device $WISP run --rng --disk "$TMP/mix.img" $UK/iomix.elf -- 300 65536
+
 # --- virtio-console --------------------------------------------------------------
 if kvm_ok; then
 	printf 'hello there\nquit\n' | timeout 30 $WISP run --console virtio $UK/hvc.elf >"$TMP/hvc.out" 2>"$TMP/hvc.err"

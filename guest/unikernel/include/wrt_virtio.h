@@ -68,6 +68,9 @@ int wrt_vq_get(struct wrt_vq *q, uint32_t *len);
 /* Wait up to timeout_ns for a used chain (spinning briefly, then POLL);
  * same result as wrt_vq_get. */
 int wrt_vq_wait(struct wrt_vq *q, uint32_t *len, uint64_t timeout_ns);
+/* Hypercalls (each one VM exit) that wrt_vq_wait made so far: benchmarks
+ * add them to the device's own exits. */
+extern uint64_t wrt_virtio_wait_exits;
 
 /* --- virtio-rng ---------------------------------------------------------------- */
 /* Fill buf with len random bytes from the first virtio-rng; -1 if there is

@@ -169,6 +169,8 @@ int wrt_vq_get(struct wrt_vq *q, uint32_t *len)
 	return (int)e.id;
 }
 
+uint64_t wrt_virtio_wait_exits;
+
 int wrt_vq_wait(struct wrt_vq *q, uint32_t *len, uint64_t timeout_ns)
 {
 	/* Spin a little first: a completion often takes only microseconds, and
@@ -180,11 +182,13 @@ int wrt_vq_wait(struct wrt_vq *q, uint32_t *len, uint64_t timeout_ns)
 		__asm__ volatile("pause");
 	}
 	uint64_t start = rt_monotonic_ns();
+	wrt_virtio_wait_exits++;
 	for (;;) {
 		int h = wrt_vq_get(q, len);
 		if (h >= 0)
 			return h;
 		uint64_t now = rt_monotonic_ns(), spent = now - start;
+		wrt_virtio_wait_exits += 2; /* this clock read and the POLL below */
 		if (timeout_ns != UINT64_MAX && spent >= timeout_ns)
 			return -1;
 		/* An event raised after the check above is latched: POLL returns. */
