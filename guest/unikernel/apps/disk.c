@@ -1,6 +1,7 @@
 /* disk: the virtio-blk driver at work. Commands:
  *   cksum               read the whole disk, print "cksum CRC BYTES" as
  *                       POSIX cksum(1) prints for the image file
+ *   bench               read the whole disk in 64 KiB requests, print MB/s
  *   info | id           capacity and read-only flag | the device's ID string
  *   write SECTOR TEXT   write TEXT (zero-padded) to SECTOR, then flush
  *   read SECTOR         print the text stored at SECTOR */
@@ -58,6 +59,22 @@ static int cksum(struct wrt_blk *b)
 	return 0;
 }
 
+static int bench(struct wrt_blk *b)
+{
+	uint64_t t0 = rt_monotonic_ns();
+	for (uint64_t s = 0; s < b->sectors; s += CHUNK_SECTORS) {
+		uint32_t n =
+			b->sectors - s < CHUNK_SECTORS ? (uint32_t)(b->sectors - s) : CHUNK_SECTORS;
+		if (wrt_blk_read(b, s, buf, n))
+			return 1;
+	}
+	uint64_t ns = rt_monotonic_ns() - t0, bytes = b->sectors * 512;
+	rt_printf("bench: %lu bytes in %lu us: %lu bytes/s\n", (unsigned long)bytes,
+		  (unsigned long)(ns / 1000),
+		  (unsigned long)(bytes * 1000000000ull / (ns ? ns : 1)));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct wrt_blk b;
@@ -68,6 +85,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "cksum"))
 		return cksum(&b);
+	if (!strcmp(cmd, "bench"))
+		return bench(&b);
 	if (!strcmp(cmd, "info")) {
 		rt_printf("sectors %lu ro %d\n", (unsigned long)b.sectors, b.ro);
 		return 0;
@@ -94,6 +113,6 @@ int main(int argc, char **argv)
 		rt_printf("read: status %d: %s\n", st, (char *)buf);
 		return st ? 1 : 0;
 	}
-	rt_puts("usage: disk cksum|info|id|write SECTOR TEXT|read SECTOR");
+	rt_puts("usage: disk cksum|bench|info|id|write SECTOR TEXT|read SECTOR");
 	return 2;
 }

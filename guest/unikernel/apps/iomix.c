@@ -34,8 +34,8 @@ int main(int argc, char **argv)
 		struct wrt_buf r = {rbuf, (uint32_t)bytes, 1};
 		struct virtio_blk_outhdr h = {.type = VIRTIO_BLK_T_IN, .sector = 0};
 		volatile uint8_t status = 0xff;
-		struct wrt_buf b[3] = {{&h, sizeof(h), 0}, {dbuf, (uint32_t)bytes, 1},
-				       {(void *)&status, 1, 1}};
+		struct wrt_buf b[3] = {
+			{&h, sizeof(h), 0}, {dbuf, (uint32_t)bytes, 1}, {(void *)&status, 1, 1}};
 		wrt_vq_add(&rng_vq, &r, 1);
 		wrt_vq_add(&blk.vq, b, 3);
 		wrt_vq_kick(&rng_vq);

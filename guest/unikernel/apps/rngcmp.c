@@ -47,7 +47,8 @@ int main(int argc, char **argv)
 			done += (uint64_t)got;
 		}
 		uint64_t ns = rt_monotonic_ns() - t0;
-		rt_printf("virtio-rng: %lu bytes in %lu us: %lu bytes/s, chunk %lld, wait exits %lu\n",
+		rt_printf("virtio-rng: %lu bytes in %lu us: %lu bytes/s, chunk %lld, wait exits "
+			  "%lu\n",
 			  (unsigned long)done, (unsigned long)(ns / 1000),
 			  (unsigned long)rate(done, ns), chunk,
 			  (unsigned long)(wrt_virtio_wait_exits - waits0));

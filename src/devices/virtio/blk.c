@@ -223,6 +223,8 @@ static bool handle(struct virtio_blk *b, struct virtq_chain *c)
 	return true;
 }
 
+static void reap(struct virtio_blk *b, bool discard);
+
 static void blk_notify(struct virtio_dev *d, int qi)
 {
 	struct virtio_blk *b = to_blk(d);
@@ -234,8 +236,12 @@ static void blk_notify(struct virtio_dev *d, int qi)
 		if (n <= 0 || !handle(b, &b->chain))
 			break;
 	}
-	if (b->uring)
+	if (b->uring) {
 		io_uring_submit(&b->ring);
+		/* Reads that hit the page cache complete inside the submit: answer
+		 * them now rather than after another trip through the loop. */
+		reap(b, false);
+	}
 	virtio_signal_used(d, q);
 }
 
