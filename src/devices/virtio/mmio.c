@@ -540,12 +540,12 @@ int virtio_mmio_cmdline(struct vm *vm, char *buf, size_t size)
 {
 	struct device *dev = vm_find_device(vm, "virtio");
 	struct virtio_ctx *c = dev ? dev->opaque : NULL;
-	size_t len = strlen(buf);
+	size_t start = strlen(buf), len = start;
 	for (int i = 0; c && i < c->nr; i++) {
 		int n = snprintf(buf + len, size - len, " virtio_mmio.device=4K@0x%" PRIx64 ":%u",
 				 c->devs[i]->base, c->devs[i]->irq);
 		if (n < 0 || (size_t)n >= size - len) {
-			buf[len] = 0;
+			buf[start] = 0; /* all or nothing */
 			return -ENOSPC;
 		}
 		len += (size_t)n;

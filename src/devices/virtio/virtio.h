@@ -204,7 +204,8 @@ int virtio_pop(struct virtio_dev *d, int q, struct virtq_chain *c);
  * on. Without it, interrupts become POLL-hypercall events (unikernels). */
 void virtio_use_irqfd(struct vm *vm, bool on);
 /* Append " virtio_mmio.device=4K@0x...:IRQ" for every attached device to the
- * NUL-terminated string in buf (size bytes); -ENOSPC if it does not fit. */
+ * NUL-terminated string in buf (size bytes); -ENOSPC (buf unchanged) if it
+ * does not all fit. */
 int virtio_mmio_cmdline(struct vm *vm, char *buf, size_t size);
 /* Fill up to max entries of the unikernel boot-info device table; returns
  * the count. */
