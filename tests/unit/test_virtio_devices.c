@@ -281,6 +281,7 @@ static void test_net_rx(void **state)
 	assert_int_equal(e.id, 3);
 	assert_int_equal(e.len, sizeof(frame));
 	assert_memory_equal(vh_ptr(&h, VH_DATA + 12), "incoming", 8);
+	assert_int_equal(*(uint16_t *)vh_ptr(&h, VH_DATA + 10), 1); /* num_buffers */
 	/* With a buffer posted, a new frame arrives through the loop. */
 	vh_chain(&h, 0, 4, &b, 1);
 	virtio_kick(h.d, 0);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <linux/virtio_ids.h>
@@ -69,6 +70,10 @@ static void net_rx(struct virtio_net *n)
 		}
 		/* A frame longer than the buffers is cut; never claim more than fits. */
 		uint32_t len = (uint64_t)k < c->w_len ? (uint32_t)k : (uint32_t)c->w_len;
+		/* The TAP writes the 10-byte legacy header and skips num_buffers;
+		 * without MRG_RXBUF the spec wants it to be 1. */
+		uint16_t one = 1;
+		virtq_write(c, offsetof(struct virtio_net_hdr_v1, num_buffers), &one, sizeof(one));
 		n->rx_packets++;
 		n->rx_bytes += len;
 		virtq_push(q, c->head, len);
