@@ -575,6 +575,8 @@ void virtio_print_stats(struct vm *vm, int fd)
 	struct virtio_ctx *c = dev ? dev->opaque : NULL;
 	for (int i = 0; c && i < c->nr; i++) {
 		struct virtio_dev *d = c->devs[i];
+		/* The I/O thread still runs until vm_destroy. */
+		pthread_mutex_lock(&d->lock);
 		uint64_t chains = 0;
 		for (int q = 0; q < d->ops->nr_queues; q++)
 			chains += d->vq[q].chains;
@@ -587,6 +589,7 @@ void virtio_print_stats(struct vm *vm, int fd)
 			d->last_error ? d->last_error : "", d->last_error ? ")" : "");
 		if (d->ops->stats)
 			d->ops->stats(d, fd);
+		pthread_mutex_unlock(&d->lock);
 	}
 	if (c && c->loop_ok)
 		dprintf(fd, "wisp: virtio I/O loop: %" PRIu64 " wakeups\n", c->loop.wakeups);
