@@ -26,3 +26,11 @@ bench-rng: $(BUILD)/wisp unikernels
 	bench/rng.sh
 
 .PHONY: bench-rng
+
+# Paravirtual I/O: the RNG device vs virtio-rng in one run, request sizes,
+# I/O thread per VM vs per device, virtio-blk reads (docs/virtio.md).
+bench-virtio: $(BUILD)/wisp unikernels
+	scripts/deps.sh build bench
+	bench/virtio.sh
+
+.PHONY: bench-virtio
