@@ -11,7 +11,7 @@ CFLAGS_COMMON := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc -MMD -MP -DWIS
 CFLAGS   := $(CFLAGS_COMMON) -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 ASAN_CFLAGS := $(CFLAGS_COMMON) -O1 -g $(SANFLAGS)
-LDLIBS   := -lpthread
+LDLIBS   := -luring -lpthread
 
 # --- the VMM ----------------------------------------------------------------
 # Every .c under src/ goes into libwisp.a (tests link it), except the
@@ -59,6 +59,14 @@ demo:
 	$(MAKE) all
 	$(BUILD)/wisp run $(BUILD)/unikernels/hello.elf
 
+# The course's RNG device (docs/rng-device.md): PCI enumeration, a seeded
+# sequence, and the device's rate, from a unikernel on this machine's KVM.
+demo-rng:
+	scripts/deps.sh build
+	$(MAKE) all
+	$(BUILD)/wisp run --rng-device $(BUILD)/unikernels/lspci.elf
+	$(BUILD)/wisp run --stats --rng-device $(BUILD)/unikernels/rng.elf -- seed 42 get 5 bench 65536
+
 format:
 	clang-format -i $(shell git ls-files '*.c' '*.h')
 format-check:
@@ -67,5 +75,5 @@ format-check:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all deps demo format format-check clean unikernels
+.PHONY: all deps demo demo-rng format format-check clean unikernels
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

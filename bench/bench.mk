@@ -1,22 +1,53 @@
-# Benchmarks (included by the Makefile). Results land in build/bench/.
-BENCH_DIR := $(BUILD)/bench
+# Benchmarks (bench/): each prints medians and ratios against peers run
+# side by side, and writes a CSV under build/bench/.
+BENCH_CFLAGS := -std=gnu11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE
 
-$(BENCH_DIR)/wisp-bench: bench/wisp_bench.c
+$(BUILD)/bench/launch: bench/launch.c
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -o $@ $< -lcurl -ljansson
-$(BENCH_DIR)/exit0: bench/exit0.c
+	$(CC) $(BENCH_CFLAGS) -static -o $@ $<
+$(BUILD)/bench/true: bench/true.c
 	@mkdir -p $(@D)
-	$(CC) -O2 -static -o $@ $<
+	$(CC) $(BENCH_CFLAGS) -static -o $@ $<
 
+bench-deps:
+	scripts/deps.sh build bench
+
+# launch→exit of the noop unikernel: wisp run vs QEMU microvm (same image)
+# vs fork+exec+wait of a static true; then CPL3 vs CPL0 application speed.
+bench-run: bench-deps
+	$(MAKE) all $(BUILD)/bench/launch $(BUILD)/bench/true
+	bench/run.sh
+
+.PHONY: bench-deps bench-run
+
+# The course's RNG device: random bytes/s and exits per KiB (docs/rng-device.md).
+bench-rng: $(BUILD)/wisp unikernels
+	scripts/deps.sh build bench
+	bench/rng.sh
+
+.PHONY: bench-rng
+
+# Paravirtual I/O: the RNG device vs virtio-rng in one run, request sizes,
+# I/O thread per VM vs per device, virtio-blk reads (docs/virtio.md).
+bench-virtio: $(BUILD)/wisp unikernels
+	scripts/deps.sh build bench
+	bench/virtio.sh
+
+.PHONY: bench-virtio
+
+# VM creation time with N VMs already running (LightVM's Figure 9), against
+# fork+exec+wait of a static true and `crun run`, and memory per VM
+# (docs/control-plane.md). Needs root (KVM, cgroups, crun). Results in
+# build/bench/create.csv, memory.csv, create.png. BENCH_CREATE_ARGS passes
+# options, e.g. --levels 0,100 --creates 50.
+$(BUILD)/bench/wisp-bench: bench/wisp_bench.c
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< -lcurl -ljansson
 # Debian's python3 (python3-matplotlib), whatever python3 is first in PATH.
 PYTHON ?= /usr/bin/python3
 
-# VM creation time with N VMs already running, against fork+exec and crun,
-# and memory per VM (docs/control-plane.md). Needs root (KVM, cgroups, crun).
-# BENCH_CREATE_ARGS passes options, e.g. --levels 0,100 --creates 50.
-bench-create:
-	scripts/deps.sh build bench
-	$(MAKE) all $(BENCH_DIR)/wisp-bench $(BENCH_DIR)/exit0
-	$(PYTHON) bench/bench_create.py --build $(BUILD) --out $(BENCH_DIR) $(BENCH_CREATE_ARGS)
+bench-create: bench-deps
+	$(MAKE) all $(BUILD)/bench/wisp-bench $(BUILD)/bench/true
+	$(PYTHON) bench/bench_create.py --build $(BUILD) --out $(BUILD)/bench $(BENCH_CREATE_ARGS)
 
 .PHONY: bench-create

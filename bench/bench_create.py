@@ -175,7 +175,7 @@ def main():
     tool = os.path.join(out, "wisp-bench")
     noop = os.path.join(b, "unikernels/noop.elf")
     idle = os.path.join(b, "unikernels/idle.elf")
-    exit0 = os.path.join(out, "exit0")
+    exit0 = os.path.join(out, "true")  # bench/true.c, static
     rundir = f"/dev/shm/wisp-bench-{os.getpid()}"  # tmpfs, like /run
     sock = os.path.join(rundir, "wispd.sock")
     have_crun = shutil.which("crun") is not None and os.path.exists("/bin/busybox")

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli/virtio_args.h"
+
 /* Process exit codes of `wisp run` besides the guest's own status (0..255). */
 #define WISP_EXIT_TIMEOUT 124 /* --timeout elapsed */
 #define WISP_EXIT_ERROR	  125 /* Wisp could not start the VM: bad input, no KVM */
@@ -23,8 +25,12 @@ struct run_config {
 	int cpus;
 	uint64_t timeout_ms; /* 0: none */
 	bool stats;	     /* print exit statistics on stderr at the end */
+	bool rng_device;     /* --rng-device: attach the course's PCI RNG device */
+	bool rng_seeded;     /* --rng-device=SEED: start it from rng_seed */
+	uint32_t rng_seed;
 	const char *image;
-	char *cmdline; /* guest arguments joined by spaces (malloc'd) */
+	char *cmdline;		   /* guest arguments joined by spaces (malloc'd) */
+	struct virtio_args virtio; /* --rng, --disk, --net, --console, --vsock */
 };
 
 /* --- options.c --------------------------------------------------------- */

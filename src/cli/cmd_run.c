@@ -14,8 +14,15 @@
 #include "util/util.h"
 #include "vmm/vmm.h"
 
-static const char usage[] = "usage: wisp run [--mem SIZE] [--cpus N] [--timeout DURATION] "
-			    "[--stats] IMAGE [-- ARGS...]\n";
+static const char usage[] =
+	"usage: wisp run [--mem SIZE] [--cpus N] [--timeout DURATION] [--stats]\n"
+	"                [--rng-device[=SEED]] [--rng] [--disk PATH[,ro][,id=ID]]\n"
+	"                [--net tap=NAME[,mac=MAC]] [--console virtio[,sock=PATH]]\n"
+	"                [--vsock PATH[,cid=N]] IMAGE [-- ARGS...]\n";
+
+#define OPT_RNG_DEVICE 0x100 /* long-only options */
+#define OPT_VIRTIO     1000  /* --rng ... --vsock: 1000 + index in virtio_flags */
+static const char *const virtio_flags[] = {"rng", "disk", "net", "console", "vsock"};
 
 static struct vm *running_vm; /* for the signal handlers */
 
@@ -36,9 +43,19 @@ static void on_stop_signal(int sig)
 int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, size_t errlen)
 {
 	static const struct option opts[] = {
-		{"mem", required_argument, NULL, 'm'},	   {"cpus", required_argument, NULL, 'c'},
-		{"timeout", required_argument, NULL, 't'}, {"stats", no_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},	   {0},
+		{"mem", required_argument, NULL, 'm'},
+		{"cpus", required_argument, NULL, 'c'},
+		{"timeout", required_argument, NULL, 't'},
+		{"stats", no_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{"rng-device", optional_argument, NULL, OPT_RNG_DEVICE},
+		/* virtio devices, parsed by virtio_args.c */
+		{"rng", no_argument, NULL, OPT_VIRTIO + 0},
+		{"disk", required_argument, NULL, OPT_VIRTIO + 1},
+		{"net", required_argument, NULL, OPT_VIRTIO + 2},
+		{"console", required_argument, NULL, OPT_VIRTIO + 3},
+		{"vsock", required_argument, NULL, OPT_VIRTIO + 4},
+		{0},
 	};
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->mem = WISP_DEFAULT_MEM;
@@ -89,11 +106,37 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		case 's':
 			cfg->stats = true;
 			break;
+		case OPT_RNG_DEVICE:
+			cfg->rng_device = true;
+			if (optarg) {
+				if (opt_parse_uint(optarg, 0, UINT32_MAX, &v)) {
+					snprintf(err, errlen,
+						 "--rng-device='%s': the seed must be a number "
+						 "from 0 to 4294967295",
+						 optarg);
+					return -1;
+				}
+				cfg->rng_seeded = true;
+				cfg->rng_seed = (uint32_t)v;
+			}
+			break;
 		case 'h':
 			snprintf(err, errlen, "%s", "");
 			return 1;
+		case OPT_VIRTIO + 0:
+		case OPT_VIRTIO + 1:
+		case OPT_VIRTIO + 2:
+		case OPT_VIRTIO + 3:
+		case OPT_VIRTIO + 4:
+			if (virtio_args_parse(&cfg->virtio, virtio_flags[c - OPT_VIRTIO], optarg,
+					      err, errlen))
+				return -1;
+			break;
 		default:
-			if (optopt)
+			if (optopt >= OPT_VIRTIO)
+				snprintf(err, errlen, "run: option '--%s' needs a value",
+					 virtio_flags[optopt - OPT_VIRTIO]);
+			else if (optopt)
 				snprintf(err, errlen, "run: option '-%c' %s", optopt,
 					 strchr("mct", optopt) ? "needs a value" : "is not known");
 			else
@@ -122,9 +165,6 @@ static int outcome(struct vm *vm, const struct run_config *cfg)
 	switch (atomic_load(&vm->stop)) {
 	case VM_STOP_EXIT:
 		return vm->exit_status;
-	case VM_STOP_HALT:
-		fprintf(stderr, "wisp: guest halted with nothing left to wake it\n");
-		return 0;
 	case VM_STOP_TIMEOUT:
 		fprintf(stderr, "wisp: guest stopped: --timeout of %llu ms elapsed\n",
 			(unsigned long long)cfg->timeout_ms);
@@ -153,14 +193,25 @@ static void print_stats(struct vm *vm)
 		(unsigned long long)s.hypercall, (unsigned long long)s.hlt,
 		(unsigned long long)s.intr, (unsigned long long)s.unhandled,
 		(unsigned long long)s.shutdown, (unsigned long long)s.other);
+	struct device *rng = vm_find_device(vm, "rng-device");
+	if (rng) {
+		struct rng_stats r;
+		rng_get_stats(rng->opaque, &r);
+		fprintf(stderr,
+			"wisp: rng-device: reads %llu (%llu bytes) seeds %llu ignored %llu\n",
+			(unsigned long long)r.reads, (unsigned long long)r.reads * 4,
+			(unsigned long long)r.seeds, (unsigned long long)r.ignored);
+	}
 }
 
 int cmd_run(int argc, char **argv)
 {
 	struct run_config cfg;
 	char err[WISP_ERRLEN];
+	util_trace("main");
 	int r = run_parse_args(argc, argv, &cfg, err, sizeof(err));
 	if (r) {
+		virtio_args_free(&cfg.virtio);
 		if (r > 0) {
 			fputs(usage, stdout);
 			return 0;
@@ -176,15 +227,16 @@ int cmd_run(int argc, char **argv)
 	if (r) {
 		fprintf(stderr, "wisp: image '%s': %s\n", cfg.image, util_file_error(r));
 		free(cfg.cmdline);
+		virtio_args_free(&cfg.virtio);
 		return WISP_EXIT_ERROR;
 	}
 	int code = WISP_EXIT_ERROR;
 	struct kvm kvm = {.fd = -1};
 	struct vm *vm = NULL;
-	if (!x86_is_unikernel(img, size)) {
-		struct elf_image ei;
-		if (elf_parse(img, size, &ei, err, sizeof(err)) == 0)
-			snprintf(err, sizeof(err), "ELF has no Wisp note: not a Wisp unikernel");
+	struct elf_image ei;
+	if (elf_parse(img, size, &ei, err, sizeof(err)) == 0 && !ei.has_wisp_note)
+		snprintf(err, sizeof(err), "ELF has no Wisp note: not a Wisp unikernel");
+	if (!ei.has_wisp_note) {
 		fprintf(stderr, "wisp: image '%s': %s\n", cfg.image, err);
 		goto out;
 	}
@@ -194,20 +246,48 @@ int cmd_run(int argc, char **argv)
 			cfg.image, cfg.cpus);
 		goto out;
 	}
+	/* Device backends too: a bad --disk path fails here, without KVM. */
+	if (virtio_args_open(&cfg.virtio, err, sizeof(err))) {
+		fprintf(stderr, "wisp: %s\n", err);
+		goto out;
+	}
+	util_trace("image read");
 	if (kvm_open(&kvm, err, sizeof(err))) {
 		fprintf(stderr, "wisp: %s\n", err);
 		goto out;
 	}
+	util_trace("kvm opened, CPUID queried");
 	vm = calloc(1, sizeof(*vm));
-	if (!vm || vm_create(vm, &kvm, cfg.mem, err, sizeof(err)) || vcpu_signals_init() ||
-	    vm_create_vcpus(vm, cfg.cpus, err, sizeof(err)) || hypercall_register(vm)) {
+	if (!vm || vm_create(vm, &kvm, cfg.mem, err, sizeof(err))) {
 		fprintf(stderr, "wisp: cannot create the VM: %s\n", vm ? err : "out of memory");
+		goto out;
+	}
+	/* A CPL3 application cannot execute HLT (it faults and is reported), so
+	 * such VMs lose nothing with an in-kernel LAPIC, and gain speed. CPL0
+	 * images keep the user-space HLT exit so that a halt is reported. */
+	if (!(ei.wisp.flags & WISP_NOTE_CPL0))
+		vm_enable_split_irqchip(vm); /* an optimisation: fine if absent */
+	if (vcpu_signals_init() || vm_create_vcpus(vm, cfg.cpus, err, sizeof(err)) ||
+	    hypercall_register(vm)) {
+		fprintf(stderr, "wisp: cannot create the VM: %s\n", err);
+		goto out;
+	}
+	util_trace("VM, memory and vCPU created");
+	if (cfg.rng_device && (r = rng_attach(vm, cfg.rng_seeded ? &cfg.rng_seed : NULL))) {
+		fprintf(stderr, "wisp: cannot attach the RNG device: %s\n", strerror(-r));
+		goto out;
+	}
+	if (virtio_args_attach(&cfg.virtio, vm, err, sizeof(err))) {
+		fprintf(stderr, "wisp: cannot attach devices: %s\n", err);
 		goto out;
 	}
 	if (x86_boot_unikernel(vm, img, size, cfg.cmdline, err, sizeof(err))) {
 		fprintf(stderr, "wisp: image '%s': %s\n", cfg.image, err);
 		goto out;
 	}
+	struct wisp_device table[WISP_MAX_DEVICES];
+	x86_unikernel_set_devices(vm, table,
+				  (uint32_t)virtio_device_table(vm, table, WISP_MAX_DEVICES));
 	free(img);
 	img = NULL;
 
@@ -223,12 +303,16 @@ int cmd_run(int argc, char **argv)
 						    (suseconds_t)(cfg.timeout_ms % 1000) * 1000}};
 		setitimer(ITIMER_REAL, &it, NULL);
 	}
+	util_trace("image loaded, vCPU ready");
 	vm_run(vm);
+	util_trace("guest stopped");
 	struct itimerval off = {0};
 	setitimer(ITIMER_REAL, &off, NULL);
 	code = outcome(vm, &cfg);
-	if (cfg.stats)
+	if (cfg.stats) {
 		print_stats(vm);
+		virtio_print_stats(vm, 2);
+	}
 	running_vm = NULL;
 out:
 	if (vm)
@@ -238,5 +322,7 @@ out:
 		kvm_close(&kvm);
 	free(img);
 	free(cfg.cmdline);
+	virtio_args_free(&cfg.virtio);
+	util_trace("VM destroyed");
 	return code;
 }

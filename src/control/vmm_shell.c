@@ -376,10 +376,10 @@ static int configure(const struct ctl_config *c, int image_fd, char *err, size_t
 	int r = read_image(image_fd, sh.me.mem, &img, &size, err, errlen);
 	if (r)
 		return r;
-	if (!x86_is_unikernel(img, size)) {
-		struct elf_image ei;
-		if (elf_parse(img, size, &ei, err, errlen) == 0)
-			snprintf(err, errlen, "ELF has no Wisp note: not a Wisp unikernel");
+	struct elf_image ei;
+	if (elf_parse(img, size, &ei, err, errlen) == 0 && !ei.has_wisp_note)
+		snprintf(err, errlen, "ELF has no Wisp note: not a Wisp unikernel");
+	if (!ei.has_wisp_note) {
 		if (img != sh.image_buf)
 			free(img);
 		return -ENOEXEC;
@@ -508,10 +508,6 @@ static void report_end(void)
 		in.exit_status = sh.vm.exit_status;
 		snprintf(in.reason, sizeof(in.reason), "guest exited with status %d",
 			 sh.vm.exit_status);
-		break;
-	case VM_STOP_HALT:
-		in.state = CTL_STATE_EXITED;
-		snprintf(in.reason, sizeof(in.reason), "guest halted");
 		break;
 	case VM_STOP_SIGNAL:
 		in.state = CTL_STATE_EXITED;

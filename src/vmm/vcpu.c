@@ -202,23 +202,25 @@ static void handle_mmio(struct vcpu *v)
 		v->stats.unhandled++;
 }
 
-/* A kick that made KVM_RUN return stays pending: KVM restores the thread's
- * mask, which blocks the kick signal, before the handler could run. Left
- * there, it would make every later KVM_RUN return at once. */
+static void crash_with_regs(struct vcpu *v, const char *what, unsigned long long detail)
+{
+	vcpu_save_crash_regs(v);
+	vm_crash(v->vm, "%s 0x%llx on vCPU %d", what, detail, v->id);
+}
+
+/* KVM_RUN returns EINTR for a pending kick but does not deliver it (the
+ * signal is blocked again on return), so a kick that arrived while blocked
+ * (e.g. just after vcpu_wait() saw immediate_exit and skipped ppoll) would
+ * make every later KVM_RUN fail at once, for ever. Take it here: the loop
+ * re-checks everything a kick is about. */
 static void eat_kick(void)
 {
 	sigset_t s;
 	sigemptyset(&s);
 	sigaddset(&s, VCPU_KICK_SIGNAL);
 	struct timespec zero = {0, 0};
-	while (sigtimedwait(&s, NULL, &zero) == VCPU_KICK_SIGNAL)
+	while (sigtimedwait(&s, NULL, &zero) > 0)
 		;
-}
-
-static void crash_with_regs(struct vcpu *v, const char *what, unsigned long long detail)
-{
-	vcpu_save_crash_regs(v);
-	vm_crash(v->vm, "%s 0x%llx on vCPU %d", what, detail, v->id);
 }
 
 void vcpu_loop(struct vcpu *v)
@@ -250,10 +252,13 @@ void vcpu_loop(struct vcpu *v)
 			handle_mmio(v);
 			break;
 		case KVM_EXIT_HLT:
-			/* Without an in-kernel irqchip nothing can wake a halted
-			 * vCPU: the guest has stopped for good. */
+			/* Only VMs without an in-kernel LAPIC see this exit, and
+			 * there nothing can ever wake the vCPU: the guest stopped
+			 * without saying why, which is a crash. */
 			v->stats.hlt++;
-			vm_request_stop(vm, VM_STOP_HALT);
+			vcpu_save_crash_regs(v);
+			vm_crash(vm, "guest halted (HLT) with nothing to wake it, on vCPU %d",
+				 v->id);
 			break;
 		case KVM_EXIT_INTR:
 			v->stats.intr++;

@@ -25,6 +25,7 @@ int vm_create(struct vm *vm, struct kvm *kvm, uint64_t mem_size, char *err, size
 	vm->console_fd = 1;
 	vm->ctl_fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->events_lock, NULL);
 	int r;
 	if ((r = bus_init(&vm->pio)) || (r = bus_init(&vm->mmio))) {
 		snprintf(err, errlen, "bus init: %s", strerror(-r));
@@ -70,6 +71,14 @@ int vm_create(struct vm *vm, struct kvm *kvm, uint64_t mem_size, char *err, size
 	return 0;
 }
 
+int vm_enable_split_irqchip(struct vm *vm)
+{
+	if (!kvm_check_cap(vm->kvm, KVM_CAP_SPLIT_IRQCHIP))
+		return -ENOTSUP;
+	struct kvm_enable_cap cap = {.cap = KVM_CAP_SPLIT_IRQCHIP, .args = {24}};
+	return ioctl(vm->fd, KVM_ENABLE_CAP, &cap) < 0 ? -errno : 0;
+}
+
 int vm_create_vcpus(struct vm *vm, int n, char *err, size_t errlen)
 {
 	if (n < 1 || n > WISP_MAX_VCPUS || n > vm->kvm->max_vcpus) {
@@ -109,7 +118,11 @@ struct device *vm_find_device(struct vm *vm, const char *name)
 
 void vm_destroy(struct vm *vm)
 {
-	/* vCPUs first: nothing may run device code once devices are freed. */
+	/* Device threads stop first: they may kick vCPUs. */
+	for (struct device *d = vm->devices; d; d = d->next)
+		if (d->stop)
+			d->stop(d->opaque);
+	/* vCPUs next: nothing may run device code once devices are freed. */
 	for (int i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	while (vm->devices) {
@@ -127,6 +140,7 @@ void vm_destroy(struct vm *vm)
 	bus_destroy(&vm->pio);
 	bus_destroy(&vm->mmio);
 	pthread_mutex_destroy(&vm->lock);
+	pthread_mutex_destroy(&vm->events_lock);
 }
 
 void vm_request_stop(struct vm *vm, enum vm_stop reason)
@@ -157,6 +171,37 @@ void vm_crash(struct vm *vm, const char *fmt, ...)
 	}
 	pthread_mutex_unlock(&vm->lock);
 	vm_request_stop(vm, VM_STOP_CRASH);
+}
+
+/* The lock makes the kick safe: a vCPU counted in `pollers` is inside POLL,
+ * so its thread is alive while we signal it. */
+void vm_raise_events(struct vm *vm, uint64_t mask)
+{
+	pthread_mutex_lock(&vm->events_lock);
+	vm->events |= mask;
+	if (vm->pollers)
+		for (int i = 0; i < vm->nr_vcpus; i++)
+			vcpu_kick(&vm->vcpus[i]);
+	pthread_mutex_unlock(&vm->events_lock);
+}
+
+uint64_t vm_poll_events(struct vm *vm, struct vcpu *vcpu, uint64_t timeout_ns)
+{
+	pthread_mutex_lock(&vm->events_lock);
+	uint64_t ev = vm->events;
+	vm->events = 0;
+	vm->pollers++;
+	pthread_mutex_unlock(&vm->events_lock);
+	/* An event raised from here on kicks us, and the kick is never lost
+	 * (see vcpu_wait). */
+	if (!ev)
+		vcpu_wait(vcpu, timeout_ns);
+	pthread_mutex_lock(&vm->events_lock);
+	ev |= vm->events;
+	vm->events = 0;
+	vm->pollers--;
+	pthread_mutex_unlock(&vm->events_lock);
+	return ev;
 }
 
 static void *vcpu_thread(void *arg)

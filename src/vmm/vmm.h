@@ -50,7 +50,6 @@ struct guest_mem {
 enum vm_stop {
 	VM_RUNNING = 0,
 	VM_STOP_EXIT,	 /* guest asked to exit; exit_status holds the status */
-	VM_STOP_HALT,	 /* guest halted with no way to be woken */
 	VM_STOP_CRASH,	 /* guest fault, triple fault or KVM failure */
 	VM_STOP_TIMEOUT, /* --timeout elapsed */
 	VM_STOP_SIGNAL,	 /* SIGINT/SIGTERM; stop_signal holds which */
@@ -72,6 +71,10 @@ struct device {
 	const char *name;
 	void *opaque;
 	void (*destroy)(void *opaque);
+	/* Optional: stop the device's own threads. vm_destroy calls it for every
+	 * device before destroying anything, since an I/O thread may still kick
+	 * a vCPU. Set it on the entry after vm_add_device. */
+	void (*stop)(void *opaque);
 	struct device *next;
 };
 
@@ -108,6 +111,10 @@ struct vm {
 	struct kvm_sregs crash_sregs;
 	pthread_mutex_t lock; /* guards the crash fields */
 
+	/* Device events for guests without an irqchip (the POLL hypercall). */
+	pthread_mutex_t events_lock;
+	uint64_t events; /* pending, bit per device (wisp_device.event) */
+	int pollers;	 /* vCPUs inside POLL */
 	/* Console output goes to this ring when set (VMMs under wispd), else to
 	 * console_fd. */
 	struct ring *console_ring;
@@ -152,6 +159,12 @@ int gmem_read(const struct guest_mem *mem, uint64_t gpa, void *dst, uint64_t len
 /* --- vm.c -------------------------------------------------------------- */
 /* Create a VM with `mem_size` bytes of RAM laid out by the x86 layer. */
 int vm_create(struct vm *vm, struct kvm *kvm, uint64_t mem_size, char *err, size_t errlen);
+/* Give vCPUs an in-kernel LAPIC and nothing else (call before creating
+ * them). KVM flips a kernel static key, patching text, whenever the first
+ * vCPU without an in-kernel LAPIC is created or the last destroyed; with one
+ * a VM is created and destroyed ~0.3 ms faster here. HLT then no longer exits
+ * to user space. -ENOTSUP if KVM lacks KVM_CAP_SPLIT_IRQCHIP. */
+int vm_enable_split_irqchip(struct vm *vm);
 /* Create vCPUs 0..n-1 with CPUID set. */
 int vm_create_vcpus(struct vm *vm, int n, char *err, size_t errlen);
 /* Attach a device (see struct device); -ENOMEM on allocation failure. */
@@ -173,6 +186,10 @@ int vm_run(struct vm *vm);
 void vm_stats(const struct vm *vm, struct exit_stats *out);
 /* Print why the VM crashed and the registers of the crashed vCPU. */
 void vm_print_crash(struct vm *vm, int fd);
+/* Mark device events pending and wake vCPUs sleeping in POLL (I/O threads). */
+void vm_raise_events(struct vm *vm, uint64_t mask);
+/* POLL: take pending events, sleeping up to timeout_ns if there are none. */
+uint64_t vm_poll_events(struct vm *vm, struct vcpu *vcpu, uint64_t timeout_ns);
 /* Write guest console bytes to the VM's console ring or console_fd;
  * returns bytes written or -errno. */
 int64_t vm_console_write(struct vm *vm, const void *buf, size_t len);

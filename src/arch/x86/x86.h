@@ -95,7 +95,8 @@ struct vm;
  * info with `cmdline`, and point vCPU 0 at its entry. */
 int x86_boot_unikernel(struct vm *vm, const uint8_t *buf, size_t size, const char *cmdline,
 		       char *err, size_t errlen);
-/* True if buf holds an ELF carrying a Wisp note (cheap check, no loading). */
-bool x86_is_unikernel(const uint8_t *buf, size_t size);
+/* Publish the device table in the boot info page written by
+ * x86_boot_unikernel (at most WISP_MAX_DEVICES entries). */
+int x86_unikernel_set_devices(struct vm *vm, const struct wisp_device *devs, uint32_t n);
 
 #endif
