@@ -228,6 +228,23 @@ void api_reply(struct wispd *d, struct request *rq, struct vmm *v, const struct 
 	resume(rq);
 }
 
+void api_timeout(struct wispd *d, struct request *rq, struct vmm *v)
+{
+	if (rq->kind == RQ_CREATE) {
+		d->creating--;
+		d->create_errors++;
+	}
+	answer_error(rq, 504, "VM '%s': its VMM (pid %d) did not answer within %llu ms", v->name,
+		     (int)v->pid, (unsigned long long)d->cfg.answer_timeout_ms);
+	resume(rq);
+}
+
+void api_abandon(struct request *rq)
+{
+	answer_error(rq, 503, "wispd is stopping");
+	resume(rq);
+}
+
 /* --- console ---------------------------------------------------------------------- */
 
 static bool follow_over(struct wispd *d, struct request *rq)
@@ -522,9 +539,9 @@ static void handle_create(struct request *rq)
 			       .request_ns = v->request_ns};
 	snprintf(c.name, sizeof(c.name), "%s", v->name);
 	snprintf(c.cmdline, sizeof(c.cmdline), "%s", v->cmdline);
-	int r = vmm_queue(v, rq);
+	int r = vmm_queue(d, v, rq);
 	if (!r && (r = ctl_send(v->fd, &c, sizeof(c), fd)))
-		vmm_unqueue(v, rq);
+		vmm_unqueue(d, v, rq);
 	if (r) {
 		d->create_errors++;
 		answer_error(rq, 500, "cannot create the VM: sending its configuration: %s",
@@ -787,19 +804,7 @@ void api_stop(struct wispd *d)
 	if (!d->mhd)
 		return;
 	/* MHD must not be stopped with suspended connections: answer them. */
-	size_t b = 0;
-	for (struct hmap_node *h = hmap_next(&d->by_id, &b, NULL); h;
-	     h = hmap_next(&d->by_id, &b, h)) {
-		struct vmm *v = (struct vmm *)((char *)h - offsetof(struct vmm, by_id));
-		struct pending *p;
-		while ((p = v->pending)) {
-			v->pending = p->next;
-			answer_error(p->req, 503, "wispd is stopping");
-			resume(p->req);
-			free(p);
-		}
-		v->pending_tail = NULL;
-	}
+	table_abandon(d);
 	for (struct request *rq = d->followers; rq; rq = rq->next_follower)
 		resume(rq);
 	MHD_run(d->mhd);

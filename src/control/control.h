@@ -149,6 +149,7 @@ struct wispd_config {
 	char vmm_path[1024];
 	bool foreground;
 	uint64_t ring_size;
+	uint64_t answer_timeout_ms; /* a VMM must answer a request within this */
 	int nr_classes;
 	struct pool_class classes[WISPD_MAX_CLASSES];
 };
@@ -156,10 +157,15 @@ struct wispd_config {
 /* Why an fd is in wispd's epoll set. */
 enum ev_kind { EV_MHD, EV_SIGNAL, EV_TIMER, EV_VMM };
 
-/* An HTTP request waiting for a VMM's answer. */
+/* An HTTP request waiting for a VMM's answer. Answers come in order, so
+ * each VMM has a FIFO of these; wispd also keeps all of them in one FIFO
+ * (oldest first) to answer those whose VMM stays silent too long. */
 struct pending {
-	struct request *req;
-	struct pending *next;
+	struct request *req; /* NULL once answered by a timeout: the late reply's slot */
+	struct vmm *vmm;
+	uint64_t deadline;
+	struct pending *next;	       /* in the VMM's FIFO */
+	struct pending *gprev, *gnext; /* in wispd's FIFO (while req is set) */
 };
 
 /* A VMM process known to wispd: a pool shell or a VM. */
@@ -210,6 +216,7 @@ struct wispd {
 	struct vmm *info_due;	   /* info files to write once the replies are out */
 	unsigned creating;	   /* creates waiting for their VMM's answer */
 	bool timer_armed;
+	struct pending *waiting, *waiting_tail; /* every request waiting for a VMM */
 	uint64_t busy_ns; /* CLOCK_MONOTONIC of the last event: refills wait for a quiet moment */
 	bool stopping;
 	uint64_t started_ns;
@@ -260,8 +267,13 @@ void vmm_destroy(struct wispd *d, struct vmm *v);
 /* Send a command and queue req for the reply; -errno if v cannot answer. */
 int vmm_ask(struct wispd *d, struct vmm *v, uint32_t type, struct request *req);
 /* Queue req for v's next reply; vmm_unqueue takes it back. */
-int vmm_queue(struct vmm *v, struct request *req);
-void vmm_unqueue(struct vmm *v, struct request *req);
+int vmm_queue(struct wispd *d, struct vmm *v, struct request *req);
+void vmm_unqueue(struct wispd *d, struct vmm *v, struct request *req);
+/* Answer the requests whose VMM has not answered by now (504); a create
+ * that times out destroys its VMM. */
+void table_expire(struct wispd *d, uint64_t now);
+/* Answer every waiting request with 503 (wispd is stopping). */
+void table_abandon(struct wispd *d);
 /* Apply a CTL_INFO / CTL_EXIT from the VMM to v. */
 void vmm_apply_info(struct vmm *v, const struct ctl_info *in);
 /* Write v's info file (what wispd knows; read back only for a VMM that died
@@ -301,6 +313,10 @@ void api_stop(struct wispd *d);
  * when it cannot answer any more, with why in `why`. */
 void api_reply(struct wispd *d, struct request *req, struct vmm *v, const struct ctl_info *info,
 	       const char *why);
+/* v did not answer req in time: 504. */
+void api_timeout(struct wispd *d, struct request *req, struct vmm *v);
+/* wispd is stopping: 503. */
+void api_abandon(struct request *req);
 /* Wake console followers whose ring moved or whose VM stopped. */
 void api_poll_followers(struct wispd *d);
 

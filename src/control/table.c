@@ -121,8 +121,22 @@ void vmm_close(struct wispd *d, struct vmm *v)
 	v->fd = -1;
 }
 
-/* Pop the oldest request waiting on v. */
-static struct request *pop_pending(struct vmm *v)
+static void unlink_waiting(struct wispd *d, struct pending *p)
+{
+	if (p->gprev)
+		p->gprev->gnext = p->gnext;
+	else if (d->waiting == p)
+		d->waiting = p->gnext;
+	if (p->gnext)
+		p->gnext->gprev = p->gprev;
+	else if (d->waiting_tail == p)
+		d->waiting_tail = p->gprev;
+	p->gprev = p->gnext = NULL;
+}
+
+/* Pop the oldest entry waiting on v: its request, or NULL for the slot of
+ * one already answered by a timeout. */
+static struct request *pop_pending(struct wispd *d, struct vmm *v)
 {
 	struct pending *p = v->pending;
 	if (!p)
@@ -131,6 +145,8 @@ static struct request *pop_pending(struct vmm *v)
 	if (!v->pending)
 		v->pending_tail = NULL;
 	struct request *req = p->req;
+	if (req)
+		unlink_waiting(d, p);
 	free(p);
 	return req;
 }
@@ -138,42 +154,52 @@ static struct request *pop_pending(struct vmm *v)
 /* Answer every waiting request: v cannot reply any more. */
 static void fail_pending(struct wispd *d, struct vmm *v, const char *why)
 {
-	struct request *req;
-	while ((req = pop_pending(v)))
-		api_reply(d, req, v, NULL, why);
+	while (v->pending) {
+		struct request *req = pop_pending(d, v);
+		if (req)
+			api_reply(d, req, v, NULL, why);
+	}
 }
 
-int vmm_queue(struct vmm *v, struct request *req)
+int vmm_queue(struct wispd *d, struct vmm *v, struct request *req)
 {
 	struct pending *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	p->req = req;
+	p->vmm = v;
+	p->deadline = util_now_ns() + d->cfg.answer_timeout_ms * 1000000u;
 	if (v->pending_tail)
 		v->pending_tail->next = p;
 	else
 		v->pending = p;
 	v->pending_tail = p;
+	p->gprev = d->waiting_tail;
+	if (d->waiting_tail)
+		d->waiting_tail->gnext = p;
+	else
+		d->waiting = p;
+	d->waiting_tail = p;
+	wispd_update_timer(d);
 	return 0;
 }
 
 int vmm_ask(struct wispd *d, struct vmm *v, uint32_t type, struct request *req)
 {
-	(void)d;
 	if (!vmm_live(v))
 		return -ESRCH;
 	/* Queued first: a reply must never find an empty queue. */
-	int r = vmm_queue(v, req);
+	int r = vmm_queue(d, v, req);
 	if (r)
 		return r;
 	struct ctl_cmd c = {.type = type};
 	r = ctl_send(v->fd, &c, sizeof(c), -1);
 	if (r)
-		vmm_unqueue(v, req);
+		vmm_unqueue(d, v, req);
 	return r;
 }
 
-void vmm_unqueue(struct vmm *v, struct request *req)
+void vmm_unqueue(struct wispd *d, struct vmm *v, struct request *req)
 {
 	struct pending **p = &v->pending, *prev = NULL;
 	while (*p && (*p)->req != req) {
@@ -186,7 +212,33 @@ void vmm_unqueue(struct vmm *v, struct request *req)
 	*p = gone->next;
 	if (v->pending_tail == gone)
 		v->pending_tail = prev;
+	unlink_waiting(d, gone);
 	free(gone);
+}
+
+void table_expire(struct wispd *d, uint64_t now)
+{
+	while (d->waiting && d->waiting->deadline <= now) {
+		struct pending *p = d->waiting;
+		struct request *req = p->req;
+		struct vmm *v = p->vmm;
+		unlink_waiting(d, p);
+		p->req = NULL; /* the slot stays: a late reply must not answer another */
+		api_timeout(d, req, v);
+		if (v->state == CTL_STATE_STARTING)
+			vmm_destroy(d, v);
+	}
+}
+
+void table_abandon(struct wispd *d)
+{
+	while (d->waiting) {
+		struct pending *p = d->waiting;
+		struct request *req = p->req;
+		unlink_waiting(d, p);
+		p->req = NULL;
+		api_abandon(req);
+	}
 }
 
 void vmm_apply_info(struct vmm *v, const struct ctl_info *in)
@@ -281,7 +333,7 @@ static void on_message(struct wispd *d, struct vmm *v, const struct ctl_info *in
 		if (v->state == CTL_STATE_STARTING) {
 			/* The create failed; its reply names the reason. The
 			 * VMM exits by itself. */
-			struct request *req = pop_pending(v);
+			struct request *req = pop_pending(d, v);
 			if (req)
 				api_reply(d, req, v, in, why);
 			if (v->cold && !v->ready) {
@@ -297,14 +349,14 @@ static void on_message(struct wispd *d, struct vmm *v, const struct ctl_info *in
 			wispd_bury(d, v);
 			break;
 		}
-		struct request *req = pop_pending(v);
+		struct request *req = pop_pending(d, v);
 		if (req)
 			api_reply(d, req, v, in, why);
 		break;
 	}
 	case CTL_INFO: {
 		vmm_apply_info(v, in);
-		struct request *req = pop_pending(v);
+		struct request *req = pop_pending(d, v);
 		if (req)
 			api_reply(d, req, v, in, NULL);
 		break;
@@ -386,7 +438,7 @@ void vmm_on_gone(struct wispd *d, struct vmm *v, int status)
 		return;
 	}
 	if (v->state == CTL_STATE_STARTING) { /* died while loading: the create fails */
-		struct request *req = pop_pending(v);
+		struct request *req = pop_pending(d, v);
 		if (req)
 			api_reply(d, req, v, NULL, why);
 		fail_pending(d, v, why);

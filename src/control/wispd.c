@@ -37,7 +37,7 @@
 
 static const char usage[] =
 	"usage: wispd [--runtime-dir DIR] [--socket PATH] [--pool SIZE=COUNT]... [--vmm PATH]\n"
-	"             [--console-size SIZE] [--foreground]\n";
+	"             [--console-size SIZE] [--answer-timeout DURATION] [--foreground]\n";
 
 int wispd_parse_pool(const char *spec, struct pool_class *c, char *err, size_t errlen)
 {
@@ -75,6 +75,7 @@ int wispd_parse_args(int argc, char **argv, struct wispd_config *cfg, char *err,
 		{"pool", required_argument, NULL, 'p'},
 		{"vmm", required_argument, NULL, 'v'},
 		{"console-size", required_argument, NULL, 'c'},
+		{"answer-timeout", required_argument, NULL, 't'},
 		{"foreground", no_argument, NULL, 'f'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -82,6 +83,7 @@ int wispd_parse_args(int argc, char **argv, struct wispd_config *cfg, char *err,
 	memset(cfg, 0, sizeof(*cfg));
 	ctl_default_runtime_dir(cfg->runtime_dir, sizeof(cfg->runtime_dir));
 	cfg->ring_size = CTL_RING_DEFAULT;
+	cfg->answer_timeout_ms = 10000;
 	bool pool_given = false;
 	optind = 0;
 	opterr = 0;
@@ -127,6 +129,15 @@ int wispd_parse_args(int argc, char **argv, struct wispd_config *cfg, char *err,
 			    cfg->ring_size > (1ull << 30)) {
 				snprintf(err, errlen,
 					 "--console-size '%s': must be a size from 4K to 1G",
+					 optarg);
+				return -1;
+			}
+			break;
+		case 't':
+			if (opt_parse_duration_ms(optarg, &cfg->answer_timeout_ms)) {
+				snprintf(err, errlen,
+					 "--answer-timeout '%s': not a duration (use e.g. 500ms or "
+					 "10s)",
 					 optarg);
 				return -1;
 			}
@@ -190,7 +201,7 @@ void wispd_bury(struct wispd *d, struct vmm *v)
 
 void wispd_update_timer(struct wispd *d)
 {
-	bool need = d->followers != NULL;
+	bool need = d->followers != NULL || d->waiting != NULL;
 	uint64_t now = util_now_ns();
 	for (int i = 0; i < d->cfg.nr_classes; i++)
 		need |= d->cfg.classes[i].retry_at_ns > now;
@@ -447,6 +458,7 @@ static void run(struct wispd *d)
 				if (read(d->timer_fd, &ticks, sizeof(ticks)) < 0)
 					break;
 				api_poll_followers(d);
+				table_expire(d, util_now_ns());
 				wispd_update_timer(d);
 				break;
 			}

@@ -78,7 +78,7 @@ if ! kvm_ok; then
 fi
 
 # --- the daemon -------------------------------------------------------------------
-expect daemon-starts 0 "listening on $RUN/wispd.sock" '' -- $WISP daemon --pool 32M=2
+expect daemon-starts 0 "listening on $RUN/wispd.sock" '' -- $WISP daemon --pool 32M=2 --answer-timeout 500ms
 expect err-second-daemon 125 '' "another wispd \(pid [0-9]+\) is running with runtime directory $RUN" -- $WISP daemon
 expect list-empty 0 '^NAME +ID +STATE +PID +MEMORY +UPTIME' '' -- $WISP list
 check pool-fills wait_for 20 sh -c "$WISP stats | grep -q 'ready 2/2'"
@@ -159,6 +159,17 @@ check idle-runs wait_for 10 state_is k1 running
 kill -9 "$(field k1 pid)"
 check vmm-killed-crashed wait_for 10 state_is k1 crashed
 expect vmm-killed-reason 0 '^k1 .* crashed .*VMM process killed by signal 9 \(SIGKILL\)' '' -- $WISP list
+
+# --- a VMM that does not answer: a clear error, and its late answer goes nowhere ----------
+$WISP create --name stuck $UK/idle.elf >/dev/null
+check stuck-runs wait_for 10 state_is stuck running
+spid=$(field stuck pid)
+kill -STOP "$spid"
+expect vmm-silent-timeout 125 '' "VM 'stuck': its VMM \(pid $spid\) did not answer within 500 ms" -- $WISP stats stuck
+kill -CONT "$spid"
+expect late-answer-not-misrouted 0 '^stuck paused$' '' -- $WISP pause stuck
+expect late-answer-state 0 '^stuck .* paused ' '' -- $WISP list
+$WISP destroy stuck
 
 # --- destroy: gone from the list, its VMM ends --------------------------------------------
 pid=$(field big pid)
