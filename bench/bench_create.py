@@ -164,6 +164,7 @@ def main():
     ap.add_argument("--creates", type=int, default=200, help="Wisp creates per level")
     ap.add_argument("--spawns", type=int, default=200, help="fork+exec per level")
     ap.add_argument("--cruns", type=int, default=30, help="crun runs per level")
+    ap.add_argument("--cli", type=int, default=10, help="`wisp create` CLI runs per level")
     ap.add_argument("--pool", default="32M=8")
     ap.add_argument("--quiet", type=float, default=0.25,
                     help="wait until other load is below this fraction of the CPUs")
@@ -194,6 +195,7 @@ def main():
             break
         time.sleep(0.05)
     lat_rows, mem_rows, notes = [], [], []
+    ramp_lat = {}  # cold-path creates (the pool runs dry while ramping)
     running = 0
     try:
         # Wait for the pool, then take the zero point of memory.
@@ -216,6 +218,7 @@ def main():
                     break
                 running = n
                 ramp = [float(x) for x in lines]
+                ramp_lat[n] = ramp
                 log(f"ramped to {n} VMs in {time.time() - t:.1f} s "
                     f"(create p50 {pct(ramp, 50):.0f} us while ramping)")
                 time.sleep(2)
@@ -249,9 +252,19 @@ def main():
             reply = [float(x[1]) for x in w]
             cold = sum(1 for x in w if x[2] != "pool")
             split = [[float(x[i]) for x in w] for i in (3, 4, 5)]
+            destroy = [float(x[6]) for x in w]
+            cli = []
+            for _ in range(args.cli):
+                t0 = time.perf_counter()
+                r = subprocess.run([os.path.join(b, "wisp"), "create", noop],
+                                   env=dict(os.environ, WISP_SOCKET=sock), capture_output=True, text=True)
+                cli.append((time.perf_counter() - t0) * 1e6)
+                api(sock, "DELETE", "/vms/" + r.stdout.strip())
             fe = [float(x) for x in run_tool([tool, "spawn", exit0, str(args.spawns)])]
             cr = [float(x) for x in run_tool([tool, "crun", bundle, str(args.cruns)])] if bundle else []
-            for system, xs in (("wisp", first), ("wisp-reply", reply), ("fork+exec", fe), ("crun", cr)):
+            for system, xs in (("wisp", first), ("wisp-reply", reply), ("wisp-destroy", destroy),
+                               ("wisp-cold", ramp_lat.get(n, [])), ("wisp-cli", cli),
+                               ("fork+exec", fe), ("crun", cr)):
                 if xs:
                     lat_rows.append({"system": system, "n_running": n, "samples": len(xs),
                                      "p50_us": round(pct(xs, 50), 1), "p90_us": round(pct(xs, 90), 1),
@@ -261,7 +274,8 @@ def main():
                 f"{pct(first, 50):.0f} us p99 {pct(first, 99):.0f} (cold {cold}); reply p50 "
                 f"{pct(reply, 50):.0f}; split p50: client->wispd {pct(split[0], 50):.0f}, "
                 f"wispd->VMM started {pct(split[1], 50):.0f}, ->first hypercall "
-                f"{pct(split[2], 50):.0f}; fork+exec p50 {pct(fe, 50):.0f} p99 {pct(fe, 99):.0f}"
+                f"{pct(split[2], 50):.0f}; destroy p50 {pct(destroy, 50):.0f}; "
+                f"wisp create CLI p50 {pct(cli, 50) / 1000:.1f} ms; fork+exec p50 {pct(fe, 50):.0f} p99 {pct(fe, 99):.0f}"
                 + (f"; crun p50 {pct(cr, 50):.0f} p99 {pct(cr, 99):.0f}" if cr else ""))
     finally:
         # Destroy every VM (teardown runs in the dying VMMs), stop wispd.
@@ -322,24 +336,25 @@ def plot(rows, path):
     except ImportError:
         log("matplotlib missing: no plot")
         return
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    styles = {"wisp": ("Wisp (create -> first hypercall)", "tab:blue"),
-              "fork+exec": ("fork+exec+wait (static binary)", "tab:green"),
-              "crun": ("crun run (busybox /bin/true)", "tab:red")}
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    styles = {"wisp": ("Wisp create (pool) -> first hypercall", "tab:blue"),
+              "wisp-cold": ("Wisp create, cold path (while ramping up)", "tab:cyan"),
+              "fork+exec": ("fork+exec+wait, static true", "tab:green"),
+              "crun": ("crun run, busybox /bin/true", "tab:red")}
     for system, (label, color) in styles.items():
         pts = sorted((r["n_running"], r["p50_us"], r["p99_us"]) for r in rows if r["system"] == system)
         if not pts:
             continue
         xs = [max(p[0], 1) for p in pts]
-        ax.plot(xs, [p[1] / 1000 for p in pts], "o-", color=color, label=label + ", p50")
-        ax.plot(xs, [p[2] / 1000 for p in pts], "x--", color=color, alpha=0.6, label="p99")
+        ax.plot(xs, [p[1] / 1000 for p in pts], "o-", color=color, label=label + " (p50)")
+        ax.plot(xs, [p[2] / 1000 for p in pts], "x:", color=color, alpha=0.6, label="    p99")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("VMs (or nothing, for processes/containers) already running; 0 plotted at 1")
+    ax.set_xlabel("VMs already running (N = 0 drawn at 1)")
     ax.set_ylabel("creation time (ms)")
-    ax.set_title("Creation time vs. VMs already running (cf. LightVM Fig. 9)")
+    ax.set_title("Creation time vs. VMs already running (cf. LightVM Figure 9)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

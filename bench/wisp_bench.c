@@ -5,8 +5,8 @@
  *                                          create -> HTTP reply, pool or cold, and
  *                                          the split: client -> wispd, wispd ->
  *                                          VMM configured, -> first hypercall;
- *                                          then destroy; waits for a full pool
- *                                          before each create
+ *                                          then the time to destroy it; waits
+ *                                          for a full pool before each create
  *   wisp-bench ramp SOCKET IMAGE COUNT     create COUNT VMs and leave them running
  *   wisp-bench destroy-all SOCKET          destroy every VM (prints how many)
  *   wisp-bench spawn BINARY COUNT          fork + exec + wait of a binary
@@ -15,7 +15,9 @@
  *
  * The clock is CLOCK_MONOTONIC, the clock the VMM stamps the guest's first
  * hypercall with, so "create" compares the two directly. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -183,12 +185,14 @@ static void mode_create(const char *sock, const char *image, int count)
 			die("no first hypercall within 2 s: %s", resp);
 		/* Where the time went: client -> wispd -> VMM configured -> guest. */
 		uint64_t req = jget(s, "boot", "request_ns"), start = jget(s, "boot", "started_ns");
-		printf("%.1f %.1f %s %.1f %.1f %.1f\n", (double)(first - t0) / 1e3,
+		printf("%.1f %.1f %s %.1f %.1f %.1f", (double)(first - t0) / 1e3,
 		       (double)(t1 - t0) / 1e3, from ? from : "?", (double)(req - t0) / 1e3,
 		       (double)(start - req) / 1e3, (double)(first - start) / 1e3);
-		fflush(stdout);
 		json_decref(s);
+		uint64_t d0 = now_ns();
 		api("DELETE", path, NULL, NULL);
+		printf(" %.1f\n", (double)(now_ns() - d0) / 1e3);
+		fflush(stdout);
 	}
 }
 

@@ -206,6 +206,18 @@ expect adopted-stats 0 'hypercall [1-9]' '' -- $WISP stats c3
 expect adopted-destroy 0 '' '' -- $WISP destroy a1
 check adopted-destroy-ends-vmm wait_for 10 dead "$a1"
 
+# --- every curl example of docs/api.md works, in order (a streamed one for 1 s) -----------
+n=0
+while IFS= read -r line; do
+	n=$((n + 1))
+	cmd=$(printf '%s' "$line" | sed "s|\$SOCK|$RUN/wispd.sock|; s|/srv/|$(realpath $UK)/|; s|^curl |curl -sf -o /dev/null -m 1 |")
+	eval "$cmd"
+	rc=$?
+	if [ $rc = 0 ] || { [ $rc = 28 ] && [[ $line == *follow=1* ]]; }; then ok "api-doc-example-$n"
+	else bad "api-doc-example-$n" "exit $rc: $line"; fi
+done < <(grep '^curl --unix-socket \$SOCK' docs/api.md)
+[ "$n" -ge 10 ] || bad api-doc-examples "only $n examples found in docs/api.md"
+
 # --- a clean stop leaves the VMs running too ------------------------------------------------
 kill -TERM "$(daemon_pid)"
 check daemon-stops wait_for 10 sh -c "! [ -S $RUN/wispd.sock ]"
