@@ -195,6 +195,14 @@ void wispd_watch(struct wispd *d, struct vmm *v)
 
 void wispd_bury(struct wispd *d, struct vmm *v)
 {
+	if (v->info_due) { /* it must not be written, nor reached once freed */
+		struct vmm **p = &d->info_due;
+		while (*p && *p != v)
+			p = &(*p)->next_due;
+		if (*p)
+			*p = v->next_due;
+		v->info_due = false;
+	}
 	v->next_dead = d->graveyard;
 	d->graveyard = v;
 }
@@ -385,8 +393,9 @@ static void on_signals(struct wispd *d)
 	}
 }
 
-/* Info files are written after MHD has sent the replies: they are for a
- * future wispd, not for the client waiting now. */
+/* Info files are for a future wispd, not for anyone waiting now: they are
+ * written when wispd is idle, like refills. Written right after a create,
+ * they would run just as the new guest starts (often on its CPU). */
 static void write_due_info(struct wispd *d)
 {
 	while (d->info_due) {
@@ -410,6 +419,8 @@ static void free_graveyard(struct wispd *d)
 /* Does any pool class lack shells (and may refill now)? */
 static bool pool_wants(struct wispd *d, uint64_t now)
 {
+	if (d->info_due)
+		return true;
 	for (int i = 0; i < d->cfg.nr_classes; i++) {
 		const struct pool_class *c = &d->cfg.classes[i];
 		if (c->ready + c->starting < c->target && now >= c->retry_at_ns)
@@ -438,6 +449,7 @@ static void run(struct wispd *d)
 			if (timeout < 0 || ms < timeout)
 				timeout = ms;
 			if (due <= now && !d->creating) {
+				write_due_info(d);
 				pool_refill(d);
 				want_since = 0;
 				continue;
@@ -470,7 +482,6 @@ static void run(struct wispd *d)
 			}
 		}
 		MHD_run(d->mhd);
-		write_due_info(d);
 		free_graveyard(d);
 	}
 }
@@ -493,6 +504,7 @@ static void shutdown_daemon(struct wispd *d)
 	for (h = hmap_next(&d->by_id, &b, NULL); h; h = hmap_next(&d->by_id, &b, h))
 		vmm_close(d, (struct vmm *)((char *)h - offsetof(struct vmm, by_id)));
 	unlink(d->cfg.socket_path);
+	write_due_info(d);
 	free_graveyard(d);
 }
 
