@@ -6,6 +6,7 @@
  * VM prints nothing. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@ struct request {
 	uint64_t pos;
 	struct request *next_follower;
 	bool following;
+	bool client_gone; /* the follower's client hung up */
 };
 
 /* --- building answers --------------------------------------------------------- */
@@ -257,6 +259,8 @@ static ssize_t console_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct request *rq = cls;
 	(void)pos;
+	if (rq->client_gone)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
 	size_t n = ring_read(&rq->ring, &rq->pos, buf, max, NULL);
 	if (n)
 		return (ssize_t)n;
@@ -287,12 +291,27 @@ static void unfollow(struct wispd *d, struct request *rq)
 	wispd_update_timer(d);
 }
 
+/* A suspended connection is out of MHD's sight: see for ourselves whether
+ * a follower's client has hung up, or it would wait for ever. */
+static bool client_hung_up(struct request *rq)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci)
+		return false;
+	struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 void api_poll_followers(struct wispd *d)
 {
 	struct request *rq = d->followers;
 	while (rq) {
 		struct request *next = rq->next_follower;
-		if (rq->suspended && (ring_head(&rq->ring) != rq->pos || follow_over(d, rq)))
+		if (rq->suspended && client_hung_up(rq))
+			rq->client_gone = true;
+		if (rq->suspended &&
+		    (rq->client_gone || ring_head(&rq->ring) != rq->pos || follow_over(d, rq)))
 			resume(rq);
 		rq = next;
 	}

@@ -42,11 +42,17 @@ static struct shell {
 	int epfd;      /* conn + listen_fd; the VM's ctl_fd */
 	bool paused;
 	bool configured;
-	uint8_t *image_buf; /* pre-faulted room for a small image, until configured */
+	/* Pre-faulted scratch for configuring: the configuration message, then
+	 * a small image. Unmapped before the guest runs: a buffer on the stack
+	 * would stay resident for the VM's whole life. */
+	uint8_t *scratch;
 	struct ctl_info me; /* identity, state, times */
 } sh = {.conn = -1, .listen_fd = -1, .epfd = -1};
 
-#define IMAGE_BUF_SIZE (64u << 10)
+#define SCRATCH_SIZE   (256u << 10)
+#define SCRATCH_WARM   (CTL_MSG_MAX + (64u << 10)) /* pre-faulted: config + small image */
+#define IMAGE_BUF      (sh.scratch + CTL_MSG_MAX)
+#define IMAGE_BUF_SIZE (SCRATCH_SIZE - CTL_MSG_MAX)
 
 /* Our state and counters, as one message of `type`. */
 static void fill_info(struct ctl_info *in, uint32_t type)
@@ -201,10 +207,19 @@ static int prepare(const char *id, uint64_t mem, uint64_t ring_size, char *err, 
 		snprintf(err, errlen, "control socket: %s", strerror(errno));
 		return r;
 	}
-	sh.image_buf = mmap(NULL, IMAGE_BUF_SIZE, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	if (sh.image_buf == MAP_FAILED)
-		sh.image_buf = NULL; /* then images are read into malloc'd memory */
+	/* Images above IMAGE_BUF_SIZE are malloc'd: glibc maps allocations that
+	 * large and unmaps them on free, so they leave nothing resident. Only
+	 * the first SCRATCH_WARM bytes are pre-faulted, which also keeps the
+	 * unmap before the guest starts cheap. */
+	sh.scratch = mmap(NULL, SCRATCH_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			  -1, 0);
+	if (sh.scratch == MAP_FAILED) {
+		sh.scratch = NULL;
+		snprintf(err, errlen, "scratch buffer: %s", strerror(errno));
+		return -ENOMEM;
+	}
+	for (size_t off = 0; off < SCRATCH_WARM; off += 4096)
+		sh.scratch[off] = 0;
 	return warm_up(err, errlen);
 }
 
@@ -297,14 +312,18 @@ static void serve(struct vm *vm)
 	for (;;) {
 		accept_conn();
 		while (sh.conn >= 0) {
+			/* Only commands come now: a small buffer, so that the
+			 * stack (resident for the VM's life) stays small. */
 			union {
 				struct ctl_cmd cmd;
-				char buf[CTL_MSG_MAX];
+				char buf[64];
 			} m;
 			ssize_t n = ctl_recv(sh.conn, &m, sizeof(m), NULL);
 			if (n == -EAGAIN)
 				break;
-			if (n < (ssize_t)sizeof(m.cmd)) { /* wispd went away, or spoke nonsense */
+			if (n == -EMSGSIZE || (n > 0 && n < (ssize_t)sizeof(m.cmd)))
+				continue; /* not a command: ignore it */
+			if (n <= 0) {	  /* wispd went away */
 				drop_conn();
 				break;
 			}
@@ -345,7 +364,7 @@ static int read_image(int fd, uint64_t max, uint8_t **buf, size_t *size, char *e
 		return -E2BIG;
 	}
 	size_t n = (size_t)st.st_size, done = 0;
-	uint8_t *b = n <= IMAGE_BUF_SIZE && sh.image_buf ? sh.image_buf : malloc(n);
+	uint8_t *b = n <= IMAGE_BUF_SIZE ? IMAGE_BUF : malloc(n);
 	if (!b) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -356,7 +375,7 @@ static int read_image(int fd, uint64_t max, uint8_t **buf, size_t *size, char *e
 			continue;
 		if (k <= 0) {
 			int e = k < 0 ? errno : EIO;
-			if (b != sh.image_buf)
+			if (b != IMAGE_BUF)
 				free(b);
 			snprintf(err, errlen, "read: %s", strerror(e));
 			return -e;
@@ -369,7 +388,7 @@ static int read_image(int fd, uint64_t max, uint8_t **buf, size_t *size, char *e
 }
 
 /* Apply the final configuration: load the image and aim the vCPU at it. */
-static int configure(const struct ctl_config *c, int image_fd, char *err, size_t errlen)
+static int configure(struct ctl_config *c, int image_fd, char *err, size_t errlen)
 {
 	uint8_t *img = NULL;
 	size_t size = 0;
@@ -380,15 +399,13 @@ static int configure(const struct ctl_config *c, int image_fd, char *err, size_t
 	if (elf_parse(img, size, &ei, err, errlen) == 0 && !ei.has_wisp_note)
 		snprintf(err, errlen, "ELF has no Wisp note: not a Wisp unikernel");
 	if (!ei.has_wisp_note) {
-		if (img != sh.image_buf)
+		if (img != IMAGE_BUF)
 			free(img);
 		return -ENOEXEC;
 	}
-	char cmdline[CTL_CMDLINE_MAX];
-	memcpy(cmdline, c->cmdline, sizeof(cmdline));
-	cmdline[sizeof(cmdline) - 1] = 0;
-	r = x86_boot_unikernel(&sh.vm, img, size, cmdline, err, errlen);
-	if (img != sh.image_buf)
+	c->cmdline[sizeof(c->cmdline) - 1] = 0;
+	r = x86_boot_unikernel(&sh.vm, img, size, c->cmdline, err, errlen);
+	if (img != IMAGE_BUF)
 		free(img);
 	/* Later exits need not copy the registers into kvm_run (see warm_up). */
 	sh.vm.vcpus[0].run->kvm_valid_regs = 0;
@@ -418,38 +435,40 @@ static int open_control(char *err, size_t errlen)
 /* Wait for CTL_CONFIG; false when wispd went away (or told us to go). */
 static bool wait_config(void)
 {
+	_Static_assert(sizeof(struct ctl_config) <= CTL_MSG_MAX, "configuration too large");
 	for (;;) {
-		union {
+		union msg {
 			struct ctl_config cfg;
 			struct ctl_cmd cmd;
-			char buf[CTL_MSG_MAX];
-		} m;
+		} *m = (union msg *)sh.scratch;
 		int fd = -1;
-		ssize_t n = ctl_recv(sh.conn, &m, sizeof(m), &fd);
+		ssize_t n = ctl_recv(sh.conn, m, CTL_MSG_MAX, &fd);
+		if (n == -EMSGSIZE)
+			continue;
 		if (n <= 0)
 			return false;
-		if (n < (ssize_t)sizeof(m.cmd)) {
+		if (n < (ssize_t)sizeof(m->cmd)) {
 			if (fd >= 0)
 				close(fd);
 			continue;
 		}
-		if (m.cmd.type == CTL_DESTROY) {
+		if (m->cmd.type == CTL_DESTROY) {
 			if (fd >= 0)
 				close(fd);
 			return false;
 		}
-		if (m.cmd.type == CTL_QUERY) {
+		if (m->cmd.type == CTL_QUERY) {
 			send_info(CTL_INFO);
 			continue;
 		}
-		if (m.cmd.type != CTL_CONFIG || n != (ssize_t)sizeof(m.cfg) || fd < 0) {
+		if (m->cmd.type != CTL_CONFIG || n != (ssize_t)sizeof(m->cfg) || fd < 0) {
 			if (fd >= 0)
 				close(fd);
 			send_failed(-EINVAL, "bad configuration message");
 			continue;
 		}
 		char err[WISP_ERRLEN];
-		int r = configure(&m.cfg, fd, err, sizeof(err));
+		int r = configure(&m->cfg, fd, err, sizeof(err));
 		close(fd);
 		if (r) {
 			send_failed(r, "%s", err);
@@ -602,10 +621,8 @@ int shell_main(int argc, char **argv)
 	sh.me.state = CTL_STATE_RUNNING;
 	sh.me.started_ns = util_now_ns();
 	send_info(CTL_INFO);
-	if (sh.image_buf) { /* shells only: a running VM does not keep it */
-		munmap(sh.image_buf, IMAGE_BUF_SIZE);
-		sh.image_buf = NULL;
-	}
+	munmap(sh.scratch, SCRATCH_SIZE); /* a running VM does not keep it */
+	sh.scratch = NULL;
 	vm_run(&sh.vm);
 	report_end();
 	return 0;

@@ -120,6 +120,17 @@ expect err-pause-exited 125 '' "VM 'h1' is exited" -- $WISP pause h1
 # --- console: live, and a ring that wraps ---------------------------------------------
 $WISP create --name c2 $UK/counter.elf -- 30 12 >/dev/null
 expect console-follow-live 0 '^tick 12$' '' -- $WISP console -f c2
+# A follower whose client goes away is dropped, not kept for ever.
+$WISP create --name quiet $UK/idle.elf >/dev/null
+fds() { ls "/proc/$(daemon_pid)/fd" | wc -l; }
+fd0=$(fds)
+$WISP console -f quiet >/dev/null &
+fpid=$!
+check follower-connected wait_for 10 sh -c "[ \$(ls /proc/$(daemon_pid)/fd | wc -l) -gt $fd0 ]"
+kill "$fpid"
+wait "$fpid" 2>/dev/null
+check follower-dropped wait_for 10 sh -c "[ \$(ls /proc/$(daemon_pid)/fd | wc -l) -le $fd0 ]"
+$WISP destroy quiet
 $WISP create --name chat $UK/chatty.elf -- 4096 >/dev/null
 check chatty-done wait_for 20 console_has chat '^chatty: done$'
 $WISP console chat >"$TMP/chat.out"
