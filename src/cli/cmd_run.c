@@ -15,7 +15,9 @@
 #include "vmm/vmm.h"
 
 static const char usage[] = "usage: wisp run [--mem SIZE] [--cpus N] [--timeout DURATION] "
-			    "[--stats] IMAGE [-- ARGS...]\n";
+			    "[--stats] IMAGE [-- ARGS...]\n"
+			    "       wisp run --kernel KERNEL [--initrd FILE] [--cmdline TEXT] "
+			    "[--mem SIZE] [--cpus N] [--timeout DURATION] [--stats]\n";
 
 static struct vm *running_vm; /* for the signal handlers */
 
@@ -36,9 +38,15 @@ static void on_stop_signal(int sig)
 int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, size_t errlen)
 {
 	static const struct option opts[] = {
-		{"mem", required_argument, NULL, 'm'},	   {"cpus", required_argument, NULL, 'c'},
-		{"timeout", required_argument, NULL, 't'}, {"stats", no_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},	   {0},
+		{"mem", required_argument, NULL, 'm'},
+		{"cpus", required_argument, NULL, 'c'},
+		{"timeout", required_argument, NULL, 't'},
+		{"stats", no_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{"kernel", required_argument, NULL, 'k'},
+		{"initrd", required_argument, NULL, 'i'},
+		{"cmdline", required_argument, NULL, 'a'},
+		{0},
 	};
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->mem = WISP_DEFAULT_MEM;
@@ -67,6 +75,7 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 				return -1;
 			}
 			cfg->mem = v;
+			cfg->mem_given = true;
 			break;
 		case 'c':
 			if (opt_parse_uint(optarg, 1, WISP_MAX_VCPUS, &v)) {
@@ -89,6 +98,15 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		case 's':
 			cfg->stats = true;
 			break;
+		case 'k':
+			cfg->kernel = optarg;
+			break;
+		case 'i':
+			cfg->initrd = optarg;
+			break;
+		case 'a':
+			cfg->kernel_cmdline = optarg;
+			break;
 		case 'h':
 			snprintf(err, errlen, "%s", "");
 			return 1;
@@ -100,6 +118,22 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 				snprintf(err, errlen, "run: unknown option '%s'", argv[optind - 1]);
 			return -1;
 		}
+	}
+	if (cfg->kernel && optind < argc) {
+		snprintf(err, errlen, "run: '%s': give either IMAGE or --kernel, not both",
+			 argv[optind]);
+		return -1;
+	}
+	if (!cfg->kernel && (cfg->initrd || cfg->kernel_cmdline)) {
+		snprintf(err, errlen, "run: %s needs --kernel",
+			 cfg->initrd ? "--initrd" : "--cmdline");
+		return -1;
+	}
+	if (cfg->kernel) {
+		if (!cfg->mem_given)
+			cfg->mem = LINUX_DEFAULT_MEM;
+		cfg->cmdline = opt_join_args(0, NULL);
+		return cfg->cmdline ? 0 : -1;
 	}
 	if (optind >= argc) {
 		snprintf(err, errlen, "run: no image given");
@@ -117,7 +151,7 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 }
 
 /* Map how the VM stopped to the process exit code, telling the user why. */
-static int outcome(struct vm *vm, const struct run_config *cfg)
+int run_outcome(struct vm *vm, const struct run_config *cfg)
 {
 	switch (atomic_load(&vm->stop)) {
 	case VM_STOP_EXIT:
@@ -136,13 +170,15 @@ static int outcome(struct vm *vm, const struct run_config *cfg)
 	case VM_STOP_CRASH:
 		vm_print_crash(vm, 2);
 		return WISP_EXIT_CRASH;
+	case VM_STOP_RESET:
+		return 0; /* the guest rebooted: that is how a Linux guest powers off */
 	default:
 		fprintf(stderr, "wisp: %s\n", vm->crash);
 		return WISP_EXIT_ERROR;
 	}
 }
 
-static void print_stats(struct vm *vm)
+void run_print_stats(struct vm *vm)
 {
 	struct exit_stats s;
 	vm_stats(vm, &s);
@@ -153,6 +189,26 @@ static void print_stats(struct vm *vm)
 		(unsigned long long)s.hypercall, (unsigned long long)s.hlt,
 		(unsigned long long)s.intr, (unsigned long long)s.unhandled,
 		(unsigned long long)s.shutdown, (unsigned long long)s.other);
+}
+
+void run_vm_foreground(struct vm *vm, const struct run_config *cfg)
+{
+	running_vm = vm;
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (cfg->timeout_ms) {
+		struct itimerval it = {.it_value = {(time_t)(cfg->timeout_ms / 1000),
+						    (suseconds_t)(cfg->timeout_ms % 1000) * 1000}};
+		setitimer(ITIMER_REAL, &it, NULL);
+	}
+	vm_run(vm);
+	struct itimerval off = {0};
+	setitimer(ITIMER_REAL, &off, NULL);
+	running_vm = NULL;
 }
 
 int cmd_run(int argc, char **argv)
@@ -167,6 +223,11 @@ int cmd_run(int argc, char **argv)
 		}
 		fprintf(stderr, "wisp: %s\n%s", err, usage);
 		return WISP_EXIT_ERROR;
+	}
+	if (cfg.kernel) {
+		int code = run_linux(&cfg);
+		free(cfg.cmdline);
+		return code;
 	}
 
 	/* Everything about the image is checked before KVM is touched. */
@@ -211,25 +272,10 @@ int cmd_run(int argc, char **argv)
 	free(img);
 	img = NULL;
 
-	running_vm = vm;
-	struct sigaction sa = {.sa_handler = on_stop_signal};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGALRM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	if (cfg.timeout_ms) {
-		struct itimerval it = {.it_value = {(time_t)(cfg.timeout_ms / 1000),
-						    (suseconds_t)(cfg.timeout_ms % 1000) * 1000}};
-		setitimer(ITIMER_REAL, &it, NULL);
-	}
-	vm_run(vm);
-	struct itimerval off = {0};
-	setitimer(ITIMER_REAL, &off, NULL);
-	code = outcome(vm, &cfg);
+	run_vm_foreground(vm, &cfg);
+	code = run_outcome(vm, &cfg);
 	if (cfg.stats)
-		print_stats(vm);
-	running_vm = NULL;
+		run_print_stats(vm);
 out:
 	if (vm)
 		vm_destroy(vm);

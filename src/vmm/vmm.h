@@ -55,6 +55,7 @@ enum vm_stop {
 	VM_STOP_TIMEOUT, /* --timeout elapsed */
 	VM_STOP_SIGNAL,	 /* SIGINT/SIGTERM; stop_signal holds which */
 	VM_STOP_ERROR,	 /* the VMM itself failed */
+	VM_STOP_RESET,	 /* the guest reset the machine (Linux `reboot`), see reset_stops */
 };
 
 /* Exit counters, by kind; per vCPU, summed for a VM. */
@@ -85,7 +86,9 @@ struct vm {
 	struct bus mmio;
 	int nr_vcpus;
 	struct vcpu vcpus[WISP_MAX_VCPUS];
-	int console_fd; /* where guest console output goes (stdout by default) */
+	int console_fd;	  /* where guest console output goes (stdout by default) */
+	bool reset_stops; /* a triple fault is the guest's reboot, not a crash (Linux) */
+	bool irqchip;	  /* in-kernel LAPIC/IOAPIC/PIC created */
 
 	_Atomic int stop;	 /* enum vm_stop, first reason wins */
 	int exit_status;	 /* for VM_STOP_EXIT */
@@ -143,6 +146,14 @@ int vm_run(struct vm *vm);
 void vm_stats(const struct vm *vm, struct exit_stats *out);
 /* Print why the VM crashed and the registers of the crashed vCPU. */
 void vm_print_crash(struct vm *vm, int fd);
+
+/* --- irq.c -------------------------------------------------------------- */
+/* Create the in-kernel irqchip (LAPIC per vCPU, IOAPIC, PIC); call before
+ * creating vCPUs. No PIT: Linux with kvmclock and the TSC-deadline LAPIC
+ * timer does without, and it costs 12-16 ms at teardown (docs/linux-guests.md). */
+int vm_create_irqchip(struct vm *vm, char *err, size_t errlen);
+/* Drive interrupt line (GSI) `irq` of the in-kernel irqchip to `level`. */
+int vm_irq_line(struct vm *vm, uint32_t irq, bool level);
 
 /* --- vcpu.c ------------------------------------------------------------ */
 /* Create vCPU `id`: fd, kvm_run mapping, CPUID. */
