@@ -23,5 +23,8 @@ test: test-deps
 	$(MAKE) all $(BUILD)/asan/wisp $(UNIT_BINS)
 	$(MAKE) test-unit
 	$(MAKE) test-integration
+	$(MAKE) lab-test
+
+include tests/lab/lab.mk
 
 .PHONY: test test-deps test-unit test-integration

@@ -98,8 +98,10 @@ int run_linux(const struct run_config *cfg)
 	    (cfg->initrd && read_input("initrd", cfg->initrd, &ibuf, &isize)))
 		goto out;
 	if (x86_is_unikernel(kbuf, ksize)) {
-		fprintf(stderr, "wisp: kernel '%s': a Wisp unikernel, not Linux: run it without "
-				"--kernel\n", cfg->kernel);
+		fprintf(stderr,
+			"wisp: kernel '%s': a Wisp unikernel, not Linux: run it without "
+			"--kernel\n",
+			cfg->kernel);
 		goto out;
 	}
 	if (linux_parse_kernel(kbuf, ksize, &li, err, sizeof(err))) {
@@ -139,10 +141,8 @@ int run_linux(const struct run_config *cfg)
 	}
 	watch.vm = vm;
 	serial_set_line_hook(console, watch_console_line, &watch);
-	struct linux_boot boot = {.initrd = ibuf,
-				  .initrd_size = isize,
-				  .cmdline = cmdline,
-				  .nr_cpus = cfg->cpus};
+	struct linux_boot boot = {
+		.initrd = ibuf, .initrd_size = isize, .cmdline = cmdline, .nr_cpus = cfg->cpus};
 	if (x86_boot_linux(vm, &li, &boot, err, sizeof(err))) {
 		fprintf(stderr, "wisp: kernel '%s': %s\n", cfg->kernel, err);
 		goto out;

@@ -105,14 +105,16 @@ static int parse_bzimage(const uint8_t *buf, size_t size, struct linux_image *li
 {
 	struct setup_header h;
 	if (size < BZ_SETUP_OFFSET + sizeof(h)) {
-		snprintf(err, errlen, "not a Linux kernel: neither an ELF vmlinux nor a bzImage "
-				      "(file too small)");
+		snprintf(err, errlen,
+			 "not a Linux kernel: neither an ELF vmlinux nor a bzImage "
+			 "(file too small)");
 		return -ENOEXEC;
 	}
 	memcpy(&h, buf + BZ_SETUP_OFFSET, sizeof(h));
 	if (h.boot_flag != BZ_BOOT_FLAG || h.header != BZ_HDRS) {
-		snprintf(err, errlen, "not a Linux kernel: neither an ELF vmlinux nor a bzImage "
-				      "(no boot signature)");
+		snprintf(err, errlen,
+			 "not a Linux kernel: neither an ELF vmlinux nor a bzImage "
+			 "(no boot signature)");
 		return -ENOEXEC;
 	}
 	if (h.version < LINUX_MIN_PROTOCOL) {
@@ -181,8 +183,8 @@ int x86_e820_map(const struct guest_mem *mem, struct x86_e820 out[X86_E820_MAX])
 	if (low > LINUX_HIGH_GPA)
 		out[n++] = (struct x86_e820){LINUX_HIGH_GPA, low - LINUX_HIGH_GPA, X86_E820_RAM};
 	for (int i = 1; i < mem->nr_regions && n < X86_E820_MAX; i++)
-		out[n++] = (struct x86_e820){mem->regions[i].gpa, mem->regions[i].size,
-					     X86_E820_RAM};
+		out[n++] =
+			(struct x86_e820){mem->regions[i].gpa, mem->regions[i].size, X86_E820_RAM};
 	return n;
 }
 
@@ -357,8 +359,7 @@ int x86_boot_linux(struct vm *vm, const struct linux_image *li, const struct lin
 	err[0] = 0;
 	size_t cl = strlen(b->cmdline), isz = b->initrd ? b->initrd_size : 0;
 	struct linux_plan plan;
-	int r = linux_plan_boot(li, vm->mem.size, isz, cl, b->nr_cpus,
-				&plan, err, errlen);
+	int r = linux_plan_boot(li, vm->mem.size, isz, cl, b->nr_cpus, &plan, err, errlen);
 	if (r)
 		return r;
 	uint64_t initrd_gpa = plan.initrd_gpa;

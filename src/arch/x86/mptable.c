@@ -100,8 +100,8 @@ int x86_write_mptable(const struct guest_mem *mem, int nr_cpus, uint32_t cpu_sig
 	if (nr_cpus < 1 || nr_cpus > 254) /* the IOAPIC takes the next APIC ID */
 		return -EINVAL;
 	size_t size = x86_mptable_size(nr_cpus);
-	uint64_t gpa = size <= LINUX_EBDA_END - LINUX_MPTABLE_GPA ? LINUX_MPTABLE_GPA
-								  : LINUX_BIOS_GPA;
+	uint64_t gpa =
+		size <= LINUX_EBDA_END - LINUX_MPTABLE_GPA ? LINUX_MPTABLE_GPA : LINUX_BIOS_GPA;
 	if (size > LINUX_HIGH_GPA - LINUX_BIOS_GPA)
 		return -E2BIG;
 	uint8_t *base = gmem_ptr(mem, gpa, size);
