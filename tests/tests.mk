@@ -16,6 +16,7 @@ test-unit: $(UNIT_BINS)
 
 test-integration: $(BUILD)/asan/wisp unikernels
 	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels tests/integration/test_run.sh
+	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels tests/integration/test_linux.sh
 
 # The stages run in order; each prints its own PASS/FAIL/SKIPPED lines.
 test: test-deps

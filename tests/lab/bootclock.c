@@ -103,9 +103,7 @@ int main(int argc, char **argv)
 	while (wait4(child, &status, 0, &ru) < 0 && errno == EINTR)
 		;
 	double exit_ms = now_ms() - t0;
-	int rc = timed_out ? 124
-		 : WIFEXITED(status) ? WEXITSTATUS(status)
-				     : 128 + WTERMSIG(status);
+	int rc = timed_out ? 124 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	printf("bootclock: marker_ms=%.0f exit_ms=%.0f rc=%d maxrss_kb=%ld\n", marker_ms, exit_ms,
 	       rc, ru.ru_maxrss);
 	return rc;
