@@ -56,6 +56,14 @@ demo:
 	$(MAKE) all
 	$(BUILD)/wisp run $(BUILD)/unikernels/hello.elf
 
+# The course's RNG device (docs/rng-device.md): PCI enumeration, a seeded
+# sequence, and the device's rate, from a unikernel on this machine's KVM.
+demo-rng:
+	scripts/deps.sh build
+	$(MAKE) all
+	$(BUILD)/wisp run --rng-device $(BUILD)/unikernels/lspci.elf
+	$(BUILD)/wisp run --stats --rng-device $(BUILD)/unikernels/rng.elf -- seed 42 get 5 bench 65536
+
 format:
 	clang-format -i $(shell git ls-files '*.c' '*.h')
 format-check:
@@ -64,5 +72,5 @@ format-check:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all deps demo format format-check clean unikernels
+.PHONY: all deps demo demo-rng format format-check clean unikernels
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -9,9 +9,11 @@ UK_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,$(UK_DIR)/runtime/unikernel.ld \
               -Wl,-z,max-page-size=4096 -Wl,-z,noexecstack -Wl,--build-id=none
 
 UK_RT_OBJS := $(UK_BUILD)/rt/entry.o $(UK_BUILD)/rt/rt.o $(UK_BUILD)/rt/fmt.o \
-              $(UK_BUILD)/rt/string.o $(UK_BUILD)/rt/trap.o
+              $(UK_BUILD)/rt/string.o $(UK_BUILD)/rt/trap.o $(UK_BUILD)/rt/pci.o
 UK_APPS    := $(basename $(notdir $(wildcard $(UK_DIR)/apps/*.c)))
-UK_ELFS    := $(UK_APPS:%=$(UK_BUILD)/%.elf) $(UK_BUILD)/loop-cpl0.elf
+# Apps that also get a CPL0 build, NAME-cpl0.elf: same objects, another note.
+UK_CPL0_APPS := loop halt
+UK_ELFS    := $(UK_APPS:%=$(UK_BUILD)/%.elf) $(UK_CPL0_APPS:%=$(UK_BUILD)/%-cpl0.elf)
 
 unikernels: $(UK_ELFS)
 
@@ -28,12 +30,12 @@ $(UK_BUILD)/rt/note-cpl0.o: $(UK_DIR)/runtime/note.S
 	@mkdir -p $(@D)
 	$(CC) $(UK_CFLAGS) -DWISP_FLAGS=WISP_NOTE_CPL0 -c $< -o $@
 # Applications may use SSE, except loop, whose CPL0 build must run on PVM.
-$(UK_BUILD)/apps/loop.o: UK_APP_FLAGS := -mgeneral-regs-only
+$(UK_CPL0_APPS:%=$(UK_BUILD)/apps/%.o): UK_APP_FLAGS := -mgeneral-regs-only
 $(UK_BUILD)/apps/%.o: $(UK_DIR)/apps/%.c
 	@mkdir -p $(@D)
 	$(CC) $(UK_CFLAGS) $(UK_APP_FLAGS) -DWRT_APP_NAME='"$*"' -c $< -o $@
 
 $(UK_BUILD)/%.elf: $(UK_BUILD)/apps/%.o $(UK_RT_OBJS) $(UK_BUILD)/rt/note.o $(UK_DIR)/runtime/unikernel.ld
 	$(CC) $(UK_LDFLAGS) -o $@ $(filter %.o,$^)
-$(UK_BUILD)/loop-cpl0.elf: $(UK_BUILD)/apps/loop.o $(UK_RT_OBJS) $(UK_BUILD)/rt/note-cpl0.o $(UK_DIR)/runtime/unikernel.ld
+$(UK_BUILD)/%-cpl0.elf: $(UK_BUILD)/apps/%.o $(UK_RT_OBJS) $(UK_BUILD)/rt/note-cpl0.o $(UK_DIR)/runtime/unikernel.ld
 	$(CC) $(UK_LDFLAGS) -o $@ $(filter %.o,$^)

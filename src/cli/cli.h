@@ -23,6 +23,9 @@ struct run_config {
 	int cpus;
 	uint64_t timeout_ms; /* 0: none */
 	bool stats;	     /* print exit statistics on stderr at the end */
+	bool rng_device;     /* --rng-device: attach the course's PCI RNG device */
+	bool rng_seeded;     /* --rng-device=SEED: start it from rng_seed */
+	uint32_t rng_seed;
 	const char *image;
 	char *cmdline; /* guest arguments joined by spaces (malloc'd) */
 	/* Linux guests (run_linux.c) */

@@ -14,10 +14,13 @@
 #include "util/util.h"
 #include "vmm/vmm.h"
 
-static const char usage[] = "usage: wisp run [--mem SIZE] [--cpus N] [--timeout DURATION] "
-			    "[--stats] IMAGE [-- ARGS...]\n"
-			    "       wisp run --kernel KERNEL [--initrd FILE] [--cmdline TEXT] "
-			    "[--mem SIZE] [--cpus N] [--timeout DURATION] [--stats]\n";
+static const char usage[] =
+	"usage: wisp run [--mem SIZE] [--cpus N] [--timeout DURATION] "
+	"[--stats] [--rng-device[=SEED]] IMAGE [-- ARGS...]\n"
+	"       wisp run --kernel KERNEL [--initrd FILE] [--cmdline TEXT] "
+	"[--mem SIZE] [--cpus N] [--timeout DURATION] [--stats] [--rng-device[=SEED]]\n";
+
+#define OPT_RNG_DEVICE 0x100 /* long-only options */
 
 static struct vm *running_vm; /* for the signal handlers */
 
@@ -46,6 +49,7 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		{"kernel", required_argument, NULL, 'k'},
 		{"initrd", required_argument, NULL, 'i'},
 		{"cmdline", required_argument, NULL, 'a'},
+		{"rng-device", optional_argument, NULL, OPT_RNG_DEVICE},
 		{0},
 	};
 	memset(cfg, 0, sizeof(*cfg));
@@ -107,6 +111,20 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		case 'a':
 			cfg->kernel_cmdline = optarg;
 			break;
+		case OPT_RNG_DEVICE:
+			cfg->rng_device = true;
+			if (optarg) {
+				if (opt_parse_uint(optarg, 0, UINT32_MAX, &v)) {
+					snprintf(err, errlen,
+						 "--rng-device='%s': the seed must be a number "
+						 "from 0 to 4294967295",
+						 optarg);
+					return -1;
+				}
+				cfg->rng_seeded = true;
+				cfg->rng_seed = (uint32_t)v;
+			}
+			break;
 		case 'h':
 			snprintf(err, errlen, "%s", "");
 			return 1;
@@ -156,9 +174,6 @@ int run_outcome(struct vm *vm, const struct run_config *cfg)
 	switch (atomic_load(&vm->stop)) {
 	case VM_STOP_EXIT:
 		return vm->exit_status;
-	case VM_STOP_HALT:
-		fprintf(stderr, "wisp: guest halted with nothing left to wake it\n");
-		return 0;
 	case VM_STOP_TIMEOUT:
 		fprintf(stderr, "wisp: guest stopped: --timeout of %llu ms elapsed\n",
 			(unsigned long long)cfg->timeout_ms);
@@ -189,6 +204,15 @@ void run_print_stats(struct vm *vm)
 		(unsigned long long)s.hypercall, (unsigned long long)s.hlt,
 		(unsigned long long)s.intr, (unsigned long long)s.unhandled,
 		(unsigned long long)s.shutdown, (unsigned long long)s.other);
+	struct device *rng = vm_find_device(vm, "rng-device");
+	if (rng) {
+		struct rng_stats r;
+		rng_get_stats(rng->opaque, &r);
+		fprintf(stderr,
+			"wisp: rng-device: reads %llu (%llu bytes) seeds %llu ignored %llu\n",
+			(unsigned long long)r.reads, (unsigned long long)r.reads * 4,
+			(unsigned long long)r.seeds, (unsigned long long)r.ignored);
+	}
 }
 
 void run_vm_foreground(struct vm *vm, const struct run_config *cfg)
@@ -205,7 +229,9 @@ void run_vm_foreground(struct vm *vm, const struct run_config *cfg)
 						    (suseconds_t)(cfg->timeout_ms % 1000) * 1000}};
 		setitimer(ITIMER_REAL, &it, NULL);
 	}
+	util_trace("image loaded, vCPU ready");
 	vm_run(vm);
+	util_trace("guest stopped");
 	struct itimerval off = {0};
 	setitimer(ITIMER_REAL, &off, NULL);
 	running_vm = NULL;
@@ -215,6 +241,7 @@ int cmd_run(int argc, char **argv)
 {
 	struct run_config cfg;
 	char err[WISP_ERRLEN];
+	util_trace("main");
 	int r = run_parse_args(argc, argv, &cfg, err, sizeof(err));
 	if (r) {
 		if (r > 0) {
@@ -242,10 +269,10 @@ int cmd_run(int argc, char **argv)
 	int code = WISP_EXIT_ERROR;
 	struct kvm kvm = {.fd = -1};
 	struct vm *vm = NULL;
-	if (!x86_is_unikernel(img, size)) {
-		struct elf_image ei;
-		if (elf_parse(img, size, &ei, err, sizeof(err)) == 0)
-			snprintf(err, sizeof(err), "ELF has no Wisp note: not a Wisp unikernel");
+	struct elf_image ei;
+	if (elf_parse(img, size, &ei, err, sizeof(err)) == 0 && !ei.has_wisp_note)
+		snprintf(err, sizeof(err), "ELF has no Wisp note: not a Wisp unikernel");
+	if (!ei.has_wisp_note) {
 		fprintf(stderr, "wisp: image '%s': %s\n", cfg.image, err);
 		goto out;
 	}
@@ -255,14 +282,30 @@ int cmd_run(int argc, char **argv)
 			cfg.image, cfg.cpus);
 		goto out;
 	}
+	util_trace("image read");
 	if (kvm_open(&kvm, err, sizeof(err))) {
 		fprintf(stderr, "wisp: %s\n", err);
 		goto out;
 	}
+	util_trace("kvm opened, CPUID queried");
 	vm = calloc(1, sizeof(*vm));
-	if (!vm || vm_create(vm, &kvm, cfg.mem, err, sizeof(err)) || vcpu_signals_init() ||
-	    vm_create_vcpus(vm, cfg.cpus, err, sizeof(err)) || hypercall_register(vm)) {
+	if (!vm || vm_create(vm, &kvm, cfg.mem, err, sizeof(err))) {
 		fprintf(stderr, "wisp: cannot create the VM: %s\n", vm ? err : "out of memory");
+		goto out;
+	}
+	/* A CPL3 application cannot execute HLT (it faults and is reported), so
+	 * such VMs lose nothing with an in-kernel LAPIC, and gain speed. CPL0
+	 * images keep the user-space HLT exit so that a halt is reported. */
+	if (!(ei.wisp.flags & WISP_NOTE_CPL0))
+		vm_enable_split_irqchip(vm); /* an optimisation: fine if absent */
+	if (vcpu_signals_init() || vm_create_vcpus(vm, cfg.cpus, err, sizeof(err)) ||
+	    hypercall_register(vm)) {
+		fprintf(stderr, "wisp: cannot create the VM: %s\n", err);
+		goto out;
+	}
+	util_trace("VM, memory and vCPU created");
+	if (cfg.rng_device && (r = rng_attach(vm, cfg.rng_seeded ? &cfg.rng_seed : NULL))) {
+		fprintf(stderr, "wisp: cannot attach the RNG device: %s\n", strerror(-r));
 		goto out;
 	}
 	if (x86_boot_unikernel(vm, img, size, cfg.cmdline, err, sizeof(err))) {
@@ -284,5 +327,6 @@ out:
 		kvm_close(&kvm);
 	free(img);
 	free(cfg.cmdline);
+	util_trace("VM destroyed");
 	return code;
 }

@@ -97,15 +97,15 @@ int run_linux(const struct run_config *cfg)
 	if (read_input("kernel", cfg->kernel, &kbuf, &ksize) ||
 	    (cfg->initrd && read_input("initrd", cfg->initrd, &ibuf, &isize)))
 		goto out;
-	if (x86_is_unikernel(kbuf, ksize)) {
+	if (linux_parse_kernel(kbuf, ksize, &li, err, sizeof(err))) {
+		fprintf(stderr, "wisp: kernel '%s': %s\n", cfg->kernel, err);
+		goto out;
+	}
+	if (li.kind == LINUX_PVH && li.elf.has_wisp_note) {
 		fprintf(stderr,
 			"wisp: kernel '%s': a Wisp unikernel, not Linux: run it without "
 			"--kernel\n",
 			cfg->kernel);
-		goto out;
-	}
-	if (linux_parse_kernel(kbuf, ksize, &li, err, sizeof(err))) {
-		fprintf(stderr, "wisp: kernel '%s': %s\n", cfg->kernel, err);
 		goto out;
 	}
 	if (linux_plan_boot(&li, cfg->mem, isize, strlen(cmdline), cfg->cpus, &plan, err,
@@ -135,6 +135,8 @@ int run_linux(const struct run_config *cfg)
 	int r = serial_create(vm, &sc, &console);
 	if (!r)
 		r = i8042_register(vm);
+	if (!r && cfg->rng_device)
+		r = rng_attach(vm, cfg->rng_seeded ? &cfg->rng_seed : NULL);
 	if (r) {
 		fprintf(stderr, "wisp: cannot create the devices: %s\n", strerror(-r));
 		goto out;

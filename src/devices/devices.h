@@ -52,6 +52,24 @@ bool bus_dispatch(struct bus *bus, struct vcpu *vcpu, uint64_t addr, uint8_t *da
 /* Register the unikernel hypercall ports (WISP_HC_BASE...) on vm's PIO bus. */
 int hypercall_register(struct vm *vm);
 
+/* --- rng.c (the course's RNG device; docs/rng-device.md) ---------------- */
+struct pci_bus;
+struct rng_device;
+/* What the guest did to the device, for --stats and tests. */
+struct rng_stats {
+	uint64_t reads;	  /* numbers handed out (4 bytes each) */
+	uint64_t seeds;	  /* writes to SEED */
+	uint64_t ignored; /* every other access, odd ones included */
+};
+/* Add an RNG device to pb, seeded with *seed, or from host entropy if NULL. */
+int rng_create(struct pci_bus *pb, const uint32_t *seed, struct rng_device **out);
+/* Take the device off its bus and free it. */
+void rng_destroy(struct rng_device *rng);
+/* Copy the device's counters. */
+void rng_get_stats(struct rng_device *rng, struct rng_stats *out);
+/* Give vm an RNG device (and a PCI bus if it has none); the VM owns both. */
+int rng_attach(struct vm *vm, const uint32_t *seed);
+
 /* --- serial.c ------------------------------------------------------------ */
 #define SERIAL_COM1_BASE  0x3f8
 #define SERIAL_COM1_IRQ	  4

@@ -2,6 +2,7 @@
  * was wrong. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -74,4 +75,21 @@ uint64_t util_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void util_trace(const char *what)
+{
+	static int enabled = -1;
+	static uint64_t start, last;
+	if (enabled < 0) {
+		const char *e = getenv("WISP_TRACE");
+		enabled = e && *e == '1';
+		start = last = util_now_ns();
+	}
+	if (!enabled)
+		return;
+	uint64_t t = util_now_ns();
+	fprintf(stderr, "wisp-trace: %8.1f us  (+%7.1f)  %s\n", (double)(t - start) / 1e3,
+		(double)(t - last) / 1e3, what);
+	last = t;
 }

@@ -10,6 +10,9 @@
 int util_read_file(const char *path, size_t max, uint8_t **buf, size_t *size);
 /* Monotonic clock in nanoseconds. */
 uint64_t util_now_ns(void);
+/* With WISP_TRACE=1 in the environment, print to stderr the microseconds
+ * since the first mark and since the previous one; else nothing. */
+void util_trace(const char *what);
 /* Human-readable error for util_read_file's return values. */
 const char *util_file_error(int err);
 

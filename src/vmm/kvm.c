@@ -40,7 +40,7 @@ int kvm_check_cap(struct kvm *kvm, long cap)
 /* KVM_GET_SUPPORTED_CPUID needs a buffer large enough; grow until it fits. */
 static int query_cpuid(struct kvm *kvm)
 {
-	for (int n = 64; n <= 4096; n *= 2) {
+	for (int n = 256; n <= 4096; n *= 2) { /* 256 fits every CPU seen so far */
 		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (size_t)n * sizeof(c->entries[0]));
 		if (!c)
 			return -ENOMEM;

@@ -204,10 +204,13 @@ void vcpu_loop(struct vcpu *v)
 			handle_mmio(v);
 			break;
 		case KVM_EXIT_HLT:
-			/* Without an in-kernel irqchip nothing can wake a halted
-			 * vCPU: the guest has stopped for good. */
+			/* Only VMs without an in-kernel LAPIC see this exit, and
+			 * there nothing can ever wake the vCPU: the guest stopped
+			 * without saying why, which is a crash. */
 			v->stats.hlt++;
-			vm_request_stop(vm, VM_STOP_HALT);
+			vcpu_save_crash_regs(v);
+			vm_crash(vm, "guest halted (HLT) with nothing to wake it, on vCPU %d",
+				 v->id);
 			break;
 		case KVM_EXIT_INTR:
 			v->stats.intr++;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -67,6 +68,14 @@ int vm_create(struct vm *vm, struct kvm *kvm, uint64_t mem_size, char *err, size
 	return 0;
 }
 
+int vm_enable_split_irqchip(struct vm *vm)
+{
+	if (!kvm_check_cap(vm->kvm, KVM_CAP_SPLIT_IRQCHIP))
+		return -ENOTSUP;
+	struct kvm_enable_cap cap = {.cap = KVM_CAP_SPLIT_IRQCHIP, .args = {24}};
+	return ioctl(vm->fd, KVM_ENABLE_CAP, &cap) < 0 ? -errno : 0;
+}
+
 int vm_create_vcpus(struct vm *vm, int n, char *err, size_t errlen)
 {
 	if (n < 1 || n > WISP_MAX_VCPUS || n > vm->kvm->max_vcpus) {
@@ -85,10 +94,37 @@ int vm_create_vcpus(struct vm *vm, int n, char *err, size_t errlen)
 	return 0;
 }
 
+int vm_add_device(struct vm *vm, const char *name, void *opaque, void (*destroy)(void *opaque))
+{
+	struct device *d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	*d = (struct device){
+		.name = name, .opaque = opaque, .destroy = destroy, .next = vm->devices};
+	vm->devices = d;
+	return 0;
+}
+
+struct device *vm_find_device(struct vm *vm, const char *name)
+{
+	for (struct device *d = vm->devices; d; d = d->next)
+		if (!strcmp(d->name, name))
+			return d;
+	return NULL;
+}
+
 void vm_destroy(struct vm *vm)
 {
+	/* vCPUs first: nothing may run device code once devices are freed. */
 	for (int i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
+	while (vm->devices) {
+		struct device *d = vm->devices;
+		vm->devices = d->next;
+		if (d->destroy)
+			d->destroy(d->opaque);
+		free(d);
+	}
 	vm->nr_vcpus = 0;
 	if (vm->fd >= 0)
 		close(vm->fd);

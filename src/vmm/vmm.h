@@ -50,7 +50,6 @@ struct guest_mem {
 enum vm_stop {
 	VM_RUNNING = 0,
 	VM_STOP_EXIT,	 /* guest asked to exit; exit_status holds the status */
-	VM_STOP_HALT,	 /* guest halted with no way to be woken */
 	VM_STOP_CRASH,	 /* guest fault, triple fault or KVM failure */
 	VM_STOP_TIMEOUT, /* --timeout elapsed */
 	VM_STOP_SIGNAL,	 /* SIGINT/SIGTERM; stop_signal holds which */
@@ -64,6 +63,16 @@ struct exit_stats {
 };
 
 struct vm;
+
+/* A device attached to a VM. The VM owns it: destroy() runs at teardown,
+ * newest first. Devices also register their address ranges on a bus; this
+ * list is how the VM finds them all again (teardown, and later snapshot). */
+struct device {
+	const char *name;
+	void *opaque;
+	void (*destroy)(void *opaque);
+	struct device *next;
+};
 
 /* One virtual CPU: its fd, its kvm_run page and its thread. */
 struct vcpu {
@@ -86,9 +95,10 @@ struct vm {
 	struct bus mmio;
 	int nr_vcpus;
 	struct vcpu vcpus[WISP_MAX_VCPUS];
-	int console_fd;	  /* where guest console output goes (stdout by default) */
-	bool reset_stops; /* a triple fault is the guest's reboot, not a crash (Linux) */
-	bool irqchip;	  /* in-kernel LAPIC/IOAPIC/PIC created */
+	int console_fd;		/* where guest console output goes (stdout by default) */
+	struct device *devices; /* newest first */
+	bool reset_stops;	/* a triple fault is the guest's reboot, not a crash (Linux) */
+	bool irqchip;		/* in-kernel LAPIC/IOAPIC/PIC created */
 
 	_Atomic int stop;	 /* enum vm_stop, first reason wins */
 	int exit_status;	 /* for VM_STOP_EXIT */
@@ -129,9 +139,19 @@ int gmem_read(const struct guest_mem *mem, uint64_t gpa, void *dst, uint64_t len
 /* --- vm.c -------------------------------------------------------------- */
 /* Create a VM with `mem_size` bytes of RAM laid out by the x86 layer. */
 int vm_create(struct vm *vm, struct kvm *kvm, uint64_t mem_size, char *err, size_t errlen);
+/* Give vCPUs an in-kernel LAPIC and nothing else (call before creating
+ * them). KVM flips a kernel static key, patching text, whenever the first
+ * vCPU without an in-kernel LAPIC is created or the last destroyed; with one
+ * a VM is created and destroyed ~0.3 ms faster here. HLT then no longer exits
+ * to user space. -ENOTSUP if KVM lacks KVM_CAP_SPLIT_IRQCHIP. */
+int vm_enable_split_irqchip(struct vm *vm);
 /* Create vCPUs 0..n-1 with CPUID set. */
 int vm_create_vcpus(struct vm *vm, int n, char *err, size_t errlen);
-/* Destroy vCPUs, memory and the VM fd. Safe on a partly created VM. */
+/* Attach a device (see struct device); -ENOMEM on allocation failure. */
+int vm_add_device(struct vm *vm, const char *name, void *opaque, void (*destroy)(void *opaque));
+/* Find an attached device by name (first match, newest first), or NULL. */
+struct device *vm_find_device(struct vm *vm, const char *name);
+/* Destroy devices, vCPUs, memory and the VM fd. Safe on a partly created VM. */
 void vm_destroy(struct vm *vm);
 /* Ask the VM to stop for `reason` (first caller wins) and kick all vCPUs.
  * Async-signal-safe. */

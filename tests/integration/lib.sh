@@ -21,8 +21,9 @@ kvm_ok() {
 
 # expect NAME CODE OUT_RE ERR_RE -- CMD...
 # Runs CMD (30 s cap); passes if the exit code is CODE, stdout matches the
-# extended regex OUT_RE and stderr matches ERR_RE (empty RE: anything), and
-# no sanitizer complained.
+# extended regex OUT_RE and stderr matches ERR_RE (empty RE: anything; ERR_RE
+# may list several regexes joined by ' && ', each matching some line), and no
+# sanitizer complained.
 expect() {
 	name=$1 code=$2 out_re=$3 err_re=$4
 	shift 5
@@ -34,11 +35,22 @@ expect() {
 		bad "$name" "exit $got, wanted $code; stderr: $(head -c 300 "$TMP/err")"
 	elif [ -n "$out_re" ] && ! grep -qE -e "$out_re" "$TMP/out"; then
 		bad "$name" "stdout lacks /$out_re/: $(head -c 300 "$TMP/out")"
-	elif [ -n "$err_re" ] && ! grep -qE -e "$err_re" "$TMP/err"; then
+	elif ! all_match "$err_re" "$TMP/err"; then
 		bad "$name" "stderr lacks /$err_re/: $(head -c 300 "$TMP/err")"
 	else
 		ok "$name"
 	fi
+}
+
+# all_match 'RE1 && RE2 ...' FILE: every regex matches some line of FILE.
+all_match() {
+	rest=$1
+	while [ -n "$rest" ]; do
+		re=${rest%% && *}
+		case $rest in *" && "*) rest=${rest#* && } ;; *) rest= ;; esac
+		grep -qE -e "$re" "$2" || return 1
+	done
+	return 0
 }
 
 # vm_expect: like expect, but SKIPPED when there is no usable /dev/kvm.

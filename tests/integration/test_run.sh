@@ -51,6 +51,9 @@ if kvm_ok && command -v nm >/dev/null; then
 	else bad fault-rip-is-exact "rip '$rip' is not the ud2 in main (0x$main)"; fi
 else skipped fault-rip-is-exact "no /dev/kvm"; fi
 
+vm_expect halt-cpl0-is-a-crash 126 '^halt: halting' 'guest halted \(HLT\) with nothing to wake it && rip [0-9a-f]{16} +rsp && cr3 0000000000008000' -- $WISP run $UK/halt-cpl0.elf
+vm_expect halt-cpl3-is-a-gp 126 '' '#GP general protection' -- $WISP run $UK/halt.elf
+
 # --- hostile guests: an error for the guest, never for the VMM ----------------
 vm_expect unclaimed-port-and-mmio 0 '^probe: ok$' '' -- $WISP run $UK/probe.elf
 vm_expect hostile-bad-buffers 0 'console results: -14 -14 -22 -14' '' -- $WISP run $UK/hostile.elf -- buffers
@@ -75,6 +78,19 @@ for sig in INT TERM; do
 		else bad "sig$sig-stops-cleanly" "exit $code (want $want): $(cat "$TMP/sig.err")"; fi
 	else skipped "sig$sig-stops-cleanly" "no /dev/kvm"; fi
 done
+
+# --- the same image on QEMU (PVH entry, COM1, isa-debug-exit) -----------------
+# isa-debug-exit turns status S into QEMU exit code 2*S+1.
+QEMU="qemu-system-x86_64 -M microvm -nodefaults -no-user-config -nographic -serial stdio -device isa-debug-exit"
+if command -v qemu-system-x86_64 >/dev/null; then
+	expect qemu-tcg-hello 1 '^Hello from a Wisp unikernel!$' '' -- $QEMU -accel tcg -kernel $UK/hello.elf
+	expect qemu-tcg-args-and-status 11 '' '' -- $QEMU -accel tcg -kernel $UK/exit.elf -append 5
+	expect qemu-tcg-fault 127 'unikernel fault: vector 6 ' '' -- $QEMU -accel tcg -kernel $UK/fault.elf -append ud
+	vm_expect qemu-kvm-hello 1 '^Hello from a Wisp unikernel!$' '' -- $QEMU -accel kvm -kernel $UK/hello.elf
+	vm_expect qemu-kvm-status 11 '' '' -- $QEMU -accel kvm -kernel $UK/exit.elf -append 5
+else
+	bad qemu-present "qemu-system-x86_64 not installed (scripts/deps.sh test installs it)"
+fi
 
 # --- bad input from the user: one clear line, exit 125, no KVM needed ---------
 head -c 65536 /dev/urandom >"$TMP/random.img"

@@ -160,8 +160,7 @@ static void test_plan(void **state)
 	assert_int_equal(linux_plan_boot(&li, 128 << 20, 10000, 20, 1, &plan, err, sizeof(err)), 0);
 	assert_int_equal(plan.initrd_gpa, ((128u << 20) - 10000) & ~4095u);
 	/* Kernel does not fit. */
-	assert_int_equal(linux_plan_boot(&li, 16 << 20, 0, 20, 1, &plan, err, sizeof(err)),
-			 -E2BIG);
+	assert_int_equal(linux_plan_boot(&li, 16 << 20, 0, 20, 1, &plan, err, sizeof(err)), -E2BIG);
 	assert_non_null(strstr(err, "kernel needs 24 MiB"));
 	/* Initrd does not fit above the kernel (ends at 24 MiB). */
 	assert_int_equal(linux_plan_boot(&li, 32 << 20, 9 << 20, 20, 1, &plan, err, sizeof(err)),
@@ -173,8 +172,7 @@ static void test_plan(void **state)
 	/* The kernel's initrd_addr_max bounds the placement, also above 3 GiB. */
 	hdr(buf)->initrd_addr_max = 0x3fffffff;
 	assert_int_equal(linux_parse_kernel(buf, BZ_SIZE, &li, err, sizeof(err)), 0);
-	assert_int_equal(linux_plan_boot(&li, 8ull << 30, 4096, 20, 1, &plan, err, sizeof(err)),
-			 0);
+	assert_int_equal(linux_plan_boot(&li, 8ull << 30, 4096, 20, 1, &plan, err, sizeof(err)), 0);
 	assert_int_equal(plan.initrd_gpa, 0x40000000 - 4096);
 	/* Command line longer than the kernel takes. */
 	assert_int_equal(linux_plan_boot(&li, 128 << 20, 0, 2048, 1, &plan, err, sizeof(err)),
@@ -239,9 +237,9 @@ static void check_mptable(struct guest_mem *m, uint64_t at, int cpus)
 	assert_int_equal(count, cpus + 2 + 16 + 2); /* CPUs, bus, IOAPIC, IRQs, LINTs */
 	const uint8_t *e = h + 44;
 	for (int i = 0; i < cpus; i++, e += 20) {
-		assert_int_equal(e[0], 0);	      /* processor */
-		assert_int_equal(e[1], i);	      /* APIC ID */
-		assert_int_equal(e[3], i ? 1 : 3);    /* enabled, BSP on CPU 0 */
+		assert_int_equal(e[0], 0);	   /* processor */
+		assert_int_equal(e[1], i);	   /* APIC ID */
+		assert_int_equal(e[3], i ? 1 : 3); /* enabled, BSP on CPU 0 */
 	}
 	assert_int_equal(e[0], 1);	      /* bus */
 	assert_int_equal(e[8], 2);	      /* IOAPIC */

@@ -37,11 +37,8 @@ static void rig_up(struct rig *r, bool with_input, bool escape)
 	r->in[0] = r->in[1] = -1;
 	if (with_input)
 		assert_int_equal(pipe(r->in), 0);
-	struct serial_config c = {.base = BASE,
-				  .irq = 4,
-				  .out_fd = r->out[1],
-				  .in_fd = r->in[0],
-				  .escape = escape};
+	struct serial_config c = {
+		.base = BASE, .irq = 4, .out_fd = r->out[1], .in_fd = r->in[0], .escape = escape};
 	assert_int_equal(serial_create(&r->vm, &c, &r->s), 0);
 }
 

@@ -60,7 +60,7 @@ _Noreturn void rt_exit(int status)
 	if (rt_booted_by_wisp)
 		rt_hypercall(WISP_HC_EXIT, (uint32_t)status & 0xff);
 	else
-		outl(WISP_DEBUG_EXIT_PORT, (uint32_t)status & 0xff);
+		rt_debug_exit((uint8_t)status);
 	for (;;)
 		__asm__ volatile("pause");
 }

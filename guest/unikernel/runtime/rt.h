@@ -6,6 +6,18 @@
 
 /* Status given to isa-debug-exit when the application faults under QEMU. */
 #define RT_FAULT_STATUS 0x3f
+/* The PVH path's TSS: header, then an I/O bitmap for all 65536 ports. */
+#define RT_TSS_IOMAP 104
+#define RT_TSS_LIMIT (RT_TSS_IOMAP + 8192)
+/* QEMU's isa-debug-exit: iobase 0x501 by default, 0xf4 as commonly set. */
+#define RT_DEBUG_EXIT_PORT_DEFAULT 0x501
+
+/* Leave QEMU through isa-debug-exit at either usual port. */
+static inline void rt_debug_exit(uint8_t status)
+{
+	outb(WISP_DEBUG_EXIT_PORT, status);
+	outb(RT_DEBUG_EXIT_PORT_DEFAULT, status);
+}
 
 /* True once rt_start saw a valid Wisp boot info page. */
 extern int rt_booted_by_wisp;

@@ -31,7 +31,7 @@ _Noreturn void rt_trap(struct rt_trap_frame *f)
 			(unsigned long)f->vector, (unsigned long)f->error_code,
 			(unsigned long)f->rip, (unsigned long)f->rsp, (unsigned long)cr2);
 		rt_com1_write(line, (size_t)n);
-		outb(WISP_DEBUG_EXIT_PORT, RT_FAULT_STATUS);
+		rt_debug_exit(RT_FAULT_STATUS);
 	}
 	for (;;)
 		__asm__ volatile("hlt");
@@ -44,10 +44,13 @@ void rt_pvh_setup(void)
 		 ist1 = (uint64_t)(uintptr_t)__pvh_ist_top;
 	memcpy(__pvh_tss + 4, &rsp0, 8);
 	memcpy(__pvh_tss + 36, &ist1, 8);
-	uint16_t iomap = 104;
+	/* An all-zero I/O bitmap (the memory is fresh) grants every port, for
+	 * KVMs that do not honour IOPL=3 for guests (see boot64.c in the VMM). */
+	uint16_t iomap = RT_TSS_IOMAP;
 	memcpy(__pvh_tss + 102, &iomap, 2);
-	rt_pvh_gdt[5] =
-		103 | ((tss & 0xffffff) << 16) | (0x89ull << 40) | ((tss >> 24 & 0xff) << 56);
+	__pvh_tss[RT_TSS_LIMIT] = 0xff;
+	rt_pvh_gdt[5] = (RT_TSS_LIMIT & 0xffff) | ((tss & 0xffffff) << 16) | (0x89ull << 40) |
+			((uint64_t)(RT_TSS_LIMIT >> 16 & 0xf) << 48) | ((tss >> 24 & 0xff) << 56);
 	rt_pvh_gdt[6] = tss >> 32;
 	for (int v = 0; v < WISP_NR_TRAPS; v++) {
 		uint64_t h = rt_trap_table[v];

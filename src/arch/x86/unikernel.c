@@ -10,13 +10,6 @@
 
 #define CMDLINE_OFFSET 256 /* command line follows the boot info struct */
 
-bool x86_is_unikernel(const uint8_t *buf, size_t size)
-{
-	struct elf_image img;
-	char err[WISP_ERRLEN];
-	return elf_parse(buf, size, &img, err, sizeof(err)) == 0 && img.has_wisp_note;
-}
-
 int x86_boot_unikernel(struct vm *vm, const uint8_t *buf, size_t size, const char *cmdline,
 		       char *err, size_t errlen)
 {

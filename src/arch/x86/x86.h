@@ -99,8 +99,6 @@ struct vm;
  * info with `cmdline`, and point vCPU 0 at its entry. */
 int x86_boot_unikernel(struct vm *vm, const uint8_t *buf, size_t size, const char *cmdline,
 		       char *err, size_t errlen);
-/* True if buf holds an ELF carrying a Wisp note (cheap check, no loading). */
-bool x86_is_unikernel(const uint8_t *buf, size_t size);
 
 /* --- linux.c ----------------------------------------------------------- */
 /* Guest-physical layout of a Linux boot (everything below 1 MiB is ours
