@@ -52,6 +52,15 @@ for f in bios-microvm.bin qboot.rom linuxboot_dma.bin pvh.bin kvmvapic.bin; do
 	[ -e /usr/share/qemu/$f ] && cp -L /usr/share/qemu/$f "$share/qemu/share/"
 done
 
+# Staging hooks: a test that needs more than Wisp, the kernel and the
+# standard initrd (a module, an app, its own initrd) prepares it here.
+for h in $here/stage/*.sh; do
+	[ -e "$h" ] || continue
+	SHARE=$share KDIR=$(readlink -f "$kdir/tree") MKINITRAMFS=guest/linux/mkinitramfs.sh \
+		bash "$h" >"$out/stage-$(basename "$h" .sh).log" 2>&1 ||
+		die "staging hook $h failed: $(tail -5 "$out/stage-$(basename "$h" .sh).log")"
+done
+
 cat >"$share/qemu/qemu" <<'QEMU'
 #!/bin/sh
 d=$(dirname "$0")
