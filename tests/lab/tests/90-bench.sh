@@ -27,3 +27,7 @@ p=$(median </tmp/b.wisp-pvh)
 echo "bench: launch->init median over $rounds rounds (ms): wisp-bzimage $w, wisp-pvh $p, qemu-microvm-bzimage $q"
 echo "bench: ratio wisp/qemu (bzImage) $(awk -v a="$w" -v b="$q" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
 echo "bench: peak RSS median (KiB): wisp $(median </tmp/b.rss), qemu $(median </tmp/b.qemu-rss 2>/dev/null)"
+# What the platform pieces cost on L1's KVM (raw ioctls; docs/linux-guests.md).
+if [ -x /lab/platform_cost ]; then
+	/lab/platform_cost "${LAB_COST_REPS:-20}" | sed 's/^/bench: /'
+fi
