@@ -88,7 +88,8 @@ timeout -k 10 "${LAB_TIMEOUT:-1500}" qemu-system-x86_64 -accel tcg -cpu max -m 2
 	while IFS= read -r l; do
 		echo "[$(stamp)] $l" >>"$log.tmp"
 		case "$l" in
-		PASS:* | FAIL:* | SKIPPED:* | bench:* | lab-l1:*) echo "$l" ;;
+		PASS:* | FAIL:* | SKIPPED:* | bench:*) echo "$l" ;;
+		*lab-l1:*) echo "lab-l1:${l#*lab-l1:}" ;; # may follow firmware text
 		esac
 	done
 mv "$log.tmp" "$log"
@@ -103,7 +104,7 @@ if ! grep -q 'lab-l1: tests finished' "$log"; then
 	tail -15 "$log" | sed 's/^/  | /'
 	fail=$((fail + 1))
 fi
-l1_up=$(sed -n 's/^\[\([0-9.]*\)\] lab-l1: init at.*/\1/p' "$log" | head -1)
+l1_up=$(sed -n 's/^\[\([0-9.]*\)\] .*lab-l1: init at.*/\1/p' "$log" | head -1)
 echo "lab: L1 reached /init after ${l1_up:-?} s; whole run ${total} s"
 echo "lab: $boots L2 boots passed"
 echo "lab: $pass passed, $fail failed, $skip skipped"
