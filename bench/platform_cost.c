@@ -22,8 +22,8 @@
 #define MAX_REPS  1000
 
 enum step { S_VM, S_SLOT, S_IRQCHIP, S_PIT, S_VCPU, S_SLOT2, S_DESTROY, S_TOTAL, NR_STEPS };
-static const char *step_name[NR_STEPS] = {"create_vm", "memslot",	"irqchip", "pit2",
-					  "vcpu",	"next_memslot", "destroy", "total"};
+static const char *step_name[NR_STEPS] = {"create_vm", "memslot",      "irqchip", "pit2",
+					  "vcpu",      "next_memslot", "destroy", "total"};
 
 struct variant {
 	const char *name;

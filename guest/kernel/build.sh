@@ -39,6 +39,9 @@ build() {
 	rm -rf "$tmp"
 	mkdir -p "$tmp"
 	trap 'rm -rf "$tmp"' EXIT
+	# Whoever asks for the tree (make guest-kernel, a module build, a test)
+	# gets the build tools installed first.
+	"$root/scripts/deps.sh" lab
 	log "building kernel $key in $dir (3-5 minutes; cached afterwards)"
 	local t0=$SECONDS
 	tar -xJf "$src_tar" -C "$tmp"

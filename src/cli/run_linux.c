@@ -113,6 +113,7 @@ int run_linux(const struct run_config *cfg)
 		fprintf(stderr, "wisp: kernel '%s': %s\n", cfg->kernel, err);
 		goto out;
 	}
+	util_trace("kernel and initrd read and checked");
 	if (kvm_open(&kvm, err, sizeof(err))) {
 		fprintf(stderr, "wisp: %s\n", err);
 		goto out;
@@ -126,6 +127,7 @@ int run_linux(const struct run_config *cfg)
 		fprintf(stderr, "wisp: cannot create the VM: %s\n", vm ? err : "out of memory");
 		goto out;
 	}
+	util_trace("VM, irqchip and vCPUs created");
 	vm->reset_stops = true;
 	struct serial_config sc = {.base = SERIAL_COM1_BASE,
 				   .irq = SERIAL_COM1_IRQ,
@@ -149,6 +151,7 @@ int run_linux(const struct run_config *cfg)
 		fprintf(stderr, "wisp: kernel '%s': %s\n", cfg->kernel, err);
 		goto out;
 	}
+	util_trace("kernel, initrd, MP table and boot parameters loaded");
 	free(kbuf);
 	free(ibuf);
 	kbuf = ibuf = NULL;
