@@ -11,7 +11,7 @@ CFLAGS_COMMON := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc -MMD -MP -DWIS
 CFLAGS   := $(CFLAGS_COMMON) -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 ASAN_CFLAGS := $(CFLAGS_COMMON) -O1 -g $(SANFLAGS)
-LDLIBS   := -lpthread
+LDLIBS   := -luring -lpthread
 
 # --- the VMM ----------------------------------------------------------------
 # Every .c under src/ goes into libwisp.a (tests link it), except main.c.

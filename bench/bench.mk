@@ -27,6 +27,14 @@ bench-rng: $(BUILD)/wisp unikernels
 
 .PHONY: bench-rng
 
+# Paravirtual I/O: the RNG device vs virtio-rng in one run, request sizes,
+# I/O thread per VM vs per device, virtio-blk reads (docs/virtio.md).
+bench-virtio: $(BUILD)/wisp unikernels
+	scripts/deps.sh build bench
+	bench/virtio.sh
+
+.PHONY: bench-virtio
+
 # What the Linux platform pieces (irqchip, PIT, memslot order) cost on this
 # host's KVM; the lab runs the same tool on L1's (make lab-bench).
 $(BUILD)/bench/platform_cost: bench/platform_cost.c

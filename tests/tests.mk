@@ -8,11 +8,16 @@ $(BUILD)/asan/tests/%: tests/unit/%.c $(BUILD)/asan/libwisp.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $< $(BUILD)/asan/libwisp.a -lcmocka $(LDLIBS)
 
 test-deps:
-	scripts/deps.sh build test
+	scripts/deps.sh build test fuzz
 
 test-unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; \
 	 if [ $$fail = 0 ]; then echo "unit: all passed"; else echo "unit: FAILED"; exit 1; fi
+
+# A unix-socket peer for the console and vsock tests.
+$(BUILD)/tests/uds: tests/integration/uds.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $<
 
 # The Linux rng app, built for the host under the sanitizers: its parsing and
 # reading are tested against fake devices (WISP_RNG_DEV); the guest build is static.
@@ -20,11 +25,13 @@ $(BUILD)/asan/linux/rng: guest/linux/rng-app/rng.c guest/linux/rng-driver/wisp_r
 	@mkdir -p $(@D)
 	$(CC) $(ASAN_CFLAGS) -o $@ $<
 
-test-integration: $(BUILD)/asan/wisp unikernels $(BUILD)/asan/linux/rng
+test-integration: $(BUILD)/asan/wisp unikernels $(BUILD)/asan/linux/rng $(BUILD)/tests/uds
 	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels tests/integration/test_run.sh
 	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels tests/integration/test_linux.sh
 	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels RNG_APP=$(BUILD)/asan/linux/rng \
 		tests/integration/test_rng.sh
+	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels UDS=$(BUILD)/tests/uds \
+		tests/integration/test_virtio.sh
 
 # The wisp_rng driver in a real Linux guest under QEMU with its `edu` device
 # (driver mechanics; SKIPPED without a guest kernel tree). The driver against
@@ -39,8 +46,10 @@ test: test-deps
 	$(MAKE) test-unit
 	$(MAKE) test-integration
 	$(MAKE) test-rng-driver
+	$(MAKE) fuzz-short
 	$(MAKE) lab-test
 
+include tests/fuzz/fuzz.mk
 include tests/lab/lab.mk
 
 .PHONY: test test-deps test-unit test-integration test-rng-driver

@@ -10,6 +10,11 @@ UK_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,$(UK_DIR)/runtime/unikernel.ld \
 
 UK_RT_OBJS := $(UK_BUILD)/rt/entry.o $(UK_BUILD)/rt/rt.o $(UK_BUILD)/rt/fmt.o \
               $(UK_BUILD)/rt/string.o $(UK_BUILD)/rt/trap.o $(UK_BUILD)/rt/pci.o
+# The virtio drivers are an archive: an application links only those it uses
+# (their rings and buffers are static, and hello needs none of them).
+UK_RT_LIB  := $(UK_BUILD)/rt/libwrt-virtio.a
+UK_RT_LIB_OBJS := $(UK_BUILD)/rt/virtio.o $(UK_BUILD)/rt/virtio_rng.o \
+                  $(UK_BUILD)/rt/virtio_blk.o $(UK_BUILD)/rt/virtio_net.o
 UK_APPS    := $(basename $(notdir $(wildcard $(UK_DIR)/apps/*.c)))
 # Apps that also get a CPL0 build, NAME-cpl0.elf: same objects, another note.
 UK_CPL0_APPS := loop halt
@@ -35,7 +40,11 @@ $(UK_BUILD)/apps/%.o: $(UK_DIR)/apps/%.c
 	@mkdir -p $(@D)
 	$(CC) $(UK_CFLAGS) $(UK_APP_FLAGS) -DWRT_APP_NAME='"$*"' -c $< -o $@
 
-$(UK_BUILD)/%.elf: $(UK_BUILD)/apps/%.o $(UK_RT_OBJS) $(UK_BUILD)/rt/note.o $(UK_DIR)/runtime/unikernel.ld
-	$(CC) $(UK_LDFLAGS) -o $@ $(filter %.o,$^)
+$(UK_RT_LIB): $(UK_RT_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(UK_BUILD)/%.elf: $(UK_BUILD)/apps/%.o $(UK_RT_OBJS) $(UK_BUILD)/rt/note.o $(UK_RT_LIB) $(UK_DIR)/runtime/unikernel.ld
+	$(CC) $(UK_LDFLAGS) -o $@ $(filter %.o,$^) $(UK_RT_LIB)
 $(UK_BUILD)/%-cpl0.elf: $(UK_BUILD)/apps/%.o $(UK_RT_OBJS) $(UK_BUILD)/rt/note-cpl0.o $(UK_DIR)/runtime/unikernel.ld
 	$(CC) $(UK_LDFLAGS) -o $@ $(filter %.o,$^)

@@ -68,9 +68,26 @@ struct wisp_boot_info {
 	uint64_t cmdline;      /* GPA of the NUL-terminated command line */
 	uint64_t cmdline_size; /* bytes available at `cmdline`, NUL included */
 	uint64_t tsc_khz;      /* guest TSC frequency, 0 when unknown */
-	uint64_t devices;      /* GPA of a device table, 0 when none */
+	uint64_t devices;      /* GPA of a struct wisp_device table, 0 when none */
 	uint32_t nr_devices;   /* entries in the device table */
 	uint32_t reserved;
+};
+
+/* The device table: one entry per device the VMM attached, in the boot info
+ * page at WISP_BOOTINFO_DEVICES (so at most WISP_MAX_DEVICES). A virtio-mmio
+ * device has its virtio 1.x registers at `base`; when the device has used
+ * buffers for the driver, bit `event` is set in wisp_hc_poll.events (and a
+ * vCPU sleeping in POLL wakes up). */
+#define WISP_DEV_VIRTIO_MMIO  1u
+#define WISP_BOOTINFO_DEVICES 128u /* offset of the table in the boot info page */
+#define WISP_MAX_DEVICES      8u
+
+struct wisp_device {
+	uint64_t base;	   /* GPA of the device's registers */
+	uint32_t size;	   /* bytes of register space */
+	uint16_t type;	   /* WISP_DEV_* */
+	uint8_t event;	   /* bit in wisp_hc_poll.events */
+	uint8_t virtio_id; /* virtio device ID (1 net, 2 blk, 3 console, 4 rng, 19 vsock) */
 };
 #endif
 
@@ -114,7 +131,8 @@ struct wisp_hc_fault {
 
 struct wisp_hc_poll {
 	uint64_t timeout_ns; /* in: UINT64_MAX waits for ever */
-	uint64_t events;     /* out: bitmask of ready devices, 0 on timeout */
+	uint64_t events;     /* out: bitmask of ready devices (wisp_device.event),
+				0 on timeout; returns at once if one is pending */
 };
 #endif
 

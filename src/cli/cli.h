@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli/virtio_args.h"
+
 /* Process exit codes of `wisp run` besides the guest's own status (0..255). */
 #define WISP_EXIT_TIMEOUT 124 /* --timeout elapsed */
 #define WISP_EXIT_ERROR	  125 /* Wisp could not start the VM: bad input, no KVM */
@@ -27,7 +29,8 @@ struct run_config {
 	bool rng_seeded;     /* --rng-device=SEED: start it from rng_seed */
 	uint32_t rng_seed;
 	const char *image;
-	char *cmdline; /* guest arguments joined by spaces (malloc'd) */
+	char *cmdline;		   /* guest arguments joined by spaces (malloc'd) */
+	struct virtio_args virtio; /* --rng, --disk, --net, --console, --vsock */
 	/* Linux guests (run_linux.c) */
 	const char *kernel; /* --kernel: bzImage or PVH vmlinux; NULL: IMAGE is a unikernel */
 	const char *initrd; /* --initrd, or NULL */
@@ -67,6 +70,6 @@ void run_print_stats(struct vm *vm);
 
 /* --- run_linux.c --------------------------------------------------------- */
 /* `wisp run --kernel`: boot Linux; returns the process exit code. */
-int run_linux(const struct run_config *cfg);
+int run_linux(struct run_config *cfg);
 
 #endif

@@ -15,12 +15,16 @@
 #include "vmm/vmm.h"
 
 static const char usage[] =
-	"usage: wisp run [--mem SIZE] [--cpus N] [--timeout DURATION] "
-	"[--stats] [--rng-device[=SEED]] IMAGE [-- ARGS...]\n"
-	"       wisp run --kernel KERNEL [--initrd FILE] [--cmdline TEXT] "
-	"[--mem SIZE] [--cpus N] [--timeout DURATION] [--stats] [--rng-device[=SEED]]\n";
+	"usage: wisp run [--mem SIZE] [--cpus N] [--timeout DURATION] [--stats]\n"
+	"                [--rng-device[=SEED]] [--rng] [--disk PATH[,ro][,id=ID]]\n"
+	"                [--net tap=NAME[,mac=MAC]] [--console virtio[,sock=PATH]]\n"
+	"                [--vsock PATH[,cid=N]] IMAGE [-- ARGS...]\n"
+	"       wisp run --kernel KERNEL [--initrd FILE] [--cmdline TEXT] [--mem SIZE] [--cpus N]\n"
+	"                [--timeout DURATION] [--stats] [device options as above]\n";
 
 #define OPT_RNG_DEVICE 0x100 /* long-only options */
+#define OPT_VIRTIO     1000  /* --rng ... --vsock: 1000 + index in virtio_flags */
+static const char *const virtio_flags[] = {"rng", "disk", "net", "console", "vsock"};
 
 static struct vm *running_vm; /* for the signal handlers */
 
@@ -50,6 +54,12 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		{"initrd", required_argument, NULL, 'i'},
 		{"cmdline", required_argument, NULL, 'a'},
 		{"rng-device", optional_argument, NULL, OPT_RNG_DEVICE},
+		/* virtio devices, parsed by virtio_args.c */
+		{"rng", no_argument, NULL, OPT_VIRTIO + 0},
+		{"disk", required_argument, NULL, OPT_VIRTIO + 1},
+		{"net", required_argument, NULL, OPT_VIRTIO + 2},
+		{"console", required_argument, NULL, OPT_VIRTIO + 3},
+		{"vsock", required_argument, NULL, OPT_VIRTIO + 4},
 		{0},
 	};
 	memset(cfg, 0, sizeof(*cfg));
@@ -128,8 +138,20 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		case 'h':
 			snprintf(err, errlen, "%s", "");
 			return 1;
+		case OPT_VIRTIO + 0:
+		case OPT_VIRTIO + 1:
+		case OPT_VIRTIO + 2:
+		case OPT_VIRTIO + 3:
+		case OPT_VIRTIO + 4:
+			if (virtio_args_parse(&cfg->virtio, virtio_flags[c - OPT_VIRTIO], optarg,
+					      err, errlen))
+				return -1;
+			break;
 		default:
-			if (optopt)
+			if (optopt >= OPT_VIRTIO)
+				snprintf(err, errlen, "run: option '--%s' needs a value",
+					 virtio_flags[optopt - OPT_VIRTIO]);
+			else if (optopt)
 				snprintf(err, errlen, "run: option '-%c' %s", optopt,
 					 strchr("mct", optopt) ? "needs a value" : "is not known");
 			else
@@ -213,6 +235,7 @@ void run_print_stats(struct vm *vm)
 			(unsigned long long)r.reads, (unsigned long long)r.reads * 4,
 			(unsigned long long)r.seeds, (unsigned long long)r.ignored);
 	}
+	virtio_print_stats(vm, 2);
 }
 
 void run_vm_foreground(struct vm *vm, const struct run_config *cfg)
@@ -244,6 +267,7 @@ int cmd_run(int argc, char **argv)
 	util_trace("main");
 	int r = run_parse_args(argc, argv, &cfg, err, sizeof(err));
 	if (r) {
+		virtio_args_free(&cfg.virtio);
 		if (r > 0) {
 			fputs(usage, stdout);
 			return 0;
@@ -254,6 +278,7 @@ int cmd_run(int argc, char **argv)
 	if (cfg.kernel) {
 		int code = run_linux(&cfg);
 		free(cfg.cmdline);
+		virtio_args_free(&cfg.virtio);
 		return code;
 	}
 
@@ -264,6 +289,7 @@ int cmd_run(int argc, char **argv)
 	if (r) {
 		fprintf(stderr, "wisp: image '%s': %s\n", cfg.image, util_file_error(r));
 		free(cfg.cmdline);
+		virtio_args_free(&cfg.virtio);
 		return WISP_EXIT_ERROR;
 	}
 	int code = WISP_EXIT_ERROR;
@@ -280,6 +306,11 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr,
 			"wisp: image '%s': unikernels run on exactly 1 vCPU (--cpus %d given)\n",
 			cfg.image, cfg.cpus);
+		goto out;
+	}
+	/* Device backends too: a bad --disk path fails here, without KVM. */
+	if (virtio_args_open(&cfg.virtio, err, sizeof(err))) {
+		fprintf(stderr, "wisp: %s\n", err);
 		goto out;
 	}
 	util_trace("image read");
@@ -308,10 +339,17 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "wisp: cannot attach the RNG device: %s\n", strerror(-r));
 		goto out;
 	}
+	if (virtio_args_attach(&cfg.virtio, vm, err, sizeof(err))) {
+		fprintf(stderr, "wisp: cannot attach devices: %s\n", err);
+		goto out;
+	}
 	if (x86_boot_unikernel(vm, img, size, cfg.cmdline, err, sizeof(err))) {
 		fprintf(stderr, "wisp: image '%s': %s\n", cfg.image, err);
 		goto out;
 	}
+	struct wisp_device table[WISP_MAX_DEVICES];
+	x86_unikernel_set_devices(vm, table,
+				  (uint32_t)virtio_device_table(vm, table, WISP_MAX_DEVICES));
 	free(img);
 	img = NULL;
 
@@ -327,6 +365,7 @@ out:
 		kvm_close(&kvm);
 	free(img);
 	free(cfg.cmdline);
+	virtio_args_free(&cfg.virtio);
 	util_trace("VM destroyed");
 	return code;
 }

@@ -18,6 +18,7 @@
 #include "arch/x86/x86.h"
 #include "cli/cli.h"
 #include "devices/devices.h"
+#include "devices/virtio/virtio.h"
 #include "util/util.h"
 #include "vmm/vmm.h"
 
@@ -79,7 +80,7 @@ static int read_input(const char *what, const char *path, uint8_t **buf, size_t 
 	return r;
 }
 
-int run_linux(const struct run_config *cfg)
+int run_linux(struct run_config *cfg)
 {
 	char err[WISP_ERRLEN];
 	uint8_t *kbuf = NULL, *ibuf = NULL;
@@ -113,6 +114,11 @@ int run_linux(const struct run_config *cfg)
 		fprintf(stderr, "wisp: kernel '%s': %s\n", cfg->kernel, err);
 		goto out;
 	}
+	/* Device backends too: a bad --disk path fails here, without KVM. */
+	if (virtio_args_open(&cfg->virtio, err, sizeof(err))) {
+		fprintf(stderr, "wisp: %s\n", err);
+		goto out;
+	}
 	util_trace("kernel and initrd read and checked");
 	if (kvm_open(&kvm, err, sizeof(err))) {
 		fprintf(stderr, "wisp: %s\n", err);
@@ -143,10 +149,27 @@ int run_linux(const struct run_config *cfg)
 		fprintf(stderr, "wisp: cannot create the devices: %s\n", strerror(-r));
 		goto out;
 	}
+	/* virtio-mmio devices interrupt through irqfds on the irqchip; Linux
+	 * finds them on its command line (virtio_mmio.device=...). */
+	virtio_use_irqfd(vm, true);
+	if (virtio_args_attach(&cfg->virtio, vm, err, sizeof(err))) {
+		fprintf(stderr, "wisp: cannot attach devices: %s\n", err);
+		goto out;
+	}
+	char full_cmdline[LINUX_CMDLINE_MAX + 256];
+	snprintf(full_cmdline, sizeof(full_cmdline), "%s", cmdline);
+	if (virtio_mmio_cmdline(vm, full_cmdline, sizeof(full_cmdline))) {
+		fprintf(stderr,
+			"wisp: kernel '%s': command line too long with the virtio devices\n",
+			cfg->kernel);
+		goto out;
+	}
 	watch.vm = vm;
 	serial_set_line_hook(console, watch_console_line, &watch);
-	struct linux_boot boot = {
-		.initrd = ibuf, .initrd_size = isize, .cmdline = cmdline, .nr_cpus = cfg->cpus};
+	struct linux_boot boot = {.initrd = ibuf,
+				  .initrd_size = isize,
+				  .cmdline = full_cmdline,
+				  .nr_cpus = cfg->cpus};
 	if (x86_boot_linux(vm, &li, &boot, err, sizeof(err))) {
 		fprintf(stderr, "wisp: kernel '%s': %s\n", cfg->kernel, err);
 		goto out;

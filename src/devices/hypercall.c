@@ -141,8 +141,7 @@ static void hypercall(void *opaque, struct vcpu *vcpu, uint64_t nr, uint8_t *dat
 	case WISP_HC_POLL: {
 		struct wisp_hc_poll p;
 		memcpy(&p, a, sizeof(p));
-		vcpu_wait(vcpu, p.timeout_ns);
-		p.events = 0;
+		p.events = vm_poll_events(vm, vcpu, p.timeout_ns);
 		memcpy(a, &p, sizeof(p));
 		break;
 	}

@@ -178,6 +178,21 @@ static void crash_with_regs(struct vcpu *v, const char *what, unsigned long long
 	vm_crash(v->vm, "%s 0x%llx on vCPU %d", what, detail, v->id);
 }
 
+/* KVM_RUN returns EINTR for a pending kick but does not deliver it (the
+ * signal is blocked again on return), so a kick that arrived while blocked
+ * (e.g. just after vcpu_wait() saw immediate_exit and skipped ppoll) would
+ * make every later KVM_RUN fail at once, for ever. Take it here: the loop
+ * re-checks everything a kick is about. */
+static void eat_kick(void)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, VCPU_KICK_SIGNAL);
+	struct timespec zero = {0, 0};
+	while (sigtimedwait(&s, NULL, &zero) > 0)
+		;
+}
+
 void vcpu_loop(struct vcpu *v)
 {
 	struct vm *vm = v->vm;
@@ -188,6 +203,7 @@ void vcpu_loop(struct vcpu *v)
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				eat_kick();
 				v->stats.intr++;
 				continue;
 			}

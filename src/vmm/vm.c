@@ -23,6 +23,7 @@ int vm_create(struct vm *vm, struct kvm *kvm, uint64_t mem_size, char *err, size
 	vm->mem.memfd = -1;
 	vm->console_fd = 1;
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->events_lock, NULL);
 	int r;
 	if ((r = bus_init(&vm->pio)) || (r = bus_init(&vm->mmio))) {
 		snprintf(err, errlen, "bus init: %s", strerror(-r));
@@ -115,7 +116,11 @@ struct device *vm_find_device(struct vm *vm, const char *name)
 
 void vm_destroy(struct vm *vm)
 {
-	/* vCPUs first: nothing may run device code once devices are freed. */
+	/* Device threads stop first: they may kick vCPUs. */
+	for (struct device *d = vm->devices; d; d = d->next)
+		if (d->stop)
+			d->stop(d->opaque);
+	/* vCPUs next: nothing may run device code once devices are freed. */
 	for (int i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	while (vm->devices) {
@@ -133,6 +138,7 @@ void vm_destroy(struct vm *vm)
 	bus_destroy(&vm->pio);
 	bus_destroy(&vm->mmio);
 	pthread_mutex_destroy(&vm->lock);
+	pthread_mutex_destroy(&vm->events_lock);
 }
 
 void vm_request_stop(struct vm *vm, enum vm_stop reason)
@@ -163,6 +169,37 @@ void vm_crash(struct vm *vm, const char *fmt, ...)
 	}
 	pthread_mutex_unlock(&vm->lock);
 	vm_request_stop(vm, VM_STOP_CRASH);
+}
+
+/* The lock makes the kick safe: a vCPU counted in `pollers` is inside POLL,
+ * so its thread is alive while we signal it. */
+void vm_raise_events(struct vm *vm, uint64_t mask)
+{
+	pthread_mutex_lock(&vm->events_lock);
+	vm->events |= mask;
+	if (vm->pollers)
+		for (int i = 0; i < vm->nr_vcpus; i++)
+			vcpu_kick(&vm->vcpus[i]);
+	pthread_mutex_unlock(&vm->events_lock);
+}
+
+uint64_t vm_poll_events(struct vm *vm, struct vcpu *vcpu, uint64_t timeout_ns)
+{
+	pthread_mutex_lock(&vm->events_lock);
+	uint64_t ev = vm->events;
+	vm->events = 0;
+	vm->pollers++;
+	pthread_mutex_unlock(&vm->events_lock);
+	/* An event raised from here on kicks us, and the kick is never lost
+	 * (see vcpu_wait). */
+	if (!ev)
+		vcpu_wait(vcpu, timeout_ns);
+	pthread_mutex_lock(&vm->events_lock);
+	ev |= vm->events;
+	vm->events = 0;
+	vm->pollers--;
+	pthread_mutex_unlock(&vm->events_lock);
+	return ev;
 }
 
 static void *vcpu_thread(void *arg)

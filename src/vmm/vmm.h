@@ -71,6 +71,10 @@ struct device {
 	const char *name;
 	void *opaque;
 	void (*destroy)(void *opaque);
+	/* Optional: stop the device's own threads. vm_destroy calls it for every
+	 * device before destroying anything, since an I/O thread may still kick
+	 * a vCPU. Set it on the entry after vm_add_device. */
+	void (*stop)(void *opaque);
 	struct device *next;
 };
 
@@ -108,6 +112,11 @@ struct vm {
 	struct kvm_regs crash_regs;
 	struct kvm_sregs crash_sregs;
 	pthread_mutex_t lock; /* guards the crash fields */
+
+	/* Device events for guests without an irqchip (the POLL hypercall). */
+	pthread_mutex_t events_lock;
+	uint64_t events; /* pending, bit per device (wisp_device.event) */
+	int pollers;	 /* vCPUs inside POLL */
 };
 
 /* --- kvm.c ------------------------------------------------------------- */
@@ -166,6 +175,10 @@ int vm_run(struct vm *vm);
 void vm_stats(const struct vm *vm, struct exit_stats *out);
 /* Print why the VM crashed and the registers of the crashed vCPU. */
 void vm_print_crash(struct vm *vm, int fd);
+/* Mark device events pending and wake vCPUs sleeping in POLL (I/O threads). */
+void vm_raise_events(struct vm *vm, uint64_t mask);
+/* POLL: take pending events, sleeping up to timeout_ns if there are none. */
+uint64_t vm_poll_events(struct vm *vm, struct vcpu *vcpu, uint64_t timeout_ns);
 
 /* --- irq.c -------------------------------------------------------------- */
 /* Create the in-kernel irqchip (LAPIC per vCPU, IOAPIC, PIC); call before

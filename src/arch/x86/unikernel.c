@@ -10,6 +10,27 @@
 
 #define CMDLINE_OFFSET 256 /* command line follows the boot info struct */
 
+int x86_unikernel_set_devices(struct vm *vm, const struct wisp_device *devs, uint32_t n)
+{
+	_Static_assert(sizeof(struct wisp_boot_info) <= WISP_BOOTINFO_DEVICES &&
+			       WISP_BOOTINFO_DEVICES +
+					       WISP_MAX_DEVICES * sizeof(struct wisp_device) <=
+				       CMDLINE_OFFSET,
+		       "device table overlaps the boot info or the command line");
+	if (n > WISP_MAX_DEVICES)
+		return -E2BIG;
+	uint8_t *page = gmem_ptr(&vm->mem, WISP_BOOTINFO_GPA, WISP_BOOTINFO_SIZE);
+	if (!page)
+		return -EFAULT;
+	struct wisp_boot_info bi;
+	memcpy(&bi, page, sizeof(bi));
+	bi.devices = n ? WISP_BOOTINFO_GPA + WISP_BOOTINFO_DEVICES : 0;
+	bi.nr_devices = n;
+	memcpy(page + WISP_BOOTINFO_DEVICES, devs, n * sizeof(*devs));
+	memcpy(page, &bi, sizeof(bi));
+	return 0;
+}
+
 int x86_boot_unikernel(struct vm *vm, const uint8_t *buf, size_t size, const char *cmdline,
 		       char *err, size_t errlen)
 {

@@ -99,6 +99,9 @@ struct vm;
  * info with `cmdline`, and point vCPU 0 at its entry. */
 int x86_boot_unikernel(struct vm *vm, const uint8_t *buf, size_t size, const char *cmdline,
 		       char *err, size_t errlen);
+/* Publish the device table in the boot info page written by
+ * x86_boot_unikernel (at most WISP_MAX_DEVICES entries). */
+int x86_unikernel_set_devices(struct vm *vm, const struct wisp_device *devs, uint32_t n);
 
 /* --- linux.c ----------------------------------------------------------- */
 /* Guest-physical layout of a Linux boot (everything below 1 MiB is ours

@@ -1,0 +1,276 @@
+/* virtio-console (device ID 3), one port (hvc0 in Linux): queue 0 carries
+ * input to the guest, queue 1 its output. The host end is either Wisp's
+ * stdin/stdout or a unix socket that one client at a time may connect to
+ * (`--console virtio,sock=PATH`).
+ *
+ * Input is level-triggered and read once per chain: stdin stays blocking
+ * (it is shared with the shell that started us), and epoll said it is
+ * readable. When the guest has no buffers, input is unwatched (removed from
+ * epoll, which would otherwise keep reporting it, hang-ups included) until
+ * the guest's next receive notify. Output to stdout blocks like a terminal; output to a
+ * socket whose client does not keep up is dropped and counted, so that a
+ * stalled client cannot stall the I/O thread. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/virtio_ids.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "devices/virtio/virtio.h"
+#include "vmm/ioloop.h"
+
+#define RXQ 0
+#define TXQ 1
+
+struct virtio_console {
+	struct virtio_dev dev;
+	int in_fd, out_fd; /* stdio, or both the connected client; -1 when none */
+	int listen_fd;	   /* socket backend, else -1 */
+	char *sock_path;
+	bool in_wait; /* input is ready but the guest had no buffer */
+	struct virtq_chain chain;
+	uint64_t in_bytes, out_bytes, out_dropped;
+};
+
+static struct virtio_console *to_con(struct virtio_dev *d)
+{
+	return (struct virtio_console *)d;
+}
+
+static void on_input(void *opaque, uint32_t events);
+
+/* Stop watching input until the guest gives us a buffer. */
+static void input_wait(struct virtio_console *c)
+{
+	if (!c->in_wait) {
+		c->in_wait = true;
+		ioloop_del(c->dev.loop, c->in_fd);
+	}
+}
+
+static void drop_client(struct virtio_console *c)
+{
+	ioloop_del(c->dev.loop, c->in_fd);
+	c->in_wait = false;
+	if (c->listen_fd < 0) { /* stdin at EOF: stop reading it */
+		c->in_fd = -1;
+		return;
+	}
+	close(c->in_fd);
+	c->in_fd = c->out_fd = -1;
+}
+
+/* Move input into one guest buffer; called when the input fd is readable. */
+static void con_rx(struct virtio_console *c)
+{
+	struct virtio_dev *d = &c->dev;
+	struct virtq *q = &d->vq[RXQ];
+	if (c->in_fd < 0)
+		return;
+	int r = virtio_pop(d, RXQ, &c->chain);
+	if (r == 0 && virtq_enable_notify(q))
+		r = virtio_pop(d, RXQ, &c->chain);
+	if (r <= 0) {
+		if (r == 0)
+			input_wait(c); /* resume on the guest's next notify */
+		return;
+	}
+	if (c->chain.nr_r) {
+		virtio_needs_reset(d, "console receive buffer is device-readable");
+		return;
+	}
+	ssize_t k = c->chain.w_len ? readv(c->in_fd, c->chain.iov, c->chain.nr_w) : 0;
+	if (k < 0 && (errno == EAGAIN || errno == EINTR)) {
+		virtq_unpop(q);
+		return;
+	}
+	if (k <= 0) {
+		virtq_unpop(q);
+		drop_client(c);
+		return;
+	}
+	c->in_bytes += (uint64_t)k;
+	virtq_push(q, c->chain.head, (uint32_t)k);
+	virtio_signal_used(d, q);
+}
+
+static void con_tx(struct virtio_console *c)
+{
+	struct virtio_dev *d = &c->dev;
+	struct virtq *q = &d->vq[TXQ];
+	for (;;) {
+		int r = virtio_pop(d, TXQ, &c->chain);
+		if (r == 0 && virtq_enable_notify(q))
+			continue;
+		if (r <= 0)
+			break;
+		if (c->chain.nr_w) {
+			virtio_needs_reset(d, "console transmit buffer is device-writable");
+			break;
+		}
+		struct iovec *v = c->chain.iov;
+		int n = c->chain.nr_r;
+		uint64_t left = c->chain.r_len;
+		while (left && c->out_fd >= 0) {
+			ssize_t k = writev(c->out_fd, v, n);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				break;
+			c->out_bytes += (uint64_t)k;
+			left -= (uint64_t)k;
+			while (n && (size_t)k >= v->iov_len) {
+				k -= (ssize_t)v->iov_len;
+				v++;
+				n--;
+			}
+			if (n) {
+				v->iov_base = (uint8_t *)v->iov_base + k;
+				v->iov_len -= (size_t)k;
+			}
+		}
+		c->out_dropped += left;
+		virtq_push(q, c->chain.head, 0);
+	}
+	virtio_signal_used(d, q);
+}
+
+static void con_notify(struct virtio_dev *d, int q)
+{
+	struct virtio_console *c = to_con(d);
+	if (q == TXQ) {
+		con_tx(c);
+	} else if (q == RXQ && c->in_wait && c->in_fd >= 0) {
+		c->in_wait = false;
+		if (ioloop_add(d->loop, c->in_fd, EPOLLIN, on_input, c) == 0)
+			con_rx(c);
+	}
+}
+
+static void on_input(void *opaque, uint32_t events)
+{
+	struct virtio_console *c = opaque;
+	pthread_mutex_lock(&c->dev.lock);
+	if (c->in_fd < 0 || c->in_wait)
+		; /* a stale event */
+	else if (!virtio_running(&c->dev) || !c->dev.vq[RXQ].s.ready)
+		input_wait(c); /* not ready for input yet: wait for the first notify */
+	else if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		con_rx(c);
+	pthread_mutex_unlock(&c->dev.lock);
+}
+
+static void on_accept(void *opaque, uint32_t events)
+{
+	struct virtio_console *c = opaque;
+	(void)events;
+	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	pthread_mutex_lock(&c->dev.lock);
+	if (c->in_fd >= 0 || ioloop_add(c->dev.loop, fd, EPOLLIN, on_input, c)) {
+		close(fd); /* one client at a time */
+	} else {
+		c->in_fd = c->out_fd = fd;
+		c->in_wait = false;
+	}
+	pthread_mutex_unlock(&c->dev.lock);
+}
+
+static int con_start(struct virtio_dev *d)
+{
+	struct virtio_console *c = to_con(d);
+	if (c->listen_fd >= 0)
+		return ioloop_add(d->loop, c->listen_fd, EPOLLIN, on_accept, c);
+	/* stdin may be a file or /dev/null, which epoll refuses: no input then. */
+	if (c->in_fd >= 0 && ioloop_add(d->loop, c->in_fd, EPOLLIN, on_input, c))
+		c->in_fd = -1;
+	return 0;
+}
+
+static void con_destroy(struct virtio_dev *d)
+{
+	struct virtio_console *c = to_con(d);
+	if (c->listen_fd >= 0) {
+		if (c->in_fd >= 0)
+			close(c->in_fd);
+		close(c->listen_fd);
+		unlink(c->sock_path);
+	}
+	free(c->sock_path);
+	free(c);
+}
+
+static void con_stats(struct virtio_dev *d, int fd)
+{
+	struct virtio_console *c = to_con(d);
+	dprintf(fd,
+		"wisp: virtio-console: input %" PRIu64 " bytes, output %" PRIu64
+		" bytes, output dropped %" PRIu64 " bytes\n",
+		c->in_bytes, c->out_bytes, c->out_dropped);
+}
+
+static const struct virtio_dev_ops con_ops = {
+	.name = "virtio-console",
+	.device_id = VIRTIO_ID_CONSOLE,
+	.nr_queues = 2,
+	.notify = con_notify,
+	.start = con_start,
+	.destroy = con_destroy,
+	.stats = con_stats,
+};
+
+/* Listen on a unix socket at path; -1 with err set on failure. */
+static int listen_unix(const char *what, const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(a.sun_path)) {
+		snprintf(err, errlen, "%s '%s': path longer than %zu bytes", what, path,
+			 sizeof(a.sun_path) - 1);
+		return -1;
+	}
+	strcpy(a.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 8) < 0) {
+		snprintf(err, errlen, "%s '%s': %s%s", what, path, strerror(errno),
+			 errno == EADDRINUSE ? " (remove the stale file if no VM uses it)" : "");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+struct virtio_dev *virtio_console_create(const struct virtio_console_opts *o, char *err,
+					 size_t errlen)
+{
+	struct virtio_console *c = calloc(1, sizeof(*c));
+	if (!c || virtio_dev_init(&c->dev, &con_ops, 0, 0)) {
+		free(c);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->listen_fd = -1;
+	if (o->sock_path) {
+		c->in_fd = c->out_fd = -1;
+		c->sock_path = strdup(o->sock_path);
+		c->listen_fd = c->sock_path
+				       ? listen_unix("console socket", o->sock_path, err, errlen)
+				       : -1;
+		if (c->listen_fd < 0) {
+			free(c->sock_path);
+			free(c);
+			return NULL;
+		}
+	} else {
+		c->in_fd = o->in_fd >= 0 ? o->in_fd : 0;
+		c->out_fd = o->out_fd >= 0 ? o->out_fd : 1;
+	}
+	return &c->dev;
+}

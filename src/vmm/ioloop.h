@@ -1,0 +1,59 @@
+/* The I/O event loop: one thread waiting in epoll on the fds of devices
+ * (ioeventfds of virtqueues, TAP, sockets, io_uring completions) and calling
+ * their handlers, so that device work never runs on a vCPU thread.
+ *
+ * Threading rule: ioloop_add may be called from any thread at any time. A
+ * handler's opaque may be freed right after ioloop_del only when the handler
+ * cannot be running: the caller is the loop's own thread (a handler), or the
+ * loop is stopped. A handler deleted while events for it are still in the
+ * current epoll batch is never called again (slots carry a generation), so a
+ * handler may close and free another one. */
+#ifndef WISP_IOLOOP_H
+#define WISP_IOLOOP_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Called on the loop thread with the epoll events that fired. */
+typedef void (*ioloop_fn)(void *opaque, uint32_t events);
+
+struct ioloop_slot {
+	int fd;
+	uint32_t gen;
+	ioloop_fn fn;
+	void *opaque;
+};
+
+struct ioloop {
+	int epfd;
+	int stopfd; /* eventfd that wakes the thread to stop */
+	pthread_t thread;
+	bool started;
+	const char *name;
+	pthread_mutex_t lock; /* guards the slot table, never held in a handler */
+	struct ioloop_slot *slots;
+	int nr_slots;
+	uint64_t wakeups; /* epoll_wait returns with work: for --stats and bench */
+};
+
+/* Create the epoll instance; the thread starts with ioloop_start. */
+int ioloop_init(struct ioloop *loop, const char *name);
+/* Watch fd for events (EPOLLIN, EPOLLOUT, EPOLLET...) and call fn(opaque). */
+int ioloop_add(struct ioloop *loop, int fd, uint32_t events, ioloop_fn fn, void *opaque);
+/* Change the events watched for fd; -ENOENT if fd is not watched. */
+int ioloop_mod(struct ioloop *loop, int fd, uint32_t events);
+/* Stop watching fd (does not close it); no-op if not watched. */
+void ioloop_del(struct ioloop *loop, int fd);
+/* Start the thread (all signals blocked in it). */
+int ioloop_start(struct ioloop *loop);
+/* Ask the thread to finish and join it. Idempotent. */
+void ioloop_stop(struct ioloop *loop);
+/* Stop if needed and free everything. Safe on a zeroed or half-made loop. */
+void ioloop_destroy(struct ioloop *loop);
+/* Run one epoll_wait (up to timeout_ms) and dispatch on the calling thread;
+ * returns the number of handlers called or -errno. Tests use it instead of a
+ * thread. */
+int ioloop_run_once(struct ioloop *loop, int timeout_ms);
+
+#endif

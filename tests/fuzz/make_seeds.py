@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Write the seed inputs in tests/fuzz/seeds/ (a developer tool; the seeds
+are committed, so CI never runs this). Each seed is a valid conversation
+with the device in the command language of fuzz_device.h, which libFuzzer
+then mutates."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def chain(q, bufs, payload=b""):
+    out = b"c" + bytes([q, len(bufs) - 1])
+    for off, length, flags in bufs:
+        out += struct.pack("<HHB", off, length, flags)
+    return out + struct.pack("<H", len(payload)) + payload
+
+
+def kick(q):
+    return b"k" + bytes([q])
+
+
+def host(data):
+    return b"h" + bytes([len(data)]) + data
+
+
+def vsock_hdr(src_port, dst_port, op, length=0, flags=0):
+    return struct.pack("<QQIIIHHIII", 3, 2, src_port, dst_port, length, 1, op, flags, 65536, 0)
+
+
+def blk_hdr(kind, sector):
+    return struct.pack("<IIQ", kind, 0, sector)
+
+
+seeds = {
+    "rng": [bytes([0, 3]) + chain(0, [(0, 64, 1)]) + kick(0),
+            bytes([3, 4]) + chain(0, [(0, 16, 1), (0x100, 16, 1)]) + kick(0) + b"R" + chain(0, [(0, 8, 1)]) + kick(0)],
+    "blk": [bytes([0, 4]) + chain(0, [(0, 16, 0), (0x100, 512, 1), (0x400, 1, 1)], blk_hdr(0, 1)) + kick(0),
+            bytes([2, 4]) + chain(0, [(0, 16, 0), (0x100, 512, 0), (0x400, 1, 1)], blk_hdr(1, 3)) + kick(0)
+            + chain(0, [(0x800, 16, 0), (0x900, 1, 1)], blk_hdr(4, 0)) + kick(0)
+            + chain(0, [(0xa00, 16, 0), (0xb00, 20, 1), (0xc00, 1, 1)], blk_hdr(8, 0)) + kick(0)],
+    "net": [bytes([0, 4]) + chain(1, [(0, 72, 0)], bytes(12) + b"\xff" * 6 + b"\x02" * 6 + b"\x08\x06" + bytes(46)) + kick(1),
+            bytes([1, 4]) + chain(0, [(0x1000, 1526, 1)]) + kick(0) + host(bytes(12) + b"frame from the tap") + b"l"],
+    "console": [bytes([0, 3]) + chain(1, [(0, 5, 0)], b"hello") + kick(1),
+                bytes([0, 3]) + chain(0, [(0x100, 64, 1)]) + kick(0) + host(b"typed\n") + b"l"],
+    "vsock": [bytes([0, 4]) + b"".join(chain(0, [(0x1000 * i, 4096, 1)]) for i in range(4)) + kick(0)
+              + host(b"\x00CONNECT 5\nhi") + b"l"
+              + chain(1, [(0x8000, 44, 0)], vsock_hdr(5, 1 << 30, 2)) + kick(1)
+              + chain(1, [(0x9000, 47, 0)], vsock_hdr(5, 1 << 30, 5, 3) + b"abc") + kick(1) + host(b"\x01more") + b"l",
+              bytes([0, 4]) + b"".join(chain(0, [(0x1000 * i, 4096, 1)]) for i in range(4)) + kick(0)
+              + chain(1, [(0x8000, 44, 0)], vsock_hdr(5000, 1, 1)) + kick(1) + host(b"\x03")
+              + chain(1, [(0x9000, 46, 0)], vsock_hdr(5000, 1, 5, 2) + b"hi") + kick(1) + host(b"\x03")
+              + chain(1, [(0xa000, 44, 0)], vsock_hdr(5000, 1, 4, 0, 3)) + kick(1)],
+}
+
+# The walker: desc at 0, avail at 0x100, used at 0x200; one chain of a
+# readable and a writable buffer, and an indirect one.
+ram = bytearray(0x2000)
+struct.pack_into("<QIHH", ram, 0, 0x1000, 16, 1, 1)
+struct.pack_into("<QIHH", ram, 16, 0x1100, 32, 2, 0)
+struct.pack_into("<QIHH", ram, 32, 0x1800, 32, 4, 0)
+struct.pack_into("<QIHH", ram, 0x1800, 0x1200, 8, 2, 0)
+struct.pack_into("<HHHH", ram, 0x100, 0, 2, 0, 2)
+seeds["virtq"] = [bytes([3, 3]) + struct.pack("<HHH", 0, 0x100, 0x200) + bytes(ram)]
+
+for target, inputs in seeds.items():
+    d = os.path.join(HERE, "seeds", target)
+    os.makedirs(d, exist_ok=True)
+    for i, data in enumerate(inputs):
+        with open(os.path.join(d, "seed%d" % i), "wb") as f:
+            f.write(data)
