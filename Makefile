@@ -42,6 +42,7 @@ $(BUILD)/asan/wisp: $(BUILD)/asan/obj/src/cli/main.o $(BUILD)/asan/libwisp.a
 
 # --- unikernels ---------------------------------------------------------------
 include guest/unikernel/unikernel.mk
+include guest/linux/linux.mk
 
 # --- tests, benchmarks, demo ----------------------------------------------------
 include tests/tests.mk

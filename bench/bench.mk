@@ -34,3 +34,13 @@ bench-virtio: $(BUILD)/wisp unikernels
 	bench/virtio.sh
 
 .PHONY: bench-virtio
+
+# What the Linux platform pieces (irqchip, PIT, memslot order) cost on this
+# host's KVM; the lab runs the same tool on L1's (make lab-bench).
+$(BUILD)/bench/platform_cost: bench/platform_cost.c
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -static -o $@ $<
+bench-platform: $(BUILD)/bench/platform_cost
+	$(BUILD)/bench/platform_cost 30
+
+.PHONY: bench-platform
