@@ -88,7 +88,7 @@ timeout -k 10 "${LAB_TIMEOUT:-1500}" qemu-system-x86_64 -accel tcg -cpu max -m 2
 	while IFS= read -r l; do
 		echo "[$(stamp)] $l" >>"$log.tmp"
 		case "$l" in
-		PASS:* | FAIL:* | SKIPPED:* | bench:*) echo "$l" ;;
+		PASS:* | FAIL:* | SKIPPED:* | bench:* | demo:*) echo "$l" ;;
 		*lab-l1:*) echo "lab-l1:${l#*lab-l1:}" ;; # may follow firmware text
 		esac
 	done

@@ -12,4 +12,5 @@ make -s -C "$KDIR" M="$tmp/drv" modules >"$tmp/build.log" 2>&1 || { cat "$tmp/bu
 ${CC:-gcc} -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$tmp/rng" guest/linux/rng-app/rng.c
 python3 tests/tools/rng_ref.py 42 16 >"$tmp/expected"
 "$MKINITRAMFS" "$SHARE/initrd-rng" "$tmp/drv/wisp_rng.ko:/wisp_rng.ko" "$tmp/rng:/bin/rng" \
-	tests/lab/rng-guest.sh:/rng-guest.sh "$tmp/expected:/rng-expected-42"
+	tests/lab/rng-guest.sh:/rng-guest.sh tests/lab/rng-demo.sh:/rng-demo.sh "$tmp/expected:/rng-expected-42"
+cp "$tmp/expected" "$SHARE/rng-expected-42"
