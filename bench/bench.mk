@@ -35,6 +35,16 @@ bench-virtio: $(BUILD)/wisp unikernels
 
 .PHONY: bench-virtio
 
+# What the Linux platform pieces (irqchip, PIT, memslot order) cost on this
+# host's KVM; the lab runs the same tool on L1's (make lab-bench).
+$(BUILD)/bench/platform_cost: bench/platform_cost.c
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -static -o $@ $<
+bench-platform: $(BUILD)/bench/platform_cost
+	$(BUILD)/bench/platform_cost 30
+
+.PHONY: bench-platform
+
 # VM creation time with N VMs already running (LightVM's Figure 9), against
 # fork+exec+wait of a static true and `crun run`, and memory per VM
 # (docs/control-plane.md). Needs root (KVM, cgroups, crun). Results in

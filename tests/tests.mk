@@ -27,6 +27,7 @@ $(BUILD)/asan/linux/rng: guest/linux/rng-app/rng.c guest/linux/rng-driver/wisp_r
 
 test-integration: $(BUILD)/asan/wisp unikernels $(BUILD)/asan/linux/rng $(BUILD)/tests/uds
 	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels tests/integration/test_run.sh
+	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels tests/integration/test_linux.sh
 	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels RNG_APP=$(BUILD)/asan/linux/rng \
 		tests/integration/test_rng.sh
 	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels UDS=$(BUILD)/tests/uds \
@@ -51,7 +52,9 @@ test: test-deps
 	$(MAKE) test-control
 	$(MAKE) test-rng-driver
 	$(MAKE) fuzz-short
+	$(MAKE) lab-test
 
 include tests/fuzz/fuzz.mk
+include tests/lab/lab.mk
 
 .PHONY: test test-deps test-unit test-integration test-rng-driver test-control

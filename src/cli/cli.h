@@ -31,7 +31,15 @@ struct run_config {
 	const char *image;
 	char *cmdline;		   /* guest arguments joined by spaces (malloc'd) */
 	struct virtio_args virtio; /* --rng, --disk, --net, --console, --vsock */
+	/* Linux guests (run_linux.c) */
+	const char *kernel; /* --kernel: bzImage or PVH vmlinux; NULL: IMAGE is a unikernel */
+	const char *initrd; /* --initrd, or NULL */
+	const char *kernel_cmdline; /* --cmdline, or NULL for LINUX_DEFAULT_CMDLINE */
+	bool mem_given;		    /* --mem was on the command line */
 };
+
+#define LINUX_DEFAULT_MEM     (128ull << 20)
+#define LINUX_DEFAULT_CMDLINE "console=ttyS0 reboot=t panic=-1"
 
 /* --- options.c --------------------------------------------------------- */
 /* Parse a size: a number with an optional K, M or G suffix (powers of 1024);
@@ -52,6 +60,17 @@ char *opt_join_args(int argc, char **argv);
 int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, size_t errlen);
 /* `wisp run`: boot an image in the foreground; returns the process exit code. */
 int cmd_run(int argc, char **argv);
+struct vm;
+/* Run a prepared VM in the foreground: SIGINT/SIGTERM/--timeout stop it. */
+void run_vm_foreground(struct vm *vm, const struct run_config *cfg);
+/* Tell the user how the VM stopped; returns the process exit code. */
+int run_outcome(struct vm *vm, const struct run_config *cfg);
+/* Print the exit counters on stderr (--stats). */
+void run_print_stats(struct vm *vm);
+
+/* --- run_linux.c --------------------------------------------------------- */
+/* `wisp run --kernel`: boot Linux; returns the process exit code. */
+int run_linux(struct run_config *cfg);
 
 /* --- client.c: talking to wispd (the client verbs) ------------------------ */
 struct json_t;

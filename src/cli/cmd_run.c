@@ -18,7 +18,9 @@ static const char usage[] =
 	"usage: wisp run [--mem SIZE] [--cpus N] [--timeout DURATION] [--stats]\n"
 	"                [--rng-device[=SEED]] [--rng] [--disk PATH[,ro][,id=ID]]\n"
 	"                [--net tap=NAME[,mac=MAC]] [--console virtio[,sock=PATH]]\n"
-	"                [--vsock PATH[,cid=N]] IMAGE [-- ARGS...]\n";
+	"                [--vsock PATH[,cid=N]] IMAGE [-- ARGS...]\n"
+	"       wisp run --kernel KERNEL [--initrd FILE] [--cmdline TEXT] [--mem SIZE] [--cpus N]\n"
+	"                [--timeout DURATION] [--stats] [device options as above]\n";
 
 #define OPT_RNG_DEVICE 0x100 /* long-only options */
 #define OPT_VIRTIO     1000  /* --rng ... --vsock: 1000 + index in virtio_flags */
@@ -48,6 +50,9 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		{"timeout", required_argument, NULL, 't'},
 		{"stats", no_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
+		{"kernel", required_argument, NULL, 'k'},
+		{"initrd", required_argument, NULL, 'i'},
+		{"cmdline", required_argument, NULL, 'a'},
 		{"rng-device", optional_argument, NULL, OPT_RNG_DEVICE},
 		/* virtio devices, parsed by virtio_args.c */
 		{"rng", no_argument, NULL, OPT_VIRTIO + 0},
@@ -84,6 +89,7 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 				return -1;
 			}
 			cfg->mem = v;
+			cfg->mem_given = true;
 			break;
 		case 'c':
 			if (opt_parse_uint(optarg, 1, WISP_MAX_VCPUS, &v)) {
@@ -105,6 +111,15 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 			break;
 		case 's':
 			cfg->stats = true;
+			break;
+		case 'k':
+			cfg->kernel = optarg;
+			break;
+		case 'i':
+			cfg->initrd = optarg;
+			break;
+		case 'a':
+			cfg->kernel_cmdline = optarg;
 			break;
 		case OPT_RNG_DEVICE:
 			cfg->rng_device = true;
@@ -144,6 +159,22 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 			return -1;
 		}
 	}
+	if (cfg->kernel && optind < argc) {
+		snprintf(err, errlen, "run: '%s': give either IMAGE or --kernel, not both",
+			 argv[optind]);
+		return -1;
+	}
+	if (!cfg->kernel && (cfg->initrd || cfg->kernel_cmdline)) {
+		snprintf(err, errlen, "run: %s needs --kernel",
+			 cfg->initrd ? "--initrd" : "--cmdline");
+		return -1;
+	}
+	if (cfg->kernel) {
+		if (!cfg->mem_given)
+			cfg->mem = LINUX_DEFAULT_MEM;
+		cfg->cmdline = opt_join_args(0, NULL);
+		return cfg->cmdline ? 0 : -1;
+	}
 	if (optind >= argc) {
 		snprintf(err, errlen, "run: no image given");
 		return -1;
@@ -160,7 +191,7 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 }
 
 /* Map how the VM stopped to the process exit code, telling the user why. */
-static int outcome(struct vm *vm, const struct run_config *cfg)
+int run_outcome(struct vm *vm, const struct run_config *cfg)
 {
 	switch (atomic_load(&vm->stop)) {
 	case VM_STOP_EXIT:
@@ -176,13 +207,15 @@ static int outcome(struct vm *vm, const struct run_config *cfg)
 	case VM_STOP_CRASH:
 		vm_print_crash(vm, 2);
 		return WISP_EXIT_CRASH;
+	case VM_STOP_RESET:
+		return 0; /* the guest rebooted: that is how a Linux guest powers off */
 	default:
 		fprintf(stderr, "wisp: %s\n", vm->crash);
 		return WISP_EXIT_ERROR;
 	}
 }
 
-static void print_stats(struct vm *vm)
+void run_print_stats(struct vm *vm)
 {
 	struct exit_stats s;
 	vm_stats(vm, &s);
@@ -202,6 +235,29 @@ static void print_stats(struct vm *vm)
 			(unsigned long long)r.reads, (unsigned long long)r.reads * 4,
 			(unsigned long long)r.seeds, (unsigned long long)r.ignored);
 	}
+	virtio_print_stats(vm, 2);
+}
+
+void run_vm_foreground(struct vm *vm, const struct run_config *cfg)
+{
+	running_vm = vm;
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (cfg->timeout_ms) {
+		struct itimerval it = {.it_value = {(time_t)(cfg->timeout_ms / 1000),
+						    (suseconds_t)(cfg->timeout_ms % 1000) * 1000}};
+		setitimer(ITIMER_REAL, &it, NULL);
+	}
+	util_trace("image loaded, vCPU ready");
+	vm_run(vm);
+	util_trace("guest stopped");
+	struct itimerval off = {0};
+	setitimer(ITIMER_REAL, &off, NULL);
+	running_vm = NULL;
 }
 
 int cmd_run(int argc, char **argv)
@@ -218,6 +274,12 @@ int cmd_run(int argc, char **argv)
 		}
 		fprintf(stderr, "wisp: %s\n%s", err, usage);
 		return WISP_EXIT_ERROR;
+	}
+	if (cfg.kernel) {
+		int code = run_linux(&cfg);
+		free(cfg.cmdline);
+		virtio_args_free(&cfg.virtio);
+		return code;
 	}
 
 	/* Everything about the image is checked before KVM is touched. */
@@ -291,29 +353,10 @@ int cmd_run(int argc, char **argv)
 	free(img);
 	img = NULL;
 
-	running_vm = vm;
-	struct sigaction sa = {.sa_handler = on_stop_signal};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGALRM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	if (cfg.timeout_ms) {
-		struct itimerval it = {.it_value = {(time_t)(cfg.timeout_ms / 1000),
-						    (suseconds_t)(cfg.timeout_ms % 1000) * 1000}};
-		setitimer(ITIMER_REAL, &it, NULL);
-	}
-	util_trace("image loaded, vCPU ready");
-	vm_run(vm);
-	util_trace("guest stopped");
-	struct itimerval off = {0};
-	setitimer(ITIMER_REAL, &off, NULL);
-	code = outcome(vm, &cfg);
-	if (cfg.stats) {
-		print_stats(vm);
-		virtio_print_stats(vm, 2);
-	}
-	running_vm = NULL;
+	run_vm_foreground(vm, &cfg);
+	code = run_outcome(vm, &cfg);
+	if (cfg.stats)
+		run_print_stats(vm);
 out:
 	if (vm)
 		vm_destroy(vm);

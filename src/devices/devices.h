@@ -70,4 +70,38 @@ void rng_get_stats(struct rng_device *rng, struct rng_stats *out);
 /* Give vm an RNG device (and a PCI bus if it has none); the VM owns both. */
 int rng_attach(struct vm *vm, const uint32_t *seed);
 
+/* --- serial.c ------------------------------------------------------------ */
+#define SERIAL_COM1_BASE  0x3f8
+#define SERIAL_COM1_IRQ	  4
+#define SERIAL_LINE_MAX	  256 /* console history: bytes kept per line */
+#define SERIAL_RING_LINES 32  /* console history: lines kept */
+
+/* Where an 8250 UART sits and what it is connected to. */
+struct serial_config {
+	uint16_t base; /* I/O port of register 0 */
+	uint32_t irq;  /* irqchip line */
+	int out_fd;    /* guest output goes here (-1: discarded) */
+	int in_fd;     /* host input comes from here (-1: none) */
+	bool escape;   /* Ctrl-A x on in_fd stops the VM (interactive use) */
+};
+struct serial;
+/* Called with each completed console line (without the newline), from the
+ * vCPU thread that wrote it; must not call back into the serial device. */
+typedef void (*serial_line_hook)(void *opaque, const char *line);
+
+/* Create a UART on vm's PIO bus; starts the input thread when in_fd >= 0. */
+int serial_create(struct vm *vm, const struct serial_config *cfg, struct serial **out);
+/* Watch the console line by line (NULL fn: stop watching). */
+void serial_set_line_hook(struct serial *s, serial_line_hook fn, void *opaque);
+/* Write the last max_lines console lines to fd, each indented with "  | ". */
+void serial_print_tail(struct serial *s, int fd, int max_lines);
+/* Stop the input thread, unregister and free (NULL is fine). */
+void serial_destroy(struct serial *s);
+
+/* --- i8042.c -------------------------------------------------------------- */
+/* Register the keyboard controller's command port (0x64) just far enough
+ * for its reset command (0xfe), which Linux uses to reboot: it stops the VM
+ * with VM_STOP_RESET. */
+int i8042_register(struct vm *vm);
+
 #endif

@@ -69,6 +69,8 @@ int vcpu_create(struct vm *vm, int id, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	if (vm->irqchip && kvm_check_cap(vm->kvm, KVM_CAP_TSC_DEADLINE_TIMER))
+		x86_cpuid_add_irqchip_features(c);
 	int r = ioctl(v->fd, KVM_SET_CPUID2, c);
 	int e = errno;
 	free(c);
@@ -265,6 +267,10 @@ void vcpu_loop(struct vcpu *v)
 			break;
 		case KVM_EXIT_SHUTDOWN:
 			v->stats.shutdown++;
+			if (vm->reset_stops) { /* Linux `reboot -f` with reboot=t */
+				vm_request_stop(vm, VM_STOP_RESET);
+				break;
+			}
 			vcpu_save_crash_regs(v);
 			vm_crash(vm, "triple fault (KVM_EXIT_SHUTDOWN) on vCPU %d", v->id);
 			break;

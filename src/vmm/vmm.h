@@ -54,6 +54,7 @@ enum vm_stop {
 	VM_STOP_TIMEOUT, /* --timeout elapsed */
 	VM_STOP_SIGNAL,	 /* SIGINT/SIGTERM; stop_signal holds which */
 	VM_STOP_ERROR,	 /* the VMM itself failed */
+	VM_STOP_RESET,	 /* the guest reset the machine (Linux `reboot`), see reset_stops */
 };
 
 /* Exit counters, by kind; per vCPU, summed for a VM. */
@@ -101,6 +102,8 @@ struct vm {
 	struct vcpu vcpus[WISP_MAX_VCPUS];
 	int console_fd;		/* where guest console output goes (stdout by default) */
 	struct device *devices; /* newest first */
+	bool reset_stops;	/* a triple fault is the guest's reboot, not a crash (Linux) */
+	bool irqchip;		/* in-kernel LAPIC/IOAPIC/PIC created */
 
 	_Atomic int stop;	 /* enum vm_stop, first reason wins */
 	int exit_status;	 /* for VM_STOP_EXIT */
@@ -193,6 +196,14 @@ uint64_t vm_poll_events(struct vm *vm, struct vcpu *vcpu, uint64_t timeout_ns);
 /* Write guest console bytes to the VM's console ring or console_fd;
  * returns bytes written or -errno. */
 int64_t vm_console_write(struct vm *vm, const void *buf, size_t len);
+
+/* --- irq.c -------------------------------------------------------------- */
+/* Create the in-kernel irqchip (LAPIC per vCPU, IOAPIC, PIC); call before
+ * creating vCPUs. No PIT: Linux with kvmclock and the TSC-deadline LAPIC
+ * timer does without, and it costs 12-16 ms at teardown (docs/linux-guests.md). */
+int vm_create_irqchip(struct vm *vm, char *err, size_t errlen);
+/* Drive interrupt line (GSI) `irq` of the in-kernel irqchip to `level`. */
+int vm_irq_line(struct vm *vm, uint32_t irq, bool level);
 
 /* --- vcpu.c ------------------------------------------------------------ */
 /* Create vCPU `id`: fd, kvm_run mapping, CPUID. */

@@ -6,7 +6,8 @@
 
 #include "arch/x86/x86.h"
 
-#define CPUID_HYPERVISOR (1u << 31)
+#define CPUID_HYPERVISOR   (1u << 31)
+#define CPUID_TSC_DEADLINE (1u << 24)
 
 struct kvm_cpuid2 *x86_cpuid_for_vcpu(const struct kvm_cpuid2 *supported, int id, int nr_vcpus)
 {
@@ -33,4 +34,11 @@ struct kvm_cpuid2 *x86_cpuid_for_vcpu(const struct kvm_cpuid2 *supported, int id
 		}
 	}
 	return c;
+}
+
+void x86_cpuid_add_irqchip_features(struct kvm_cpuid2 *c)
+{
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 1)
+			c->entries[i].ecx |= CPUID_TSC_DEADLINE;
 }

@@ -31,6 +31,10 @@ int x86_ram_layout(uint64_t mem_size, struct x86_ram out[2]);
 /* A CPUID table for vCPU `id` of `nr_vcpus`, derived from KVM's supported
  * table; caller frees. NULL on allocation failure. */
 struct kvm_cpuid2 *x86_cpuid_for_vcpu(const struct kvm_cpuid2 *supported, int id, int nr_vcpus);
+/* Add what KVM emulates only with an in-kernel LAPIC and leaves userspace to
+ * announce: the TSC-deadline timer. Without it Linux calibrates the LAPIC
+ * timer against a PIT we do not have, fails, and is left with no timer. */
+void x86_cpuid_add_irqchip_features(struct kvm_cpuid2 *c);
 
 /* --- paging.c ---------------------------------------------------------- */
 /* Identity-map [0, map_size) at pml4_gpa: 4 KiB pages for the first 2 MiB
@@ -98,5 +102,92 @@ int x86_boot_unikernel(struct vm *vm, const uint8_t *buf, size_t size, const cha
 /* Publish the device table in the boot info page written by
  * x86_boot_unikernel (at most WISP_MAX_DEVICES entries). */
 int x86_unikernel_set_devices(struct vm *vm, const struct wisp_device *devs, uint32_t n);
+
+/* --- linux.c ----------------------------------------------------------- */
+/* Guest-physical layout of a Linux boot (everything below 1 MiB is ours
+ * until the kernel has copied what it needs). */
+#define LINUX_GDT_GPA	     0x1000ull	 /* boot GDT: 0x10 code, 0x18 data */
+#define LINUX_START_INFO_GPA 0x6000ull	 /* PVH hvm_start_info, modlist, memmap */
+#define LINUX_ZERO_PAGE_GPA  0x7000ull	 /* bzImage struct boot_params */
+#define LINUX_PML4_GPA	     0x9000ull	 /* identity page tables for 64-bit entry */
+#define LINUX_CMDLINE_GPA    0x20000ull	 /* kernel command line */
+#define LINUX_MPTABLE_GPA    0x9fc00ull	 /* MP floating pointer + table (last KiB < 640K) */
+#define LINUX_EBDA_END	     0xa0000ull	 /* end of conventional memory */
+#define LINUX_BIOS_GPA	     0xf0000ull	 /* MP table when it outgrows the last KiB */
+#define LINUX_HIGH_GPA	     0x100000ull /* first byte of extended memory */
+#define LINUX_MIN_PROTOCOL   0x020c	 /* boot protocol 2.12: 64-bit entry, xloadflags */
+#define LINUX_CMDLINE_MAX    2048u	 /* PVH: the kernel's COMMAND_LINE_SIZE on x86 */
+
+/* Which entry protocol a kernel image uses. */
+enum linux_kind {
+	LINUX_BZIMAGE, /* bzImage: 64-bit boot protocol, zero page */
+	LINUX_PVH,     /* vmlinux ELF with a Xen PVH entry note */
+};
+
+/* A validated Linux kernel image (checked before KVM is touched). */
+struct linux_image {
+	enum linux_kind kind;
+	const uint8_t *buf;
+	size_t size;
+	/* bzImage */
+	uint16_t protocol;	  /* setup header version, e.g. 0x020f */
+	size_t setup_size;	  /* real-mode part: (setup_sects + 1) * 512 */
+	uint64_t pref_address;	  /* where the kernel decompresses itself */
+	uint32_t init_size;	  /* bytes it needs there */
+	uint32_t initrd_addr_max; /* highest byte an initrd may occupy */
+	uint32_t cmdline_size;	  /* longest command line, NUL excluded */
+	/* PVH */
+	struct elf_image elf;
+	/* both: first byte above the running kernel, where an initrd may start */
+	uint64_t kernel_end;
+};
+
+/* Boot inputs besides the kernel. */
+struct linux_boot {
+	const uint8_t *initrd; /* NULL when none */
+	size_t initrd_size;
+	const char *cmdline;
+	int nr_cpus;
+};
+
+/* Recognise and validate a bzImage or PVH vmlinux held in buf. On error
+ * returns -ENOEXEC and writes why into err (neither format, protocol too old,
+ * truncated...). */
+int linux_parse_kernel(const uint8_t *buf, size_t size, struct linux_image *li, char *err,
+		       size_t errlen);
+/* Where a boot puts what (decided before any guest memory exists). */
+struct linux_plan {
+	uint64_t initrd_gpa; /* 0 when there is no initrd */
+};
+/* Check that kernel, initrd and command line fit a VM of mem_size bytes and
+ * nr_cpus vCPUs, and place the initrd; on error writes why into err. */
+int linux_plan_boot(const struct linux_image *li, uint64_t mem_size, size_t initrd_size,
+		    size_t cmdline_len, int nr_cpus, struct linux_plan *plan, char *err,
+		    size_t errlen);
+/* Load kernel, initrd and command line into vm, write the e820 map / PVH
+ * memmap and the MP table, and aim vCPU 0 at the kernel's entry. The VM must
+ * have its irqchip and every vCPU created. */
+int x86_boot_linux(struct vm *vm, const struct linux_image *li, const struct linux_boot *b,
+		   char *err, size_t errlen);
+/* One memory-map entry, in e820 terms (type 1 RAM, 2 reserved). */
+struct x86_e820 {
+	uint64_t addr, size;
+	uint32_t type;
+};
+#define X86_E820_RAM	  1
+#define X86_E820_RESERVED 2
+#define X86_E820_MAX	  8
+/* The memory map a Linux guest of this VM sees; returns the entry count. */
+int x86_e820_map(const struct guest_mem *mem, struct x86_e820 out[X86_E820_MAX]);
+
+/* --- mptable.c --------------------------------------------------------- */
+/* Write an Intel MP table (floating pointer + configuration table) listing
+ * nr_cpus processors, the IOAPIC and the 16 ISA interrupts: at
+ * LINUX_MPTABLE_GPA when it fits in the last KiB below 640 KiB, else at
+ * LINUX_BIOS_GPA. cpu_signature/cpu_features: CPUID.1 EAX/EDX. */
+int x86_write_mptable(const struct guest_mem *mem, int nr_cpus, uint32_t cpu_signature,
+		      uint32_t cpu_features);
+/* Bytes the MP table for nr_cpus processors takes (floating pointer included). */
+size_t x86_mptable_size(int nr_cpus);
 
 #endif
