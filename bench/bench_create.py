@@ -88,12 +88,21 @@ class Memcg:
         except (OSError, TypeError):
             return None
 
-    def remove(self):
-        if self.path:
+    def remove(self, wait=120):
+        """Remove the cgroup once its last task is gone (10,000 VMMs take a
+        while to tear down)."""
+        if not self.path:
+            return
+        end = time.time() + wait
+        while True:
             try:
                 os.rmdir(self.path)
+                return
             except OSError:
-                pass
+                if time.time() > end:
+                    log(f"could not remove {self.path}")
+                    return
+                time.sleep(0.5)
 
 
 def run_tool(args, timeout=3600):
