@@ -14,8 +14,9 @@ ASAN_CFLAGS := $(CFLAGS_COMMON) -O1 -g $(SANFLAGS)
 LDLIBS   := -luring -lpthread
 
 # --- the VMM ----------------------------------------------------------------
-# Every .c under src/ goes into libwisp.a (tests link it), except main.c.
-LIB_SRCS := $(sort $(filter-out src/cli/main.c,$(shell find src -name '*.c')))
+# Every .c under src/ goes into libwisp.a (tests link it), except the
+# programs' main()s (main.c, *_main.c).
+LIB_SRCS := $(sort $(filter-out src/cli/main.c %_main.c,$(shell find src -name '*.c')))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 ASAN_LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/asan/obj/%.o)
 
@@ -39,6 +40,9 @@ $(BUILD)/wisp: $(BUILD)/obj/src/cli/main.o $(BUILD)/libwisp.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/asan/wisp: $(BUILD)/asan/obj/src/cli/main.o $(BUILD)/asan/libwisp.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# --- the control plane: wispd and wisp-vmm --------------------------------------
+include src/control/control.mk
 
 # --- unikernels ---------------------------------------------------------------
 include guest/unikernel/unikernel.mk
