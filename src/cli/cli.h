@@ -105,6 +105,8 @@ void client_close(void);
 struct json_t *jget(struct json_t *o, const char *key);
 const char *jstr(struct json_t *o, const char *key);
 long long jint(struct json_t *o, const char *key);
+double jnum(struct json_t *o, const char *key);
+void jset_true(struct json_t *o, const char *key);
 bool jhas(struct json_t *o, const char *key);
 size_t jlen(struct json_t *a);
 struct json_t *jat(struct json_t *a, size_t i);
@@ -127,6 +129,22 @@ int cmd_resume(int argc, char **argv);
 int cmd_console(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_daemon(int argc, char **argv);
+int cmd_save(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_clone(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+int cmd_receive(int argc, char **argv);
+/* --- run_control.c: the control socket of `wisp run --name` VMs ----------- */
+/* <runtime-dir>/run/NAME.sock; -ENAMETOOLONG if it does not fit. */
+int run_control_path(const char *name, char *buf, size_t len);
+/* Is there a `wisp run --name NAME` VM's socket? */
+bool run_control_exists(const char *name);
+/* Ask that VM to save itself to file (absolute); prints the outcome and
+ * returns the exit code. */
+int run_control_save(const char *name, const char *file);
+/* An absolute version of a path given on the command line (wispd does not
+ * know the client's working directory). */
+void client_abs_path(const char *path, char *out, size_t len);
 /* Shared by pause and resume: POST /vms/VM/<action> for each VM. */
 int client_vm_action(int argc, char **argv, const char *action, const char *usage);
 /* Report a getopt error of a client verb (one line + usage); returns the
