@@ -116,8 +116,9 @@ int cmd_migrate(int argc, char **argv)
 			       jnum(r.json, "total_ms"), jnum(r.json, "downtime_ms"));
 			code = 0;
 		} else if (end) {
-			fprintf(stderr, "wisp: migration of '%s' to %s failed: %s (the VM still runs "
-					"here)\n",
+			fprintf(stderr,
+				"wisp: migration of '%s' to %s failed: %s (the VM still runs "
+				"here)\n",
 				vm, argv[optind + 1], jstr(r.json, "error"));
 		}
 		api_reply_free(&r);
@@ -148,7 +149,8 @@ int cmd_receive(int argc, char **argv)
 		case 'l':
 			if (opt_parse_uint(optarg, 1, 65535, &port)) {
 				fprintf(stderr,
-					"wisp: receive: --listen '%s': must be a TCP port from 1 to "
+					"wisp: receive: --listen '%s': must be a TCP port from 1 "
+					"to "
 					"65535\n%s",
 					optarg, receive_usage);
 				return WISP_EXIT_ERROR;
@@ -169,7 +171,8 @@ int cmd_receive(int argc, char **argv)
 	}
 	if (!port || optind != argc) {
 		fprintf(stderr, "wisp: receive: %s\n%s",
-			port ? "too many arguments" : "give the port to listen on with --listen PORT",
+			port ? "too many arguments"
+			     : "give the port to listen on with --listen PORT",
 			receive_usage);
 		return WISP_EXIT_ERROR;
 	}

@@ -59,7 +59,8 @@ static int run(int argc, char **argv, bool clone)
 			break;
 		case 'n':
 			if (!clone || opt_parse_uint(optarg, 1, 10000, &count)) {
-				fprintf(stderr, "wisp: %s: -n '%s': must be a number from 1 to 10000\n%s",
+				fprintf(stderr,
+					"wisp: %s: -n '%s': must be a number from 1 to 10000\n%s",
 					argv[0], optarg, usage);
 				return WISP_EXIT_ERROR;
 			}

@@ -58,8 +58,8 @@ int cmd_save(int argc, char **argv)
 	jset_str(body, "file", file);
 	if (api_call("POST", path, body, &r))
 		return WISP_EXIT_ERROR;
-	printf("saved %s to %s (%.1f MiB of memory written, %.2f ms)\n", jstr(r.json, "name"),
-	       file, jnum(r.json, "memory_bytes") / 1048576.0, jnum(r.json, "total_ms"));
+	printf("saved %s to %s (%.1f MiB of memory written, %.2f ms)\n", jstr(r.json, "name"), file,
+	       jnum(r.json, "memory_bytes") / 1048576.0, jnum(r.json, "total_ms"));
 	code = 0;
 	api_reply_free(&r);
 	client_close();

@@ -69,7 +69,9 @@ int run_control_save(const char *name, const char *file)
 	close(fd);
 	if (r || n != (ssize_t)sizeof(in)) {
 		fprintf(stderr, "wisp: VM '%s' did not answer the save: %s\n", name,
-			strerror(r ? -r : n < 0 ? (int)-n : EPROTO));
+			strerror(r	 ? -r
+				 : n < 0 ? (int)-n
+					 : EPROTO));
 		return WISP_EXIT_ERROR;
 	}
 	in.reason[sizeof(in.reason) - 1] = 0;

@@ -234,7 +234,11 @@ void api_reply(struct wispd *d, struct request *rq, struct vmm *v, const struct 
 			v->info_due = true; /* written after the reply goes out */
 			v->next_due = d->info_due;
 			d->info_due = v;
-			answer_json(rq, 201, vm_json(v));
+			json_t *j = vm_json(v);
+			if (j && v->snapshot) /* the VMM's own time: open to ready */
+				json_object_set_new(j, "restore_ms",
+						    json_real((double)in->op_total_ns / 1e6));
+			answer_json(rq, 201, j);
 		} else {
 			d->create_errors++;
 			if (in && in->type == CTL_FAILED && image_error(in->error))

@@ -65,11 +65,11 @@ int snap_check_header(const struct snap_header *h, uint64_t file_size, char *err
 	}
 	if (h->header_size != SNAP_HEADER_SIZE || h->state_off != SNAP_HEADER_SIZE ||
 	    h->state_len == 0 || h->state_len > SNAP_STATE_MAX || h->mem_off % 4096 ||
-	    h->mem_off < h->state_off + h->state_len || h->mem_size == 0 ||
-	    h->mem_size % 4096 || h->mem_size > (1ull << 46) ||
-	    h->mem_off > UINT64_MAX - h->mem_size) {
-		snprintf(err, errlen, "snapshot header is inconsistent (sections overlap or "
-				      "have impossible sizes)");
+	    h->mem_off < h->state_off + h->state_len || h->mem_size == 0 || h->mem_size % 4096 ||
+	    h->mem_size > (1ull << 46) || h->mem_off > UINT64_MAX - h->mem_size) {
+		snprintf(err, errlen,
+			 "snapshot header is inconsistent (sections overlap or "
+			 "have impossible sizes)");
 		return -EINVAL;
 	}
 	if (file_size < h->mem_off + h->mem_size) {
@@ -180,7 +180,8 @@ int snap_parse_state(const uint8_t *buf, size_t len, uint64_t mem_size, struct s
 			}
 			memcpy(&img->vm, p, sizeof(img->vm));
 			if (img->vm.mem_size != mem_size) {
-				r = bad(err, errlen, "VM record and header disagree on memory size");
+				r = bad(err, errlen,
+					"VM record and header disagree on memory size");
 				goto fail;
 			}
 			if (img->vm.nr_vcpus < 1 || img->vm.nr_vcpus > WISP_MAX_VCPUS) {
@@ -274,8 +275,9 @@ int snap_parse_state(const uint8_t *buf, size_t len, uint64_t mem_size, struct s
 			for (uint64_t i = 0; i < img->nr_extents; i++) {
 				struct snap_extent e;
 				memcpy(&e, p + i * sizeof(e), sizeof(e));
-				if (e.off % 4096 || e.len % 4096 || e.len == 0 || e.off < prev_end ||
-				    e.off > mem_size || e.len > mem_size - e.off) {
+				if (e.off % 4096 || e.len % 4096 || e.len == 0 ||
+				    e.off < prev_end || e.off > mem_size ||
+				    e.len > mem_size - e.off) {
 					r = bad(err, errlen,
 						"memory map extent out of range or out of order");
 					goto fail;

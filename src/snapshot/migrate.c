@@ -28,8 +28,8 @@
 
 #define RUN_PAGES     256u /* pages per message: 1 MiB */
 #define MAX_ROUNDS    30
-#define FINAL_PAGES   64u  /* stop and copy once a round leaves no more dirty pages than this */
-#define STALL_ROUNDS  5	   /* or when the dirty set stopped shrinking for this many rounds */
+#define FINAL_PAGES   64u /* stop and copy once a round leaves no more dirty pages than this */
+#define STALL_ROUNDS  5	  /* or when the dirty set stopped shrinking for this many rounds */
 #define IO_TIMEOUT_MS 10000
 
 enum mig_msg { MIG_PAGES = 1, MIG_ROUND, MIG_STATE };
@@ -449,16 +449,22 @@ int mig_send(struct vm *vm, struct vcpu *self, const char *host, const char *por
 		};
 		if (progress)
 			progress(opaque, &p);
-		if ((uint64_t)dirty <= FINAL_PAGES || round >= MAX_ROUNDS)
-			break;
+		bool last_round = (uint64_t)dirty <= FINAL_PAGES || round >= MAX_ROUNDS;
 		stalls = (uint64_t)dirty >= prev ? stalls + 1 : 0;
-		if (stalls >= STALL_ROUNDS)
+		if (last_round || stalls >= STALL_ROUNDS)
 			break;
 		prev = (uint64_t)dirty;
 		round++;
 		round_start = now;
 		b0 = s.bytes;
 		if ((r = send_dirty(&s, &d)))
+			goto io_fail;
+	}
+	/* The target acknowledges each round once it has taken in everything
+	 * before it: wait for that before pausing, or the downtime would
+	 * include draining the socket buffers (megabytes of pages). */
+	for (uint32_t acked = 0; acked != round;) {
+		if ((r = recv_all(s.fd, &acked, sizeof(acked))))
 			goto io_fail;
 	}
 	/* Stop and copy: the last dirty pages (those of the bitmap just read,
@@ -491,21 +497,28 @@ int mig_send(struct vm *vm, struct vcpu *self, const char *host, const char *por
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	struct mig_state sm = {
-		.type = MIG_STATE, .len = st.len, .hash = snap_hash(st.p, st.len)};
+	struct mig_state sm = {.type = MIG_STATE, .len = st.len, .hash = snap_hash(st.p, st.len)};
 	struct iovec iov[2] = {{&sm, sizeof(sm)}, {st.p, st.len}};
 	if ((r = send_all(s.fd, iov, 2)))
 		goto io_fail;
 	if ((r = read_done(s.fd, err, errlen)))
 		goto out;
 	uint64_t end = util_now_ns();
+	if (getenv("WISP_MIG_TRACE"))
+		fprintf(stderr,
+			"mig: rounds %u last dirty %lld final %lld; pause->sent %llu us, "
+			"sent->done %llu us\n",
+			round, (long long)prev, (long long)last,
+			(unsigned long long)(tsent - tp) / 1000,
+			(unsigned long long)(end - tsent) / 1000);
 	res->rounds = round + 1;
 	res->bytes = s.bytes;
 	res->total_ns = end - t0;
 	res->downtime_ns = end - tp;
 	if (progress) {
 		struct mig_progress p = {.round = round + 1,
-					 .pages = (s.bytes - b0) / (4096 + sizeof(struct mig_pages)),
+					 .pages =
+						 (s.bytes - b0) / (4096 + sizeof(struct mig_pages)),
 					 .bytes = s.bytes,
 					 .elapsed_ns = end - t0,
 					 .final = true};
@@ -570,11 +583,13 @@ int mig_accept(int listen_fd, int *conn, struct mig_hello *h, char *err, size_t 
 		return -EPROTO;
 	}
 	if (h->version != MIG_VERSION) {
-		snprintf(err, errlen, "the source speaks migration protocol version %u, we speak %u",
-			 h->version, MIG_VERSION);
+		snprintf(err, errlen,
+			 "the source speaks migration protocol version %u, we speak %u", h->version,
+			 MIG_VERSION);
 		char why[128];
-		snprintf(why, sizeof(why), "protocol version %u is not supported (the target speaks %u)",
-			 h->version, MIG_VERSION);
+		snprintf(why, sizeof(why),
+			 "protocol version %u is not supported (the target speaks %u)", h->version,
+			 MIG_VERSION);
 		send_ack(c, -EPROTO, why);
 		close(c);
 		return -EPROTO;
@@ -613,13 +628,15 @@ int mig_receive(int conn, struct vm *vm, char *err, size_t errlen)
 			if ((r = recv_all(conn, dst, len)))
 				goto lost;
 			if (snap_hash(dst, len) != h.hash) {
-				snprintf(err, errlen, "pages at 0x%llx arrived corrupted (checksum)",
+				snprintf(err, errlen,
+					 "pages at 0x%llx arrived corrupted (checksum)",
 					 (unsigned long long)h.off);
 				return -EBADMSG;
 			}
 		} else if (type == MIG_ROUND) {
 			uint32_t round;
-			if ((r = recv_all(conn, &round, sizeof(round))))
+			if ((r = recv_all(conn, &round, sizeof(round))) ||
+			    (r = send_buf(conn, &round, sizeof(round))))
 				goto lost;
 		} else if (type == MIG_STATE) {
 			struct mig_state h = {.type = type};

@@ -74,7 +74,7 @@ struct snap_rec {
 struct snap_vm {
 	uint64_t mem_size;
 	uint32_t nr_vcpus;
-	uint32_t flags;	       /* SNAP_VM_* */
+	uint32_t flags;		/* SNAP_VM_* */
 	uint64_t guest_mono_ns; /* the guest's monotonic clock at the save */
 	uint64_t tsc_khz;
 	struct kvm_clock_data clock;

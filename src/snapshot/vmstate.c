@@ -98,7 +98,8 @@ static int save_vcpu(struct vm *vm, struct vcpu *v, struct wbuf *out, char *err,
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
 		}
-		unsigned long req = xlen > (int)sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
+		unsigned long req =
+			xlen > (int)sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
 		if (ioctl(v->fd, req, xs) < 0) {
 			int e = errno;
 			free(xs);
@@ -198,7 +199,8 @@ int snap_save_state(struct vm *vm, const char *config, size_t config_len, struct
 	memset(&s, 0, sizeof(s));
 	s.mem_size = vm->mem.size;
 	s.nr_vcpus = (uint32_t)vm->nr_vcpus;
-	s.flags = (vm->irqchip ? SNAP_VM_IRQCHIP : 0) | (vm->split_irqchip ? SNAP_VM_SPLIT_IRQCHIP : 0) |
+	s.flags = (vm->irqchip ? SNAP_VM_IRQCHIP : 0) |
+		  (vm->split_irqchip ? SNAP_VM_SPLIT_IRQCHIP : 0) |
 		  (vm->reset_stops ? SNAP_VM_RESET_STOPS : 0);
 	s.guest_mono_ns = vm_guest_now(vm);
 	long khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
