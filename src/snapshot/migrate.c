@@ -504,13 +504,6 @@ int mig_send(struct vm *vm, struct vcpu *self, const char *host, const char *por
 	if ((r = read_done(s.fd, err, errlen)))
 		goto out;
 	uint64_t end = util_now_ns();
-	if (getenv("WISP_MIG_TRACE"))
-		fprintf(stderr,
-			"mig: rounds %u last dirty %lld final %lld; pause->sent %llu us, "
-			"sent->done %llu us\n",
-			round, (long long)prev, (long long)last,
-			(unsigned long long)(tsent - tp) / 1000,
-			(unsigned long long)(end - tsent) / 1000);
 	res->rounds = round + 1;
 	res->bytes = s.bytes;
 	res->total_ns = end - t0;
