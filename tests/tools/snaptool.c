@@ -43,7 +43,8 @@ int main(int argc, char **argv)
 		printf("version %u, state %llu bytes at %llu, memory %llu MiB at %llu, %llu "
 		       "extents, %d vCPUs, %d devices, config '%s'\n",
 		       f.hdr.version, (unsigned long long)f.hdr.state_len,
-		       (unsigned long long)f.hdr.state_off, (unsigned long long)(f.hdr.mem_size >> 20),
+		       (unsigned long long)f.hdr.state_off,
+		       (unsigned long long)(f.hdr.mem_size >> 20),
 		       (unsigned long long)f.hdr.mem_off, (unsigned long long)f.img.nr_extents,
 		       f.img.nr_vcpus, f.img.nr_devices, f.img.config ? f.img.config : "");
 		for (int i = 0; i < f.img.nr_devices; i++)

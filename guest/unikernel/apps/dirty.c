@@ -10,7 +10,8 @@ int main(int argc, char **argv)
 {
 	const struct wisp_boot_info *bi = rt_boot_info();
 	uint64_t start = (bi->image_end + 4095) & ~4095ull;
-	uint64_t room = bi->mem_size > start + (256u << 10) ? bi->mem_size - start - (256u << 10) : 0;
+	uint64_t room =
+		bi->mem_size > start + (256u << 10) ? bi->mem_size - start - (256u << 10) : 0;
 	uint64_t pages = argc > 1 ? (uint64_t)rt_atoll(argv[1]) : bi->mem_size / 2 / 4096;
 	if (pages * 4096 > room)
 		pages = room / 4096;
@@ -29,7 +30,8 @@ int main(int argc, char **argv)
 			if (bad == pages)
 				rt_printf("dirty: check ok\n");
 			else
-				rt_printf("dirty: page %llu lost its value\n", (unsigned long long)bad);
+				rt_printf("dirty: page %llu lost its value\n",
+					  (unsigned long long)bad);
 		}
 	}
 }
