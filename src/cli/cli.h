@@ -36,7 +36,15 @@ struct run_config {
 	const char *initrd; /* --initrd, or NULL */
 	const char *kernel_cmdline; /* --cmdline, or NULL for LINUX_DEFAULT_CMDLINE */
 	bool mem_given;		    /* --mem was on the command line */
+	/* Snapshots (run_restore.c, run_control.c) */
+	const char *name;	/* --name: a control socket, so that `wisp save NAME` works */
+	const char *restore;	/* --restore FILE */
+	bool verify;		/* --verify: check the snapshot's memory first */
+	struct snap_file *snap; /* the snapshot being restored, else NULL */
+	char *config;		/* "wisp-run\0" + the options that rebuild this VM */
+	size_t config_len;
 };
+struct snap_file;
 
 #define LINUX_DEFAULT_MEM     (128ull << 20)
 #define LINUX_DEFAULT_CMDLINE "console=ttyS0 reboot=t panic=-1"
@@ -61,12 +69,24 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 /* `wisp run`: boot an image in the foreground; returns the process exit code. */
 int cmd_run(int argc, char **argv);
 struct vm;
-/* Run a prepared VM in the foreground: SIGINT/SIGTERM/--timeout stop it. */
-void run_vm_foreground(struct vm *vm, const struct run_config *cfg);
+/* Run a prepared VM in the foreground: SIGINT/SIGTERM/--timeout stop it;
+ * with --name, its control socket serves snapshots meanwhile. -1 (printed)
+ * if the control socket cannot be opened. */
+int run_vm_foreground(struct vm *vm, const struct run_config *cfg);
+/* Boot (or, with cfg->snap, restore) a unikernel in the foreground. */
+int run_unikernel(struct run_config *cfg);
 /* Tell the user how the VM stopped; returns the process exit code. */
 int run_outcome(struct vm *vm, const struct run_config *cfg);
 /* Print the exit counters on stderr (--stats). */
 void run_print_stats(struct vm *vm);
+
+/* --- run_restore.c ------------------------------------------------------- */
+/* `wisp run --restore FILE`: bring a saved VM back in the foreground, with
+ * the devices its snapshot names; returns the process exit code. */
+int run_restore(struct run_config *cfg);
+/* Start / stop the control socket of a `wisp run --name` VM (run_control.c). */
+int run_control_start(struct vm *vm, const struct run_config *cfg, char *err, size_t errlen);
+void run_control_stop(void);
 
 /* --- run_linux.c --------------------------------------------------------- */
 /* `wisp run --kernel`: boot Linux; returns the process exit code. */

@@ -105,6 +105,7 @@ int snap_save_file(struct vm *vm, const char *path, const char *config, size_t c
 	char *d1 = strdup(path), *b1 = strdup(path);
 	char tmp[4096 + 64] = "";
 	int fd = -1, dfd = -1, r;
+	bool quiesced = false;
 	struct wbuf st = {0};
 	struct extents x = {0};
 	if (!d1 || !b1) {
@@ -146,6 +147,8 @@ int snap_save_file(struct vm *vm, const char *path, const char *config, size_t c
 	/* State first (the VM is paused): it is small, and devices that
 	 * cannot be saved fail here, before anything large is written. */
 	uint64_t t1 = util_now_ns();
+	snap_quiesce(vm, true);
+	quiesced = true;
 	if ((r = snap_save_state(vm, config, config_len, &st, err, errlen)))
 		goto out;
 	if ((r = gmem_extents(&vm->mem, add_extent, &x))) {
@@ -177,6 +180,8 @@ int snap_save_file(struct vm *vm, const char *path, const char *config, size_t c
 	}
 	memcpy(st.p + map_at, x.e, x.n * sizeof(struct snap_extent));
 	tm.memory = util_now_ns() - t1;
+	snap_quiesce(vm, false); /* guest memory is in the file: devices may go on */
+	quiesced = false;
 
 	uint8_t hdr[SNAP_HEADER_SIZE] = {0};
 	struct snap_header h;
@@ -211,6 +216,8 @@ int snap_save_file(struct vm *vm, const char *path, const char *config, size_t c
 	tm.sync = util_now_ns() - t1;
 	r = 0;
 out:
+	if (quiesced)
+		snap_quiesce(vm, false);
 	if (fd >= 0)
 		close(fd);
 	if (r && dfd >= 0 && tmp[0])

@@ -226,23 +226,8 @@ int snap_save_state(struct vm *vm, const char *config, size_t config_len, struct
 		wbuf_put(out, config, config_len);
 		wbuf_align(out, 8);
 	}
-	for (int i = 0; i < vm->nr_vcpus; i++)
-		if ((r = save_vcpu(vm, &vm->vcpus[i], out, err, errlen)))
-			return r;
-	if (vm->irqchip) {
-		struct snap_irqchip ic;
-		memset(&ic, 0, sizeof(ic));
-		for (int i = 0; i < 3; i++) {
-			ic.chip[i].chip_id = (uint32_t)i;
-			if (ioctl(vm->fd, KVM_GET_IRQCHIP, &ic.chip[i]) < 0) {
-				r = -errno;
-				snprintf(err, errlen, "KVM_GET_IRQCHIP %d: %s", i, strerror(-r));
-				return r;
-			}
-		}
-		snap_put_rec(out, SNAP_REC_IRQCHIP, 1, sizeof(ic));
-		wbuf_put(out, &ic, sizeof(ic));
-	}
+	/* Devices before the vCPUs and the irqchip: finishing a disk request
+	 * may raise an interrupt, which must be in the state saved after. */
 	uint32_t index = 0;
 	for (struct device *d = vm->devices; d; d = d->next, index++) {
 		struct wbuf dev = {0};
@@ -266,6 +251,23 @@ int snap_save_state(struct vm *vm, const char *config, size_t config_len, struct
 		wbuf_put(out, dev.p, dev.len);
 		wbuf_align(out, 8);
 		wbuf_free(&dev);
+	}
+	for (int i = 0; i < vm->nr_vcpus; i++)
+		if ((r = save_vcpu(vm, &vm->vcpus[i], out, err, errlen)))
+			return r;
+	if (vm->irqchip) {
+		struct snap_irqchip ic;
+		memset(&ic, 0, sizeof(ic));
+		for (int i = 0; i < 3; i++) {
+			ic.chip[i].chip_id = (uint32_t)i;
+			if (ioctl(vm->fd, KVM_GET_IRQCHIP, &ic.chip[i]) < 0) {
+				r = -errno;
+				snprintf(err, errlen, "KVM_GET_IRQCHIP %d: %s", i, strerror(-r));
+				return r;
+			}
+		}
+		snap_put_rec(out, SNAP_REC_IRQCHIP, 1, sizeof(ic));
+		wbuf_put(out, &ic, sizeof(ic));
 	}
 	if ((r = wbuf_error(out)))
 		snprintf(err, errlen, "out of memory");
