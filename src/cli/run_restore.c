@@ -56,8 +56,9 @@ int run_restore(struct run_config *cfg)
 		goto out;
 	}
 	if (saved.mem != f.hdr.mem_size || saved.cpus != f.img.nr_vcpus) {
-		fprintf(stderr, "wisp: snapshot '%s': its options and its state disagree on the "
-				"VM's size\n",
+		fprintf(stderr,
+			"wisp: snapshot '%s': its options and its state disagree on the "
+			"VM's size\n",
 			cfg->restore);
 		goto out;
 	}

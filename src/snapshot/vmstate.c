@@ -461,6 +461,21 @@ int snap_load_state(struct vm *vm, const struct snap_image *img, char *err, size
 			 vm->irqchip ? "has one" : "has none");
 		return -EINVAL;
 	}
+	/* The guest's TSC must keep its rate: scale it where KVM can, else a
+	 * snapshot from a host whose TSC runs at another rate is refused. */
+	long khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
+	if (s->tsc_khz && khz > 0 && (uint64_t)khz != s->tsc_khz) {
+		bool scaled = kvm_check_cap(vm->kvm, KVM_CAP_TSC_CONTROL);
+		for (int i = 0; scaled && i < vm->nr_vcpus; i++)
+			scaled = ioctl(vm->vcpus[i].fd, KVM_SET_TSC_KHZ, s->tsc_khz) == 0;
+		if (!scaled) {
+			snprintf(err, errlen,
+				 "snapshot's TSC runs at %llu kHz, this host's at %ld kHz, and its "
+				 "KVM cannot scale it",
+				 (unsigned long long)s->tsc_khz, khz);
+			return -EOPNOTSUPP;
+		}
+	}
 	/* Devices: the same list, in the same order, each taking its state. */
 	int index = 0;
 	for (struct device *d = vm->devices; d; d = d->next, index++) {
