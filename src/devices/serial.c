@@ -473,6 +473,7 @@ void serial_destroy(struct serial *s)
 		close(s->wake[1]);
 	if (s->registered)
 		bus_unregister(&s->vm->pio, s->cfg.base);
+	vm_remove_device(s->vm, s);
 	pthread_cond_destroy(&s->room);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

@@ -114,6 +114,17 @@ int vm_add_device(struct vm *vm, const char *name, void *opaque, void (*destroy)
 	return 0;
 }
 
+void vm_remove_device(struct vm *vm, void *opaque)
+{
+	for (struct device **p = &vm->devices; *p; p = &(*p)->next)
+		if ((*p)->opaque == opaque) {
+			struct device *d = *p;
+			*p = d->next;
+			free(d);
+			return;
+		}
+}
+
 struct device *vm_find_device(struct vm *vm, const char *name)
 {
 	for (struct device *d = vm->devices; d; d = d->next)

@@ -215,6 +215,9 @@ int vm_enable_split_irqchip(struct vm *vm);
 int vm_create_vcpus(struct vm *vm, int n, char *err, size_t errlen);
 /* Attach a device (see struct device); -ENOMEM on allocation failure. */
 int vm_add_device(struct vm *vm, const char *name, void *opaque, void (*destroy)(void *opaque));
+/* Take the entry of the device with this opaque off the list (devices that
+ * the caller frees itself, e.g. the 8250); no-op if there is none. */
+void vm_remove_device(struct vm *vm, void *opaque);
 /* Find an attached device by name (first match, newest first), or NULL. */
 struct device *vm_find_device(struct vm *vm, const char *name);
 /* Destroy devices, vCPUs, memory and the VM fd. Safe on a partly created VM. */
