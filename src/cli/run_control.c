@@ -134,8 +134,8 @@ static void serve_client(struct vm *vm, int fd)
 	}
 	r = vcpu_complete_io(self);
 	if (!r)
-		r = snap_save_file(vm, m.file.path, rc.cfg->config, rc.cfg->config_len, &t, err,
-				   sizeof(err));
+		r = snap_save_file(vm, m.file.path, rc.cfg->config, rc.cfg->config_len, &t, NULL,
+				   err, sizeof(err));
 	else
 		snprintf(err, sizeof(err), "cannot complete vCPU 0's exit: %s", strerror(-r));
 	vm_unpause(vm);

@@ -292,6 +292,32 @@ static void accept_conn(void)
 	}
 }
 
+static void *closer(void *arg)
+{
+	close((int)(intptr_t)arg);
+	return NULL;
+}
+
+/* Close fd (the snapshot a save replaced) off the vCPU thread: freeing its
+ * pages takes ~1 ms per 8 MiB, which the guest need not wait for. */
+static void close_later(int fd)
+{
+	if (fd < 0)
+		return;
+	pthread_t t;
+	pthread_attr_t a;
+	sigset_t all, old;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&a, 64 << 10);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (pthread_create(&t, &a, closer, (void *)(intptr_t)fd))
+		close(fd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&a);
+}
+
 /* CTL_SAVE, on the vCPU thread between two KVM_RUNs: the guest is not
  * running, so its state is consistent once the exit it may be in (a POLL
  * hypercall) is completed. */
@@ -306,8 +332,9 @@ static void do_save(const struct ctl_file *m)
 	}
 	int r = vcpu_complete_io(&sh.vm.vcpus[0]);
 	struct snap_times t;
+	int old = -1;
 	if (!r)
-		r = snap_save_file(&sh.vm, path, vmm_config, sizeof(vmm_config), &t, err,
+		r = snap_save_file(&sh.vm, path, vmm_config, sizeof(vmm_config), &t, &old, err,
 				   sizeof(err));
 	else
 		snprintf(err, sizeof(err), "cannot complete the vCPU's exit: %s", strerror(-r));
@@ -323,6 +350,7 @@ static void do_save(const struct ctl_file *m)
 	in.op_sync_ns = t.sync;
 	in.op_bytes = t.mem_bytes;
 	send_msg(&in, sizeof(in));
+	close_later(old);
 }
 
 static void mig_progress(void *opaque, const struct mig_progress *p)

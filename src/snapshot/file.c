@@ -98,8 +98,10 @@ static int write_memory(int fd, const struct guest_mem *mem, uint64_t mem_off, s
 }
 
 int snap_save_file(struct vm *vm, const char *path, const char *config, size_t config_len,
-		   struct snap_times *t, char *err, size_t errlen)
+		   struct snap_times *t, int *old_fd, char *err, size_t errlen)
 {
+	if (old_fd)
+		*old_fd = -1;
 	uint64_t t0 = util_now_ns();
 	struct snap_times tm = {0};
 	char *d1 = strdup(path), *b1 = strdup(path);
@@ -206,12 +208,17 @@ int snap_save_file(struct vm *vm, const char *path, const char *config, size_t c
 	}
 	close(fd);
 	fd = -1;
+	int old = old_fd ? openat(dfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
 	if (renameat(dfd, tmp, dfd, base) < 0) {
+		if (old >= 0)
+			close(old);
 		r = -errno;
 		snprintf(err, errlen, "snapshot file '%s': rename: %s", path, strerror(-r));
 		goto out;
 	}
 	tmp[0] = 0;
+	if (old_fd)
+		*old_fd = old;
 	fsync(dfd);
 	tm.sync = util_now_ns() - t1;
 	r = 0;

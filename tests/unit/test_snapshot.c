@@ -153,7 +153,8 @@ static void m_extent(struct wbuf *b)
 static void m_vcpus(struct wbuf *b)
 {
 	uint32_t n = 3; /* the third has no record */
-	memcpy(rec(b, SNAP_REC_VM, 0) + sizeof(struct snap_rec) + offsetof(struct snap_vm, nr_vcpus),
+	memcpy(rec(b, SNAP_REC_VM, 0) + sizeof(struct snap_rec) +
+		       offsetof(struct snap_vm, nr_vcpus),
 	       &n, 4);
 }
 static void m_region(struct wbuf *b)
