@@ -170,6 +170,13 @@ int client_vm_action(int argc, char **argv, const char *action, const char *usag
 /* Report a getopt error of a client verb (one line + usage); returns the
  * exit code. */
 int client_bad_option(const char *verb, char **argv, const char *usage);
+/* Parse a client verb's options: --socket, --help and, if flag_name is not
+ * NULL, one boolean flag (--flag_name, or -flag_short when not 0) set in
+ * *flag. Returns true when the verb must return *code now (after --help, or
+ * a bad option reported in one line); false to go on, optind at the first
+ * operand. */
+bool client_options(int argc, char **argv, const char *usage, const char *flag_name,
+		    char flag_short, bool *flag, int *code);
 
 /* Options every client verb takes (getopt_long entries). */
 #define CLIENT_OPTIONS                                                                             \

@@ -334,26 +334,48 @@ int client_bad_option(const char *verb, char **argv, const char *usage)
 	return WISP_EXIT_ERROR;
 }
 
-int client_vm_action(int argc, char **argv, const char *action, const char *usage)
+bool client_options(int argc, char **argv, const char *usage, const char *flag_name,
+		    char flag_short, bool *flag, int *code)
 {
-	static const struct option opts[] = {CLIENT_OPTIONS, {0}};
+	struct option opts[] = {{"socket", required_argument, NULL, 'S'},
+				{"help", no_argument, NULL, 'h'},
+				{flag_name, no_argument, NULL, 'F'},
+				{0}};
+	char shorts[8] = "+h";
+	if (!flag_name)
+		opts[2] = (struct option){0};
+	else if (flag_short)
+		shorts[2] = flag_short;
 	optind = 0;
 	opterr = 0;
 	int c;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		if (c == 'S')
+	while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
+		if (c == 'S') {
 			client_set_socket(optarg);
-		else if (c == 'h') {
+		} else if (c == 'h') {
 			fputs(usage, stdout);
-			return 0;
-		} else
-			return client_bad_option(argv[0], argv, usage);
+			*code = 0;
+			return true;
+		} else if (flag_name && (c == 'F' || (flag_short && c == flag_short))) {
+			*flag = true;
+		} else {
+			*code = client_bad_option(argv[0], argv, usage);
+			return true;
+		}
 	}
+	return false;
+}
+
+int client_vm_action(int argc, char **argv, const char *action, const char *usage)
+{
+	int code;
+	if (client_options(argc, argv, usage, NULL, 0, NULL, &code))
+		return code;
 	if (optind >= argc) {
 		fprintf(stderr, "wisp: %s: no VM given\n%s", argv[0], usage);
 		return WISP_EXIT_ERROR;
 	}
-	int code = 0;
+	code = 0;
 	for (int i = optind; i < argc; i++) {
 		char path[128];
 		struct api_reply r;

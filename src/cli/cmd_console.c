@@ -10,23 +10,10 @@ static const char usage[] = "usage: wisp console [-f|--follow] [--socket PATH] V
 
 int cmd_console(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"follow", no_argument, NULL, 'f'}, CLIENT_OPTIONS, {0}};
 	bool follow = false;
-	optind = 0;
-	opterr = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "+fh", opts, NULL)) != -1) {
-		if (c == 'f')
-			follow = true;
-		else if (c == 'S')
-			client_set_socket(optarg);
-		else if (c == 'h') {
-			fputs(usage, stdout);
-			return 0;
-		} else
-			return client_bad_option("console", argv, usage);
-	}
+	int code;
+	if (client_options(argc, argv, usage, "follow", 'f', &follow, &code))
+		return code;
 	if (optind != argc - 1) {
 		fprintf(stderr, "wisp: console: %s\n%s",
 			optind >= argc ? "no VM given" : "give exactly one VM", usage);

@@ -9,24 +9,14 @@ static const char usage[] = "usage: wisp destroy [--socket PATH] VM...\n";
 
 int cmd_destroy(int argc, char **argv)
 {
-	static const struct option opts[] = {CLIENT_OPTIONS, {0}};
-	optind = 0;
-	opterr = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		if (c == 'S')
-			client_set_socket(optarg);
-		else if (c == 'h') {
-			fputs(usage, stdout);
-			return 0;
-		} else
-			return client_bad_option("destroy", argv, usage);
-	}
+	int code;
+	if (client_options(argc, argv, usage, NULL, 0, NULL, &code))
+		return code;
 	if (optind >= argc) {
 		fprintf(stderr, "wisp: destroy: no VM given\n%s", usage);
 		return WISP_EXIT_ERROR;
 	}
-	int code = 0;
+	code = 0;
 	for (int i = optind; i < argc; i++) {
 		char path[128];
 		struct api_reply r;

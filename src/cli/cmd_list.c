@@ -36,22 +36,10 @@ static void format_size(long long b, char *buf, size_t len)
 
 int cmd_list(int argc, char **argv)
 {
-	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, CLIENT_OPTIONS, {0}};
 	bool json = false;
-	optind = 0;
-	opterr = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		if (c == 'j')
-			json = true;
-		else if (c == 'S')
-			client_set_socket(optarg);
-		else if (c == 'h') {
-			fputs(usage, stdout);
-			return 0;
-		} else
-			return client_bad_option("list", argv, usage);
-	}
+	int code;
+	if (client_options(argc, argv, usage, "json", 0, &json, &code))
+		return code;
 	if (optind < argc) {
 		fprintf(stderr, "wisp: list: unexpected argument '%s'\n%s", argv[optind], usage);
 		return WISP_EXIT_ERROR;

@@ -13,7 +13,7 @@ $(BUILD)/asan/wispd: $(BUILD)/asan/obj/src/control/wispd_main.o $(BUILD)/asan/li
 # Static: 10,000 copies share one read-only image and carry no dynamic
 # linker state, relocations or shared-library mappings (docs/control-plane.md).
 $(BUILD)/wisp-vmm: $(BUILD)/obj/src/control/vmm_main.o $(BUILD)/libwisp.a
-	$(CC) $(CFLAGS) -static -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -static -o $@ $^ $(LDLIBS_STATIC)
 # ASan cannot link statically; the test build of the VMM is dynamic.
 $(BUILD)/asan/wisp-vmm: $(BUILD)/asan/obj/src/control/vmm_main.o $(BUILD)/asan/libwisp.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LDLIBS)
