@@ -61,19 +61,9 @@ static int resolve(const char *arg, char *out, size_t len)
 
 int cmd_migrate(int argc, char **argv)
 {
-	static const struct option opts[] = {CLIENT_OPTIONS, {0}};
-	optind = 0;
-	opterr = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		if (c == 'S')
-			client_set_socket(optarg);
-		else if (c == 'h') {
-			fputs(migrate_usage, stdout);
-			return 0;
-		} else
-			return client_bad_option("migrate", argv, migrate_usage);
-	}
+	int code;
+	if (client_options(argc, argv, migrate_usage, NULL, 0, NULL, &code))
+		return code;
 	if (argc - optind != 2) {
 		fprintf(stderr, "wisp: migrate: %s\n%s",
 			argc - optind < 2 ? "give a VM and HOST:PORT" : "too many arguments",
@@ -96,7 +86,7 @@ int cmd_migrate(int argc, char **argv)
 	api_reply_free(&r);
 	/* Follow the rounds until it ends; each new round is one line. */
 	long long shown = 0;
-	int code = WISP_EXIT_ERROR;
+	code = WISP_EXIT_ERROR;
 	for (;;) {
 		if (api_call("GET", mpath, NULL, &r))
 			break;

@@ -23,19 +23,9 @@ void client_abs_path(const char *path, char *out, size_t len)
 
 int cmd_save(int argc, char **argv)
 {
-	static const struct option opts[] = {CLIENT_OPTIONS, {0}};
-	optind = 0;
-	opterr = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		if (c == 'S')
-			client_set_socket(optarg);
-		else if (c == 'h') {
-			fputs(usage, stdout);
-			return 0;
-		} else
-			return client_bad_option("save", argv, usage);
-	}
+	int code;
+	if (client_options(argc, argv, usage, NULL, 0, NULL, &code))
+		return code;
 	if (argc - optind != 2) {
 		fprintf(stderr, "wisp: save: %s\n%s",
 			argc - optind < 2 ? "give a VM and a file" : "too many arguments", usage);
@@ -45,7 +35,6 @@ int cmd_save(int argc, char **argv)
 	char file[PATH_MAX];
 	client_abs_path(argv[optind + 1], file, sizeof(file));
 	/* A `wisp run --name` VM answers on its own socket, without wispd. */
-	int code;
 	if (run_control_exists(vm))
 		return run_control_save(vm, file);
 	char path[128];
