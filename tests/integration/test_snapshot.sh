@@ -87,6 +87,12 @@ expect err-receive-no-port 125 '' 'receive: give the port to listen on with --li
 expect err-receive-bad-port 125 '' "receive: --listen '99999': must be a TCP port from 1 to 65535" -- $WISP receive --listen 99999
 expect err-save-no-daemon 125 '' "cannot reach wispd at $A/wispd.sock" -- $WISP save vm $TMP/x.snap
 
+expect err-run-restore-missing 125 '' "snapshot '$TMP/nope.snap': No such file or directory" -- $WISP run --restore $TMP/nope.snap
+expect err-run-restore-with-image 125 '' 'run: --restore takes the VM \(image, memory, devices\) from the snapshot' -- $WISP run --restore $TMP/x.snap $UK/hello.elf
+expect err-run-restore-with-mem 125 '' 'run: --restore takes the VM' -- $WISP run --mem 64M --restore $TMP/x.snap
+expect err-run-verify-alone 125 '' 'run: --verify needs --restore' -- $WISP run --verify $UK/hello.elf
+expect err-run-bad-name 125 '' "--name 'a/b': use 1 to 63 letters" -- $WISP run --name a/b $UK/hello.elf
+
 # --- bad snapshot files (wispd checks them before any VM is touched) -----------------
 expect daemon-a-starts 0 "listening on $A/wispd.sock" '' -- $WISP daemon --pool 32M=2
 : >"$TMP/empty.snap"
@@ -195,6 +201,43 @@ if mount -t tmpfs -o size=2m none "$MNT" 2>/dev/null; then
 else
 	skipped failed-save-keeps-earlier-file "cannot mount a small tmpfs"
 fi
+
+# --- wisp run VMs: --name opens a control socket, --restore brings them back -----------------
+$WISP run --name fg1 --rng --rng-device $UK/counter.elf -- 30 >"$TMP/fg1.out" 2>&1 &
+FG=$!
+wait_for 10 grep -q '^tick 5$' "$TMP/fg1.out"
+expect run-save 0 "^saved fg1 to $TMP/fg1.snap" '' -- $WISP save fg1 $TMP/fg1.snap
+kill -STOP $FG # no more ticks: the last one printed is at most one past the snapshot's
+sleep 0.2
+K=$(sed -n 's/^tick //p' "$TMP/fg1.out" | tail -1)
+kill -9 $FG
+wait $FG 2>/dev/null
+expect run-snapshot-devices 0 'device 0: virtio-rng v1.*' '' -- $SNAPTOOL info $TMP/fg1.snap
+expect run-snapshot-rng-device 0 'rng-device v1' '' -- $SNAPTOOL info $TMP/fg1.snap
+timeout 3 $WISP run --restore $TMP/fg1.snap >"$TMP/fg1r.out" 2>"$TMP/fg1r.err"
+f=$(sed -n 's/^tick //p' "$TMP/fg1r.out" | head -1)
+if [ -n "$f" ] && [ "$f" -le $((K + 1)) ] && [ "$f" -ge $((K - 1)) ] &&
+	python3 -c "
+import sys
+t = [int(l.split()[1]) for l in open('$TMP/fg1r.out') if l.startswith('tick ')]
+sys.exit(0 if len(t) > 10 and t == list(range(t[0], t[0] + len(t))) else 1)"; then
+	ok run-restore-counts-on
+else
+	bad run-restore-counts-on "original stopped at $K, restored: $(head -c 200 "$TMP/fg1r.out") $(head -c 200 "$TMP/fg1r.err")"
+fi
+expect run-restore-daemon-snapshot 124 '^tick' '' -- $WISP run --restore --timeout 300ms $TMP/c1.snap
+# A device without snapshot support makes the save fail with its name; the
+# VM runs on.
+$WISP run --name fg2 --vsock $TMP/vs.sock $UK/counter.elf -- 30 >"$TMP/fg2.out" 2>&1 &
+FG=$!
+wait_for 10 grep -q '^tick 3$' "$TMP/fg2.out"
+expect err-save-unsupported-device 125 '' "cannot save VM 'fg2': device 'virtio-vsock' does not support snapshots" -- $WISP save fg2 $TMP/fg2.snap
+n=$(grep -c '^tick' "$TMP/fg2.out")
+check unsupported-save-vm-runs wait_for 10 sh -c "[ \$(grep -c '^tick' $TMP/fg2.out) -gt $((n + 2)) ]"
+expect err-run-name-taken 125 '' "--name 'fg2': a VM with that name is already running" -- $WISP run --name fg2 $UK/hello.elf
+kill $FG
+wait $FG 2>/dev/null
+expect err-run-save-unknown 125 '' "no VM with name or id 'fg9'" -- $WISP save fg9 $TMP/fg9.snap
 
 # --- live migration (loopback) -------------------------------------------------------------
 expect daemon-b-starts 0 "listening on $B/wispd.sock" '' -- env WISP_RUNTIME_DIR=$B $WISP daemon --pool none
