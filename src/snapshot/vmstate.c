@@ -235,6 +235,11 @@ int snap_save_state(struct vm *vm, const char *config, size_t config_len, struct
 		r = d->save(d->opaque, &dev, &version);
 		if (!r)
 			r = wbuf_error(&dev);
+		if (r == -ENOTSUP) {
+			snprintf(err, errlen, "device '%s' does not support snapshots", d->name);
+			wbuf_free(&dev);
+			return r;
+		}
 		if (r) {
 			snprintf(err, errlen, "device '%s': cannot save its state: %s", d->name,
 				 strerror(-r));

@@ -225,7 +225,7 @@ sys.exit(0 if len(t) > 10 and t == list(range(t[0], t[0] + len(t))) else 1)"; th
 else
 	bad run-restore-counts-on "original stopped at $K, restored: $(head -c 200 "$TMP/fg1r.out") $(head -c 200 "$TMP/fg1r.err")"
 fi
-expect run-restore-daemon-snapshot 124 '^tick' '' -- $WISP run --restore --timeout 300ms $TMP/c1.snap
+expect run-restore-daemon-snapshot 124 '^tick' '' -- $WISP run --timeout 300ms --restore $TMP/c1.snap
 # A device without snapshot support makes the save fail with its name; the
 # VM runs on.
 $WISP run --name fg2 --vsock $TMP/vs.sock $UK/counter.elf -- 30 >"$TMP/fg2.out" 2>&1 &
