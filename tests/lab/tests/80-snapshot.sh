@@ -1,13 +1,14 @@
-# A Linux guest survives save and restore with its shell state: a shell
-# variable set before `wisp save` is still there in the VM that
-# `wisp run --restore` brings back (same kernel, same processes, same
-# console), and the restored guest then reboots cleanly.
+# A Linux guest (2 vCPUs) survives save and restore with its shell state: a
+# shell variable and working directory set before `wisp save` are still
+# there in the VM that `wisp run --restore` brings back (same kernel, same
+# processes, same console), its timers and both vCPUs work (`sleep`, a
+# process on each CPU), and it then reboots cleanly.
 export WISP_RUNTIME_DIR=/tmp/wisp-lab
 SNAP=/tmp/linux.snap
 rm -f /tmp/snap-in /tmp/snap-in2 $SNAP "$OUT"
 mkfifo /tmp/snap-in
 # The guest whose state is saved: keep the FIFO open for the whole run.
-$W run --name lx --kernel $BZ --initrd $RD --cmdline "$CMDLINE" </tmp/snap-in >"$OUT" 2>&1 &
+$W run --name lx --cpus 2 --kernel $BZ --initrd $RD --cmdline "$CMDLINE" </tmp/snap-in >"$OUT" 2>&1 &
 WPID=$!
 exec 7>/tmp/snap-in
 _n=0
@@ -30,10 +31,10 @@ mkfifo /tmp/snap-in2
 (
 	exec 3>/tmp/snap-in2
 	sleep 3
-	printf '%s\n' 'echo got=$X in $(pwd)' >&3
-	sleep 2
+	printf '%s\n' 'sleep 1; taskset 2 true && echo got=$X in $(pwd) cpus=$(grep -c ^processor /proc/cpuinfo)' >&3
+	sleep 4
 	printf '%s\n' 'reboot -f' >&3
 	sleep 5
 ) &
-l2 linux-restore-keeps-shell-state 0 '^got=kept-42 in /tmp' -i /tmp/snap-in2 -- $W run --restore $SNAP
+l2 linux-restore-keeps-shell-state 0 '^got=kept-42 in /tmp cpus=2' -i /tmp/snap-in2 -- $W run --restore $SNAP
 rm -f /tmp/snap-in /tmp/snap-in2 $SNAP
