@@ -22,7 +22,9 @@ static const char usage[] =
 	"                [--net tap=NAME[,mac=MAC]] [--console virtio[,sock=PATH]]\n"
 	"                [--vsock PATH[,cid=N]] IMAGE [-- ARGS...]\n"
 	"       wisp run --kernel KERNEL [--initrd FILE] [--cmdline TEXT] [--mem SIZE] [--cpus N]\n"
-	"                [--timeout DURATION] [--stats] [device options as above]\n";
+	"                [--timeout DURATION] [--stats] [device options as above]\n"
+	"       wisp run --restore FILE [--verify] [--timeout DURATION] [--stats]\n"
+	"       (any of them with --name NAME: `wisp save NAME FILE` can snapshot the VM)\n";
 
 #define OPT_RNG_DEVICE 0x100 /* long-only options */
 #define OPT_NAME       0x101
