@@ -858,7 +858,9 @@ static int receive_main(unsigned port, uint64_t ring)
 		mig_resumed(conn, false, "daemon VMs have exactly 1 vCPU");
 		return receive_failed("incoming migration of a VM with %u vCPUs", h.nr_vcpus);
 	}
-	int r = prepare(sh.me.id, h.mem_size, ring, err, sizeof(err));
+	char id[sizeof(sh.me.id)]; /* prepare() writes sh.me.id from it */
+	memcpy(id, sh.me.id, sizeof(id));
+	int r = prepare(id, h.mem_size, ring, err, sizeof(err));
 	/* The shell's warm-up wrote a few pages: the source's memory is all
 	 * that may be there. */
 	if (!r && fallocate(sh.vm.mem.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,

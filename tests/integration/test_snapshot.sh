@@ -251,6 +251,13 @@ check source-exits wait_for 10 sh -c "$WISP list | grep -qE '^m1 .* exited .*mig
 K=$(last_tick m1)
 check target-runs wait_for 10 state_is m1 running "$B"
 ticks_follow migrated-counter-counts-on m1 $((K + 1)) "$B"
+# A received VM is adopted like any other by a restarted wispd.
+kill -TERM "$(head -1 $B/wispd.lock)"
+wait_for 10 sh -c "! [ -S $B/wispd.sock ]"
+expect daemon-b-restarts 0 'listening on' '' -- env WISP_RUNTIME_DIR=$B $WISP daemon --pool none
+check received-vm-adopted state_is m1 running "$B"
+n=$(last_tick m1 "$B")
+check adopted-received-vm-runs wait_for 10 sh -c "[ \$(WISP_RUNTIME_DIR=$B $WISP console m1 | sed -n 's/^tick //p' | tail -1) -gt $((n + 2)) ]"
 expect migration-status 0 '"state": ?"done"' '' -- curl -s --unix-socket $A/wispd.sock http://wispd/vms/m1/migration
 
 # Memory arrives whole, pre-copy rounds and all.
