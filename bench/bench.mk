@@ -61,3 +61,13 @@ bench-create: bench-deps
 	$(PYTHON) bench/bench_create.py --build $(BUILD) --out $(BUILD)/bench $(BENCH_CREATE_ARGS)
 
 .PHONY: bench-create
+
+# Save, restore and migration downtime/total of a 16 MiB and a 256 MiB
+# noop unikernel VM (dirty.elf: half its memory written), RUNS runs each
+# (default 50), snapshots on tmpfs (docs/snapshot.md, docs/migration.md).
+# Results in build/bench/snapshot.csv.
+bench-snapshot: bench-deps
+	$(MAKE) all
+	$(PYTHON) bench/bench_snapshot.py --build $(BUILD) --out $(BUILD)/bench $(BENCH_SNAPSHOT_ARGS)
+
+.PHONY: bench-snapshot

@@ -33,6 +33,18 @@ test-integration: $(BUILD)/asan/wisp unikernels $(BUILD)/asan/linux/rng $(BUILD)
 	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels UDS=$(BUILD)/tests/uds \
 		tests/integration/test_virtio.sh
 
+# Snapshots: rewrite a header's version, dump the state (tests, fuzz seeds).
+$(BUILD)/tests/snaptool: tests/tools/snaptool.c $(BUILD)/libwisp.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libwisp.a $(LDLIBS)
+
+# Save, restore, clones and live migration of daemon VMs (and `wisp run
+# --name` VMs), every bad snapshot, a migration target that dies, and a
+# migration between two network namespaces.
+test-snapshot: $(BUILD)/asan/wisp $(BUILD)/asan/wispd $(BUILD)/asan/wisp-vmm unikernels $(BUILD)/tests/snaptool
+	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels SNAPTOOL=$(BUILD)/tests/snaptool \
+		tests/integration/test_snapshot.sh
+
 # The wisp_rng driver in a real Linux guest under QEMU with its `edu` device
 # (driver mechanics; SKIPPED without a guest kernel tree). The driver against
 # Wisp's own device runs in the KVM lab.
@@ -50,6 +62,7 @@ test: test-deps
 	$(MAKE) test-unit
 	$(MAKE) test-integration
 	$(MAKE) test-control
+	$(MAKE) test-snapshot
 	$(MAKE) test-rng-driver
 	$(MAKE) fuzz-short
 	$(MAKE) lab-test
@@ -57,4 +70,4 @@ test: test-deps
 include tests/fuzz/fuzz.mk
 include tests/lab/lab.mk
 
-.PHONY: test test-deps test-unit test-integration test-rng-driver test-control
+.PHONY: test test-deps test-unit test-integration test-rng-driver test-control test-snapshot

@@ -36,7 +36,15 @@ struct run_config {
 	const char *initrd; /* --initrd, or NULL */
 	const char *kernel_cmdline; /* --cmdline, or NULL for LINUX_DEFAULT_CMDLINE */
 	bool mem_given;		    /* --mem was on the command line */
+	/* Snapshots (run_restore.c, run_control.c) */
+	const char *name;	/* --name: a control socket, so that `wisp save NAME` works */
+	const char *restore;	/* --restore FILE */
+	bool verify;		/* --verify: check the snapshot's memory first */
+	struct snap_file *snap; /* the snapshot being restored, else NULL */
+	char *config;		/* "wisp-run\0" + the options that rebuild this VM */
+	size_t config_len;
 };
+struct snap_file;
 
 #define LINUX_DEFAULT_MEM     (128ull << 20)
 #define LINUX_DEFAULT_CMDLINE "console=ttyS0 reboot=t panic=-1"
@@ -61,12 +69,24 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 /* `wisp run`: boot an image in the foreground; returns the process exit code. */
 int cmd_run(int argc, char **argv);
 struct vm;
-/* Run a prepared VM in the foreground: SIGINT/SIGTERM/--timeout stop it. */
-void run_vm_foreground(struct vm *vm, const struct run_config *cfg);
+/* Run a prepared VM in the foreground: SIGINT/SIGTERM/--timeout stop it;
+ * with --name, its control socket serves snapshots meanwhile. -1 (printed)
+ * if the control socket cannot be opened. */
+int run_vm_foreground(struct vm *vm, const struct run_config *cfg);
+/* Boot (or, with cfg->snap, restore) a unikernel in the foreground. */
+int run_unikernel(struct run_config *cfg);
 /* Tell the user how the VM stopped; returns the process exit code. */
 int run_outcome(struct vm *vm, const struct run_config *cfg);
 /* Print the exit counters on stderr (--stats). */
 void run_print_stats(struct vm *vm);
+
+/* --- run_restore.c ------------------------------------------------------- */
+/* `wisp run --restore FILE`: bring a saved VM back in the foreground, with
+ * the devices its snapshot names; returns the process exit code. */
+int run_restore(struct run_config *cfg);
+/* Start / stop the control socket of a `wisp run --name` VM (run_control.c). */
+int run_control_start(struct vm *vm, const struct run_config *cfg, char *err, size_t errlen);
+void run_control_stop(void);
 
 /* --- run_linux.c --------------------------------------------------------- */
 /* `wisp run --kernel`: boot Linux; returns the process exit code. */
@@ -105,6 +125,8 @@ void client_close(void);
 struct json_t *jget(struct json_t *o, const char *key);
 const char *jstr(struct json_t *o, const char *key);
 long long jint(struct json_t *o, const char *key);
+double jnum(struct json_t *o, const char *key);
+void jset_true(struct json_t *o, const char *key);
 bool jhas(struct json_t *o, const char *key);
 size_t jlen(struct json_t *a);
 struct json_t *jat(struct json_t *a, size_t i);
@@ -127,6 +149,22 @@ int cmd_resume(int argc, char **argv);
 int cmd_console(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_daemon(int argc, char **argv);
+int cmd_save(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_clone(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+int cmd_receive(int argc, char **argv);
+/* --- run_control.c: the control socket of `wisp run --name` VMs ----------- */
+/* <runtime-dir>/run/NAME.sock; -ENAMETOOLONG if it does not fit. */
+int run_control_path(const char *name, char *buf, size_t len);
+/* Is there a `wisp run --name NAME` VM's socket? */
+bool run_control_exists(const char *name);
+/* Ask that VM to save itself to file (absolute); prints the outcome and
+ * returns the exit code. */
+int run_control_save(const char *name, const char *file);
+/* An absolute version of a path given on the command line (wispd does not
+ * know the client's working directory). */
+void client_abs_path(const char *path, char *out, size_t len);
 /* Shared by pause and resume: POST /vms/VM/<action> for each VM. */
 int client_vm_action(int argc, char **argv, const char *action, const char *usage);
 /* Report a getopt error of a client verb (one line + usage); returns the

@@ -31,7 +31,7 @@
 	X(json_loadb) X(json_dumps) X(json_object) X(json_array) X(json_string) \
 	X(json_integer) X(json_object_set_new) X(json_array_append_new) X(json_object_get) \
 	X(json_array_get) X(json_array_size) X(json_string_value) X(json_number_value) \
-	X(json_delete)
+	X(json_delete) X(json_true)
 /* clang-format on */
 
 #define DECLARE(fn) __typeof__(fn) *fn;
@@ -146,6 +146,16 @@ void jset_str(struct json_t *o, const char *key, const char *v)
 void jset_int(struct json_t *o, const char *key, long long v)
 {
 	L.json_object_set_new(o, key, L.json_integer(v));
+}
+
+double jnum(struct json_t *o, const char *key)
+{
+	return L.json_number_value(jget(o, key));
+}
+
+void jset_true(struct json_t *o, const char *key)
+{
+	L.json_object_set_new(o, key, L.json_true());
 }
 
 void jset(struct json_t *o, const char *key, struct json_t *v)

@@ -11,6 +11,8 @@
 
 #include "arch/x86/x86.h"
 #include "cli/cli.h"
+#include "control/control.h"
+#include "snapshot/snapshot.h"
 #include "util/util.h"
 #include "vmm/vmm.h"
 
@@ -20,10 +22,15 @@ static const char usage[] =
 	"                [--net tap=NAME[,mac=MAC]] [--console virtio[,sock=PATH]]\n"
 	"                [--vsock PATH[,cid=N]] IMAGE [-- ARGS...]\n"
 	"       wisp run --kernel KERNEL [--initrd FILE] [--cmdline TEXT] [--mem SIZE] [--cpus N]\n"
-	"                [--timeout DURATION] [--stats] [device options as above]\n";
+	"                [--timeout DURATION] [--stats] [device options as above]\n"
+	"       wisp run --restore FILE [--verify] [--timeout DURATION] [--stats]\n"
+	"       (any of them with --name NAME: `wisp save NAME FILE` can snapshot the VM)\n";
 
 #define OPT_RNG_DEVICE 0x100 /* long-only options */
-#define OPT_VIRTIO     1000  /* --rng ... --vsock: 1000 + index in virtio_flags */
+#define OPT_NAME       0x101
+#define OPT_RESTORE    0x102
+#define OPT_VERIFY     0x103
+#define OPT_VIRTIO     1000 /* --rng ... --vsock: 1000 + index in virtio_flags */
 static const char *const virtio_flags[] = {"rng", "disk", "net", "console", "vsock"};
 
 static struct vm *running_vm; /* for the signal handlers */
@@ -54,6 +61,9 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		{"initrd", required_argument, NULL, 'i'},
 		{"cmdline", required_argument, NULL, 'a'},
 		{"rng-device", optional_argument, NULL, OPT_RNG_DEVICE},
+		{"name", required_argument, NULL, OPT_NAME},
+		{"restore", required_argument, NULL, OPT_RESTORE},
+		{"verify", no_argument, NULL, OPT_VERIFY},
 		/* virtio devices, parsed by virtio_args.c */
 		{"rng", no_argument, NULL, OPT_VIRTIO + 0},
 		{"disk", required_argument, NULL, OPT_VIRTIO + 1},
@@ -135,6 +145,23 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 				cfg->rng_seed = (uint32_t)v;
 			}
 			break;
+		case OPT_NAME:
+			if (!ctl_valid_name(optarg) || ctl_valid_id(optarg)) {
+				snprintf(err, errlen,
+					 "--name '%s': use 1 to 63 letters, digits, '_', '.' or "
+					 "'-', "
+					 "starting with a letter or digit",
+					 optarg);
+				return -1;
+			}
+			cfg->name = optarg;
+			break;
+		case OPT_RESTORE:
+			cfg->restore = optarg;
+			break;
+		case OPT_VERIFY:
+			cfg->verify = true;
+			break;
 		case 'h':
 			snprintf(err, errlen, "%s", "");
 			return 1;
@@ -158,6 +185,24 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 				snprintf(err, errlen, "run: unknown option '%s'", argv[optind - 1]);
 			return -1;
 		}
+	}
+	if (cfg->verify && !cfg->restore) {
+		snprintf(err, errlen, "run: --verify needs --restore");
+		return -1;
+	}
+	if (cfg->restore) {
+		/* The snapshot says what the VM is; only how to run it here may
+		 * be given. */
+		if (cfg->kernel || cfg->initrd || cfg->kernel_cmdline || cfg->mem_given ||
+		    cfg->cpus != 1 || cfg->rng_device || cfg->virtio.n || optind < argc) {
+			snprintf(err, errlen,
+				 "run: --restore takes the VM (image, memory, devices) from the "
+				 "snapshot; only --name, --timeout, --stats and --verify go with "
+				 "it");
+			return -1;
+		}
+		cfg->cmdline = opt_join_args(0, NULL);
+		return cfg->cmdline ? 0 : -1;
 	}
 	if (cfg->kernel && optind < argc) {
 		snprintf(err, errlen, "run: '%s': give either IMAGE or --kernel, not both",
@@ -238,8 +283,15 @@ void run_print_stats(struct vm *vm)
 	virtio_print_stats(vm, 2);
 }
 
-void run_vm_foreground(struct vm *vm, const struct run_config *cfg)
+int run_vm_foreground(struct vm *vm, const struct run_config *cfg)
 {
+	if (cfg->name) {
+		char err[WISP_ERRLEN];
+		if (run_control_start(vm, cfg, err, sizeof(err))) {
+			fprintf(stderr, "wisp: --name '%s': %s\n", cfg->name, err);
+			return -1;
+		}
+	}
 	running_vm = vm;
 	struct sigaction sa = {.sa_handler = on_stop_signal};
 	sigemptyset(&sa.sa_mask);
@@ -258,6 +310,42 @@ void run_vm_foreground(struct vm *vm, const struct run_config *cfg)
 	struct itimerval off = {0};
 	setitimer(ITIMER_REAL, &off, NULL);
 	running_vm = NULL;
+	if (cfg->name)
+		run_control_stop();
+	return 0;
+}
+
+/* The options that rebuild this VM, for its snapshots' CONFIG record:
+ * "wisp-run" and every argument but those about this one run. */
+static int build_config(int argc, char **argv, struct run_config *cfg)
+{
+	static const char *const skip_arg[] = {"--name", "--timeout", "-t", "--restore"};
+	static const char *const skip[] = {"--stats", "-s", "--verify"};
+	struct wbuf b = {0};
+	wbuf_put(&b, "wisp-run", 9);
+	for (int i = 1; i < argc; i++) {
+		bool drop = false;
+		for (size_t k = 0; k < sizeof(skip_arg) / sizeof(skip_arg[0]); k++) {
+			size_t n = strlen(skip_arg[k]);
+			if (!strcmp(argv[i], skip_arg[k])) {
+				drop = true;
+				i++; /* and its value */
+			} else if (!strncmp(argv[i], skip_arg[k], n) && argv[i][n] == '=') {
+				drop = true;
+			}
+		}
+		for (size_t k = 0; k < sizeof(skip) / sizeof(skip[0]); k++)
+			drop |= !strcmp(argv[i], skip[k]);
+		if (!drop && i < argc)
+			wbuf_put(&b, argv[i], strlen(argv[i]) + 1);
+	}
+	if (wbuf_error(&b)) {
+		wbuf_free(&b);
+		return -1;
+	}
+	cfg->config = (char *)b.p;
+	cfg->config_len = b.len;
+	return 0;
 }
 
 int cmd_run(int argc, char **argv)
@@ -275,41 +363,56 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "wisp: %s\n%s", err, usage);
 		return WISP_EXIT_ERROR;
 	}
-	if (cfg.kernel) {
-		int code = run_linux(&cfg);
-		free(cfg.cmdline);
-		virtio_args_free(&cfg.virtio);
-		return code;
-	}
+	int code;
+	if (cfg.restore)
+		code = run_restore(&cfg);
+	else if (build_config(argc, argv, &cfg))
+		code = WISP_EXIT_ERROR;
+	else
+		code = cfg.kernel ? run_linux(&cfg) : run_unikernel(&cfg);
+	free(cfg.cmdline);
+	free(cfg.config);
+	virtio_args_free(&cfg.virtio);
+	return code;
+}
 
-	/* Everything about the image is checked before KVM is touched. */
+int run_unikernel(struct run_config *cfg)
+{
+	char err[WISP_ERRLEN];
+	int r;
+	/* Everything about the image is checked before KVM is touched (a
+	 * restore has no image: its snapshot was checked instead). */
 	uint8_t *img = NULL;
 	size_t size = 0;
-	r = util_read_file(cfg.image, WISP_MAX_MEM, &img, &size);
-	if (r) {
-		fprintf(stderr, "wisp: image '%s': %s\n", cfg.image, util_file_error(r));
-		free(cfg.cmdline);
-		virtio_args_free(&cfg.virtio);
-		return WISP_EXIT_ERROR;
-	}
 	int code = WISP_EXIT_ERROR;
 	struct kvm kvm = {.fd = -1};
 	struct vm *vm = NULL;
-	struct elf_image ei;
+	struct elf_image ei = {0};
+	if (cfg->snap) {
+		ei.wisp.flags =
+			cfg->snap->img.vm.flags & SNAP_VM_SPLIT_IRQCHIP ? 0 : WISP_NOTE_CPL0;
+		goto checked;
+	}
+	r = util_read_file(cfg->image, WISP_MAX_MEM, &img, &size);
+	if (r) {
+		fprintf(stderr, "wisp: image '%s': %s\n", cfg->image, util_file_error(r));
+		return WISP_EXIT_ERROR;
+	}
 	if (elf_parse(img, size, &ei, err, sizeof(err)) == 0 && !ei.has_wisp_note)
 		snprintf(err, sizeof(err), "ELF has no Wisp note: not a Wisp unikernel");
 	if (!ei.has_wisp_note) {
-		fprintf(stderr, "wisp: image '%s': %s\n", cfg.image, err);
+		fprintf(stderr, "wisp: image '%s': %s\n", cfg->image, err);
 		goto out;
 	}
-	if (cfg.cpus != 1) {
+checked:
+	if (cfg->cpus != 1) {
 		fprintf(stderr,
 			"wisp: image '%s': unikernels run on exactly 1 vCPU (--cpus %d given)\n",
-			cfg.image, cfg.cpus);
+			cfg->image, cfg->cpus);
 		goto out;
 	}
 	/* Device backends too: a bad --disk path fails here, without KVM. */
-	if (virtio_args_open(&cfg.virtio, err, sizeof(err))) {
+	if (virtio_args_open(&cfg->virtio, err, sizeof(err))) {
 		fprintf(stderr, "wisp: %s\n", err);
 		goto out;
 	}
@@ -320,7 +423,7 @@ int cmd_run(int argc, char **argv)
 	}
 	util_trace("kvm opened, CPUID queried");
 	vm = calloc(1, sizeof(*vm));
-	if (!vm || vm_create(vm, &kvm, cfg.mem, err, sizeof(err))) {
+	if (!vm || vm_create(vm, &kvm, cfg->mem, err, sizeof(err))) {
 		fprintf(stderr, "wisp: cannot create the VM: %s\n", vm ? err : "out of memory");
 		goto out;
 	}
@@ -329,33 +432,41 @@ int cmd_run(int argc, char **argv)
 	 * images keep the user-space HLT exit so that a halt is reported. */
 	if (!(ei.wisp.flags & WISP_NOTE_CPL0))
 		vm_enable_split_irqchip(vm); /* an optimisation: fine if absent */
-	if (vcpu_signals_init() || vm_create_vcpus(vm, cfg.cpus, err, sizeof(err)) ||
+	if (vcpu_signals_init() || vm_create_vcpus(vm, cfg->cpus, err, sizeof(err)) ||
 	    hypercall_register(vm)) {
 		fprintf(stderr, "wisp: cannot create the VM: %s\n", err);
 		goto out;
 	}
 	util_trace("VM, memory and vCPU created");
-	if (cfg.rng_device && (r = rng_attach(vm, cfg.rng_seeded ? &cfg.rng_seed : NULL))) {
+	if (cfg->rng_device && (r = rng_attach(vm, cfg->rng_seeded ? &cfg->rng_seed : NULL))) {
 		fprintf(stderr, "wisp: cannot attach the RNG device: %s\n", strerror(-r));
 		goto out;
 	}
-	if (virtio_args_attach(&cfg.virtio, vm, err, sizeof(err))) {
+	if (virtio_args_attach(&cfg->virtio, vm, err, sizeof(err))) {
 		fprintf(stderr, "wisp: cannot attach devices: %s\n", err);
 		goto out;
 	}
-	if (x86_boot_unikernel(vm, img, size, cfg.cmdline, err, sizeof(err))) {
-		fprintf(stderr, "wisp: image '%s': %s\n", cfg.image, err);
-		goto out;
+	if (cfg->snap) {
+		if (snap_restore_file(vm, cfg->snap, cfg->verify, NULL, err, sizeof(err))) {
+			fprintf(stderr, "wisp: snapshot '%s': %s\n", cfg->restore, err);
+			goto out;
+		}
+	} else {
+		if (x86_boot_unikernel(vm, img, size, cfg->cmdline, err, sizeof(err))) {
+			fprintf(stderr, "wisp: image '%s': %s\n", cfg->image, err);
+			goto out;
+		}
+		struct wisp_device table[WISP_MAX_DEVICES];
+		x86_unikernel_set_devices(
+			vm, table, (uint32_t)virtio_device_table(vm, table, WISP_MAX_DEVICES));
 	}
-	struct wisp_device table[WISP_MAX_DEVICES];
-	x86_unikernel_set_devices(vm, table,
-				  (uint32_t)virtio_device_table(vm, table, WISP_MAX_DEVICES));
 	free(img);
 	img = NULL;
 
-	run_vm_foreground(vm, &cfg);
-	code = run_outcome(vm, &cfg);
-	if (cfg.stats)
+	if (run_vm_foreground(vm, cfg))
+		goto out;
+	code = run_outcome(vm, cfg);
+	if (cfg->stats)
 		run_print_stats(vm);
 out:
 	if (vm)
@@ -364,8 +475,6 @@ out:
 	if (kvm.fd >= 0)
 		kvm_close(&kvm);
 	free(img);
-	free(cfg.cmdline);
-	virtio_args_free(&cfg.virtio);
 	util_trace("VM destroyed");
 	return code;
 }

@@ -19,6 +19,7 @@
 #include "cli/cli.h"
 #include "devices/devices.h"
 #include "devices/virtio/virtio.h"
+#include "snapshot/snapshot.h"
 #include "util/util.h"
 #include "vmm/vmm.h"
 
@@ -92,9 +93,17 @@ int run_linux(struct run_config *cfg)
 	struct serial *console = NULL;
 	struct panic_watch watch = {0};
 
-	/* Everything about the files is checked before KVM is touched. */
+	/* Everything about the files is checked before KVM is touched. A
+	 * restore needs none of them: the snapshot holds the running kernel. */
 	struct linux_image li;
 	struct linux_plan plan;
+	if (cfg->snap) {
+		if (virtio_args_open(&cfg->virtio, err, sizeof(err))) {
+			fprintf(stderr, "wisp: %s\n", err);
+			goto out;
+		}
+		goto checked;
+	}
 	if (read_input("kernel", cfg->kernel, &kbuf, &ksize) ||
 	    (cfg->initrd && read_input("initrd", cfg->initrd, &ibuf, &isize)))
 		goto out;
@@ -120,6 +129,7 @@ int run_linux(struct run_config *cfg)
 		goto out;
 	}
 	util_trace("kernel and initrd read and checked");
+checked:
 	if (kvm_open(&kvm, err, sizeof(err))) {
 		fprintf(stderr, "wisp: %s\n", err);
 		goto out;
@@ -156,6 +166,15 @@ int run_linux(struct run_config *cfg)
 		fprintf(stderr, "wisp: cannot attach devices: %s\n", err);
 		goto out;
 	}
+	watch.vm = vm;
+	serial_set_line_hook(console, watch_console_line, &watch);
+	if (cfg->snap) {
+		if (snap_restore_file(vm, cfg->snap, cfg->verify, NULL, err, sizeof(err))) {
+			fprintf(stderr, "wisp: snapshot '%s': %s\n", cfg->restore, err);
+			goto out;
+		}
+		goto run;
+	}
 	char full_cmdline[LINUX_CMDLINE_MAX + 256];
 	snprintf(full_cmdline, sizeof(full_cmdline), "%s", cmdline);
 	if (virtio_mmio_cmdline(vm, full_cmdline, sizeof(full_cmdline))) {
@@ -164,8 +183,6 @@ int run_linux(struct run_config *cfg)
 			cfg->kernel);
 		goto out;
 	}
-	watch.vm = vm;
-	serial_set_line_hook(console, watch_console_line, &watch);
 	struct linux_boot boot = {.initrd = ibuf,
 				  .initrd_size = isize,
 				  .cmdline = full_cmdline,
@@ -178,9 +195,12 @@ int run_linux(struct run_config *cfg)
 	free(kbuf);
 	free(ibuf);
 	kbuf = ibuf = NULL;
-
+run:
 	tty_make_raw();
-	run_vm_foreground(vm, cfg);
+	if (run_vm_foreground(vm, cfg)) {
+		tty_restore();
+		goto out;
+	}
 	tty_restore();
 	int stop = atomic_load(&vm->stop);
 	if (atomic_load(&watch.panicked) && (stop == VM_STOP_RESET || stop == VM_STOP_CRASH)) {

@@ -21,6 +21,7 @@
 
 #include "cli/cli.h"
 #include "control/control.h"
+#include "snapshot/snapshot.h"
 
 #define BODY_MAX (64u << 10)
 
@@ -28,7 +29,17 @@
 #define WISP_VERSION "dev"
 #endif
 
-enum req_kind { RQ_OTHER, RQ_CREATE, RQ_PAUSE, RQ_RESUME, RQ_STATS, RQ_CONSOLE };
+enum req_kind {
+	RQ_OTHER,
+	RQ_CREATE,
+	RQ_PAUSE,
+	RQ_RESUME,
+	RQ_STATS,
+	RQ_CONSOLE,
+	RQ_SAVE,
+	RQ_MIGRATE,
+	RQ_RECEIVE
+};
 
 /* One HTTP request, from its first header to its completion. */
 struct request {
@@ -119,6 +130,29 @@ static json_t *vm_json(const struct vmm *v)
 		json_object_set_new(o, "exit_status", json_integer(v->exit_status));
 		json_object_set_new(o, "reason", json_string(v->reason));
 	}
+	if (o && v->receive_port)
+		json_object_set_new(o, "receive_port", json_integer(v->receive_port));
+	return o;
+}
+
+static const char *mig_state_name(uint32_t s)
+{
+	return s == CTL_MIG_RUNNING  ? "running"
+	       : s == CTL_MIG_DONE   ? "done"
+	       : s == CTL_MIG_FAILED ? "failed"
+				     : "none";
+}
+
+/* GET /vms/{vm}/migration: the last migration's progress or outcome. */
+static json_t *mig_json(const struct vmm *v)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:f, s:f}", "id", v->id, "state",
+			      mig_state_name(v->mig.state), "to", v->mig.to, "rounds",
+			      (int)v->mig.round, "bytes", ji(v->mig.bytes), "dirty_rate",
+			      ji(v->mig.dirty_rate), "total_ms", (double)v->mig.total_ns / 1e6,
+			      "downtime_ms", (double)v->mig.downtime_ns / 1e6);
+	if (o && v->mig.state == CTL_MIG_FAILED)
+		json_object_set_new(o, "error", json_string(v->mig.error));
 	return o;
 }
 
@@ -188,6 +222,7 @@ void api_reply(struct wispd *d, struct request *rq, struct vmm *v, const struct 
 {
 	bool ok = in && in->type == CTL_INFO;
 	switch (rq->kind) {
+	case RQ_RECEIVE:
 	case RQ_CREATE:
 		d->creating--;
 		if (ok) {
@@ -199,11 +234,20 @@ void api_reply(struct wispd *d, struct request *rq, struct vmm *v, const struct 
 			v->info_due = true; /* written after the reply goes out */
 			v->next_due = d->info_due;
 			d->info_due = v;
-			answer_json(rq, 201, vm_json(v));
+			json_t *j = vm_json(v);
+			if (j && v->snapshot) /* the VMM's own time: open to ready */
+				json_object_set_new(j, "restore_ms",
+						    json_real((double)in->op_total_ns / 1e6));
+			answer_json(rq, 201, j);
 		} else {
 			d->create_errors++;
 			if (in && in->type == CTL_FAILED && image_error(in->error))
-				answer_error(rq, 400, "image '%s': %s", v->image, why);
+				answer_error(rq, 400, "%s '%s': %s",
+					     v->snapshot ? "snapshot" : "image", v->image, why);
+			else if (in && in->type == CTL_FAILED &&
+				 (in->error == -EPROTO || in->error == -ENODATA ||
+				  in->error == -EOPNOTSUPP))
+				answer_error(rq, 400, "snapshot '%s': %s", v->image, why);
 			else
 				answer_error(rq, 500, "cannot create the VM: %s",
 					     why ? why : "its VMM stopped");
@@ -224,6 +268,41 @@ void api_reply(struct wispd *d, struct request *rq, struct vmm *v, const struct 
 		else
 			answer_error(rq, 500, "VM '%s': %s", v->name, why ? why : "no answer");
 		break;
+	case RQ_SAVE:
+		if (ok)
+			answer_json(rq, 200,
+				    json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:I}", "id", v->id,
+					      "name", v->name, "total_ms",
+					      (double)in->op_total_ns / 1e6, "state_ms",
+					      (double)in->op_state_ns / 1e6, "memory_ms",
+					      (double)in->op_memory_ns / 1e6, "sync_ms",
+					      (double)in->op_sync_ns / 1e6, "memory_bytes",
+					      ji(in->op_bytes)));
+		else if (in && in->type == CTL_FAILED)
+			answer_error(rq,
+				     image_error(in->error) || in->error == -ENOENT ||
+						     in->error == -EACCES || in->error == -EISDIR ||
+						     in->error == -ENOTSUP
+					     ? 400
+					     : 500,
+				     "cannot save VM '%s': %s", v->name, why);
+		else if (v->final)
+			answer_error(rq, 409, "VM '%s' has %s", v->name, ctl_state_name(v->state));
+		else
+			answer_error(rq, 500, "VM '%s': %s", v->name, why ? why : "no answer");
+		break;
+	case RQ_MIGRATE:
+		if (ok) {
+			answer_json(rq, 202, mig_json(v));
+		} else {
+			if (in && in->type == CTL_FAILED) {
+				v->mig.state = CTL_MIG_FAILED;
+				snprintf(v->mig.error, sizeof(v->mig.error), "%s", why);
+			}
+			answer_error(rq, in ? 409 : 500, "cannot migrate VM '%s': %s", v->name,
+				     why ? why : "its VMM stopped");
+		}
+		break;
 	default:
 		answer_error(rq, 500, "internal error: unexpected reply");
 	}
@@ -232,7 +311,7 @@ void api_reply(struct wispd *d, struct request *rq, struct vmm *v, const struct 
 
 void api_timeout(struct wispd *d, struct request *rq, struct vmm *v)
 {
-	if (rq->kind == RQ_CREATE) {
+	if (rq->kind == RQ_CREATE || rq->kind == RQ_RECEIVE) {
 		d->creating--;
 		d->create_errors++;
 	}
@@ -478,7 +557,33 @@ static int open_image(struct request *rq, const char *image)
 	return fd;
 }
 
-static void handle_create(struct request *rq)
+/* Open a snapshot for a restore and learn its memory size from its
+ * header; -1 (answered) if it is missing or not a snapshot we can read. */
+static int open_snapshot(struct request *rq, const char *path, uint64_t *mem)
+{
+	if (path[0] != '/') {
+		answer_error(rq, 400,
+			     "snapshot '%s': must be an absolute path (wispd does not know the "
+			     "client's working directory)",
+			     path);
+		return -1;
+	}
+	struct snap_file f;
+	char err[WISP_ERRLEN];
+	int r = snap_open(path, &f, err, sizeof(err));
+	if (r) {
+		answer_error(rq, 400, "snapshot '%s': %s", path, err);
+		snap_close(&f);
+		return -1;
+	}
+	*mem = f.hdr.mem_size;
+	int fd = f.fd;
+	f.fd = -1; /* kept for the VMM */
+	snap_close(&f);
+	return fd;
+}
+
+static void handle_create(struct request *rq, bool receive)
 {
 	struct wispd *d = rq->d;
 	json_error_t je;
@@ -488,16 +593,35 @@ static void handle_create(struct request *rq)
 		json_decref(o);
 		return;
 	}
-	const char *image, *name;
+	const char *image, *name, *snapshot;
 	uint64_t mem;
 	json_t *cpus = json_object_get(o, "cpus");
+	json_t *verify = json_object_get(o, "verify");
+	json_t *port = json_object_get(o, "port");
 	char *cmdline = NULL;
 	int fd = -1;
 	if (get_string(rq, o, "image", &image) || get_string(rq, o, "name", &name) ||
-	    get_mem(rq, o, &mem))
+	    get_string(rq, o, "snapshot", &snapshot) || get_mem(rq, o, &mem))
 		goto out;
-	if (!image) {
-		answer_error(rq, 400, "no image given ('image' is required)");
+	if (receive) {
+		if (!port || !json_is_integer(port) || json_integer_value(port) < 1 ||
+		    json_integer_value(port) > 65535) {
+			answer_error(rq, 400, "'port' must be a TCP port number from 1 to 65535");
+			goto out;
+		}
+		if (image || snapshot) {
+			answer_error(rq, 400, "a VM that receives a migration takes no image");
+			goto out;
+		}
+	} else if (!image && !snapshot) {
+		answer_error(rq, 400, "no image given ('image' or 'snapshot' is required)");
+		goto out;
+	} else if (image && snapshot) {
+		answer_error(rq, 400, "give 'image' or 'snapshot', not both");
+		goto out;
+	}
+	if (verify && !json_is_boolean(verify)) {
+		answer_error(rq, 400, "'verify' must be true or false");
 		goto out;
 	}
 	if (cpus && (!json_is_integer(cpus) || json_integer_value(cpus) < 1 ||
@@ -507,8 +631,8 @@ static void handle_create(struct request *rq)
 	}
 	if (cpus && json_integer_value(cpus) != 1) {
 		answer_error(rq, 400,
-			     "image '%s': unikernels run on exactly 1 vCPU (cpus %d given)", image,
-			     (int)json_integer_value(cpus));
+			     "image '%s': unikernels run on exactly 1 vCPU (cpus %d given)",
+			     image ? image : "", (int)json_integer_value(cpus));
 		goto out;
 	}
 	if (name && (!ctl_valid_name(name) || ctl_valid_id(name))) {
@@ -524,15 +648,28 @@ static void handle_create(struct request *rq)
 	}
 	if (!(cmdline = get_cmdline(rq, json_object_get(o, "args"))))
 		goto out;
-	if ((fd = open_image(rq, image)) < 0)
+	if (snapshot) {
+		if (json_object_get(o, "mem") || json_object_get(o, "args")) {
+			answer_error(rq, 400,
+				     "a restore takes its memory size and arguments from "
+				     "the snapshot");
+			goto out;
+		}
+		if ((fd = open_snapshot(rq, snapshot, &mem)) < 0)
+			goto out;
+		image = snapshot;
+	} else if (image && (fd = open_image(rq, image)) < 0) {
 		goto out;
+	}
 
-	/* The split toolstack: a prepared shell if there is one. */
-	struct vmm *v = pool_take(d, mem);
+	/* The split toolstack: a prepared shell if there is one. A receiver
+	 * learns its memory size from the source: it always starts cold. */
+	struct vmm *v = receive ? NULL : pool_take(d, mem);
 	bool from_pool = v != NULL;
 	if (!v) {
 		char err[CTL_REASON_MAX];
-		v = pool_spawn(d, mem, true, err, sizeof(err));
+		v = pool_spawn(d, mem, true, receive ? (unsigned)json_integer_value(port) : 0, err,
+			       sizeof(err));
 		if (!v) {
 			d->create_errors++;
 			answer_error(rq, 500, "cannot create the VM: %s", err);
@@ -540,27 +677,37 @@ static void handle_create(struct request *rq)
 		}
 	}
 	snprintf(v->name, sizeof(v->name), "%s", name ? name : v->id);
-	v->image = strdup(image);
+	v->image = strdup(receive ? "" : image);
+	v->snapshot = snapshot != NULL;
 	v->cmdline = cmdline;
 	cmdline = NULL;
 	v->args = json_incref(json_object_get(o, "args"));
 	v->from_pool = from_pool;
 	v->state = CTL_STATE_STARTING;
 	v->request_ns = rq->t0;
+	if (receive)
+		v->receive_port = (uint16_t)json_integer_value(port);
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	v->created_wall_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	table_add_vm(d, v);
 
-	struct ctl_config c = {.type = CTL_CONFIG,
-			       .flags = from_pool ? CTL_FLAG_FROM_POOL : 0,
-			       .created_wall_ns = v->created_wall_ns,
-			       .request_ns = v->request_ns};
-	snprintf(c.name, sizeof(c.name), "%s", v->name);
-	snprintf(c.cmdline, sizeof(c.cmdline), "%s", v->cmdline);
-	int r = vmm_queue(d, v, rq);
-	if (!r && (r = ctl_send(v->fd, &c, sizeof(c), fd)))
-		vmm_unqueue(d, v, rq);
+	int r;
+	if (receive) { /* the VMM says when it listens */
+		r = vmm_queue(d, v, rq);
+	} else {
+		struct ctl_config c = {.type = CTL_CONFIG,
+				       .flags = (from_pool ? CTL_FLAG_FROM_POOL : 0) |
+						(snapshot ? CTL_FLAG_RESTORE : 0) |
+						(json_is_true(verify) ? CTL_FLAG_VERIFY : 0),
+				       .created_wall_ns = v->created_wall_ns,
+				       .request_ns = v->request_ns};
+		snprintf(c.name, sizeof(c.name), "%s", v->name);
+		snprintf(c.cmdline, sizeof(c.cmdline), "%s", v->cmdline);
+		r = vmm_queue(d, v, rq);
+		if (!r && (r = ctl_send(v->fd, &c, sizeof(c), fd)))
+			vmm_unqueue(d, v, rq);
+	}
 	if (r) {
 		d->create_errors++;
 		answer_error(rq, 500, "cannot create the VM: sending its configuration: %s",
@@ -570,7 +717,7 @@ static void handle_create(struct request *rq)
 	}
 	if (from_pool)
 		pool_adopt_dir(d, v);
-	rq->kind = RQ_CREATE;
+	rq->kind = receive ? RQ_RECEIVE : RQ_CREATE;
 	d->creating++;
 	MHD_suspend_connection(rq->conn);
 	rq->suspended = true;
@@ -578,6 +725,97 @@ out:
 	if (fd >= 0)
 		close(fd);
 	free(cmdline);
+	json_decref(o);
+}
+
+/* POST /vms/{vm}/save {"file": PATH} */
+static void handle_save(struct request *rq, struct vmm *v)
+{
+	json_error_t je;
+	json_t *o = json_loadb(rq->body ? rq->body : "", rq->len, 0, &je);
+	const char *file = NULL;
+	if (!o || !json_is_object(o)) {
+		answer_error(rq, 400, "request body: %s", o ? "must be a JSON object" : je.text);
+		goto out;
+	}
+	if (get_string(rq, o, "file", &file))
+		goto out;
+	if (!file || file[0] != '/') {
+		answer_error(rq, 400, "'file' must be an absolute path");
+		goto out;
+	}
+	if (strlen(file) >= CTL_PATH_MAX) {
+		answer_error(rq, 400, "'file': path longer than %d bytes", CTL_PATH_MAX - 1);
+		goto out;
+	}
+	if (v->state != CTL_STATE_RUNNING && v->state != CTL_STATE_PAUSED) {
+		answer_error(rq, 409, "VM '%s' is %s", v->name, ctl_state_name(v->state));
+		goto out;
+	}
+	struct ctl_file m = {.type = CTL_SAVE};
+	memcpy(m.path, file, strlen(file) + 1);
+	rq->kind = RQ_SAVE;
+	int r = vmm_ask_msg(rq->d, v, &m, sizeof(m), rq);
+	if (r) {
+		answer_error(rq, 500, "VM '%s': %s", v->name, strerror(-r));
+		goto out;
+	}
+	MHD_suspend_connection(rq->conn);
+	rq->suspended = true;
+out:
+	json_decref(o);
+}
+
+/* POST /vms/{vm}/migrate {"to": "HOST:PORT"} */
+static void handle_migrate(struct request *rq, struct vmm *v)
+{
+	json_error_t je;
+	json_t *o = json_loadb(rq->body ? rq->body : "", rq->len, 0, &je);
+	const char *to = NULL;
+	if (!o || !json_is_object(o)) {
+		answer_error(rq, 400, "request body: %s", o ? "must be a JSON object" : je.text);
+		goto out;
+	}
+	if (get_string(rq, o, "to", &to))
+		goto out;
+	const char *colon = to ? strrchr(to, ':') : NULL;
+	uint64_t port;
+	struct ctl_target m = {.type = CTL_MIGRATE};
+	if (!colon || colon == to || (size_t)(colon - to) >= sizeof(m.host) ||
+	    opt_parse_uint(colon + 1, 1, 65535, &port)) {
+		answer_error(rq, 400, "'to' must be HOST:PORT (e.g. 10.0.0.2:7000), got '%s'",
+			     to ? to : "");
+		goto out;
+	}
+	if (v->state != CTL_STATE_RUNNING) {
+		answer_error(rq, 409, "VM '%s' is %s", v->name, ctl_state_name(v->state));
+		goto out;
+	}
+	if (v->mig.state == CTL_MIG_RUNNING) {
+		answer_error(rq, 409, "VM '%s' is already being migrated to %s", v->name,
+			     v->mig.to);
+		goto out;
+	}
+	const char *h = to, *hend = colon;
+	if (*h == '[' && hend > h && hend[-1] == ']') { /* [v6 address]:port */
+		h++;
+		hend--;
+	}
+	memcpy(m.host, h, (size_t)(hend - h));
+	snprintf(m.port, sizeof(m.port), "%llu", (unsigned long long)port);
+	memset(&v->mig, 0, sizeof(v->mig));
+	snprintf(v->mig.to, sizeof(v->mig.to), "%s", to);
+	v->mig.state = CTL_MIG_RUNNING;
+	rq->kind = RQ_MIGRATE;
+	int r = vmm_ask_msg(rq->d, v, &m, sizeof(m), rq);
+	if (r) {
+		v->mig.state = CTL_MIG_FAILED;
+		answer_error(rq, 500, "VM '%s': %s", v->name, strerror(-r));
+		goto out;
+	}
+	MHD_suspend_connection(rq->conn);
+	rq->suspended = true;
+out:
 	json_decref(o);
 }
 
@@ -615,7 +853,7 @@ static void handle_list(struct request *rq)
 static void handle_daemon_stats(struct request *rq)
 {
 	struct wispd *d = rq->d;
-	unsigned by_state[CTL_STATE_CRASHED + 1] = {0};
+	unsigned by_state[CTL_STATE_LAST + 1] = {0};
 	size_t b = 0;
 	for (struct hmap_node *h = hmap_next(&d->by_id, &b, NULL); h;
 	     h = hmap_next(&d->by_id, &b, h)) {
@@ -632,7 +870,7 @@ static void handle_daemon_stats(struct request *rq)
 						"last_error", c->last_error));
 	}
 	json_t *states = json_object();
-	for (int s = CTL_STATE_STARTING; s <= CTL_STATE_CRASHED; s++)
+	for (int s = CTL_STATE_STARTING; s <= CTL_STATE_LAST; s++)
 		json_object_set_new(states, ctl_state_name((enum ctl_state)s),
 				    json_integer(by_state[s]));
 	answer_json(rq, 200,
@@ -687,6 +925,12 @@ static void route_vm(struct request *rq, const char *method, const char *key, co
 		rq->suspended = true;
 	} else if (!strcmp(sub, "console") && get) {
 		handle_console(rq, v);
+	} else if (!strcmp(sub, "save") && post) {
+		handle_save(rq, v);
+	} else if (!strcmp(sub, "migrate") && post) {
+		handle_migrate(rq, v);
+	} else if (!strcmp(sub, "migration") && get) {
+		answer_json(rq, 200, mig_json(v));
 	} else {
 		answer_error(rq, 405, "%s is not allowed on /vms/%s%s%s", method, key,
 			     *sub ? "/" : "", sub);
@@ -708,9 +952,11 @@ static void route(struct request *rq, const char *method, const char *url)
 		if (get)
 			handle_list(rq);
 		else if (!strcmp(method, "POST"))
-			handle_create(rq);
+			handle_create(rq, false);
 		else
 			answer_error(rq, 405, "%s is not allowed on /vms", method);
+	} else if (!strcmp(url, "/vms/receive") && !strcmp(method, "POST")) {
+		handle_create(rq, true);
 	} else if (!strncmp(url, "/vms/", 5)) {
 		char key[CTL_NAME_MAX + 2];
 		const char *p = url + 5, *slash = strchr(p, '/');

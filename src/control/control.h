@@ -45,11 +45,16 @@ enum ctl_type {
 	CTL_RESUME,	/* run it again; reply CTL_INFO */
 	CTL_QUERY,	/* reply CTL_INFO */
 	CTL_DESTROY,	/* exit now, no reply */
+	CTL_SAVE,	/* struct ctl_file: write a snapshot; reply CTL_INFO (op_*) or CTL_FAILED */
+	CTL_MIGRATE,	/* struct ctl_target: start a live migration; reply CTL_INFO at once,
+			 * then CTL_PROGRESS messages until it succeeded or failed */
 	/* VMM -> wispd (all carry a struct ctl_info) */
 	CTL_READY = 16, /* the shell is prepared and waits for CTL_CONFIG */
 	CTL_FAILED,	/* preparing or configuring failed; `reason` says why */
 	CTL_INFO,	/* state and counters; the reply to CONFIG/PAUSE/RESUME/QUERY */
 	CTL_EXIT,	/* the guest stopped; the VMM exits after sending this */
+	CTL_PROGRESS,	/* unsolicited: a migration's progress (mig_*), or its end */
+	CTL_STATE,	/* unsolicited: the state changed (a received VM runs) */
 };
 
 /* A VM's state, as the VMM and wispd see it. */
@@ -58,11 +63,16 @@ enum ctl_state {
 	CTL_STATE_STARTING,  /* wispd sent CTL_CONFIG, no answer yet */
 	CTL_STATE_RUNNING,
 	CTL_STATE_PAUSED,
-	CTL_STATE_EXITED,  /* the guest exited or halted; exit_status holds its status */
-	CTL_STATE_CRASHED, /* guest fault, KVM failure, or the VMM died; reason says which */
+	CTL_STATE_EXITED,    /* the guest exited or halted; exit_status holds its status */
+	CTL_STATE_CRASHED,   /* guest fault, KVM failure, or the VMM died; reason says which */
+	CTL_STATE_RECEIVING, /* waiting for an incoming migration */
 };
+#define CTL_STATE_LAST CTL_STATE_RECEIVING
 
 #define CTL_FLAG_FROM_POOL (1u << 0) /* the VM came from a pre-created shell */
+#define CTL_FLAG_RESTORE   (1u << 1) /* CTL_CONFIG: the fd is a snapshot to restore */
+#define CTL_FLAG_VERIFY	   (1u << 2) /* ... and check its memory checksums first */
+#define CTL_PATH_MAX	   1024
 
 /* wispd -> VMM: the final configuration of a shell. */
 struct ctl_config {
@@ -73,6 +83,24 @@ struct ctl_config {
 	uint64_t request_ns;	  /* CLOCK_MONOTONIC of the create request */
 	char cmdline[CTL_CMDLINE_MAX];
 };
+
+/* wispd -> VMM: CTL_SAVE. */
+struct ctl_file {
+	uint32_t type;
+	uint32_t flags;
+	char path[CTL_PATH_MAX]; /* absolute */
+};
+
+/* wispd -> VMM: CTL_MIGRATE. */
+struct ctl_target {
+	uint32_t type;
+	uint32_t flags;
+	char host[256];
+	char port[16];
+};
+
+/* Where a migration is, in ctl_info.mig_state. */
+enum ctl_mig { CTL_MIG_NONE = 0, CTL_MIG_RUNNING, CTL_MIG_DONE, CTL_MIG_FAILED };
 
 /* wispd -> VMM: a message without arguments. */
 struct ctl_cmd {
@@ -97,6 +125,13 @@ struct ctl_info {
 	uint64_t first_hypercall_ns; /* CLOCK_MONOTONIC: the guest's first hypercall */
 	struct exit_stats exits;
 	char reason[CTL_REASON_MAX];
+	/* The last save or restore (CTL_INFO answering it), ns and bytes. */
+	uint64_t op_total_ns, op_state_ns, op_memory_ns, op_sync_ns, op_bytes;
+	/* Live migration (CTL_PROGRESS): enum ctl_mig, rounds, bytes sent, the
+	 * dirty rate of the last round (bytes/s), and at the end the total and
+	 * the downtime; `reason` says why it failed. */
+	uint32_t mig_state, mig_round;
+	uint64_t mig_bytes, mig_dirty_rate, mig_total_ns, mig_downtime_ns;
 };
 
 /* --- proto.c: both sides --------------------------------------------------- */
@@ -188,7 +223,8 @@ struct vmm {
 	struct pool_class *cls; /* pool shells: their class */
 	struct vmm *next_ready;
 	uint64_t mem;
-	char *image;   /* path as given */
+	char *image;   /* path as given (the snapshot's, for a restored VM) */
+	bool snapshot; /* restored from the snapshot `image` */
 	void *args;    /* json_t *: the guest arguments as given */
 	char *cmdline; /* the arguments joined */
 	uint64_t created_wall_ns, request_ns, started_ns, first_hypercall_ns;
@@ -198,6 +234,14 @@ struct vmm {
 	char reason[CTL_REASON_MAX];
 	struct exit_stats exits;
 	struct pending *pending, *pending_tail;
+	/* The last migration of this VM (CTL_PROGRESS), for GET .../migration. */
+	struct {
+		uint32_t state, round;
+		uint64_t bytes, dirty_rate, total_ns, downtime_ns;
+		char to[280];
+		char error[CTL_REASON_MAX];
+	} mig;
+	uint16_t receive_port; /* a VM waiting for an incoming migration */
 	struct vmm *next_dead; /* wispd's graveyard */
 	struct vmm *next_due;  /* wispd's list of info files to write */
 };
@@ -266,6 +310,8 @@ void vmm_on_gone(struct wispd *d, struct vmm *v, int status);
 void vmm_destroy(struct wispd *d, struct vmm *v);
 /* Send a command and queue req for the reply; -errno if v cannot answer. */
 int vmm_ask(struct wispd *d, struct vmm *v, uint32_t type, struct request *req);
+/* The same with a whole message (msg starts with its uint32_t type). */
+int vmm_ask_msg(struct wispd *d, struct vmm *v, const void *msg, size_t len, struct request *req);
 /* Queue req for v's next reply; vmm_unqueue takes it back. */
 int vmm_queue(struct wispd *d, struct vmm *v, struct request *req);
 void vmm_unqueue(struct wispd *d, struct vmm *v, struct request *req);
@@ -289,8 +335,10 @@ void pool_refill(struct wispd *d);
 struct vmm *pool_take(struct wispd *d, uint64_t mem);
 /* Move a taken shell's directory from shells/ to vms/. */
 void pool_adopt_dir(struct wispd *d, struct vmm *v);
-/* Spawn one VMM for `mem` bytes in dir parent/<id>; the entry is in the table. */
-struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, char *err, size_t errlen);
+/* Spawn one VMM for `mem` bytes in dir parent/<id>; the entry is in the table.
+ * receive_port > 0: a VMM that waits for an incoming migration on that port. */
+struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, unsigned receive_port, char *err,
+		       size_t errlen);
 /* A shell reported READY / FAILED / died. */
 void pool_shell_ready(struct wispd *d, struct vmm *v);
 void pool_shell_failed(struct wispd *d, struct vmm *v, const char *why);

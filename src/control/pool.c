@@ -56,7 +56,8 @@ struct pool_class *pool_class_for(struct wispd *d, uint64_t mem)
 	return NULL;
 }
 
-struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, char *err, size_t errlen)
+struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, unsigned receive_port, char *err,
+		       size_t errlen)
 {
 	struct vmm *v = vmm_new();
 	if (!v) {
@@ -85,12 +86,17 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, char *err, size
 		vmm_free(v);
 		return NULL;
 	}
-	char dir[512], memstr[24], ringstr[24];
+	char dir[512], memstr[24], ringstr[24], portstr[16];
 	snprintf(dir, sizeof(dir), "%s/%s/%s", d->cfg.runtime_dir, where, v->id);
 	snprintf(memstr, sizeof(memstr), "%llu", (unsigned long long)mem);
 	snprintf(ringstr, sizeof(ringstr), "%llu", (unsigned long long)d->cfg.ring_size);
-	char *argv[] = {d->cfg.vmm_path, "--id", v->id, "--dir",  dir,	   "--mem",
-			memstr,		 "--fd", "3",	"--ring", ringstr, NULL};
+	snprintf(portstr, sizeof(portstr), "%u", receive_port);
+	char *argv[] = {d->cfg.vmm_path, "--id", v->id,	   "--dir", dir,  "--mem", memstr,
+			"--fd",		 "3",	 "--ring", ringstr, NULL, NULL,	   NULL};
+	if (receive_port) {
+		argv[11] = "--receive";
+		argv[12] = portstr;
+	}
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	posix_spawn_file_actions_init(&fa);
@@ -148,7 +154,7 @@ void pool_refill(struct wispd *d)
 		struct pool_class *c = &d->cfg.classes[i];
 		while (c->ready + c->starting < c->target && now >= c->retry_at_ns) {
 			char err[CTL_REASON_MAX];
-			if (pool_spawn(d, c->mem, false, err, sizeof(err)))
+			if (pool_spawn(d, c->mem, false, 0, err, sizeof(err)))
 				continue;
 			pool_shell_failed(d, NULL, err);
 			break;

@@ -99,6 +99,8 @@ const char *ctl_state_name(enum ctl_state s)
 		return "exited";
 	case CTL_STATE_CRASHED:
 		return "crashed";
+	case CTL_STATE_RECEIVING:
+		return "receiving";
 	}
 	return "unknown";
 }

@@ -184,7 +184,7 @@ int vmm_queue(struct wispd *d, struct vmm *v, struct request *req)
 	return 0;
 }
 
-int vmm_ask(struct wispd *d, struct vmm *v, uint32_t type, struct request *req)
+int vmm_ask_msg(struct wispd *d, struct vmm *v, const void *msg, size_t len, struct request *req)
 {
 	if (!vmm_live(v))
 		return -ESRCH;
@@ -192,11 +192,16 @@ int vmm_ask(struct wispd *d, struct vmm *v, uint32_t type, struct request *req)
 	int r = vmm_queue(d, v, req);
 	if (r)
 		return r;
-	struct ctl_cmd c = {.type = type};
-	r = ctl_send(v->fd, &c, sizeof(c), -1);
+	r = ctl_send(v->fd, msg, len, -1);
 	if (r)
 		vmm_unqueue(d, v, req);
 	return r;
+}
+
+int vmm_ask(struct wispd *d, struct vmm *v, uint32_t type, struct request *req)
+{
+	struct ctl_cmd c = {.type = type};
+	return vmm_ask_msg(d, v, &c, sizeof(c), req);
 }
 
 void vmm_unqueue(struct wispd *d, struct vmm *v, struct request *req)
@@ -243,8 +248,10 @@ void table_abandon(struct wispd *d)
 
 void vmm_apply_info(struct vmm *v, const struct ctl_info *in)
 {
-	if (in->state <= CTL_STATE_CRASHED && in->state != CTL_STATE_SHELL)
+	if (in->state <= CTL_STATE_LAST && in->state != CTL_STATE_SHELL)
 		v->state = (enum ctl_state)in->state;
+	if (in->mem)
+		v->mem = in->mem; /* a received VM learns its size from the source */
 	v->exits = in->exits;
 	if (in->first_hypercall_ns)
 		v->first_hypercall_ns = in->first_hypercall_ns;
@@ -365,6 +372,19 @@ static void on_message(struct wispd *d, struct vmm *v, const struct ctl_info *in
 		vmm_apply_info(v, in);
 		/* Whatever was still asked gets the final state. */
 		fail_pending(d, v, NULL);
+		break;
+	case CTL_STATE:
+		vmm_apply_info(v, in); /* unsolicited: answers no request */
+		break;
+	case CTL_PROGRESS:
+		v->mig.state = in->mig_state;
+		v->mig.round = in->mig_round;
+		v->mig.bytes = in->mig_bytes;
+		v->mig.dirty_rate = in->mig_dirty_rate;
+		v->mig.total_ns = in->mig_total_ns;
+		v->mig.downtime_ns = in->mig_downtime_ns;
+		if (in->mig_state == CTL_MIG_FAILED)
+			snprintf(v->mig.error, sizeof(v->mig.error), "%s", in->reason);
 		break;
 	default:
 		fprintf(stderr, "wispd: VM %s: unknown message type %u\n", v->id, in->type);

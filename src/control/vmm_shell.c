@@ -28,9 +28,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+#include <pthread.h>
+
 #include "arch/x86/x86.h"
 #include "cli/cli.h"
 #include "control/control.h"
+#include "snapshot/snapshot.h"
 
 /* The one VM of this process. Static: signal handlers reach it. */
 static struct shell {
@@ -47,7 +51,16 @@ static struct shell {
 	 * would stay resident for the VM's whole life. */
 	uint8_t *scratch;
 	struct ctl_info me; /* identity, state, times */
+	/* Live migration: a thread of its own while it runs (the vCPU keeps
+	 * running on the main thread during the pre-copy rounds). */
+	pthread_t mig_thread;
+	_Atomic bool migrating;
+	struct ctl_target mig_to;
+	char migrated_to[300];
 } sh = {.conn = -1, .listen_fd = -1, .epfd = -1};
+
+/* What a snapshot of a daemon VM says about how to rebuild it. */
+static const char vmm_config[] = "wisp-vmm";
 
 #define SCRATCH_SIZE   (256u << 10)
 #define SCRATCH_WARM   (CTL_MSG_MAX + (64u << 10)) /* pre-faulted: config + small image */
@@ -279,11 +292,167 @@ static void accept_conn(void)
 	}
 }
 
+static void *closer(void *arg)
+{
+	close((int)(intptr_t)arg);
+	return NULL;
+}
+
+/* Close fd (the snapshot a save replaced) off the vCPU thread: freeing its
+ * pages takes ~1 ms per 8 MiB, which the guest need not wait for. */
+static void close_later(int fd)
+{
+	if (fd < 0)
+		return;
+	pthread_t t;
+	pthread_attr_t a;
+	sigset_t all, old;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&a, 64 << 10);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (pthread_create(&t, &a, closer, (void *)(intptr_t)fd))
+		close(fd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&a);
+}
+
+/* CTL_SAVE, on the vCPU thread between two KVM_RUNs: the guest is not
+ * running, so its state is consistent once the exit it may be in (a POLL
+ * hypercall) is completed. */
+static void do_save(const struct ctl_file *m)
+{
+	char path[CTL_PATH_MAX], err[WISP_ERRLEN];
+	memcpy(path, m->path, sizeof(path));
+	path[sizeof(path) - 1] = 0;
+	if (sh.migrating) {
+		send_failed(-EBUSY, "a migration is running");
+		return;
+	}
+	int r = vcpu_complete_io(&sh.vm.vcpus[0]);
+	struct snap_times t;
+	int old = -1;
+	if (!r)
+		r = snap_save_file(&sh.vm, path, vmm_config, sizeof(vmm_config), &t, &old, err,
+				   sizeof(err));
+	else
+		snprintf(err, sizeof(err), "cannot complete the vCPU's exit: %s", strerror(-r));
+	if (r) {
+		send_failed(r, "%s", err);
+		return;
+	}
+	struct ctl_info in;
+	fill_info(&in, CTL_INFO);
+	in.op_total_ns = t.total;
+	in.op_state_ns = t.state;
+	in.op_memory_ns = t.memory;
+	in.op_sync_ns = t.sync;
+	in.op_bytes = t.mem_bytes;
+	send_msg(&in, sizeof(in));
+	close_later(old);
+}
+
+static void mig_progress(void *opaque, const struct mig_progress *p)
+{
+	(void)opaque;
+	struct ctl_info in;
+	fill_info(&in, CTL_PROGRESS);
+	in.mig_state = CTL_MIG_RUNNING;
+	in.mig_round = p->round;
+	in.mig_bytes = p->bytes;
+	in.mig_dirty_rate = p->dirty_rate;
+	in.mig_total_ns = p->elapsed_ns;
+	send_msg(&in, sizeof(in));
+}
+
+/* The migration thread: rounds while the vCPU runs on, then stop and copy.
+ * Success stops the VM here (it runs on the target); failure leaves it
+ * running and says why. */
+static void *mig_main(void *arg)
+{
+	(void)arg;
+	char err[WISP_ERRLEN];
+	struct mig_result res;
+	int r = mig_send(&sh.vm, NULL, sh.mig_to.host, sh.mig_to.port, vmm_config,
+			 sizeof(vmm_config), mig_progress, NULL, &res, err, sizeof(err));
+	struct ctl_info in;
+	fill_info(&in, CTL_PROGRESS);
+	in.mig_state = r ? CTL_MIG_FAILED : CTL_MIG_DONE;
+	in.mig_round = res.rounds;
+	in.mig_bytes = res.bytes;
+	in.mig_total_ns = res.total_ns;
+	in.mig_downtime_ns = res.downtime_ns;
+	if (r)
+		snprintf(in.reason, sizeof(in.reason), "%s", err);
+	send_msg(&in, sizeof(in));
+	if (!r) {
+		snprintf(sh.migrated_to, sizeof(sh.migrated_to), "%s:%s", sh.mig_to.host,
+			 sh.mig_to.port);
+		vm_request_stop(&sh.vm, VM_STOP_MIGRATED);
+		vm_unpause(&sh.vm); /* the vCPU leaves its park and sees the stop */
+	}
+	atomic_store(&sh.migrating, false);
+	return NULL;
+}
+
+static void do_migrate(const struct ctl_target *m)
+{
+	if (sh.migrating) {
+		send_failed(-EBUSY, "a migration is already running");
+		return;
+	}
+	if (sh.paused) {
+		send_failed(-EBUSY, "the VM is paused: resume it first");
+		return;
+	}
+	if (sh.migrated_to[0] || atomic_load(&sh.vm.stop)) {
+		send_failed(-ESRCH, "the VM is stopping");
+		return;
+	}
+	sh.mig_to = *m;
+	sh.mig_to.host[sizeof(sh.mig_to.host) - 1] = 0;
+	sh.mig_to.port[sizeof(sh.mig_to.port) - 1] = 0;
+	if (sh.mig_thread)
+		pthread_join(sh.mig_thread, NULL);
+	sh.mig_thread = 0;
+	atomic_store(&sh.migrating, true);
+	/* The thread takes no signals: the kick belongs to the vCPU. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int r = pthread_create(&sh.mig_thread, NULL, mig_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		atomic_store(&sh.migrating, false);
+		sh.mig_thread = 0;
+		send_failed(-r, "cannot start the migration thread: %s", strerror(r));
+		return;
+	}
+	send_info(CTL_INFO);
+}
+
 /* One command from wispd while the VM exists. */
-static void handle_cmd(uint32_t type)
+static void handle_cmd(uint32_t type, const void *msg, size_t len)
 {
 	switch (type) {
+	case CTL_SAVE:
+		if (len == sizeof(struct ctl_file))
+			do_save(msg);
+		else
+			send_failed(-EINVAL, "malformed save message");
+		break;
+	case CTL_MIGRATE:
+		if (len == sizeof(struct ctl_target))
+			do_migrate(msg);
+		else
+			send_failed(-EINVAL, "malformed migrate message");
+		break;
 	case CTL_PAUSE:
+		if (sh.migrating) {
+			send_failed(-EBUSY, "a migration is running");
+			break;
+		}
 		sh.paused = true;
 		sh.me.state = CTL_STATE_PAUSED;
 		send_info(CTL_INFO);
@@ -312,11 +481,12 @@ static void serve(struct vm *vm)
 	for (;;) {
 		accept_conn();
 		while (sh.conn >= 0) {
-			/* Only commands come now: a small buffer, so that the
-			 * stack (resident for the VM's life) stays small. */
-			union {
+			/* Static, not on the stack: the stack stays resident for
+			 * the VM's life, and paths make these messages 1 KiB. */
+			static union {
 				struct ctl_cmd cmd;
-				char buf[64];
+				struct ctl_file file;
+				struct ctl_target target;
 			} m;
 			ssize_t n = ctl_recv(sh.conn, &m, sizeof(m), NULL);
 			if (n == -EAGAIN)
@@ -327,7 +497,7 @@ static void serve(struct vm *vm)
 				drop_conn();
 				break;
 			}
-			handle_cmd(m.cmd.type);
+			handle_cmd(m.cmd.type, &m, (size_t)n);
 		}
 		if (!sh.paused || atomic_load(&vm->stop))
 			return;
@@ -387,9 +557,57 @@ static int read_image(int fd, uint64_t max, uint8_t **buf, size_t *size, char *e
 	return 0;
 }
 
+/* A restore: this shell becomes the snapshot's VM. Its memory becomes a
+ * private mapping of the snapshot's memory section (the shell's own pages
+ * go), its vCPU takes the saved state. */
+static int configure_restore(struct ctl_config *c, int fd, char *err, size_t errlen)
+{
+	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (dfd < 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		return -errno;
+	}
+	struct snap_file f;
+	struct snap_times t = {0};
+	int r = snap_open_fd(dfd, &f, err, errlen);
+	if (!r &&
+	    (f.img.nr_devices || (f.img.vm.flags & (SNAP_VM_IRQCHIP | SNAP_VM_SPLIT_IRQCHIP)))) {
+		snprintf(err, errlen,
+			 "snapshot of a VM with devices or an interrupt controller (made by wisp "
+			 "run): restore it with 'wisp run --restore'");
+		r = -EOPNOTSUPP;
+	}
+	if (!r && f.img.nr_vcpus != 1) {
+		snprintf(err, errlen, "snapshot has %d vCPUs; daemon VMs have 1", f.img.nr_vcpus);
+		r = -EOPNOTSUPP;
+	}
+	if (!r && f.hdr.mem_size != sh.me.mem) {
+		snprintf(err, errlen, "snapshot has %llu MiB of memory, this VMM %llu MiB",
+			 (unsigned long long)(f.hdr.mem_size >> 20),
+			 (unsigned long long)(sh.me.mem >> 20));
+		r = -EINVAL;
+	}
+	if (!r)
+		r = snap_restore_file(&sh.vm, &f, c->flags & CTL_FLAG_VERIFY, &t, err, errlen);
+	snap_close(&f);
+	if (r)
+		return r;
+	sh.me.op_total_ns = t.total;
+	sh.me.op_state_ns = t.state;
+	sh.me.op_memory_ns = t.memory;
+	memcpy(sh.me.name, c->name, sizeof(sh.me.name));
+	sh.me.name[sizeof(sh.me.name) - 1] = 0;
+	sh.me.flags = c->flags & CTL_FLAG_FROM_POOL;
+	sh.me.created_wall_ns = c->created_wall_ns;
+	sh.me.request_ns = c->request_ns;
+	return 0;
+}
+
 /* Apply the final configuration: load the image and aim the vCPU at it. */
 static int configure(struct ctl_config *c, int image_fd, char *err, size_t errlen)
 {
+	if (c->flags & CTL_FLAG_RESTORE)
+		return configure_restore(c, image_fd, err, errlen);
 	uint8_t *img = NULL;
 	size_t size = 0;
 	int r = read_image(image_fd, sh.me.mem, &img, &size, err, errlen);
@@ -522,6 +740,11 @@ static void report_end(void)
 	struct ctl_info in;
 	fill_info(&in, CTL_EXIT);
 	switch (atomic_load(&sh.vm.stop)) {
+	case VM_STOP_MIGRATED:
+		in.state = CTL_STATE_EXITED;
+		in.exit_status = 0;
+		snprintf(in.reason, sizeof(in.reason), "migrated to %.200s", sh.migrated_to);
+		break;
 	case VM_STOP_EXIT:
 		in.state = CTL_STATE_EXITED;
 		in.exit_status = sh.vm.exit_status;
@@ -545,18 +768,150 @@ static void report_end(void)
 	send_msg(&in, sizeof(in));
 }
 
+/* A TCP socket listening on port, on every address (IPv6 with IPv4 mapped,
+ * or IPv4 only where there is no IPv6). */
+static int listen_tcp(unsigned port)
+{
+	int one = 1, zero = 0;
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0) {
+		struct sockaddr_in6 a = {.sin6_family = AF_INET6,
+					 .sin6_port = htons((uint16_t)port),
+					 .sin6_addr = in6addr_any};
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(fd, 4) == 0)
+			return fd;
+		close(fd);
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct sockaddr_in a4 = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_ANY)};
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&a4, sizeof(a4)) < 0 || listen(fd, 4) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+/* The VM could not come to life here: say why, for wispd and its status
+ * file, and exit. */
+static int receive_failed(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int receive_failed(const char *fmt, ...)
+{
+	struct ctl_info in;
+	fill_info(&in, CTL_EXIT);
+	in.state = CTL_STATE_CRASHED;
+	in.exit_status = WISP_EXIT_CRASH;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(in.reason, sizeof(in.reason), fmt, ap);
+	va_end(ap);
+	write_status(&in);
+	send_msg(&in, sizeof(in));
+	return 1;
+}
+
+/* wisp-vmm --receive PORT: wait for a source to migrate a VM here. The VM
+ * is created once the source says how large it is; the pre-copy rounds
+ * land in its memory while the source still runs. */
+static int receive_main(unsigned port, uint64_t ring)
+{
+	char err[WISP_ERRLEN];
+	int lfd = listen_tcp(port);
+	if (lfd < 0) {
+		send_failed(lfd, "cannot listen on TCP port %u: %s", port, strerror(-lfd));
+		return 1;
+	}
+	sh.me.pid = (int32_t)getpid();
+	sh.me.state = CTL_STATE_RECEIVING;
+	sh.me.mem = 0;
+	send_info(CTL_INFO);
+	int conn = -1;
+	struct mig_hello h;
+	while (conn < 0) {
+		struct pollfd p[2] = {{.fd = lfd, .events = POLLIN},
+				      {.fd = sh.conn, .events = POLLIN}};
+		if (poll(p, 2, -1) < 0)
+			continue;
+		if (p[1].revents) {
+			struct ctl_cmd m;
+			ssize_t n = ctl_recv(sh.conn, &m, sizeof(m), NULL);
+			if (n == 0 || (n < 0 && n != -EAGAIN && n != -EMSGSIZE) ||
+			    (n == (ssize_t)sizeof(m) && m.type == CTL_DESTROY))
+				return 0;
+			if (n == (ssize_t)sizeof(m) && m.type == CTL_QUERY)
+				send_info(CTL_INFO);
+			else if (n > 0)
+				send_failed(-EBUSY, "waiting for an incoming migration");
+		}
+		if (p[0].revents && mig_accept(lfd, &conn, &h, err, sizeof(err)))
+			conn = -1; /* a bad hello: its source was told; keep waiting */
+	}
+	close(lfd);
+	if (h.nr_vcpus != 1) {
+		mig_resumed(conn, false, "daemon VMs have exactly 1 vCPU");
+		return receive_failed("incoming migration of a VM with %u vCPUs", h.nr_vcpus);
+	}
+	char id[sizeof(sh.me.id)]; /* prepare() writes sh.me.id from it */
+	memcpy(id, sh.me.id, sizeof(id));
+	int r = prepare(id, h.mem_size, ring, err, sizeof(err));
+	/* The shell's warm-up wrote a few pages: the source's memory is all
+	 * that may be there. */
+	if (!r && fallocate(sh.vm.mem.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+			    (off_t)h.mem_size) < 0) {
+		r = -errno;
+		snprintf(err, sizeof(err), "clearing guest memory: %s", strerror(errno));
+	}
+	if (!r)
+		r = mig_receive(conn, &sh.vm, err, sizeof(err));
+	if (r) {
+		mig_resumed(conn, false, err);
+		close(conn);
+		return receive_failed("incoming migration failed: %s", err);
+	}
+	sh.configured = true;
+	if (open_control(err, sizeof(err))) {
+		mig_resumed(conn, false, err);
+		close(conn);
+		return receive_failed("incoming migration failed: %s", err);
+	}
+	sh.vm.vcpus[0].run->kvm_valid_regs = 0;
+	sh.me.state = CTL_STATE_RUNNING;
+	sh.me.started_ns = util_now_ns();
+	/* From here the VM is ours: the source stops once it reads this. */
+	mig_resumed(conn, true, NULL);
+	close(conn);
+	send_info(CTL_STATE);
+	munmap(sh.scratch, SCRATCH_SIZE);
+	sh.scratch = NULL;
+	vm_run(&sh.vm);
+	report_end();
+	return 0;
+}
+
 static const char usage[] = "usage: wisp-vmm --id ID --dir DIR --mem BYTES --fd FD [--ring BYTES]\n"
+			    "       [--receive PORT]\n"
 			    "(started by wispd; not meant to be run by hand)\n";
 
 int shell_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"id", required_argument, NULL, 'i'},	{"dir", required_argument, NULL, 'd'},
-		{"mem", required_argument, NULL, 'm'},	{"fd", required_argument, NULL, 'f'},
-		{"ring", required_argument, NULL, 'r'}, {0},
+		{"id", required_argument, NULL, 'i'},
+		{"dir", required_argument, NULL, 'd'},
+		{"mem", required_argument, NULL, 'm'},
+		{"fd", required_argument, NULL, 'f'},
+		{"ring", required_argument, NULL, 'r'},
+		{"receive", required_argument, NULL, 'R'},
+		{0},
 	};
 	const char *id = NULL, *dir = NULL;
-	uint64_t mem = 0, fd = UINT64_MAX, ring = CTL_RING_DEFAULT;
+	uint64_t mem = 0, fd = UINT64_MAX, ring = CTL_RING_DEFAULT, port = 0;
 	int c;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -578,6 +933,9 @@ int shell_main(int argc, char **argv)
 			break;
 		case 'r':
 			bad = opt_parse_uint(optarg, 4096, 1 << 30, &ring) != 0;
+			break;
+		case 'R':
+			bad = opt_parse_uint(optarg, 1, 65535, &port) != 0;
 			break;
 		default:
 			bad = 1;
@@ -605,6 +963,8 @@ int shell_main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	if (port)
+		return receive_main((unsigned)port, ring);
 	int r = prepare(id, mem, ring, err, sizeof(err));
 	if (r) {
 		send_failed(r, "%s", err);

@@ -51,6 +51,9 @@ bool bus_dispatch(struct bus *bus, struct vcpu *vcpu, uint64_t addr, uint8_t *da
 /* --- hypercall.c --------------------------------------------------------- */
 /* Register the unikernel hypercall ports (WISP_HC_BASE...) on vm's PIO bus. */
 int hypercall_register(struct vm *vm);
+/* Finish the POLL hypercall a restored vCPU was sleeping in when its
+ * snapshot was taken: sleep what is left of it, then write its result. */
+void hypercall_finish_poll(struct vcpu *vcpu);
 
 /* --- rng.c (the course's RNG device; docs/rng-device.md) ---------------- */
 struct pci_bus;

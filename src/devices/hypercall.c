@@ -121,7 +121,7 @@ static void hypercall(void *opaque, struct vcpu *vcpu, uint64_t nr, uint8_t *dat
 		break;
 	}
 	case WISP_HC_TIME: {
-		struct wisp_hc_time t = {now_ns(CLOCK_MONOTONIC), now_ns(CLOCK_REALTIME)};
+		struct wisp_hc_time t = {vm_guest_now(vm), now_ns(CLOCK_REALTIME)};
 		memcpy(a, &t, sizeof(t));
 		break;
 	}
@@ -134,11 +134,40 @@ static void hypercall(void *opaque, struct vcpu *vcpu, uint64_t nr, uint8_t *dat
 	case WISP_HC_POLL: {
 		struct wisp_hc_poll p;
 		memcpy(&p, a, sizeof(p));
+		/* Recorded for snapshots taken while the guest sleeps here. */
+		uint64_t now = vm_guest_now(vm);
+		vcpu->poll_arg = arg;
+		vcpu->poll_deadline =
+			p.timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + p.timeout_ns;
+		vcpu->poll_active = true;
 		p.events = vm_poll_events(vm, vcpu, p.timeout_ns);
+		vcpu->poll_active = false;
 		memcpy(a, &p, sizeof(p));
 		break;
 	}
 	}
+}
+
+void hypercall_finish_poll(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	uint64_t now = vm_guest_now(vm), left = 0;
+	if (vcpu->poll_deadline == UINT64_MAX)
+		left = UINT64_MAX;
+	else if (vcpu->poll_deadline > now)
+		left = vcpu->poll_deadline - now;
+	uint64_t ev = vm_poll_events(vm, vcpu, left);
+	vcpu->poll_active = false;
+	struct wisp_hc_poll *a = gmem_ptr(&vm->mem, vcpu->poll_arg, sizeof(*a));
+	if (!a) { /* checked at restore; a guest cannot move it meanwhile */
+		vm_crash(vm, "POLL argument at 0x%llx lies outside guest RAM",
+			 (unsigned long long)vcpu->poll_arg);
+		return;
+	}
+	struct wisp_hc_poll p;
+	memcpy(&p, a, sizeof(p));
+	p.events = ev;
+	memcpy(a, &p, sizeof(p));
 }
 
 int hypercall_register(struct vm *vm)

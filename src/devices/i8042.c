@@ -3,6 +3,9 @@
  * (`reboot=k`, and the fallback of the default reboot=acpi without ACPI).
  * Status reads say "no data, input buffer empty" so that a polling guest
  * never waits. */
+#include <errno.h>
+#include <stdio.h>
+
 #include "devices/devices.h"
 #include "vmm/vmm.h"
 
@@ -24,7 +27,34 @@ static void i8042_io(void *opaque, struct vcpu *vcpu, uint64_t off, uint8_t *dat
 		vm_request_stop(vm, VM_STOP_RESET);
 }
 
+/* Nothing to save: the controller has no state of its own here. The
+ * entry still takes part, so that a snapshot names every device. */
+static int i8042_save(void *opaque, struct wbuf *out, uint32_t *version)
+{
+	(void)opaque;
+	(void)out;
+	*version = 1;
+	return 0;
+}
+
+static int i8042_restore(void *opaque, const void *buf, size_t len, uint32_t version, char *err,
+			 size_t errlen)
+{
+	(void)opaque;
+	(void)buf;
+	if (version != 1 || len) {
+		snprintf(err, errlen, "state version %u is not one the i8042 knows", version);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int i8042_register(struct vm *vm)
 {
-	return bus_register(&vm->pio, I8042_COMMAND, 1, i8042_io, vm, "i8042");
+	int r = bus_register(&vm->pio, I8042_COMMAND, 1, i8042_io, vm, "i8042");
+	if (!r && !(r = vm_add_device(vm, "i8042", vm, NULL))) {
+		vm->devices->save = i8042_save;
+		vm->devices->restore = i8042_restore;
+	}
+	return r;
 }

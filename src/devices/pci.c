@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
 #include "devices/pci.h"
+#include "util/util.h"
 #include "vmm/vmm.h"
 
 #define CFG_ADDR_MASK 0x80fffffcu /* enable, bus, device, function, register */
@@ -283,6 +286,77 @@ int pci_add_device(struct pci_bus *pb, struct pci_device *dev)
 	return r;
 }
 
+/* The bus's snapshot state (version 1): the config-address latch and each
+ * slot's config space; BAR mappings follow from them. */
+struct pci_state_v1 {
+	uint32_t cfg_addr;
+	uint32_t present; /* bit per slot */
+	uint8_t cfg[PCI_MAX_SLOTS][PCI_CFG_SPACE];
+};
+
+static int pci_save(void *opaque, struct wbuf *out, uint32_t *version)
+{
+	struct pci_bus *pb = opaque;
+	struct pci_state_v1 *st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	pthread_mutex_lock(&pb->lock);
+	st->cfg_addr = pb->cfg_addr;
+	for (int i = 0; i < PCI_MAX_SLOTS; i++)
+		if (pb->slots[i]) {
+			st->present |= 1u << i;
+			memcpy(st->cfg[i], pb->slots[i]->cfg, PCI_CFG_SPACE);
+		}
+	pthread_mutex_unlock(&pb->lock);
+	wbuf_put(out, st, sizeof(*st));
+	free(st);
+	*version = 1;
+	return 0;
+}
+
+static int pci_restore(void *opaque, const void *buf, size_t len, uint32_t version, char *err,
+		       size_t errlen)
+{
+	struct pci_bus *pb = opaque;
+	if (version != 1 || len != sizeof(struct pci_state_v1)) {
+		snprintf(err, errlen, "state version %u (%zu bytes) is not one this bus knows",
+			 version, len);
+		return -EINVAL;
+	}
+	struct pci_state_v1 *st = malloc(sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	memcpy(st, buf, sizeof(*st));
+	int r = 0;
+	pthread_mutex_lock(&pb->lock);
+	for (int i = 0; i < PCI_MAX_SLOTS && !r; i++) {
+		struct pci_device *d = pb->slots[i];
+		bool saved = st->present & (1u << i);
+		if (!d != !saved || (d && memcmp(st->cfg[i], d->cfg, 4))) {
+			snprintf(err, errlen, "slot %d holds another device than in the snapshot",
+				 i);
+			r = -EINVAL;
+		}
+	}
+	if (!r) {
+		pb->cfg_addr = st->cfg_addr & CFG_ADDR_MASK;
+		/* Only what the guest could have written changes: the rest of
+		 * the header is ours and stays as this VMM built it. */
+		for (int i = 0; i < PCI_MAX_SLOTS; i++) {
+			struct pci_device *d = pb->slots[i];
+			if (!d)
+				continue;
+			for (int k = 0; k < PCI_CFG_SPACE; k++)
+				d->cfg[k] = (uint8_t)((d->cfg[k] & ~d->wmask[k]) |
+						      (st->cfg[i][k] & d->wmask[k]));
+			remap_bars(pb, d);
+		}
+	}
+	pthread_mutex_unlock(&pb->lock);
+	free(st);
+	return r;
+}
+
 static void pci_bus_free(void *opaque)
 {
 	pci_bus_destroy(opaque);
@@ -306,6 +380,8 @@ int pci_bus_get(struct vm *vm, struct pci_bus **out)
 		pci_bus_free(pb);
 		return r;
 	}
+	vm->devices->save = pci_save;
+	vm->devices->restore = pci_restore;
 	*out = pb;
 	return 0;
 }

@@ -16,7 +16,10 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <stdio.h>
+
 #include "devices/pci.h"
+#include "util/util.h"
 #include "vmm/vmm.h"
 
 #define RNG_BAR_SIZE 4096
@@ -140,6 +143,44 @@ void rng_get_stats(struct rng_device *rng, struct rng_stats *out)
 	pthread_mutex_unlock(&rng->lock);
 }
 
+/* The device's snapshot state (version 1): the generator and the counters.
+ * Its config space is the PCI bus's. */
+struct rng_state_v1 {
+	uint64_t state;
+	struct rng_stats stats;
+};
+
+static int rng_save(void *opaque, struct wbuf *out, uint32_t *version)
+{
+	struct rng_device *rng = opaque;
+	struct rng_state_v1 st;
+	pthread_mutex_lock(&rng->lock);
+	st.state = rng->state;
+	st.stats = rng->stats;
+	pthread_mutex_unlock(&rng->lock);
+	wbuf_put(out, &st, sizeof(st));
+	*version = 1;
+	return 0;
+}
+
+static int rng_restore(void *opaque, const void *buf, size_t len, uint32_t version, char *err,
+		       size_t errlen)
+{
+	struct rng_device *rng = opaque;
+	struct rng_state_v1 st;
+	if (version != 1 || len != sizeof(st)) {
+		snprintf(err, errlen, "state version %u (%zu bytes) is not one this device knows",
+			 version, len);
+		return -EINVAL;
+	}
+	memcpy(&st, buf, sizeof(st));
+	pthread_mutex_lock(&rng->lock);
+	rng->state = st.state;
+	rng->stats = st.stats;
+	pthread_mutex_unlock(&rng->lock);
+	return 0;
+}
+
 static void rng_free(void *opaque)
 {
 	rng_destroy(opaque);
@@ -156,7 +197,11 @@ int rng_attach(struct vm *vm, const uint32_t *seed)
 	if (r)
 		return r;
 	r = vm_add_device(vm, "rng-device", rng, rng_free);
-	if (r)
+	if (r) {
 		rng_destroy(rng);
-	return r;
+		return r;
+	}
+	vm->devices->save = rng_save;
+	vm->devices->restore = rng_restore;
+	return 0;
 }

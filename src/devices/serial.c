@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "devices/devices.h"
+#include "util/util.h"
 #include "vmm/vmm.h"
 
 #define UART_RX_FIFO 64
@@ -319,6 +320,75 @@ static void *input_thread(void *arg)
 	return NULL;
 }
 
+/* The UART's snapshot state (version 1): its registers and receive FIFO.
+ * The console history and the input thread are the host's, not the guest's. */
+struct serial_state_v1 {
+	uint8_t dll, dlm, ier, fcr, lcr, mcr, scr;
+	uint8_t thre_pending, irq_level;
+	uint8_t pad[3];
+	uint32_t rx_head, rx_count;
+	uint8_t rx[UART_RX_FIFO];
+};
+
+static int serial_save(void *opaque, struct wbuf *out, uint32_t *version)
+{
+	struct serial *s = opaque;
+	struct serial_state_v1 st = {0};
+	pthread_mutex_lock(&s->lock);
+	st.dll = s->dll;
+	st.dlm = s->dlm;
+	st.ier = s->ier;
+	st.fcr = s->fcr;
+	st.lcr = s->lcr;
+	st.mcr = s->mcr;
+	st.scr = s->scr;
+	st.thre_pending = s->thre_pending;
+	st.irq_level = s->irq_level;
+	st.rx_head = s->rx_head;
+	st.rx_count = s->rx_count;
+	memcpy(st.rx, s->rx, sizeof(st.rx));
+	pthread_mutex_unlock(&s->lock);
+	wbuf_put(out, &st, sizeof(st));
+	*version = 1;
+	return 0;
+}
+
+static int serial_restore(void *opaque, const void *buf, size_t len, uint32_t version, char *err,
+			  size_t errlen)
+{
+	struct serial *s = opaque;
+	struct serial_state_v1 st;
+	if (version != 1 || len != sizeof(st)) {
+		snprintf(err, errlen, "state version %u (%zu bytes) is not one this 8250 knows",
+			 version, len);
+		return -EINVAL;
+	}
+	memcpy(&st, buf, sizeof(st));
+	if (st.rx_head >= UART_RX_FIFO || st.rx_count > UART_RX_FIFO) {
+		snprintf(err, errlen, "receive FIFO out of range");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->dll = st.dll;
+	s->dlm = st.dlm;
+	s->ier = st.ier & IER_MASK;
+	s->fcr = st.fcr;
+	s->lcr = st.lcr;
+	s->mcr = st.mcr & MCR_MASK;
+	s->scr = st.scr;
+	s->thre_pending = st.thre_pending;
+	s->rx_head = st.rx_head;
+	s->rx_count = st.rx_count;
+	memcpy(s->rx, st.rx, sizeof(s->rx));
+	/* Drive the line to what the registers say (the irqchip's own state
+	 * comes back with the VM's). */
+	s->irq_level = false;
+	update_irq_locked(s);
+	pthread_cond_broadcast(&s->room);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
 int serial_create(struct vm *vm, const struct serial_config *cfg, struct serial **out)
 {
 	struct serial *s = calloc(1, sizeof(*s));
@@ -353,6 +423,14 @@ int serial_create(struct vm *vm, const struct serial_config *cfg, struct serial 
 		}
 		s->thread_started = true;
 	}
+	/* On the VM's device list for snapshots only: the caller destroys it. */
+	r = vm_add_device(vm, "serial", s, NULL);
+	if (r) {
+		serial_destroy(s);
+		return r;
+	}
+	vm->devices->save = serial_save;
+	vm->devices->restore = serial_restore;
 	*out = s;
 	return 0;
 }
@@ -395,6 +473,7 @@ void serial_destroy(struct serial *s)
 		close(s->wake[1]);
 	if (s->registered)
 		bus_unregister(&s->vm->pio, s->cfg.base);
+	vm_remove_device(s->vm, s);
 	pthread_cond_destroy(&s->room);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

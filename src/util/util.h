@@ -90,4 +90,26 @@ struct hmap_node *hmap_next(const struct hmap *m, size_t *bucket, struct hmap_no
 uint64_t hmap_hash_str(const char *s);
 uint64_t hmap_hash_u64(uint64_t v);
 
+/* --- wbuf.c: a growable byte buffer ----------------------------------------
+ * Snapshot state is built in memory before it is written, so that its size
+ * and checksum are known first. An allocation failure is remembered and
+ * reported once at the end (wbuf_error), so writers need not check each put. */
+struct wbuf {
+	uint8_t *p;
+	size_t len, cap;
+	int err; /* -ENOMEM once an allocation failed */
+};
+
+/* Append n bytes. */
+void wbuf_put(struct wbuf *b, const void *data, size_t n);
+/* Append n zero bytes and return where they are (NULL after a failure);
+ * the pointer is valid until the next put. */
+void *wbuf_reserve(struct wbuf *b, size_t n);
+/* Pad with zeros to a multiple of align (a power of two). */
+void wbuf_align(struct wbuf *b, size_t align);
+/* 0, or -ENOMEM if any put failed. */
+int wbuf_error(const struct wbuf *b);
+/* Free the buffer and empty it. */
+void wbuf_free(struct wbuf *b);
+
 #endif

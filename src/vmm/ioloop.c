@@ -22,8 +22,10 @@ int ioloop_init(struct ioloop *loop, const char *name)
 {
 	memset(loop, 0, sizeof(*loop));
 	loop->stopfd = -1;
+	loop->pausefd = -1;
 	loop->name = name;
 	pthread_mutex_init(&loop->lock, NULL);
+	pthread_cond_init(&loop->cond, NULL);
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (loop->epfd < 0)
 		return -errno;
@@ -36,6 +38,14 @@ int ioloop_init(struct ioloop *loop, const char *name)
 	/* The stop fd is not a slot: data.u64 = UINT64_MAX marks it. */
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
 	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->stopfd, &ev) < 0) {
+		int e = -errno;
+		ioloop_destroy(loop);
+		return e;
+	}
+	/* Nor is the pause fd: UINT64_MAX - 1. */
+	loop->pausefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct epoll_event pev = {.events = EPOLLIN, .data.u64 = UINT64_MAX - 1};
+	if (loop->pausefd < 0 || epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->pausefd, &pev) < 0) {
 		int e = -errno;
 		ioloop_destroy(loop);
 		return e;
@@ -121,6 +131,21 @@ static int dispatch(struct ioloop *loop, const struct epoll_event *ev, int n)
 	for (int k = 0; k < n; k++) {
 		if (ev[k].data.u64 == UINT64_MAX)
 			return -1;
+		if (ev[k].data.u64 == UINT64_MAX - 1) {
+			uint64_t cnt;
+			if (read(loop->pausefd, &cnt, sizeof(cnt)) < 0) {
+				/* already taken: the pause request itself is the state */
+			}
+			pthread_mutex_lock(&loop->lock);
+			while (loop->pause_req) {
+				loop->paused = true;
+				pthread_cond_broadcast(&loop->cond);
+				pthread_cond_wait(&loop->cond, &loop->lock);
+			}
+			loop->paused = false;
+			pthread_mutex_unlock(&loop->lock);
+			continue;
+		}
 		uint32_t i = (uint32_t)ev[k].data.u64, gen = (uint32_t)(ev[k].data.u64 >> 32);
 		ioloop_fn fn = NULL;
 		void *opaque = NULL;
@@ -195,6 +220,30 @@ void ioloop_stop(struct ioloop *loop)
 	loop->started = false;
 }
 
+void ioloop_pause(struct ioloop *loop)
+{
+	if (!loop->started)
+		return;
+	pthread_mutex_lock(&loop->lock);
+	loop->pause_req = true;
+	pthread_mutex_unlock(&loop->lock);
+	uint64_t one = 1;
+	while (write(loop->pausefd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&loop->lock);
+	while (!loop->paused)
+		pthread_cond_wait(&loop->cond, &loop->lock);
+	pthread_mutex_unlock(&loop->lock);
+}
+
+void ioloop_resume(struct ioloop *loop)
+{
+	pthread_mutex_lock(&loop->lock);
+	loop->pause_req = false;
+	pthread_cond_broadcast(&loop->cond);
+	pthread_mutex_unlock(&loop->lock);
+}
+
 void ioloop_destroy(struct ioloop *loop)
 {
 	ioloop_stop(loop);
@@ -202,9 +251,13 @@ void ioloop_destroy(struct ioloop *loop)
 		close(loop->epfd);
 	if (loop->stopfd >= 0)
 		close(loop->stopfd);
+	if (loop->pausefd >= 0)
+		close(loop->pausefd);
+	loop->pausefd = -1;
 	free(loop->slots);
 	loop->slots = NULL;
 	loop->nr_slots = 0;
 	loop->epfd = loop->stopfd = -1;
 	pthread_mutex_destroy(&loop->lock);
+	pthread_cond_destroy(&loop->cond);
 }

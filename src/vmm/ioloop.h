@@ -35,6 +35,10 @@ struct ioloop {
 	struct ioloop_slot *slots;
 	int nr_slots;
 	uint64_t wakeups; /* epoll_wait returns with work: for --stats and bench */
+	/* Pausing (snapshots): the thread parks between two handlers. */
+	int pausefd;
+	pthread_cond_t cond;
+	bool pause_req, paused;
 };
 
 /* Create the epoll instance; the thread starts with ioloop_start. */
@@ -49,6 +53,11 @@ void ioloop_del(struct ioloop *loop, int fd);
 int ioloop_start(struct ioloop *loop);
 /* Ask the thread to finish and join it. Idempotent. */
 void ioloop_stop(struct ioloop *loop);
+/* Park the thread between two handlers and return once it is parked, so
+ * that no device work runs until ioloop_resume (no-op if not started). */
+void ioloop_pause(struct ioloop *loop);
+/* Let a paused thread go on. */
+void ioloop_resume(struct ioloop *loop);
 /* Stop if needed and free everything. Safe on a zeroed or half-made loop. */
 void ioloop_destroy(struct ioloop *loop);
 /* Run one epoll_wait (up to timeout_ms) and dispatch on the calling thread;

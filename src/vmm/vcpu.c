@@ -118,28 +118,91 @@ static bool serves_control(const struct vcpu *v)
 	return v->id == 0 && v->vm->ctl_serve && v->vm->ctl_fd >= 0;
 }
 
+/* KVM_RUN returns EINTR for a pending kick but does not deliver it (the
+ * signal is blocked again on return), so a kick that arrived while blocked
+ * (e.g. just after vcpu_wait() saw immediate_exit and skipped ppoll) would
+ * make every later KVM_RUN fail at once, for ever. Take it here: the loop
+ * re-checks everything a kick is about. */
+static void eat_kick(void)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, VCPU_KICK_SIGNAL);
+	struct timespec zero = {0, 0};
+	while (sigtimedwait(&s, NULL, &zero) > 0)
+		;
+}
+
+int vcpu_complete_io(struct vcpu *v)
+{
+	/* KVM finishes the pending exit first and only then looks at
+	 * immediate_exit (api.rst, KVM_RUN): the guest does not run. */
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	int r = ioctl(v->fd, KVM_RUN, 0);
+	int e = errno;
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	eat_kick();
+	if (r == 0)
+		return -EIO; /* an exit after all: cannot happen with immediate_exit */
+	return e == EINTR || e == EAGAIN ? 0 : -e;
+}
+
+/* Park while a pause is requested (vm_pause): first finish the pending
+ * exit so that the saved state is an instruction boundary. */
+static void park(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	vcpu_complete_io(v);
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (atomic_load(&vm->pause_req) && !atomic_load(&vm->stop)) {
+		/* vm_request_stop runs in signal handlers and cannot signal the
+		 * condition: look at the stop flag now and then. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &ts);
+	}
+	vm->parked--;
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+static bool events_pending(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->events_lock);
+	bool ev = vm->events != 0;
+	pthread_mutex_unlock(&vm->events_lock);
+	return ev;
+}
+
 void vcpu_wait(struct vcpu *v, uint64_t timeout_ns)
 {
+	struct vm *vm = v->vm;
 	sigset_t m;
 	run_mask(&m);
-	struct timespec ts, *tp = NULL;
-	if (!serves_control(v)) {
-		if (timeout_ns != UINT64_MAX) {
-			ts.tv_sec = (time_t)(timeout_ns / 1000000000u);
-			ts.tv_nsec = (long)(timeout_ns % 1000000000u);
-			tp = &ts;
-		}
-		if (!__atomic_load_n(&v->run->immediate_exit, __ATOMIC_SEQ_CST))
-			ppoll(NULL, 0, tp, &m);
-		return;
-	}
 	/* With a control channel the wait also ends for control messages;
 	 * they are served here and the wait goes on until its deadline, so
-	 * the guest never sees a wake-up it did not ask for. */
+	 * the guest never sees a wake-up it did not ask for. A pause (for a
+	 * snapshot) parks here too, and the wait then goes on as well. */
+	bool ctl = serves_control(v);
+	struct timespec ts, *tp = NULL;
 	uint64_t deadline = timeout_ns == UINT64_MAX ? UINT64_MAX : util_now_ns() + timeout_ns;
-	struct pollfd pfd = {.fd = v->vm->ctl_fd, .events = POLLIN};
-	while (!__atomic_load_n(&v->run->immediate_exit, __ATOMIC_SEQ_CST) &&
-	       !atomic_load(&v->vm->stop)) {
+	struct pollfd pfd = {.fd = ctl ? vm->ctl_fd : -1, .events = POLLIN};
+	for (;;) {
+		if (atomic_load(&vm->pause_req) && !atomic_load(&vm->stop)) {
+			park(v);
+			if (events_pending(vm))
+				return;
+			continue;
+		}
+		if (__atomic_load_n(&v->run->immediate_exit, __ATOMIC_SEQ_CST) ||
+		    atomic_load(&vm->stop))
+			return;
 		if (deadline != UINT64_MAX) {
 			uint64_t now = util_now_ns();
 			if (now >= deadline)
@@ -148,12 +211,13 @@ void vcpu_wait(struct vcpu *v, uint64_t timeout_ns)
 			ts.tv_nsec = (long)((deadline - now) % 1000000000u);
 			tp = &ts;
 		}
-		int r = ppoll(&pfd, 1, tp, &m);
+		int r = ppoll(ctl ? &pfd : NULL, ctl ? 1 : 0, tp, &m);
 		if (r == 0)
 			return;
 		if (r < 0 && errno != EINTR)
 			return;
-		v->vm->ctl_serve(v->vm);
+		if (ctl)
+			vm->ctl_serve(vm);
 	}
 }
 
@@ -210,28 +274,20 @@ static void crash_with_regs(struct vcpu *v, const char *what, unsigned long long
 	vm_crash(v->vm, "%s 0x%llx on vCPU %d", what, detail, v->id);
 }
 
-/* KVM_RUN returns EINTR for a pending kick but does not deliver it (the
- * signal is blocked again on return), so a kick that arrived while blocked
- * (e.g. just after vcpu_wait() saw immediate_exit and skipped ppoll) would
- * make every later KVM_RUN fail at once, for ever. Take it here: the loop
- * re-checks everything a kick is about. */
-static void eat_kick(void)
-{
-	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, VCPU_KICK_SIGNAL);
-	struct timespec zero = {0, 0};
-	while (sigtimedwait(&s, NULL, &zero) > 0)
-		;
-}
-
 void vcpu_loop(struct vcpu *v)
 {
 	struct vm *vm = v->vm;
 	struct kvm_run *run = v->run;
 	v->thread = pthread_self();
 	atomic_store(&v->in_run, true);
+	/* A vCPU restored in the middle of a POLL hypercall finishes it first. */
+	if (v->poll_active)
+		hypercall_finish_poll(v);
 	while (!atomic_load(&vm->stop)) {
+		if (atomic_load(&vm->pause_req)) {
+			park(v);
+			continue;
+		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);

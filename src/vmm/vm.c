@@ -2,6 +2,7 @@
  * vCPUs, and how it stops. */
 #include <errno.h>
 #include <stdarg.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,8 @@ int vm_create(struct vm *vm, struct kvm *kvm, uint64_t mem_size, char *err, size
 	vm->ctl_fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_mutex_init(&vm->events_lock, NULL);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	int r;
 	if ((r = bus_init(&vm->pio)) || (r = bus_init(&vm->mmio))) {
 		snprintf(err, errlen, "bus init: %s", strerror(-r));
@@ -76,7 +79,10 @@ int vm_enable_split_irqchip(struct vm *vm)
 	if (!kvm_check_cap(vm->kvm, KVM_CAP_SPLIT_IRQCHIP))
 		return -ENOTSUP;
 	struct kvm_enable_cap cap = {.cap = KVM_CAP_SPLIT_IRQCHIP, .args = {24}};
-	return ioctl(vm->fd, KVM_ENABLE_CAP, &cap) < 0 ? -errno : 0;
+	if (ioctl(vm->fd, KVM_ENABLE_CAP, &cap) < 0)
+		return -errno;
+	vm->split_irqchip = true;
+	return 0;
 }
 
 int vm_create_vcpus(struct vm *vm, int n, char *err, size_t errlen)
@@ -106,6 +112,17 @@ int vm_add_device(struct vm *vm, const char *name, void *opaque, void (*destroy)
 		.name = name, .opaque = opaque, .destroy = destroy, .next = vm->devices};
 	vm->devices = d;
 	return 0;
+}
+
+void vm_remove_device(struct vm *vm, void *opaque)
+{
+	for (struct device **p = &vm->devices; *p; p = &(*p)->next)
+		if ((*p)->opaque == opaque) {
+			struct device *d = *p;
+			*p = d->next;
+			free(d);
+			return;
+		}
 }
 
 struct device *vm_find_device(struct vm *vm, const char *name)
@@ -141,6 +158,58 @@ void vm_destroy(struct vm *vm)
 	bus_destroy(&vm->mmio);
 	pthread_mutex_destroy(&vm->lock);
 	pthread_mutex_destroy(&vm->events_lock);
+	pthread_mutex_destroy(&vm->pause_lock);
+	pthread_cond_destroy(&vm->pause_cond);
+}
+
+int vm_pause(struct vm *vm, struct vcpu *self)
+{
+	int want = vm->nr_vcpus - (self ? 1 : 0);
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_req, true);
+	pthread_mutex_unlock(&vm->pause_lock);
+	for (int i = 0; i < vm->nr_vcpus; i++)
+		if (&vm->vcpus[i] != self)
+			vcpu_kick(&vm->vcpus[i]);
+	int r = 0;
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->parked < want) {
+		if (atomic_load(&vm->stop)) {
+			r = -ESRCH;
+			break;
+		}
+		/* A vCPU that is not in KVM_RUN yet (or between two) sees the
+		 * request at its next entry; kick again now and then in case a
+		 * kick landed before its thread took the signal. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 2000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		if (pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &ts) == ETIMEDOUT)
+			for (int i = 0; i < vm->nr_vcpus; i++)
+				if (&vm->vcpus[i] != self)
+					vcpu_kick(&vm->vcpus[i]);
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (r)
+		vm_unpause(vm);
+	return r;
+}
+
+void vm_unpause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_req, false);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+uint64_t vm_guest_now(const struct vm *vm)
+{
+	return (uint64_t)((int64_t)util_now_ns() + vm->mono_offset);
 }
 
 void vm_request_stop(struct vm *vm, enum vm_stop reason)

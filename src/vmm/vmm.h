@@ -42,6 +42,11 @@ struct guest_mem {
 	int memfd;
 	uint64_t size; /* total bytes of RAM */
 	uint8_t *base; /* host mapping of the whole memfd */
+	/* A VM restored from a snapshot runs on a private (copy-on-write)
+	 * mapping of the snapshot's memory section instead: memfd is then -1,
+	 * and backing_fd/backing_off say where its unwritten pages come from. */
+	int backing_fd;
+	uint64_t backing_off;
 	int nr_regions;
 	struct mem_region regions[WISP_MAX_MEM_REGIONS];
 };
@@ -49,12 +54,13 @@ struct guest_mem {
 /* Why a VM stopped. */
 enum vm_stop {
 	VM_RUNNING = 0,
-	VM_STOP_EXIT,	 /* guest asked to exit; exit_status holds the status */
-	VM_STOP_CRASH,	 /* guest fault, triple fault or KVM failure */
-	VM_STOP_TIMEOUT, /* --timeout elapsed */
-	VM_STOP_SIGNAL,	 /* SIGINT/SIGTERM; stop_signal holds which */
-	VM_STOP_ERROR,	 /* the VMM itself failed */
-	VM_STOP_RESET,	 /* the guest reset the machine (Linux `reboot`), see reset_stops */
+	VM_STOP_EXIT,	  /* guest asked to exit; exit_status holds the status */
+	VM_STOP_CRASH,	  /* guest fault, triple fault or KVM failure */
+	VM_STOP_TIMEOUT,  /* --timeout elapsed */
+	VM_STOP_SIGNAL,	  /* SIGINT/SIGTERM; stop_signal holds which */
+	VM_STOP_ERROR,	  /* the VMM itself failed */
+	VM_STOP_RESET,	  /* the guest reset the machine (Linux `reboot`), see reset_stops */
+	VM_STOP_MIGRATED, /* the VM runs on elsewhere (live migration succeeded) */
 };
 
 /* Exit counters, by kind; per vCPU, summed for a VM. */
@@ -64,6 +70,7 @@ struct exit_stats {
 
 struct vm;
 struct ring;
+struct wbuf;
 
 /* A device attached to a VM. The VM owns it: destroy() runs at teardown,
  * newest first. Devices also register their address ranges on a bus; this
@@ -76,6 +83,17 @@ struct device {
 	 * device before destroying anything, since an I/O thread may still kick
 	 * a vCPU. Set it on the entry after vm_add_device. */
 	void (*stop)(void *opaque);
+	/* Snapshots (src/snapshot/): a device's state is an explicit struct it
+	 * owns, with a version. save appends it to `out` and sets *version;
+	 * restore takes back what save wrote (any version it still knows) and
+	 * writes why it refuses into err. A device without save makes a
+	 * snapshot fail: its state would otherwise be lost. quiesce(true) stops
+	 * the device touching guest memory on its own (I/O threads) until
+	 * quiesce(false); it runs for every device before any is saved. */
+	int (*save)(void *opaque, struct wbuf *out, uint32_t *version);
+	int (*restore)(void *opaque, const void *buf, size_t len, uint32_t version, char *err,
+		       size_t errlen);
+	void (*quiesce)(void *opaque, bool pause);
 	struct device *next;
 };
 
@@ -89,6 +107,11 @@ struct vcpu {
 	bool thread_started;
 	_Atomic bool in_run; /* a thread is (about to be) in KVM_RUN */
 	struct exit_stats stats;
+	/* A POLL hypercall this vCPU is sleeping in. A snapshot taken meanwhile
+	 * carries it, and the restored vCPU finishes it before running on. */
+	bool poll_active;
+	uint64_t poll_arg;	/* GPA of its struct wisp_hc_poll */
+	uint64_t poll_deadline; /* guest monotonic ns, UINT64_MAX: for ever */
 };
 
 /* One virtual machine. */
@@ -104,6 +127,7 @@ struct vm {
 	struct device *devices; /* newest first */
 	bool reset_stops;	/* a triple fault is the guest's reboot, not a crash (Linux) */
 	bool irqchip;		/* in-kernel LAPIC/IOAPIC/PIC created */
+	bool split_irqchip;	/* in-kernel LAPIC only (vm_enable_split_irqchip) */
 
 	_Atomic int stop;	 /* enum vm_stop, first reason wins */
 	int exit_status;	 /* for VM_STOP_EXIT */
@@ -131,6 +155,15 @@ struct vm {
 	int ctl_fd;
 	void (*ctl_serve)(struct vm *vm);
 	void *ctl_opaque;
+	/* Pausing for a snapshot or a migration (vm_pause): every vCPU parks
+	 * at an instruction boundary, its pending I/O completed. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	_Atomic bool pause_req;
+	int parked;
+	/* The guest's monotonic clock (TIME hypercall) is the host's plus this:
+	 * a restored VM continues from its snapshot's time instead of jumping. */
+	int64_t mono_offset;
 };
 
 /* --- kvm.c ------------------------------------------------------------- */
@@ -158,6 +191,16 @@ void *gmem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 int gmem_write(const struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len);
 /* Copy len bytes out of guest memory at gpa; -EFAULT if out of range. */
 int gmem_read(const struct guest_mem *mem, uint64_t gpa, void *dst, uint64_t len);
+/* Replace guest RAM by a private (copy-on-write) mapping of fd's bytes
+ * [off, off + mem->size), at the same host address so that memslots and
+ * region pointers stay valid; the memfd is dropped. Pages load on demand. */
+int gmem_map_file(struct guest_mem *mem, int fd, uint64_t off);
+/* Call fn for each range [off, off+len) of RAM (memfd offsets) that may hold
+ * something other than zeros: the memfd's data extents (SEEK_DATA), or for
+ * a file-backed VM the file's extents plus the pages the guest has written
+ * since (pagemap). Ranges are page-aligned and ascending. */
+int gmem_extents(const struct guest_mem *mem, int (*fn)(void *opaque, uint64_t off, uint64_t len),
+		 void *opaque);
 
 /* --- vm.c -------------------------------------------------------------- */
 /* Create a VM with `mem_size` bytes of RAM laid out by the x86 layer. */
@@ -172,6 +215,9 @@ int vm_enable_split_irqchip(struct vm *vm);
 int vm_create_vcpus(struct vm *vm, int n, char *err, size_t errlen);
 /* Attach a device (see struct device); -ENOMEM on allocation failure. */
 int vm_add_device(struct vm *vm, const char *name, void *opaque, void (*destroy)(void *opaque));
+/* Take the entry of the device with this opaque off the list (devices that
+ * the caller frees itself, e.g. the 8250); no-op if there is none. */
+void vm_remove_device(struct vm *vm, void *opaque);
 /* Find an attached device by name (first match, newest first), or NULL. */
 struct device *vm_find_device(struct vm *vm, const char *name);
 /* Destroy devices, vCPUs, memory and the VM fd. Safe on a partly created VM. */
@@ -196,6 +242,14 @@ uint64_t vm_poll_events(struct vm *vm, struct vcpu *vcpu, uint64_t timeout_ns);
 /* Write guest console bytes to the VM's console ring or console_fd;
  * returns bytes written or -errno. */
 int64_t vm_console_write(struct vm *vm, const void *buf, size_t len);
+/* Park every vCPU except `self` (the calling vCPU, or NULL from another
+ * thread) at an instruction boundary with its pending I/O completed, and
+ * return once they all are; -ESRCH if the VM stopped meanwhile. */
+int vm_pause(struct vm *vm, struct vcpu *self);
+/* Let parked vCPUs run again. */
+void vm_unpause(struct vm *vm);
+/* The guest's monotonic clock, in ns (host CLOCK_MONOTONIC + mono_offset). */
+uint64_t vm_guest_now(const struct vm *vm);
 
 /* --- irq.c -------------------------------------------------------------- */
 /* Create the in-kernel irqchip (LAPIC per vCPU, IOAPIC, PIC); call before
@@ -214,6 +268,10 @@ void vcpu_destroy(struct vcpu *vcpu);
 void vcpu_loop(struct vcpu *vcpu);
 /* Make the vCPU leave KVM_RUN soon (immediate_exit + signal). Async-signal-safe. */
 void vcpu_kick(struct vcpu *vcpu);
+/* From the vCPU's own thread, outside KVM_RUN: let KVM finish the I/O or
+ * MMIO exit it is in (KVM_RUN with immediate_exit: no guest instruction
+ * runs), so that its registers describe an instruction boundary. */
+int vcpu_complete_io(struct vcpu *vcpu);
 /* Record this vCPU's registers as the VM's crash registers. */
 void vcpu_save_crash_regs(struct vcpu *vcpu);
 /* Sleep until timeout_ns passes (UINT64_MAX: for ever) or the vCPU is kicked. */

@@ -228,6 +228,7 @@ while IFS= read -r line; do
 	else bad "api-doc-example-$n" "exit $rc: $line"; fi
 done < <(grep '^curl --unix-socket \$SOCK' docs/api.md)
 [ "$n" -ge 10 ] || bad api-doc-examples "only $n examples found in docs/api.md"
+rm -f "$(realpath $UK)/web1.snap" # written by the save example
 
 # --- a clean stop leaves the VMs running too ------------------------------------------------
 kill -TERM "$(daemon_pid)"

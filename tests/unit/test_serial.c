@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "devices/devices.h"
+#include "util/util.h"
 #include "vmm/vmm.h"
 
 #define BASE 0x3f8
@@ -65,6 +66,45 @@ static uint8_t rd(struct rig *r, int reg)
 static void wr(struct rig *r, int reg, uint8_t v)
 {
 	assert_true(bus_dispatch(&r->vm.pio, NULL, BASE + reg, &v, 1, true));
+}
+
+/* The UART's snapshot state: saved registers and FIFO come back, a state
+ * of another version or size is refused. */
+static void test_snapshot_state(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_up(&r, false, false);
+	struct device *d = vm_find_device(&r.vm, "serial");
+	assert_non_null(d);
+	assert_non_null(d->save);
+	wr(&r, 3, 0x83); /* DLAB */
+	wr(&r, 0, 0x0c);
+	wr(&r, 3, 0x03);
+	wr(&r, 7, 0x5a);
+	wr(&r, 4, 0x10); /* loopback: bytes written land in the receive FIFO */
+	wr(&r, 0, 'a');
+	wr(&r, 0, 'b');
+	struct wbuf b = {0};
+	uint32_t version = 0;
+	assert_int_equal(d->save(d->opaque, &b, &version), 0);
+	assert_int_equal(version, 1);
+	wr(&r, 7, 0);
+	wr(&r, 3, 0x1b);
+	assert_int_equal(rd(&r, 0), 'a'); /* drains one byte */
+	char err[128];
+	assert_int_equal(d->restore(d->opaque, b.p, b.len, 1, err, sizeof(err)), 0);
+	assert_int_equal(rd(&r, 7), 0x5a);
+	assert_int_equal(rd(&r, 3), 0x03);
+	assert_int_equal(rd(&r, 5) & 1, 1); /* data ready again */
+	assert_int_equal(rd(&r, 0), 'a');
+	assert_int_equal(rd(&r, 0), 'b');
+	wr(&r, 3, 0x83);
+	assert_int_equal(rd(&r, 0), 0x0c);
+	assert_int_not_equal(d->restore(d->opaque, b.p, b.len, 2, err, sizeof(err)), 0);
+	assert_int_not_equal(d->restore(d->opaque, b.p, b.len - 1, 1, err, sizeof(err)), 0);
+	wbuf_free(&b);
+	rig_down(&r);
 }
 
 static void test_registers(void **state)
@@ -216,9 +256,8 @@ static void test_escape(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_registers),
-		cmocka_unit_test(test_output),
-		cmocka_unit_test(test_input),
+		cmocka_unit_test(test_registers), cmocka_unit_test(test_snapshot_state),
+		cmocka_unit_test(test_output),	  cmocka_unit_test(test_input),
 		cmocka_unit_test(test_escape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

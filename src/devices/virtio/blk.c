@@ -295,6 +295,23 @@ static void blk_reset(struct virtio_dev *d)
 	}
 }
 
+/* Before a snapshot: finish every request in flight (their data lands in
+ * guest memory and their chains go back to the driver), so that the queue
+ * state saved is all there is. */
+static int blk_prepare_save(struct virtio_dev *d)
+{
+	struct virtio_blk *b = to_blk(d);
+	while (b->uring && b->inflight) {
+		struct io_uring_cqe *cqe;
+		int r = io_uring_wait_cqe(&b->ring, &cqe);
+		if (r < 0 && r != -EINTR)
+			return r;
+		reap(b, false);
+	}
+	virtio_signal_used(d, &d->vq[0]);
+	return 0;
+}
+
 static int blk_start(struct virtio_dev *d)
 {
 	struct virtio_blk *b = to_blk(d);
@@ -330,6 +347,8 @@ static const struct virtio_dev_ops blk_ops = {
 	.nr_queues = 1,
 	.notify = blk_notify,
 	.reset = blk_reset,
+	.snapshot = true,
+	.prepare_save = blk_prepare_save,
 	.start = blk_start,
 	.destroy = blk_destroy,
 	.stats = blk_stats,

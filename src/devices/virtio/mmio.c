@@ -21,6 +21,7 @@
 #include <wisp/abi.h>
 
 #include "devices/virtio/virtio.h"
+#include "util/util.h"
 #include "vmm/ioloop.h"
 #include "vmm/vmm.h"
 
@@ -386,6 +387,87 @@ static void dev_destroy(void *opaque)
 	virtio_dev_free(opaque);
 }
 
+/* --- snapshots ---------------------------------------------------------------
+ * Called with the VM paused and the I/O loops quiesced (ctx_quiesce), so no
+ * handler touches the device or guest memory meanwhile. */
+struct virtio_state_v1 {
+	struct virtio_mmio_state t;
+	uint64_t device_features;
+	uint32_t device_id;
+	uint32_t nr_queues;
+	struct virtq_state vq[VIRTIO_MAX_QUEUES];
+};
+
+int virtio_dev_save(void *opaque, struct wbuf *out, uint32_t *version)
+{
+	struct virtio_dev *d = opaque;
+	if (!d->ops->snapshot)
+		return -ENOTSUP;
+	pthread_mutex_lock(&d->lock);
+	int r = d->ops->prepare_save ? d->ops->prepare_save(d) : 0;
+	struct virtio_state_v1 st;
+	memset(&st, 0, sizeof(st));
+	st.t = d->t;
+	st.device_features = d->device_features;
+	st.device_id = d->ops->device_id;
+	st.nr_queues = d->ops->nr_queues;
+	for (int i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		st.vq[i] = d->vq[i].s;
+	pthread_mutex_unlock(&d->lock);
+	if (r)
+		return r;
+	wbuf_put(out, &st, sizeof(st));
+	*version = 1;
+	return 0;
+}
+
+int virtio_dev_restore(void *opaque, const void *buf, size_t len, uint32_t version, char *err,
+		       size_t errlen)
+{
+	struct virtio_dev *d = opaque;
+	struct virtio_state_v1 st;
+	if (version != 1 || len != sizeof(st)) {
+		snprintf(err, errlen, "state version %u (%zu bytes) is not one this device knows",
+			 version, len);
+		return -EINVAL;
+	}
+	memcpy(&st, buf, sizeof(st));
+	if (st.device_id != d->ops->device_id || st.nr_queues != d->ops->nr_queues ||
+	    st.device_features != d->device_features) {
+		snprintf(err, errlen, "the snapshot's device offered other features");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&d->lock);
+	d->t = st.t;
+	int r = 0;
+	for (int i = 0; i < d->ops->nr_queues && !r; i++) {
+		d->vq[i].s = st.vq[i];
+		d->vq[i].s.ready = false;
+		if (st.vq[i].ready) {
+			if (virtq_setup(&d->vq[i], d->mem, has(d, VIRTIO_RING_F_EVENT_IDX),
+					has(d, VIRTIO_RING_F_INDIRECT_DESC))) {
+				snprintf(err, errlen, "queue %d: %s", i, d->vq[i].error);
+				r = -EINVAL;
+				break;
+			}
+			d->vq[i].s.ready = true;
+		}
+	}
+	if (!r && (d->t.status & VIRTIO_CONFIG_S_DRIVER_OK) && d->ops->activate &&
+	    d->ops->activate(d)) {
+		snprintf(err, errlen, "the device could not start again");
+		r = -EIO;
+	}
+	/* Buffers the driver made available that the source had not taken
+	 * yet: nobody will notify for them again. */
+	if (!r && virtio_running(d))
+		for (int q = 0; q < d->ops->nr_queues; q++)
+			if (virtq_has_avail(&d->vq[q]))
+				serve_async(d, q);
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
 static void ctx_stop(void *opaque)
 {
 	struct virtio_ctx *c = opaque;
@@ -394,6 +476,38 @@ static void ctx_stop(void *opaque)
 	for (int i = 0; i < c->nr; i++)
 		if (c->devs[i]->own_loop)
 			ioloop_stop(c->devs[i]->loop);
+}
+
+/* The I/O threads must not touch devices or guest memory while a snapshot
+ * is taken. */
+static void ctx_quiesce(void *opaque, bool pause)
+{
+	struct virtio_ctx *c = opaque;
+	if (c->loop_ok)
+		pause ? ioloop_pause(&c->loop) : ioloop_resume(&c->loop);
+	for (int i = 0; i < c->nr; i++)
+		if (c->devs[i]->own_loop)
+			pause ? ioloop_pause(c->devs[i]->loop) : ioloop_resume(c->devs[i]->loop);
+}
+
+static int ctx_save(void *opaque, struct wbuf *out, uint32_t *version)
+{
+	(void)opaque;
+	(void)out;
+	*version = 1; /* the slots are rebuilt by attaching the same devices */
+	return 0;
+}
+
+static int ctx_restore(void *opaque, const void *buf, size_t len, uint32_t version, char *err,
+		       size_t errlen)
+{
+	(void)opaque;
+	(void)buf;
+	if (version != 1 || len) {
+		snprintf(err, errlen, "state version %u is not one virtio knows", version);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static void ctx_destroy(void *opaque)
@@ -420,6 +534,9 @@ static struct virtio_ctx *ctx_get(struct vm *vm)
 		return NULL;
 	}
 	vm->devices->stop = ctx_stop;
+	vm->devices->quiesce = ctx_quiesce;
+	vm->devices->save = ctx_save;
+	vm->devices->restore = ctx_restore;
 	return c;
 }
 
@@ -520,6 +637,8 @@ int virtio_attach(struct vm *vm, struct virtio_dev *d, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return r;
 	}
+	vm->devices->save = virtio_dev_save;
+	vm->devices->restore = virtio_dev_restore;
 	c->devs[c->nr++] = d;
 	d->attached = true;
 	r = ioloop_start(d->loop);

@@ -179,6 +179,7 @@ static void net_stats(struct virtio_dev *d, int fd)
 
 static const struct virtio_dev_ops net_ops = {
 	.name = "virtio-net",
+	.snapshot = true, /* the TAP is the host's; frames in flight are lost, as on a wire */
 	.device_id = VIRTIO_ID_NET,
 	.nr_queues = 2,
 	.notify = net_notify,

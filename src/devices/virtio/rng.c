@@ -77,6 +77,7 @@ static void rng_stats(struct virtio_dev *d, int fd)
 
 static const struct virtio_dev_ops rng_ops = {
 	.name = "virtio-rng",
+	.snapshot = true, /* no state besides the queue */
 	.device_id = VIRTIO_ID_RNG,
 	.nr_queues = 1,
 	.notify = rng_notify,

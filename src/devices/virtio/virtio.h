@@ -129,6 +129,11 @@ struct virtio_dev_ops {
 	void (*destroy)(struct virtio_dev *d);
 	/* Extra lines for --stats (optional). */
 	void (*stats)(struct virtio_dev *d, int fd);
+	/* Snapshots: true when the transport and queue state is all the
+	 * device needs (with prepare_save first, if set: e.g. finish the
+	 * requests in flight). A device without it refuses to be saved. */
+	bool snapshot;
+	int (*prepare_save)(struct virtio_dev *d);
 };
 
 /* Transport registers the driver sets (saved with the queues). */
@@ -171,6 +176,13 @@ struct virtio_dev {
 	uint64_t mmio_accesses, notifies, interrupts, guest_errors;
 	const char *last_error;
 };
+
+/* Snapshot hooks of a virtio device's VM device-list entry (struct device):
+ * the transport registers and each queue's state, version 1. */
+struct wbuf;
+int virtio_dev_save(void *opaque, struct wbuf *out, uint32_t *version);
+int virtio_dev_restore(void *opaque, const void *buf, size_t len, uint32_t version, char *err,
+		       size_t errlen);
 
 /* Initialise the transport part of a device (before attach). */
 int virtio_dev_init(struct virtio_dev *d, const struct virtio_dev_ops *ops, uint64_t features,

@@ -1,0 +1,182 @@
+/* `wisp migrate VM HOST:PORT`: live-migrate a daemon VM to a `wisp
+ * receive` on another host, showing each round (pages sent, dirty rate);
+ * `wisp receive [--name NAME] --listen PORT`: on the target, a VM that
+ * waits for it. If the migration fails at any point the VM keeps running
+ * here and the reason is printed. */
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+
+static const char migrate_usage[] = "usage: wisp migrate [--socket PATH] VM HOST:PORT\n";
+static const char receive_usage[] =
+	"usage: wisp receive [--name NAME] [--socket PATH] --listen PORT\n";
+
+/* HOST:PORT with HOST resolved to a numeric address (the VMM does no name
+ * lookups); -1 (printed) if it cannot be. */
+static int resolve(const char *arg, char *out, size_t len)
+{
+	const char *colon = strrchr(arg, ':');
+	uint64_t port;
+	if (!colon || colon == arg || opt_parse_uint(colon + 1, 1, 65535, &port)) {
+		fprintf(stderr, "wisp: migrate: '%s': give the target as HOST:PORT\n%s", arg,
+			migrate_usage);
+		return -1;
+	}
+	char host[256];
+	size_t hl = (size_t)(colon - arg);
+	if (hl >= sizeof(host)) {
+		fprintf(stderr, "wisp: migrate: host name too long\n");
+		return -1;
+	}
+	memcpy(host, arg, hl);
+	host[hl] = 0;
+	char *h = host;
+	if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') {
+		h[hl - 1] = 0;
+		h++;
+	}
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
+	int g = getaddrinfo(h, NULL, &hints, &ai);
+	if (g) {
+		fprintf(stderr, "wisp: migrate: cannot resolve host '%s': %s\n", h,
+			gai_strerror(g));
+		return -1;
+	}
+	char addr[INET6_ADDRSTRLEN];
+	const void *a = ai->ai_family == AF_INET
+				? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+				: (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+	inet_ntop(ai->ai_family, a, addr, sizeof(addr));
+	snprintf(out, len, ai->ai_family == AF_INET6 ? "[%s]:%llu" : "%s:%llu", addr,
+		 (unsigned long long)port);
+	freeaddrinfo(ai);
+	return 0;
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+	int code;
+	if (client_options(argc, argv, migrate_usage, NULL, 0, NULL, &code))
+		return code;
+	if (argc - optind != 2) {
+		fprintf(stderr, "wisp: migrate: %s\n%s",
+			argc - optind < 2 ? "give a VM and HOST:PORT" : "too many arguments",
+			migrate_usage);
+		return WISP_EXIT_ERROR;
+	}
+	const char *vm = argv[optind];
+	char to[300], path[128], mpath[128];
+	if (resolve(argv[optind + 1], to, sizeof(to)) ||
+	    client_vm_path(vm, "migrate", path, sizeof(path)) ||
+	    client_vm_path(vm, "migration", mpath, sizeof(mpath)))
+		return WISP_EXIT_ERROR;
+	if (!client_init())
+		return WISP_EXIT_ERROR;
+	struct api_reply r;
+	struct json_t *body = jnew_object();
+	jset_str(body, "to", to);
+	if (api_call("POST", path, body, &r))
+		return WISP_EXIT_ERROR;
+	api_reply_free(&r);
+	/* Follow the rounds until it ends; each new round is one line. */
+	long long shown = 0;
+	code = WISP_EXIT_ERROR;
+	for (;;) {
+		if (api_call("GET", mpath, NULL, &r))
+			break;
+		const char *st = jstr(r.json, "state");
+		long long round = jint(r.json, "rounds");
+		bool end = strcmp(st, "running") != 0;
+		if (round > shown && !end) {
+			printf("round %lld: %.1f MB sent, dirty rate %.1f MB/s\n", round,
+			       jnum(r.json, "bytes") / 1e6, jnum(r.json, "dirty_rate") / 1e6);
+			fflush(stdout);
+			shown = round;
+		}
+		if (!strcmp(st, "done")) {
+			printf("migrated %s to %s: %lld rounds, %.1f MB, total %.2f ms, downtime "
+			       "%.2f ms\n",
+			       vm, argv[optind + 1], round, jnum(r.json, "bytes") / 1e6,
+			       jnum(r.json, "total_ms"), jnum(r.json, "downtime_ms"));
+			code = 0;
+		} else if (end) {
+			fprintf(stderr,
+				"wisp: migration of '%s' to %s failed: %s (the VM still runs "
+				"here)\n",
+				vm, argv[optind + 1], jstr(r.json, "error"));
+		}
+		api_reply_free(&r);
+		if (end)
+			break;
+		struct timespec ts = {0, 5 * 1000000};
+		nanosleep(&ts, NULL);
+	}
+	client_close();
+	return code;
+}
+
+int cmd_receive(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, 'l'},
+		{"name", required_argument, NULL, 'N'},
+		CLIENT_OPTIONS,
+		{0},
+	};
+	const char *name = NULL;
+	uint64_t port = 0;
+	optind = 0;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "+l:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			if (opt_parse_uint(optarg, 1, 65535, &port)) {
+				fprintf(stderr,
+					"wisp: receive: --listen '%s': must be a TCP port from 1 "
+					"to "
+					"65535\n%s",
+					optarg, receive_usage);
+				return WISP_EXIT_ERROR;
+			}
+			break;
+		case 'N':
+			name = optarg;
+			break;
+		case 'S':
+			client_set_socket(optarg);
+			break;
+		case 'h':
+			fputs(receive_usage, stdout);
+			return 0;
+		default:
+			return client_bad_option("receive", argv, receive_usage);
+		}
+	}
+	if (!port || optind != argc) {
+		fprintf(stderr, "wisp: receive: %s\n%s",
+			port ? "too many arguments"
+			     : "give the port to listen on with --listen PORT",
+			receive_usage);
+		return WISP_EXIT_ERROR;
+	}
+	if (!client_init())
+		return WISP_EXIT_ERROR;
+	struct api_reply r;
+	struct json_t *body = jnew_object();
+	jset_int(body, "port", (long long)port);
+	if (name)
+		jset_str(body, "name", name);
+	if (api_call("POST", "/vms/receive", body, &r))
+		return WISP_EXIT_ERROR;
+	printf("%s\n", jstr(r.json, "id"));
+	api_reply_free(&r);
+	client_close();
+	return 0;
+}

@@ -1,0 +1,113 @@
+/* `wisp restore [--name NAME] [--verify] FILE`: a daemon VM from a
+ * snapshot, in a pre-created shell when one of its size is ready; and
+ * `wisp clone [--name PREFIX] -n K FILE`: K of them, sharing the
+ * snapshot's unchanged pages (each maps the file privately). Both print
+ * the new VMs' ids. */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char restore_usage[] =
+	"usage: wisp restore [--name NAME] [--verify] [--socket PATH] FILE\n";
+static const char clone_usage[] =
+	"usage: wisp clone -n K [--name PREFIX] [--verify] [--socket PATH] FILE\n";
+
+/* One POST /vms {"snapshot": ...}; prints the id. */
+static int restore_one(const char *file, const char *name, bool verify)
+{
+	struct api_reply r;
+	struct json_t *body = jnew_object();
+	jset_str(body, "snapshot", file);
+	if (name)
+		jset_str(body, "name", name);
+	if (verify)
+		jset_true(body, "verify");
+	if (api_call("POST", "/vms", body, &r))
+		return WISP_EXIT_ERROR;
+	printf("%s\n", jstr(r.json, "id"));
+	api_reply_free(&r);
+	return 0;
+}
+
+static int run(int argc, char **argv, bool clone)
+{
+	static const struct option opts[] = {
+		{"name", required_argument, NULL, 'N'},
+		{"verify", no_argument, NULL, 'v'},
+		{"count", required_argument, NULL, 'n'},
+		CLIENT_OPTIONS,
+		{0},
+	};
+	const char *usage = clone ? clone_usage : restore_usage;
+	const char *name = NULL;
+	bool verify = false;
+	uint64_t count = clone ? 0 : 1;
+	optind = 0;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, clone ? "+n:h" : "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'N':
+			name = optarg;
+			break;
+		case 'v':
+			verify = true;
+			break;
+		case 'n':
+			if (!clone || opt_parse_uint(optarg, 1, 10000, &count)) {
+				fprintf(stderr,
+					"wisp: %s: -n '%s': must be a number from 1 to 10000\n%s",
+					argv[0], optarg, usage);
+				return WISP_EXIT_ERROR;
+			}
+			break;
+		case 'S':
+			client_set_socket(optarg);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			return client_bad_option(argv[0], argv, usage);
+		}
+	}
+	if (clone && !count) {
+		fprintf(stderr, "wisp: clone: give the number of clones with -n K\n%s", usage);
+		return WISP_EXIT_ERROR;
+	}
+	if (argc - optind != 1) {
+		fprintf(stderr, "wisp: %s: %s\n%s", argv[0],
+			argc == optind ? "no snapshot file given" : "too many arguments", usage);
+		return WISP_EXIT_ERROR;
+	}
+	char file[PATH_MAX];
+	client_abs_path(argv[optind], file, sizeof(file));
+	if (!client_init())
+		return WISP_EXIT_ERROR;
+	int code = 0;
+	for (uint64_t i = 1; i <= count; i++) {
+		char nm[128];
+		if (clone && name)
+			snprintf(nm, sizeof(nm), "%.100s-%llu", name, (unsigned long long)i);
+		if (restore_one(file, clone ? (name ? nm : NULL) : name, verify)) {
+			code = WISP_EXIT_ERROR;
+			break; /* the same error would repeat for every clone */
+		}
+	}
+	client_close();
+	return code;
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	return run(argc, argv, false);
+}
+
+int cmd_clone(int argc, char **argv)
+{
+	return run(argc, argv, true);
+}

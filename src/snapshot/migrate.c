@@ -1,0 +1,680 @@
+/* Live migration over TCP (docs/migration.md): pre-copy rounds driven by
+ * KVM's dirty log, then stop-and-copy, then the target resumes and says
+ * so. The source never stops running until the target has said "resumed";
+ * every failure before that turns dirty logging off and unpauses it.
+ *
+ * Stream (little-endian), source -> target:
+ *   hello {magic, version, nr_vcpus, mem_size}
+ *   pages {type, count, off, hash} + count * 4 KiB   (a run of pages)
+ *   round {type, round}
+ *   state {type, len, hash} + len bytes  (the snapshot state section)
+ * target -> source: ack {magic, version, status, why} after the hello, and
+ *   resumed {status, why} once the VM runs there (or could not). */
+#include <errno.h>
+#include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "snapshot/snapshot.h"
+
+#define RUN_PAGES     256u /* pages per message: 1 MiB */
+#define MAX_ROUNDS    30
+#define FINAL_PAGES   64u /* stop and copy once a round leaves no more dirty pages than this */
+#define STALL_ROUNDS  5	  /* or when the dirty set stopped shrinking for this many rounds */
+#define IO_TIMEOUT_MS 10000
+
+enum mig_msg { MIG_PAGES = 1, MIG_ROUND, MIG_STATE };
+
+struct mig_ack {
+	uint64_t magic;
+	uint32_t version;
+	int32_t status; /* 0, or -errno */
+	char why[200];
+};
+
+struct mig_pages {
+	uint32_t type; /* MIG_PAGES */
+	uint32_t count;
+	uint64_t off; /* memfd offset of the first page */
+	uint64_t hash;
+};
+
+struct mig_round {
+	uint32_t type; /* MIG_ROUND */
+	uint32_t round;
+};
+
+struct mig_state {
+	uint32_t type; /* MIG_STATE */
+	uint32_t pad;
+	uint64_t len;
+	uint64_t hash;
+};
+
+struct mig_done {
+	int32_t status;
+	uint32_t pad;
+	char why[200];
+};
+
+/* --- stream helpers ------------------------------------------------------------ */
+
+/* Wait until fd is ready for `events`, at most IO_TIMEOUT_MS: a peer that
+ * stops reading or writing must not hang the source for ever. */
+static int wait_fd(int fd, short events)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+	for (;;) {
+		int r = poll(&p, 1, IO_TIMEOUT_MS);
+		if (r > 0)
+			return 0;
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+static int send_all(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t w = writev(fd, iov, n);
+		if (w < 0 && (errno == EINTR))
+			continue;
+		if (w < 0 && errno == EAGAIN) {
+			int r = wait_fd(fd, POLLOUT);
+			if (r)
+				return r;
+			continue;
+		}
+		if (w <= 0)
+			return w < 0 ? -errno : -EPIPE;
+		size_t left = (size_t)w;
+		while (n > 0 && left >= iov->iov_len) {
+			left -= iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + left;
+			iov->iov_len -= left;
+		}
+	}
+	return 0;
+}
+
+static int send_buf(int fd, const void *p, size_t len)
+{
+	struct iovec iov = {(void *)p, len};
+	return send_all(fd, &iov, 1);
+}
+
+static int recv_all(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	while (len) {
+		ssize_t n = recv(fd, p, len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			int r = wait_fd(fd, POLLIN);
+			if (r)
+				return r;
+			continue;
+		}
+		if (n <= 0)
+			return n < 0 ? -errno : -ECONNRESET;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void tune(int fd)
+{
+	int one = 1, buf = 4 << 20;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* Connect with a timeout, so that an unreachable host fails in seconds.
+ * host is a numeric IPv4 or IPv6 address: wisp-vmm is a static binary and
+ * does no name lookups (the CLI resolves names before asking). */
+static int dial(const char *host, const char *port, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	memset(&ss, 0, sizeof(ss));
+	char *end;
+	unsigned long p = strtoul(port, &end, 10);
+	if (!*port || *end || p == 0 || p > 65535) {
+		snprintf(err, errlen, "bad port '%s'", port);
+		return -EINVAL;
+	}
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)p);
+		sl = sizeof(*a4);
+	} else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)p);
+		sl = sizeof(*a6);
+	} else {
+		snprintf(err, errlen, "'%s' is not an IP address", host);
+		return -EINVAL;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "socket: %s", strerror(e));
+		return -e;
+	}
+	int r = 0;
+	if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
+		if (errno != EINPROGRESS) {
+			r = -errno;
+		} else if (!(r = wait_fd(fd, POLLOUT))) {
+			int soerr = 0;
+			socklen_t el = sizeof(soerr);
+			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) == 0 && soerr)
+				r = -soerr;
+		}
+	}
+	if (r) {
+		close(fd);
+		snprintf(err, errlen, "cannot connect to %s:%s: %s", host, port, strerror(-r));
+		return r;
+	}
+	tune(fd);
+	return fd;
+}
+
+/* --- dirty logging -------------------------------------------------------------- */
+
+struct dirty {
+	struct vm *vm;
+	bool manual; /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 in use */
+	bool on;
+	uint64_t *bitmap[WISP_MAX_MEM_REGIONS];
+};
+
+static int set_logging(struct vm *vm, bool on)
+{
+	for (int i = 0; i < vm->mem.nr_regions; i++) {
+		const struct mem_region *m = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region slot = {
+			.slot = (uint32_t)i,
+			.flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+			.guest_phys_addr = m->gpa,
+			.memory_size = m->size,
+			.userspace_addr = (uint64_t)(uintptr_t)m->host,
+		};
+		if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static int dirty_start(struct dirty *d, struct vm *vm)
+{
+	memset(d, 0, sizeof(*d));
+	d->vm = vm;
+	for (int i = 0; i < vm->mem.nr_regions; i++) {
+		uint64_t pages = vm->mem.regions[i].size / 4096;
+		d->bitmap[i] = calloc((pages + 63) / 64, 8);
+		if (!d->bitmap[i])
+			return -ENOMEM;
+	}
+	/* With manual protection, GET only reads the bitmap and CLEAR
+	 * re-protects the pages we are about to send, right before we copy
+	 * them; enabled once per VM (a second enable is harmless). */
+	if (kvm_check_cap(vm->kvm, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) &
+	    KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE) {
+		struct kvm_enable_cap cap = {.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+					     .args = {KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE}};
+		d->manual = ioctl(vm->fd, KVM_ENABLE_CAP, &cap) == 0;
+	}
+	int r = set_logging(vm, true);
+	if (!r)
+		d->on = true;
+	return r;
+}
+
+static void dirty_stop(struct dirty *d)
+{
+	if (d->on)
+		set_logging(d->vm, false);
+	d->on = false;
+	for (int i = 0; i < WISP_MAX_MEM_REGIONS; i++) {
+		free(d->bitmap[i]);
+		d->bitmap[i] = NULL;
+	}
+}
+
+/* Fetch (and re-arm) the dirty bitmaps; returns the dirty page count. */
+static int64_t dirty_collect(struct dirty *d)
+{
+	struct vm *vm = d->vm;
+	int64_t total = 0;
+	for (int i = 0; i < vm->mem.nr_regions; i++) {
+		uint64_t pages = vm->mem.regions[i].size / 4096;
+		struct kvm_dirty_log log = {.slot = (uint32_t)i, .dirty_bitmap = d->bitmap[i]};
+		if (ioctl(vm->fd, KVM_GET_DIRTY_LOG, &log) < 0)
+			return -errno;
+		uint64_t n = 0;
+		for (uint64_t w = 0; w < (pages + 63) / 64; w++)
+			n += (uint64_t)__builtin_popcountll(d->bitmap[i][w]);
+		if (d->manual && n) {
+			struct kvm_clear_dirty_log c = {.slot = (uint32_t)i,
+							.num_pages = (uint32_t)pages,
+							.first_page = 0,
+							.dirty_bitmap = d->bitmap[i]};
+			if (ioctl(vm->fd, KVM_CLEAR_DIRTY_LOG, &c) < 0)
+				return -errno;
+		}
+		total += (int64_t)n;
+	}
+	return total;
+}
+
+/* --- source ------------------------------------------------------------------------ */
+
+struct sender {
+	int fd;
+	struct vm *vm;
+	uint8_t *bounce; /* pages are copied before they are hashed and sent */
+	uint64_t bytes;
+};
+
+/* Send the run of `count` pages at memfd offset off. The copy matters: the
+ * guest may write the pages while they are sent (pre-copy), and the hash
+ * must describe the bytes that go out (the dirty log resends them later). */
+static int send_run(struct sender *s, uint64_t off, uint32_t count)
+{
+	size_t len = (size_t)count * 4096;
+	memcpy(s->bounce, s->vm->mem.base + off, len);
+	struct mig_pages h = {
+		.type = MIG_PAGES, .count = count, .off = off, .hash = snap_hash(s->bounce, len)};
+	struct iovec iov[2] = {{&h, sizeof(h)}, {s->bounce, len}};
+	s->bytes += sizeof(h) + len;
+	return send_all(s->fd, iov, 2);
+}
+
+static int send_extent(void *opaque, uint64_t off, uint64_t len)
+{
+	struct sender *s = opaque;
+	for (uint64_t done = 0; done < len;) {
+		uint64_t n = (len - done) / 4096;
+		if (n > RUN_PAGES)
+			n = RUN_PAGES;
+		int r = send_run(s, off + done, (uint32_t)n);
+		if (r)
+			return r;
+		done += n * 4096;
+	}
+	return 0;
+}
+
+/* Send every page set in the dirty bitmaps, in runs. */
+static int send_dirty(struct sender *s, struct dirty *d)
+{
+	struct vm *vm = s->vm;
+	for (int i = 0; i < vm->mem.nr_regions; i++) {
+		uint64_t pages = vm->mem.regions[i].size / 4096;
+		uint64_t base = vm->mem.regions[i].fd_offset;
+		const uint64_t *bm = d->bitmap[i];
+		for (uint64_t p = 0; p < pages;) {
+			if (!(bm[p / 64] >> (p % 64) & 1)) {
+				if (!bm[p / 64] && p % 64 == 0)
+					p += 64;
+				else
+					p++;
+				continue;
+			}
+			uint64_t q = p;
+			while (q < pages && q - p < RUN_PAGES && (bm[q / 64] >> (q % 64) & 1))
+				q++;
+			int r = send_run(s, base + p * 4096, (uint32_t)(q - p));
+			if (r)
+				return r;
+			p = q;
+		}
+	}
+	return 0;
+}
+
+static int read_done(int fd, char *err, size_t errlen)
+{
+	struct mig_done done;
+	int r = recv_all(fd, &done, sizeof(done));
+	if (r) {
+		snprintf(err, errlen, "the target did not confirm the resume: %s", strerror(-r));
+		return r;
+	}
+	if (done.status) {
+		done.why[sizeof(done.why) - 1] = 0;
+		snprintf(err, errlen, "the target could not resume the VM: %s", done.why);
+		return done.status < 0 ? done.status : -EIO;
+	}
+	return 0;
+}
+
+int mig_send(struct vm *vm, struct vcpu *self, const char *host, const char *port,
+	     const char *config, size_t config_len,
+	     void (*progress)(void *opaque, const struct mig_progress *p), void *opaque,
+	     struct mig_result *res, char *err, size_t errlen)
+{
+	uint64_t t0 = util_now_ns();
+	memset(res, 0, sizeof(*res));
+	struct sender s = {.fd = -1, .vm = vm};
+	struct dirty d = {0};
+	struct wbuf st = {0};
+	bool paused = false;
+	int r;
+	s.bounce = malloc(RUN_PAGES * 4096);
+	if (!s.bounce) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s.fd = dial(host, port, err, errlen);
+	if (s.fd < 0) {
+		r = s.fd;
+		goto out;
+	}
+	struct mig_hello h = {.magic = MIG_MAGIC,
+			      .version = MIG_VERSION,
+			      .nr_vcpus = (uint32_t)vm->nr_vcpus,
+			      .mem_size = vm->mem.size};
+	struct mig_ack ack;
+	if ((r = send_buf(s.fd, &h, sizeof(h))) || (r = recv_all(s.fd, &ack, sizeof(ack)))) {
+		snprintf(err, errlen, "%s:%s: no answer to the migration hello: %s", host, port,
+			 strerror(-r));
+		goto out;
+	}
+	ack.why[sizeof(ack.why) - 1] = 0;
+	if (ack.magic != MIG_MAGIC) {
+		snprintf(err, errlen, "%s:%s does not speak Wisp's migration protocol", host, port);
+		r = -EPROTO;
+		goto out;
+	}
+	if (ack.status) {
+		snprintf(err, errlen, "%s:%s refused the VM: %s", host, port, ack.why);
+		r = ack.status < 0 ? ack.status : -EPROTO;
+		goto out;
+	}
+	if ((r = dirty_start(&d, vm))) {
+		snprintf(err, errlen, "cannot turn on dirty logging: %s", strerror(-r));
+		goto out;
+	}
+	/* Round 1: everything the guest has populated. Later rounds: what it
+	 * dirtied meanwhile, until that is small or stops shrinking. */
+	uint64_t round_start = util_now_ns(), prev = UINT64_MAX;
+	int stalls = 0;
+	uint32_t round = 1;
+	uint64_t b0 = s.bytes;
+	if ((r = gmem_extents(&vm->mem, send_extent, &s)))
+		goto io_fail;
+	for (;;) {
+		struct mig_round rm = {.type = MIG_ROUND, .round = round};
+		if ((r = send_buf(s.fd, &rm, sizeof(rm))))
+			goto io_fail;
+		int64_t dirty = dirty_collect(&d);
+		if (dirty < 0) {
+			r = (int)dirty;
+			snprintf(err, errlen, "reading the dirty log: %s", strerror(-r));
+			goto out;
+		}
+		uint64_t now = util_now_ns();
+		struct mig_progress p = {
+			.round = round,
+			.pages = (s.bytes - b0) / (4096 + sizeof(struct mig_pages)),
+			.bytes = s.bytes,
+			.dirty_rate = now > round_start ? (uint64_t)dirty * 4096 * 1000000000ull /
+								  (now - round_start)
+							: 0,
+			.elapsed_ns = now - t0,
+		};
+		if (progress)
+			progress(opaque, &p);
+		bool last_round = (uint64_t)dirty <= FINAL_PAGES || round >= MAX_ROUNDS;
+		stalls = (uint64_t)dirty >= prev ? stalls + 1 : 0;
+		if (last_round || stalls >= STALL_ROUNDS)
+			break;
+		prev = (uint64_t)dirty;
+		round++;
+		round_start = now;
+		b0 = s.bytes;
+		if ((r = send_dirty(&s, &d)))
+			goto io_fail;
+	}
+	/* The target acknowledges each round once it has taken in everything
+	 * before it: wait for that before pausing, or the downtime would
+	 * include draining the socket buffers (megabytes of pages). */
+	for (uint32_t acked = 0; acked != round;) {
+		if ((r = recv_all(s.fd, &acked, sizeof(acked))))
+			goto io_fail;
+	}
+	/* Stop and copy: the last dirty pages (those of the bitmap just read,
+	 * then whatever was dirtied until the vCPUs stopped), and the state. */
+	uint64_t tp = util_now_ns();
+	if ((r = vm_pause(vm, self))) {
+		snprintf(err, errlen, "the VM stopped during the migration");
+		goto out;
+	}
+	paused = true;
+	if (self)
+		vcpu_complete_io(self);
+	snap_quiesce(vm, true);
+	b0 = s.bytes;
+	if ((r = send_dirty(&s, &d)))
+		goto io_fail;
+	int64_t last = dirty_collect(&d);
+	if (last < 0) {
+		r = (int)last;
+		snprintf(err, errlen, "reading the dirty log: %s", strerror(-r));
+		goto out;
+	}
+	if ((r = send_dirty(&s, &d)))
+		goto io_fail;
+	if ((r = snap_save_state(vm, config, config_len, &st, err, errlen)))
+		goto out;
+	snap_put_rec(&st, SNAP_REC_MEMMAP, 1, 0);
+	snap_put_rec(&st, SNAP_REC_END, 1, 0);
+	if ((r = wbuf_error(&st))) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	struct mig_state sm = {.type = MIG_STATE, .len = st.len, .hash = snap_hash(st.p, st.len)};
+	struct iovec iov[2] = {{&sm, sizeof(sm)}, {st.p, st.len}};
+	if ((r = send_all(s.fd, iov, 2)))
+		goto io_fail;
+	if ((r = read_done(s.fd, err, errlen)))
+		goto out;
+	uint64_t end = util_now_ns();
+	res->rounds = round + 1;
+	res->bytes = s.bytes;
+	res->total_ns = end - t0;
+	res->downtime_ns = end - tp;
+	if (progress) {
+		struct mig_progress p = {.round = round + 1,
+					 .pages =
+						 (s.bytes - b0) / (4096 + sizeof(struct mig_pages)),
+					 .bytes = s.bytes,
+					 .elapsed_ns = end - t0,
+					 .final = true};
+		progress(opaque, &p);
+	}
+	/* The VM runs on the target now: it must never run here again. The
+	 * caller stops it; the vCPUs stay parked until then. */
+	r = 0;
+	paused = false;
+	goto cleanup;
+io_fail:
+	snprintf(err, errlen, "connection to %s:%s lost: %s", host, port, strerror(-r));
+out:
+	dirty_stop(&d);
+	if (paused) {
+		snap_quiesce(vm, false);
+		vm_unpause(vm);
+	}
+cleanup:
+	if (!r)
+		dirty_stop(&d);
+	if (s.fd >= 0)
+		close(s.fd);
+	free(s.bounce);
+	wbuf_free(&st);
+	return r;
+}
+
+/* --- target ----------------------------------------------------------------------- */
+
+static void send_ack(int fd, int status, const char *why)
+{
+	struct mig_ack a = {.magic = MIG_MAGIC, .version = MIG_VERSION, .status = status};
+	snprintf(a.why, sizeof(a.why), "%s", why ? why : "");
+	send_buf(fd, &a, sizeof(a));
+}
+
+int mig_accept(int listen_fd, int *conn, struct mig_hello *h, char *err, size_t errlen)
+{
+	int c;
+	for (;;) {
+		c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (c >= 0 || errno != EINTR)
+			break;
+	}
+	if (c < 0) {
+		int e = errno;
+		snprintf(err, errlen, "accept: %s", strerror(e));
+		return -e;
+	}
+	tune(c);
+	int r = recv_all(c, h, sizeof(*h));
+	if (r) {
+		snprintf(err, errlen, "no migration hello from the source: %s", strerror(-r));
+		close(c);
+		return r;
+	}
+	if (h->magic != MIG_MAGIC) {
+		snprintf(err, errlen, "the source does not speak Wisp's migration protocol");
+		send_ack(c, -EPROTO, "not a Wisp migration stream");
+		close(c);
+		return -EPROTO;
+	}
+	if (h->version != MIG_VERSION) {
+		snprintf(err, errlen,
+			 "the source speaks migration protocol version %u, we speak %u", h->version,
+			 MIG_VERSION);
+		char why[128];
+		snprintf(why, sizeof(why),
+			 "protocol version %u is not supported (the target speaks %u)", h->version,
+			 MIG_VERSION);
+		send_ack(c, -EPROTO, why);
+		close(c);
+		return -EPROTO;
+	}
+	if (h->nr_vcpus < 1 || h->nr_vcpus > WISP_MAX_VCPUS || h->mem_size == 0 ||
+	    h->mem_size % 4096 || h->mem_size > (64ull << 30)) {
+		snprintf(err, errlen, "the source asks for an impossible VM");
+		send_ack(c, -EINVAL, "impossible VM size");
+		close(c);
+		return -EINVAL;
+	}
+	*conn = c;
+	return 0;
+}
+
+int mig_receive(int conn, struct vm *vm, char *err, size_t errlen)
+{
+	send_ack(conn, 0, NULL);
+	uint8_t *state = NULL;
+	int r;
+	for (;;) {
+		uint32_t type;
+		if ((r = recv_all(conn, &type, sizeof(type))))
+			goto lost;
+		if (type == MIG_PAGES) {
+			struct mig_pages h = {.type = type};
+			if ((r = recv_all(conn, (uint8_t *)&h + 4, sizeof(h) - 4)))
+				goto lost;
+			uint64_t len = (uint64_t)h.count * 4096;
+			if (!h.count || h.count > RUN_PAGES || h.off % 4096 ||
+			    h.off > vm->mem.size || len > vm->mem.size - h.off) {
+				snprintf(err, errlen, "the source sent pages outside guest memory");
+				return -EPROTO;
+			}
+			uint8_t *dst = vm->mem.base + h.off;
+			if ((r = recv_all(conn, dst, len)))
+				goto lost;
+			if (snap_hash(dst, len) != h.hash) {
+				snprintf(err, errlen,
+					 "pages at 0x%llx arrived corrupted (checksum)",
+					 (unsigned long long)h.off);
+				return -EBADMSG;
+			}
+		} else if (type == MIG_ROUND) {
+			uint32_t round;
+			if ((r = recv_all(conn, &round, sizeof(round))) ||
+			    (r = send_buf(conn, &round, sizeof(round))))
+				goto lost;
+		} else if (type == MIG_STATE) {
+			struct mig_state h = {.type = type};
+			if ((r = recv_all(conn, (uint8_t *)&h + 4, sizeof(h) - 4)))
+				goto lost;
+			if (h.len == 0 || h.len > SNAP_STATE_MAX) {
+				snprintf(err, errlen, "the source sent a state of %llu bytes",
+					 (unsigned long long)h.len);
+				return -EPROTO;
+			}
+			state = malloc(h.len);
+			if (!state) {
+				snprintf(err, errlen, "out of memory");
+				return -ENOMEM;
+			}
+			if ((r = recv_all(conn, state, h.len))) {
+				free(state);
+				goto lost;
+			}
+			if (snap_hash(state, h.len) != h.hash) {
+				free(state);
+				snprintf(err, errlen, "the VM state arrived corrupted (checksum)");
+				return -EBADMSG;
+			}
+			struct snap_image img;
+			r = snap_parse_state(state, h.len, vm->mem.size, &img, err, errlen);
+			if (!r) {
+				r = snap_load_state(vm, &img, err, errlen);
+				snap_image_free(&img);
+			}
+			free(state);
+			return r;
+		} else {
+			snprintf(err, errlen, "the source sent an unknown message (%u)", type);
+			return -EPROTO;
+		}
+	}
+lost:
+	snprintf(err, errlen, "connection to the source lost: %s", strerror(-r));
+	return r;
+}
+
+int mig_resumed(int conn, bool ok, const char *why)
+{
+	struct mig_done d = {.status = ok ? 0 : -EIO};
+	snprintf(d.why, sizeof(d.why), "%s", ok ? "" : why);
+	return send_buf(conn, &d, sizeof(d));
+}

@@ -1,0 +1,275 @@
+/* The snapshot layer: save, restore, clones and live migration of a VM
+ * (docs/snapshot.md, docs/migration.md).
+ *
+ * A snapshot file is a 4 KiB header, a state section (vCPUs, irqchip,
+ * clock, devices, memory map) and a page-aligned memory section laid out
+ * like the guest's RAM file (holes where the guest never wrote), so that a
+ * restore can map it privately and let pages load on demand. The header and
+ * the state section are checksummed (XXH3-64) and parsed as untrusted input;
+ * each memory extent carries its own checksum, checked with --verify and by
+ * migration receivers (reading it all would make restore time grow with
+ * memory size). Live migration sends the same state section over TCP after
+ * pre-copy rounds of memory pages driven by KVM's dirty log.
+ *
+ * Library code: 0 or -errno, with a one-line reason in `err`. */
+#ifndef WISP_SNAPSHOT_H
+#define WISP_SNAPSHOT_H
+
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util.h"
+#include "vmm/vmm.h"
+
+#define SNAP_MAGIC	 "WISPSNAP"
+#define SNAP_VERSION	 1u
+#define SNAP_HEADER_SIZE 4096u
+#define SNAP_STATE_MAX	 (64u << 20) /* a state section larger than this is refused */
+#define SNAP_MAX_DEVICES 64
+#define SNAP_MAX_MSRS	 1024
+#define SNAP_MAX_CPUID	 1024
+#define SNAP_XSAVE_MAX	 (64u << 10)
+#define SNAP_NAME_MAX	 32
+
+/* The file's first bytes (little-endian, as everything here). */
+struct snap_header {
+	char magic[8];	      /* SNAP_MAGIC */
+	uint32_t version;     /* SNAP_VERSION */
+	uint32_t header_size; /* SNAP_HEADER_SIZE */
+	uint64_t state_off;   /* = header_size */
+	uint64_t state_len;
+	uint64_t state_hash; /* XXH3-64 of the state section */
+	uint64_t mem_off;    /* page-aligned start of the memory section */
+	uint64_t mem_size;   /* bytes of guest RAM (the memory section's length) */
+	uint64_t created_ns; /* CLOCK_REALTIME of the save */
+	uint64_t reserved[7];
+	uint64_t header_hash; /* XXH3-64 of every byte above */
+};
+
+/* State records: a struct snap_rec, then `len` bytes, padded to 8. */
+enum snap_rec_type {
+	SNAP_REC_VM = 1,  /* struct snap_vm */
+	SNAP_REC_CONFIG,  /* how to rebuild the VM: NUL-separated words */
+	SNAP_REC_VCPU,	  /* struct snap_vcpu + its variable parts */
+	SNAP_REC_IRQCHIP, /* struct snap_irqchip (in-kernel PIC + IOAPIC) */
+	SNAP_REC_DEVICE,  /* struct snap_dev + the device's own state struct */
+	SNAP_REC_MEMMAP,  /* struct snap_extent[]: the memory section's data */
+	SNAP_REC_END,	  /* last record */
+};
+
+struct snap_rec {
+	uint32_t type;
+	uint32_t version;
+	uint64_t len;
+};
+
+#define SNAP_VM_IRQCHIP	      (1u << 0) /* full in-kernel irqchip (Linux) */
+#define SNAP_VM_SPLIT_IRQCHIP (1u << 1) /* in-kernel LAPIC only (CPL3 unikernels) */
+#define SNAP_VM_RESET_STOPS   (1u << 2) /* a triple fault is a reboot (Linux) */
+#define SNAP_VM_CLOCK	      (1u << 3) /* `clock` holds KVM_GET_CLOCK */
+
+/* The VM as a whole (version 1). */
+struct snap_vm {
+	uint64_t mem_size;
+	uint32_t nr_vcpus;
+	uint32_t flags;		/* SNAP_VM_* */
+	uint64_t guest_mono_ns; /* the guest's monotonic clock at the save */
+	uint64_t tsc_khz;
+	struct kvm_clock_data clock;
+	uint32_t nr_regions;
+	uint32_t pad;
+	struct {
+		uint64_t gpa, size, fd_offset;
+	} regions[WISP_MAX_MEM_REGIONS];
+};
+
+#define SNAP_VCPU_XSAVE (1u << 0) /* xsave_len bytes follow, else fpu holds the FPU */
+#define SNAP_VCPU_XCRS	(1u << 1)
+#define SNAP_VCPU_LAPIC (1u << 2)
+#define SNAP_VCPU_POLL	(1u << 3) /* sleeping in the POLL hypercall: poll_* hold it */
+
+/* One vCPU (version 1): KVM's own structs, then xsave_len bytes (padded to
+ * 8), nr_msrs struct kvm_msr_entry and nr_cpuid struct kvm_cpuid_entry2. */
+struct snap_vcpu {
+	uint32_t id;
+	uint32_t flags; /* SNAP_VCPU_* */
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_fpu fpu;
+	struct kvm_xcrs xcrs;
+	struct kvm_vcpu_events events;
+	struct kvm_debugregs debugregs;
+	struct kvm_mp_state mp_state;
+	struct kvm_lapic_state lapic;
+	uint64_t poll_arg, poll_deadline;
+	uint32_t xsave_len;
+	uint32_t nr_msrs;
+	uint32_t nr_cpuid;
+	uint32_t pad;
+};
+
+/* The in-kernel irqchip (version 1): PIC master, PIC slave, IOAPIC. */
+struct snap_irqchip {
+	struct kvm_irqchip chip[3];
+};
+
+/* A device's state (version 1 of this wrapper): its name and position in
+ * the VM's device list, and the version of its own struct, which follows. */
+struct snap_dev {
+	char name[SNAP_NAME_MAX];
+	uint32_t index;
+	uint32_t dev_version;
+};
+
+/* A range of the memory section holding data, and its XXH3-64. */
+struct snap_extent {
+	uint64_t off, len, hash;
+};
+
+/* A parsed vCPU record: the fixed part copied out, the rest pointed at. */
+struct snap_vcpu_img {
+	struct snap_vcpu v;
+	const uint8_t *xsave;
+	const uint8_t *msrs;  /* nr_msrs struct kvm_msr_entry, maybe unaligned */
+	const uint8_t *cpuid; /* nr_cpuid struct kvm_cpuid_entry2 */
+};
+
+struct snap_dev_img {
+	struct snap_dev d;
+	const uint8_t *data;
+	size_t len;
+};
+
+/* A parsed state section. Pointers point into the buffer parsed. */
+struct snap_image {
+	struct snap_vm vm;
+	const char *config;
+	size_t config_len;
+	int nr_vcpus;
+	struct snap_vcpu_img *vcpus; /* nr_vcpus, by id */
+	bool has_irqchip;
+	struct snap_irqchip irqchip;
+	int nr_devices;
+	struct snap_dev_img devices[SNAP_MAX_DEVICES];
+	const uint8_t *extents; /* nr_extents struct snap_extent, maybe unaligned */
+	uint64_t nr_extents;
+};
+
+/* An open snapshot file: checked header and state. */
+struct snap_file {
+	int fd;
+	uint64_t size;
+	struct snap_header hdr;
+	uint8_t *state; /* the state section, checked */
+	struct snap_image img;
+};
+
+/* Timings of one save or restore, ns (for --stats and the benchmark). */
+struct snap_times {
+	uint64_t pause, state, memory, sync, total;
+	uint64_t mem_bytes;
+};
+
+/* --- format.c: the file format, both ways ---------------------------------- */
+/* Check a header against the file size; -EINVAL (bad magic, checksum,
+ * geometry), -EPROTO (another version) or -ENODATA (truncated). */
+int snap_check_header(const struct snap_header *h, uint64_t file_size, char *err, size_t errlen);
+/* Parse a state section (untrusted: every length and count is checked);
+ * fills img, which points into buf. Free img with snap_image_free. */
+int snap_parse_state(const uint8_t *buf, size_t len, uint64_t mem_size, struct snap_image *img,
+		     char *err, size_t errlen);
+/* Free what snap_parse_state allocated. */
+void snap_image_free(struct snap_image *img);
+/* Append a record header (len bytes of payload follow). */
+void snap_put_rec(struct wbuf *b, uint32_t type, uint32_t version, uint64_t len);
+/* XXH3-64 of a buffer. */
+uint64_t snap_hash(const void *p, size_t len);
+/* Fill a header for a state section and a memory section. */
+void snap_fill_header(struct snap_header *h, const void *state, uint64_t state_len,
+		      uint64_t mem_size);
+
+/* --- vmstate.c: the VM's state from and to KVM ----------------------------- */
+/* Append the state records of a paused vm (VM, vCPUs, irqchip, devices,
+ * with `config` as the CONFIG record), all but MEMMAP and END. */
+int snap_save_state(struct vm *vm, const char *config, size_t config_len, struct wbuf *out,
+		    char *err, size_t errlen);
+/* Load a parsed state into vm (created with the same memory size, vCPU
+ * count and irqchip, devices attached in the same order, memory already
+ * in place): vCPUs, irqchip, clock, devices. */
+int snap_load_state(struct vm *vm, const struct snap_image *img, char *err, size_t errlen);
+/* Stop every device's own threads from touching guest memory (pause) or
+ * let them go on. */
+void snap_quiesce(struct vm *vm, bool pause);
+
+/* --- file.c: snapshot files -------------------------------------------------- */
+/* Write a snapshot of vm (paused by the caller) to path, atomically: a
+ * temporary file in the same directory, fsync, rename, fsync of the
+ * directory. Any failure removes the temporary file and leaves path as it
+ * was. With old_fd, the file the new one replaces is kept open and its fd
+ * returned (-1 if none): freeing its pages (~1 ms per 8 MiB on tmpfs)
+ * happens when the caller closes it, after it has answered. */
+int snap_save_file(struct vm *vm, const char *path, const char *config, size_t config_len,
+		   struct snap_times *t, int *old_fd, char *err, size_t errlen);
+/* Open path and check its header and state section. */
+int snap_open(const char *path, struct snap_file *f, char *err, size_t errlen);
+/* The same on an open fd (taken over: closed by snap_close). */
+int snap_open_fd(int fd, struct snap_file *f, char *err, size_t errlen);
+/* Close an opened snapshot. */
+void snap_close(struct snap_file *f);
+/* Restore an opened snapshot into vm (see snap_load_state): its memory
+ * section is mapped privately, copy-on-write; with verify, every memory
+ * extent's checksum is checked first (this reads all of it). */
+int snap_restore_file(struct vm *vm, struct snap_file *f, bool verify, struct snap_times *t,
+		      char *err, size_t errlen);
+
+/* --- migrate.c: live migration over TCP ---------------------------------------- */
+#define MIG_MAGIC   0x5047494d50534957ull /* "WISPMIGP" */
+#define MIG_VERSION 1u
+
+/* Progress of a migration, reported after each round. */
+struct mig_progress {
+	uint32_t round;
+	uint64_t pages;	     /* sent this round */
+	uint64_t bytes;	     /* sent in all */
+	uint64_t dirty_rate; /* bytes per second dirtied during the last round */
+	uint64_t elapsed_ns;
+	bool final; /* the stop-and-copy round */
+};
+
+/* Results of a migration (source side). */
+struct mig_result {
+	uint32_t rounds;
+	uint64_t bytes;
+	uint64_t total_ns;    /* start to the target's "resumed" */
+	uint64_t downtime_ns; /* vCPUs paused to the target's "resumed" */
+};
+
+/* Send vm to host:port: pre-copy rounds, then pause (vm_pause with self),
+ * final dirty pages and state, and wait for the target's "resumed". On
+ * success the VM must not run here again (the caller stops it); on any
+ * failure dirty logging is off, the vCPUs are unpaused and the VM runs on.
+ * progress (may be NULL) is called after each round. */
+int mig_send(struct vm *vm, struct vcpu *self, const char *host, const char *port,
+	     const char *config, size_t config_len,
+	     void (*progress)(void *opaque, const struct mig_progress *p), void *opaque,
+	     struct mig_result *res, char *err, size_t errlen);
+/* What a receiver learns from a source's first message. */
+struct mig_hello {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t nr_vcpus;
+	uint64_t mem_size;
+};
+/* Accept one connection on listen_fd and read its hello; -EPROTO (with
+ * the reason sent back to the source) if it is not one we speak. */
+int mig_accept(int listen_fd, int *conn, struct mig_hello *h, char *err, size_t errlen);
+/* Receive memory and state into vm (created for the hello's memory size
+ * and vCPU count by the caller, devices attached), load the state, and
+ * return with the VM ready to run; the caller then calls mig_resumed. */
+int mig_receive(int conn, struct vm *vm, char *err, size_t errlen);
+/* Tell the source the VM runs here now (or failed: ok false, why). */
+int mig_resumed(int conn, bool ok, const char *why);
+
+#endif

@@ -1,0 +1,372 @@
+#!/bin/bash
+# Save, restore, clones and live migration (docs/snapshot.md,
+# docs/migration.md), end to end with the ASan builds of wisp, wispd and
+# wisp-vmm: a counter guest keeps counting across each with no lost or
+# repeated tick; every bad snapshot gives one clear line; a failed save
+# keeps the earlier file and the VM; a failed migration (target killed,
+# connection reset, version mismatch, nobody listening) leaves the source
+# running; a migration between two network namespaces.
+cd "$(dirname "$0")/../.." || exit 1
+SUITE=snapshot
+. tests/integration/lib.sh
+SNAPTOOL=${SNAPTOOL:-build/tests/snaptool}
+
+export WISP_RUNTIME_DIR=$TMP/a
+unset WISP_SOCKET
+A=$TMP/a B=$TMP/b
+NS_A=wisp-snap-a-$$ NS_B=wisp-snap-b-$$
+MNT=$TMP/small
+
+cleanup() {
+	for run in "$A" "$B" "$TMP/na" "$TMP/nb"; do
+		if [ -f "$run/wispd.lock" ]; then
+			p=$(head -1 "$run/wispd.lock" 2>/dev/null)
+			[ -n "$p" ] && kill -9 "$p" 2>/dev/null
+		fi
+		for d in "$run"/vms/* "$run"/shells/*; do
+			[ -d "$d" ] || continue
+			for p in $(pgrep -f -- "--id $(basename "$d") "); do kill -9 "$p" 2>/dev/null; done
+		done
+	done
+	[ -n "$FAKE" ] && kill "$FAKE" 2>/dev/null
+	mountpoint -q "$MNT" 2>/dev/null && umount "$MNT"
+	ip netns del "$NS_A" 2>/dev/null
+	ip netns del "$NS_B" 2>/dev/null
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+wait_for() {
+	local n=$(($1 * 20))
+	shift
+	for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
+	return 1
+}
+field() { # field VM KEY [RUNTIME_DIR]
+	WISP_RUNTIME_DIR=${3:-$A} $WISP list --json | python3 -c "import json,sys
+for v in json.load(sys.stdin):
+    if v['name'] == '$1' or v['id'] == '$1': print(v.get('$2', ''))"
+}
+state_is() { [ "$(field "$1" state "$3")" = "$2" ]; }
+console_has() { WISP_RUNTIME_DIR=${3:-$A} $WISP console "$1" 2>/dev/null | grep -qE -- "$2"; }
+last_tick() { WISP_RUNTIME_DIR=${2:-$A} $WISP console "$1" | sed -n 's/^tick //p' | tail -1; }
+ticks_above() { [ "$(last_tick "$1")" -gt "$2" ]; }
+check() {
+	local name=$1
+	shift
+	if "$@"; then ok "$name"; else bad "$name" "'$*' failed"; fi
+}
+# ticks_follow NAME VM FIRST [RUNTIME_DIR]: VM's console holds ticks FIRST,
+# FIRST+1, ... each exactly once, at least 5 of them, and nothing else.
+ticks_follow() {
+	local name=$1 vm=$2 first=$3 run=${4:-$A}
+	if ! wait_for 20 sh -c "[ \$(WISP_RUNTIME_DIR=$run $WISP console $vm | grep -c '^tick') -ge 5 ]"; then
+		bad "$name" "fewer than 5 ticks on $vm: $(WISP_RUNTIME_DIR=$run $WISP console "$vm" | head -c 200)"
+		return
+	fi
+	WISP_RUNTIME_DIR=$run $WISP console "$vm" | python3 -c "
+import sys
+first = $first
+got = [l.strip() for l in sys.stdin if l.strip()]
+want = ['tick %d' % (first + i) for i in range(len(got))]
+if got != want:
+    print('got', got[:8], 'want', want[:8]); sys.exit(1)" >"$TMP/follow" 2>&1 &&
+		ok "$name" || bad "$name" "$(cat "$TMP/follow")"
+}
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# --- without KVM: bad options ------------------------------------------------------
+expect err-save-args 125 '' 'save: give a VM and a file' -- $WISP save onlyvm
+expect err-restore-no-file 125 '' 'restore: no snapshot file given' -- $WISP restore
+expect err-clone-no-count 125 '' 'clone: give the number of clones with -n K' -- $WISP clone /x.snap
+expect err-clone-bad-count 125 '' "clone: -n 'x': must be a number from 1 to 10000" -- $WISP clone -n x /x.snap
+expect err-migrate-args 125 '' 'migrate: give a VM and HOST:PORT' -- $WISP migrate vm
+expect err-migrate-target 125 '' "migrate: 'nohost': give the target as HOST:PORT" -- $WISP migrate vm nohost
+expect err-migrate-unresolvable 125 '' "migrate: cannot resolve host 'no.such.host.invalid'" -- $WISP migrate vm no.such.host.invalid:7000
+expect err-receive-no-port 125 '' 'receive: give the port to listen on with --listen PORT' -- $WISP receive
+expect err-receive-bad-port 125 '' "receive: --listen '99999': must be a TCP port from 1 to 65535" -- $WISP receive --listen 99999
+expect err-save-no-daemon 125 '' "cannot reach wispd at $A/wispd.sock" -- $WISP save vm $TMP/x.snap
+
+expect err-run-restore-missing 125 '' "snapshot '$TMP/nope.snap': No such file or directory" -- $WISP run --restore $TMP/nope.snap
+expect err-run-restore-with-image 125 '' 'run: --restore takes the VM \(image, memory, devices\) from the snapshot' -- $WISP run --restore $TMP/x.snap $UK/hello.elf
+expect err-run-restore-with-mem 125 '' 'run: --restore takes the VM' -- $WISP run --mem 64M --restore $TMP/x.snap
+expect err-run-verify-alone 125 '' 'run: --verify needs --restore' -- $WISP run --verify $UK/hello.elf
+expect err-run-bad-name 125 '' "--name 'a/b': use 1 to 63 letters" -- $WISP run --name a/b $UK/hello.elf
+
+# --- bad snapshot files (wispd checks them before any VM is touched) -----------------
+expect daemon-a-starts 0 "listening on $A/wispd.sock" '' -- $WISP daemon --pool 32M=2
+: >"$TMP/empty.snap"
+head -c 100000 /dev/urandom >"$TMP/random.snap"
+expect err-restore-missing 125 '' "snapshot '$TMP/nope.snap': No such file or directory" -- $WISP restore $TMP/nope.snap
+expect err-restore-empty 125 '' "snapshot '$TMP/empty.snap': not a Wisp snapshot: file of 0 bytes is too short" -- $WISP restore $TMP/empty.snap
+expect err-restore-random 125 '' "snapshot '$TMP/random.snap': not a Wisp snapshot \(bad magic\)" -- $WISP restore $TMP/random.snap
+expect err-restore-directory 125 '' "snapshot '$TMP': not a regular file" -- $WISP restore $TMP
+expect err-save-unknown-vm 125 '' "no VM with name or id 'ghost'" -- $WISP save ghost $TMP/x.snap
+
+if ! kvm_ok; then
+	skipped snapshot-vms "no /dev/kvm: every VM test of snapshots is skipped"
+	summary
+	exit
+fi
+
+# --- save and restore: the counter goes on where the snapshot left it ---------------------
+check pool-ready wait_for 20 sh -c "$WISP stats | grep -q 'ready 2/2'"
+$WISP create --name c1 $UK/counter.elf -- 30 >/dev/null
+check counter-runs wait_for 10 console_has c1 '^tick 5$'
+$WISP pause c1 >/dev/null
+expect save-paused 0 "^saved c1 to $TMP/c1.snap \([0-9.]+ MiB of memory written, [0-9.]+ ms\)$" '' -- $WISP save c1 $TMP/c1.snap
+K=$(last_tick c1)
+$WISP resume c1 >/dev/null
+expect snapshot-is-sparse 0 '' '' -- sh -c "[ \$(du -k $TMP/c1.snap | cut -f1) -lt 4096 ] && [ \$(stat -c %s $TMP/c1.snap) -gt 33554432 ]"
+expect snapshot-private 0 '^600$' '' -- stat -c %a $TMP/c1.snap
+expect restore-prints-id 0 '^[0-9a-f]{12}$' '' -- $WISP restore --name r1 $TMP/c1.snap
+expect restore-from-pool 0 '"from_pool": true' '' -- $WISP list --json
+ticks_follow restore-counts-on r1 $((K + 1))
+expect restore-verify 0 '^[0-9a-f]{12}$' '' -- $WISP restore --verify --name r2 $TMP/c1.snap
+ticks_follow restore-verified-counts-on r2 $((K + 1))
+check original-runs-on wait_for 10 ticks_above c1 $((K + 3))
+
+# A save of a running VM (not paused first): the restored counter starts
+# right after some tick the original had printed around the save.
+b=$(last_tick c1)
+$WISP save c1 $TMP/c1-live.snap >/dev/null
+a=$(last_tick c1)
+$WISP restore --name r3 $TMP/c1-live.snap >/dev/null
+wait_for 10 console_has r3 '^tick'
+f=$($WISP console r3 | sed -n 's/^tick //p' | head -1)
+if [ -n "$f" ] && [ "$f" -ge $((b + 1)) ] && [ "$f" -le $((a + 1)) ]; then
+	ticks_follow save-running-vm r3 "$f"
+else
+	bad save-running-vm "restored counter starts at '$f', original was between $b and $a"
+fi
+
+# --- clones: K VMs from one snapshot, each counting on from it ---------------------
+expect clone-three 0 '^[0-9a-f]{12}$' '' -- $WISP clone -n 3 --name cl $TMP/c1.snap
+for i in 1 2 3; do ticks_follow clone-$i-counts-on cl-$i $((K + 1)); done
+expect err-clone-name-taken 125 '' "a VM named 'cl-1' already exists" -- $WISP clone -n 1 --name cl $TMP/c1.snap
+
+# A snapshot of a VM whose RAM is itself a snapshot mapping (not a memfd).
+$WISP pause r1 >/dev/null
+expect save-restored-vm 0 '^saved r1' '' -- $WISP save r1 $TMP/r1.snap
+K2=$(last_tick r1)
+$WISP resume r1 >/dev/null
+$WISP restore --name rr1 $TMP/r1.snap >/dev/null
+ticks_follow restore-of-restored rr1 $((K2 + 1))
+
+# Memory comes back whole: dirty.elf checks every page it wrote.
+$WISP create --name d1 --mem 64M $UK/dirty.elf -- 8000 check >/dev/null
+check dirty-runs wait_for 20 console_has d1 'dirty: check ok'
+$WISP save d1 $TMP/d1.snap >/dev/null
+$WISP restore --name d1r $TMP/d1.snap >/dev/null
+check restored-memory-intact wait_for 20 console_has d1r 'dirty: check ok'
+expect restored-memory-no-loss 1 '' '' -- sh -c "$WISP console d1r | grep -q 'lost its value'"
+
+# --- bad snapshots ---------------------------------------------------------------------
+cp $TMP/c1.snap $TMP/trunc.snap && truncate -s 20000 $TMP/trunc.snap
+expect err-truncated 125 '' "snapshot '$TMP/trunc.snap': snapshot is truncated: 20000 bytes, the header says [0-9]+" -- $WISP restore $TMP/trunc.snap
+cp $TMP/c1.snap $TMP/hdr.snap && printf '\xff' | dd of=$TMP/hdr.snap bs=1 seek=20 conv=notrunc 2>/dev/null
+expect err-header-corrupted 125 '' 'snapshot header is corrupted \(checksum mismatch\)' -- $WISP restore $TMP/hdr.snap
+cp $TMP/c1.snap $TMP/state.snap && printf '\x5a' | dd of=$TMP/state.snap bs=1 seek=6000 conv=notrunc 2>/dev/null
+expect err-state-corrupted 125 '' 'snapshot state is corrupted \(checksum mismatch\)' -- $WISP restore $TMP/state.snap
+cp $TMP/c1.snap $TMP/v2.snap && $SNAPTOOL version $TMP/v2.snap 2
+expect err-newer-version 125 '' 'snapshot format version 2, this Wisp reads version 1 \(made by a newer Wisp\)' -- $WISP restore $TMP/v2.snap
+cp $TMP/c1.snap $TMP/v0.snap && $SNAPTOOL version $TMP/v0.snap 0
+expect err-older-version 125 '' 'snapshot format version 0, this Wisp reads version 1 \(made by a older Wisp\)|made by an older' -- $WISP restore $TMP/v0.snap
+# A corrupted memory page is found by --verify (without it, restore does not
+# read memory at all: that is what keeps it flat in memory size).
+cp $TMP/c1.snap $TMP/mem.snap
+off=$($SNAPTOOL info $TMP/c1.snap | sed -n 's/.*MiB at \([0-9]*\),.*/\1/p')
+printf '\x77' | dd of=$TMP/mem.snap bs=1 seek=$((off + 0x100000 + 8)) conv=notrunc 2>/dev/null
+expect err-memory-corrupted 125 '' 'snapshot memory is corrupted: checksum mismatch in the [0-9]+ KiB at offset 0x' -- $WISP restore --verify $TMP/mem.snap
+expect state-still-running 0 '^c1 .* running ' '' -- $WISP list
+
+# --- a failed save keeps the earlier snapshot and the VM ----------------------------------
+expect err-save-no-dir 125 '' "cannot save VM 'c1': snapshot directory '/nonexistent': No such file or directory" -- $WISP save c1 /nonexistent/x.snap
+expect err-save-to-dir 125 '' "cannot save VM 'c1': snapshot file '$TMP' is a directory" -- $WISP save c1 $TMP
+mkdir -p "$MNT"
+if mount -t tmpfs -o size=2m none "$MNT" 2>/dev/null; then
+	$WISP save c1 $MNT/keep.snap >/dev/null
+	h1=$(sha $MNT/keep.snap)
+	$WISP create --name big --mem 64M $UK/dirty.elf -- 2000 >/dev/null
+	wait_for 20 console_has big 'dirty:'
+	expect err-save-disk-full 125 '' "cannot save VM 'big': writing snapshot file '$MNT/keep.snap': No space left on device" -- $WISP save big $MNT/keep.snap
+	if [ "$(sha $MNT/keep.snap)" = "$h1" ] && [ -z "$(ls -A $MNT | grep -v keep.snap)" ]; then
+		ok failed-save-keeps-earlier-file
+	else
+		bad failed-save-keeps-earlier-file "keep.snap changed or a temporary file was left: $(ls -A $MNT)"
+	fi
+	check failed-save-vm-runs state_is big running
+	$WISP destroy big >/dev/null
+	umount "$MNT"
+else
+	skipped failed-save-keeps-earlier-file "cannot mount a small tmpfs"
+fi
+
+# --- wisp run VMs: --name opens a control socket, --restore brings them back -----------------
+$WISP run --name fg1 --rng --rng-device $UK/counter.elf -- 30 >"$TMP/fg1.out" 2>&1 &
+FG=$!
+wait_for 10 grep -q '^tick 5$' "$TMP/fg1.out"
+expect run-save 0 "^saved fg1 to $TMP/fg1.snap" '' -- $WISP save fg1 $TMP/fg1.snap
+kill -STOP $FG # no more ticks: the last one printed is at most one past the snapshot's
+sleep 0.2
+K=$(sed -n 's/^tick //p' "$TMP/fg1.out" | tail -1)
+kill -9 $FG
+wait $FG 2>/dev/null
+expect run-snapshot-devices 0 'device 0: virtio-rng v1.*' '' -- $SNAPTOOL info $TMP/fg1.snap
+expect run-snapshot-rng-device 0 'rng-device v1' '' -- $SNAPTOOL info $TMP/fg1.snap
+timeout 3 $WISP run --restore $TMP/fg1.snap >"$TMP/fg1r.out" 2>"$TMP/fg1r.err"
+f=$(sed -n 's/^tick //p' "$TMP/fg1r.out" | head -1)
+if [ -n "$f" ] && [ "$f" -le $((K + 1)) ] && [ "$f" -ge $((K - 1)) ] &&
+	python3 -c "
+import sys
+t = [int(l.split()[1]) for l in open('$TMP/fg1r.out') if l.startswith('tick ')]
+sys.exit(0 if len(t) > 10 and t == list(range(t[0], t[0] + len(t))) else 1)"; then
+	ok run-restore-counts-on
+else
+	bad run-restore-counts-on "original stopped at $K, restored: $(head -c 200 "$TMP/fg1r.out") $(head -c 200 "$TMP/fg1r.err")"
+fi
+expect run-restore-daemon-snapshot 124 '^tick' '' -- $WISP run --timeout 300ms --restore $TMP/c1.snap
+# A device without snapshot support makes the save fail with its name; the
+# VM runs on.
+$WISP run --name fg2 --vsock $TMP/vs.sock $UK/counter.elf -- 30 >"$TMP/fg2.out" 2>&1 &
+FG=$!
+wait_for 10 grep -q '^tick 3$' "$TMP/fg2.out"
+expect err-save-unsupported-device 125 '' "cannot save VM 'fg2': device 'virtio-vsock' does not support snapshots" -- $WISP save fg2 $TMP/fg2.snap
+n=$(grep -c '^tick' "$TMP/fg2.out")
+check unsupported-save-vm-runs wait_for 10 sh -c "[ \$(grep -c '^tick' $TMP/fg2.out) -gt $((n + 2)) ]"
+expect err-run-name-taken 125 '' "--name 'fg2': a VM with that name is already running" -- $WISP run --name fg2 $UK/hello.elf
+kill $FG
+wait $FG 2>/dev/null
+expect err-run-save-unknown 125 '' "no VM with name or id 'fg9'" -- $WISP save fg9 $TMP/fg9.snap
+
+# --- live migration (loopback) -------------------------------------------------------------
+expect daemon-b-starts 0 "listening on $B/wispd.sock" '' -- env WISP_RUNTIME_DIR=$B $WISP daemon --pool none
+PORT=$((20000 + RANDOM % 20000))
+$WISP create --name m1 $UK/counter.elf -- 30 >/dev/null
+wait_for 10 console_has m1 '^tick 3$'
+expect receive-prints-id 0 '^[0-9a-f]{12}$' '' -- env WISP_RUNTIME_DIR=$B $WISP receive --name m1 --listen $PORT
+check receiver-waits state_is m1 receiving "$B"
+expect migrate 0 "^migrated m1 to 127.0.0.1:$PORT: [0-9]+ rounds, [0-9.]+ MB, total [0-9.]+ ms, downtime [0-9.]+ ms$" '' -- $WISP migrate m1 127.0.0.1:$PORT
+check source-exits wait_for 10 sh -c "$WISP list | grep -qE '^m1 .* exited .*migrated to 127.0.0.1:$PORT'"
+K=$(last_tick m1)
+check target-runs wait_for 10 state_is m1 running "$B"
+ticks_follow migrated-counter-counts-on m1 $((K + 1)) "$B"
+# A received VM is adopted like any other by a restarted wispd.
+kill -TERM "$(head -1 $B/wispd.lock)"
+wait_for 10 sh -c "! [ -S $B/wispd.sock ]"
+expect daemon-b-restarts 0 'listening on' '' -- env WISP_RUNTIME_DIR=$B $WISP daemon --pool none
+check received-vm-adopted state_is m1 running "$B"
+n=$(last_tick m1 "$B")
+check adopted-received-vm-runs wait_for 10 sh -c "[ \$(WISP_RUNTIME_DIR=$B $WISP console m1 | sed -n 's/^tick //p' | tail -1) -gt $((n + 2)) ]"
+expect migration-status 0 '"state": ?"done"' '' -- curl -s --unix-socket $A/wispd.sock http://wispd/vms/m1/migration
+
+# Memory arrives whole, pre-copy rounds and all.
+$WISP create --name dm --mem 128M $UK/dirty.elf -- 16000 check >/dev/null
+wait_for 20 console_has dm 'dirty: check ok'
+PORT=$((PORT + 1))
+WISP_RUNTIME_DIR=$B $WISP receive --name dm --listen $PORT >/dev/null
+expect migrate-128m 0 "^migrated dm" '' -- $WISP migrate dm 127.0.0.1:$PORT
+check migrated-memory-intact wait_for 20 sh -c "WISP_RUNTIME_DIR=$B $WISP console dm | grep -q 'dirty: check ok'"
+
+# --- failed migrations leave the source running ---------------------------------------------
+$WISP create --name s1 $UK/counter.elf -- 30 >/dev/null
+wait_for 10 console_has s1 '^tick 3$'
+expect err-migrate-refused 125 '' "migration of 's1' to 127.0.0.1:1 failed: cannot connect to 127.0.0.1:1: Connection refused \(the VM still runs here\)" -- $WISP migrate s1 127.0.0.1:1
+# A target that takes the hello, reads a little and dies (its socket resets).
+PORT=$((PORT + 1))
+python3 - $PORT >"$TMP/fake.log" 2>&1 <<'PY' &
+import socket, struct, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
+c, _ = s.accept()
+hello = c.recv(24, socket.MSG_WAITALL)
+c.sendall(struct.pack("<QIi200s", 0x5047494d50534957, 1, 0, b""))
+got = 0
+while got < 40000:
+    d = c.recv(65536)
+    if not d:
+        break
+    got += len(d)
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+c.close()
+PY
+FAKE=$!
+sleep 0.3
+expect err-target-dies 125 '' "migration of 's1' to 127.0.0.1:$PORT failed: connection to 127.0.0.1:$PORT lost: .* \(the VM still runs here\)" -- $WISP migrate s1 127.0.0.1:$PORT
+wait "$FAKE" 2>/dev/null
+FAKE=
+n=$(last_tick s1)
+check source-runs-after-reset wait_for 10 ticks_above s1 $((n + 2))
+ticks_follow source-never-skipped s1 1
+expect source-state-running 0 '^s1 .* running ' '' -- $WISP list
+
+# A source that speaks another protocol version: the receiver says why and
+# keeps waiting; a real migration to it then works.
+PORT=$((PORT + 1))
+WISP_RUNTIME_DIR=$B $WISP receive --name s1 --listen $PORT >/dev/null
+expect version-mismatch-refused 0 'protocol version 99 is not supported \(the target speaks 1\)' '' -- python3 -c "
+import socket, struct
+c = socket.create_connection(('127.0.0.1', $PORT))
+c.sendall(struct.pack('<QIIQ', 0x5047494d50534957, 99, 1, 33554432))
+m, v, st, why = struct.unpack('<QIi200s', c.recv(216, socket.MSG_WAITALL))
+print(st, why.rstrip(b'\0').decode())"
+check receiver-still-waits state_is s1 receiving "$B"
+expect migrate-after-mismatch 0 '^migrated s1' '' -- $WISP migrate s1 127.0.0.1:$PORT
+
+# The real target killed in the middle of the transfer.
+$WISP create --name k1 --mem 512M $UK/dirty.elf -- 100000 check >/dev/null
+wait_for 30 console_has k1 'dirty: check ok'
+PORT=$((PORT + 1))
+WISP_RUNTIME_DIR=$B $WISP receive --name k1 --listen $PORT >/dev/null
+tpid=$(field k1 pid "$B")
+$WISP migrate k1 127.0.0.1:$PORT >"$TMP/k1.out" 2>"$TMP/k1.err" &
+mig=$!
+# Kill it once it holds part of the memory (its RSS grows as pages land).
+for _ in $(seq 400); do
+	rss=$(awk '/VmRSS/ {print $2}' /proc/$tpid/status 2>/dev/null)
+	[ "${rss:-0}" -gt 40000 ] && break
+	sleep 0.01
+done
+kill -9 "$tpid"
+wait $mig
+code=$?
+if [ $code = 125 ] && grep -q "failed: .*(the VM still runs here)" "$TMP/k1.err"; then
+	ok target-killed-midway
+else
+	bad target-killed-midway "exit $code: $(cat "$TMP/k1.out" "$TMP/k1.err" | head -c 300)"
+fi
+check killed-target-source-runs state_is k1 running
+n=$($WISP console k1 | grep -c 'dirty: check ok')
+check killed-target-source-works wait_for 10 sh -c "[ \$($WISP console k1 | grep -c 'dirty: check ok') -gt $n ]"
+
+# --- between two network namespaces (veth) ---------------------------------------------
+if ip netns add "$NS_A" 2>/dev/null && ip netns add "$NS_B" 2>/dev/null &&
+	ip link add wsa$$ netns "$NS_A" type veth peer name wsb$$ netns "$NS_B" 2>/dev/null; then
+	ip -n "$NS_A" addr add 10.203.0.1/24 dev wsa$$
+	ip -n "$NS_B" addr add 10.203.0.2/24 dev wsb$$
+	ip -n "$NS_A" link set wsa$$ up
+	ip -n "$NS_B" link set wsb$$ up
+	ip -n "$NS_A" link set lo up
+	ip -n "$NS_B" link set lo up
+	NA=$TMP/na NB=$TMP/nb
+	ip netns exec "$NS_A" env WISP_RUNTIME_DIR=$NA $WISP daemon --pool none >/dev/null
+	ip netns exec "$NS_B" env WISP_RUNTIME_DIR=$NB $WISP daemon --pool none >/dev/null
+	WISP_RUNTIME_DIR=$NA $WISP create --name n1 --mem 64M $UK/dirty.elf -- 4000 check >/dev/null
+	wait_for 20 console_has n1 'dirty: check ok' "$NA"
+	WISP_RUNTIME_DIR=$NB $WISP receive --name n1 --listen 7000 >/dev/null
+	expect netns-migrate 0 '^migrated n1 to 10.203.0.2:7000' '' -- env WISP_RUNTIME_DIR=$NA $WISP migrate n1 10.203.0.2:7000
+	check netns-target-memory-intact wait_for 20 sh -c "WISP_RUNTIME_DIR=$NB $WISP console n1 | grep -q 'dirty: check ok'"
+	check netns-source-exited wait_for 10 sh -c "WISP_RUNTIME_DIR=$NA $WISP list | grep -q 'migrated to 10.203.0.2:7000'"
+else
+	skipped netns-migrate "cannot create network namespaces and a veth pair here"
+fi
+
+# --- no sanitizer report in the daemons' logs (they carry the VMMs' stderr) --------------
+for log in $A/wispd.log $B/wispd.log; do
+	if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$log" 2>/dev/null; then
+		bad "no-sanitizer-report-$(basename $(dirname $log))" "$(grep -m1 -E 'Sanitizer|runtime error' "$log")"
+	else
+		ok "no-sanitizer-report-$(basename $(dirname $log))"
+	fi
+done
+summary

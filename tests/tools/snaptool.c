@@ -1,0 +1,56 @@
+/* snaptool: test helper for snapshot files. `snaptool version FILE N`
+ * rewrites the header's format version (and its checksum, so that only the
+ * version is wrong); `snaptool info FILE` prints what the header and the
+ * state say; `snaptool state FILE OUT` writes the state section alone (a
+ * fuzzing seed). */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "snapshot/snapshot.h"
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: snaptool version FILE N | info FILE | state FILE OUT\n");
+		return 2;
+	}
+	if (!strcmp(argv[1], "version") && argc == 4) {
+		int fd = open(argv[2], O_RDWR);
+		struct snap_header h;
+		if (fd < 0 || pread(fd, &h, sizeof(h), 0) != sizeof(h))
+			return perror(argv[2]), 1;
+		h.version = (uint32_t)atoi(argv[3]);
+		h.header_hash = snap_hash(&h, offsetof(struct snap_header, header_hash));
+		if (pwrite(fd, &h, sizeof(h), 0) != sizeof(h))
+			return perror(argv[2]), 1;
+		return close(fd), 0;
+	}
+	struct snap_file f;
+	char err[WISP_ERRLEN];
+	if (snap_open(argv[2], &f, err, sizeof(err))) {
+		fprintf(stderr, "snaptool: %s: %s\n", argv[2], err);
+		return 1;
+	}
+	if (!strcmp(argv[1], "state") && argc == 4) {
+		FILE *o = fopen(argv[3], "wb");
+		if (!o || fwrite(f.state, 1, f.hdr.state_len, o) != f.hdr.state_len)
+			return perror(argv[3]), 1;
+		fclose(o);
+	} else {
+		printf("version %u, state %llu bytes at %llu, memory %llu MiB at %llu, %llu "
+		       "extents, %d vCPUs, %d devices, config '%s'\n",
+		       f.hdr.version, (unsigned long long)f.hdr.state_len,
+		       (unsigned long long)f.hdr.state_off,
+		       (unsigned long long)(f.hdr.mem_size >> 20),
+		       (unsigned long long)f.hdr.mem_off, (unsigned long long)f.img.nr_extents,
+		       f.img.nr_vcpus, f.img.nr_devices, f.img.config ? f.img.config : "");
+		for (int i = 0; i < f.img.nr_devices; i++)
+			printf("device %d: %s v%u, %zu bytes\n", i, f.img.devices[i].d.name,
+			       f.img.devices[i].d.dev_version, f.img.devices[i].len);
+	}
+	snap_close(&f);
+	return 0;
+}
