@@ -45,7 +45,7 @@ if [ -c /dev/vhost-net ]; then
 else
 	skipped virtio-bench-qemu-vhost "no /dev/vhost-net in L1"
 fi
-for v in $vmms; do : >/tmp/vb.$v.blk; : >/tmp/vb.$v.tx; : >/tmp/vb.$v.rx; done
+for v in $vmms; do : >/tmp/vb.$v.blk; : >/tmp/vb.$v.tx; : >/tmp/vb.$v.rx; : >/tmp/vb.$v.rss; done
 
 # MB/s from a "wbench: ... = RATE MB/s" line matching PREFIX in FILE.
 rate() { sed -n "s/^$1.*= \([0-9.]*\) MB\/s.*/\1/p" "$2" | head -1; }
@@ -79,7 +79,8 @@ run_one() {
 		echo "$_b" >>/tmp/vb.$_v.blk
 		echo "$_t" >>/tmp/vb.$_v.tx
 		echo "$_r" >>/tmp/vb.$_v.rx
-		echo "bench: virtio $_v round $_i: blk $_b MB/s, net tx $_t MB/s, net rx $_r MB/s"
+		echo "$L2_RSS_KB" >>/tmp/vb.$_v.rss
+		echo "bench: virtio $_v round $_i: blk $_b MB/s, net tx $_t MB/s, net rx $_r MB/s, peak RSS $L2_RSS_KB KiB"
 	else
 		bad "virtio-bench-$_v-$_i-numbers" "blk '$_b' tx '$_t' rx '$_r': $(tail_out "$OUT") sink: $(tr '\n' '|' </tmp/vb.sink)"
 	fi
@@ -101,5 +102,10 @@ for m in blk tx rx; do
 	for v in wisp-thp qemu-vhost; do
 		[ -e /tmp/vb.$v.$m ] && line="$line, $v $(median </tmp/vb.$v.$m)"
 	done
-	echo "$line; wisp/qemu $(ratio "$w" "$q")"
+	line="$line; wisp/qemu $(ratio "$w" "$q")"
+	[ -e /tmp/vb.wisp-thp.$m ] && line="$line, wisp-thp/qemu $(ratio "$(median </tmp/vb.wisp-thp.$m)" "$q")"
+	echo "$line"
 done
+line="bench: virtio VMM peak RSS KiB, median of $rounds:"
+for v in $vmms; do line="$line $v $(median </tmp/vb.$v.rss)"; done
+echo "$line"
