@@ -44,3 +44,20 @@ bench-platform: $(BUILD)/bench/platform_cost
 	$(BUILD)/bench/platform_cost 30
 
 .PHONY: bench-platform
+
+# VM creation time with N VMs already running (LightVM's Figure 9), against
+# fork+exec+wait of a static true and `crun run`, and memory per VM
+# (docs/control-plane.md). Needs root (KVM, cgroups, crun). Results in
+# build/bench/create.csv, memory.csv, create.png. BENCH_CREATE_ARGS passes
+# options, e.g. --levels 0,100 --creates 50.
+$(BUILD)/bench/wisp-bench: bench/wisp_bench.c
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< -lcurl -ljansson
+# Debian's python3 (python3-matplotlib), whatever python3 is first in PATH.
+PYTHON ?= /usr/bin/python3
+
+bench-create: bench-deps
+	$(MAKE) all $(BUILD)/bench/wisp-bench $(BUILD)/bench/true
+	$(PYTHON) bench/bench_create.py --build $(BUILD) --out $(BUILD)/bench $(BENCH_CREATE_ARGS)
+
+.PHONY: bench-create

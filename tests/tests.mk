@@ -39,12 +39,17 @@ test-integration: $(BUILD)/asan/wisp unikernels $(BUILD)/asan/linux/rng $(BUILD)
 test-rng-driver:
 	tests/lab/rng-driver-edu.sh
 
+# The control plane: wispd, wisp-vmm and the client verbs, all under ASan.
+test-control: $(BUILD)/asan/wisp $(BUILD)/asan/wispd $(BUILD)/asan/wisp-vmm unikernels
+	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels tests/integration/test_control.sh
+
 # The stages run in order; each prints its own PASS/FAIL/SKIPPED lines.
 test: test-deps
 	$(MAKE) format-check
-	$(MAKE) all $(BUILD)/asan/wisp $(UNIT_BINS)
+	$(MAKE) all $(BUILD)/asan/wisp $(BUILD)/asan/wispd $(BUILD)/asan/wisp-vmm $(UNIT_BINS)
 	$(MAKE) test-unit
 	$(MAKE) test-integration
+	$(MAKE) test-control
 	$(MAKE) test-rng-driver
 	$(MAKE) fuzz-short
 	$(MAKE) lab-test
@@ -52,4 +57,4 @@ test: test-deps
 include tests/fuzz/fuzz.mk
 include tests/lab/lab.mk
 
-.PHONY: test test-deps test-unit test-integration test-rng-driver
+.PHONY: test test-deps test-unit test-integration test-rng-driver test-control

@@ -72,4 +72,79 @@ void run_print_stats(struct vm *vm);
 /* `wisp run --kernel`: boot Linux; returns the process exit code. */
 int run_linux(struct run_config *cfg);
 
+/* --- client.c: talking to wispd (the client verbs) ------------------------ */
+struct json_t;
+
+/* An answer from wispd: HTTP status and the body parsed as JSON (or NULL). */
+struct api_reply {
+	long status;
+	struct json_t *json;
+	char *body;
+};
+
+/* Load libcurl and jansson; false (printed why) if they are missing. */
+bool client_init(void);
+/* Use this API socket (--socket); else $WISP_SOCKET, else the default. */
+void client_set_socket(const char *path);
+/* The socket the client talks to. */
+const char *client_socket(void);
+/* One request (body is consumed). 0 on a 2xx answer; otherwise prints why
+ * (daemon unreachable, or its error message) and returns -1. */
+int api_call(const char *method, const char *path, struct json_t *body, struct api_reply *r);
+/* Free an answer. */
+void api_reply_free(struct api_reply *r);
+/* GET path and copy the streamed body to stdout until the daemon ends it. */
+int api_stream(const char *path);
+/* "/vms/VM[/sub]" for a VM name or id given by the user; -1 (printed) if
+ * it cannot be one. */
+int client_vm_path(const char *vm, const char *sub, char *buf, size_t len);
+/* Close the connection. */
+void client_close(void);
+/* JSON access for the verbs (jansson, loaded with libcurl). Getters return
+ * NULL, "" or 0 when the member is absent. */
+struct json_t *jget(struct json_t *o, const char *key);
+const char *jstr(struct json_t *o, const char *key);
+long long jint(struct json_t *o, const char *key);
+bool jhas(struct json_t *o, const char *key);
+size_t jlen(struct json_t *a);
+struct json_t *jat(struct json_t *a, size_t i);
+struct json_t *jnew_object(void);
+struct json_t *jnew_array(void);
+void jset_str(struct json_t *o, const char *key, const char *v);
+void jset_int(struct json_t *o, const char *key, long long v);
+void jset(struct json_t *o, const char *key, struct json_t *v); /* steals v */
+void jpush_str(struct json_t *a, const char *v);
+void jfree(struct json_t *o);
+/* Print o as indented JSON. */
+void jprint(struct json_t *o);
+
+/* --- the client verbs (cmd_<verb>.c) --------------------------------------- */
+int cmd_create(int argc, char **argv);
+int cmd_destroy(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
+int cmd_console(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_daemon(int argc, char **argv);
+/* Shared by pause and resume: POST /vms/VM/<action> for each VM. */
+int client_vm_action(int argc, char **argv, const char *action, const char *usage);
+/* Report a getopt error of a client verb (one line + usage); returns the
+ * exit code. */
+int client_bad_option(const char *verb, char **argv, const char *usage);
+/* Parse a client verb's options: --socket, --help and, if flag_name is not
+ * NULL, one boolean flag (--flag_name, or -flag_short when not 0) set in
+ * *flag. Returns true when the verb must return *code now (after --help, or
+ * a bad option reported in one line); false to go on, optind at the first
+ * operand. */
+bool client_options(int argc, char **argv, const char *usage, const char *flag_name,
+		    char flag_short, bool *flag, int *code);
+
+/* Options every client verb takes (getopt_long entries). */
+#define CLIENT_OPTIONS                                                                             \
+	{"socket", required_argument, NULL, 'S'},                                                  \
+	{                                                                                          \
+		"help", no_argument, NULL, 'h'                                                     \
+	}
+
 #endif

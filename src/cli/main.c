@@ -25,6 +25,14 @@ static const struct verb {
 	const char *summary;
 } verbs[] = {
 	{"run", cmd_run, "boot an image in the foreground (no daemon)"},
+	{"create", cmd_create, "create a VM under wispd (prints its id)"},
+	{"list", cmd_list, "list wispd's VMs"},
+	{"console", cmd_console, "print a VM's console output (-f: follow it)"},
+	{"stats", cmd_stats, "exit counts, memory and boot time of a VM, or the daemon's"},
+	{"pause", cmd_pause, "stop running a VM's vCPU"},
+	{"resume", cmd_resume, "run a paused VM again"},
+	{"destroy", cmd_destroy, "stop a VM and forget it"},
+	{"daemon", cmd_daemon, "start wispd, the daemon behind the verbs above"},
 	{"version", cmd_version, "print the version"},
 	{"help", cmd_help, "list the verbs"},
 };

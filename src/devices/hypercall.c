@@ -51,16 +51,7 @@ static int64_t console_write(struct vm *vm, uint64_t gpa, uint64_t len)
 	const char *p = gmem_ptr(&vm->mem, gpa, len);
 	if (!p)
 		return -EFAULT;
-	uint64_t done = 0;
-	while (done < len) {
-		ssize_t n = write(vm->console_fd, p + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return done ? (int64_t)done : -errno;
-		done += (uint64_t)n;
-	}
-	return (int64_t)done;
+	return vm_console_write(vm, p, len);
 }
 
 static void report_fault(struct vm *vm, const struct wisp_hc_fault *f)
@@ -93,6 +84,8 @@ static void hypercall(void *opaque, struct vcpu *vcpu, uint64_t nr, uint8_t *dat
 		return;
 	}
 	vcpu->stats.hypercall++;
+	if (!vm->first_hypercall_ns)
+		vm->first_hypercall_ns = now_ns(CLOCK_MONOTONIC);
 	uint32_t arg = 0;
 	memcpy(&arg, data, len < 4 ? len : 4);
 	if (len != 4) {

@@ -16,4 +16,78 @@ void util_trace(const char *what);
 /* Human-readable error for util_read_file's return values. */
 const char *util_file_error(int err);
 
+/* --- ring.c: console ring ---------------------------------------------------
+ * A byte ring in a shared file: the VMM writes guest console output into it
+ * with plain stores (no system call per write), wispd and `wisp console`
+ * read it by mapping the same file. The header counts every byte ever
+ * written; a reader keeps its own position and learns how much it missed. */
+#define RING_MAGIC    0x474e495250534957ull /* "WISPRING" */
+#define RING_HDR_SIZE 64u
+
+/* The file's first 64 bytes; data follows. */
+struct ring_hdr {
+	uint64_t magic;
+	uint64_t size; /* bytes of data */
+	uint64_t head; /* bytes ever written; position of the next byte */
+	uint64_t reserved[5];
+};
+
+/* A mapped ring, for writing or for reading. */
+struct ring {
+	struct ring_hdr *hdr;
+	uint8_t *data;
+	uint64_t size;	/* bytes of data, from the file size (never the header) */
+	size_t map_len; /* bytes mapped */
+};
+
+/* Create (or truncate) file `name` in dirfd with `size` bytes of data and
+ * map it for writing. */
+int ring_create(int dirfd, const char *name, uint64_t size, struct ring *r);
+/* Map an existing ring file read-only; -EINVAL if it is not a ring. */
+int ring_open(int dirfd, const char *name, struct ring *r);
+/* Append len bytes; when len exceeds the ring, only the last bytes stay. */
+void ring_write(struct ring *r, const void *buf, size_t len);
+/* Copy up to max bytes from position *pos into buf and advance *pos.
+ * Bytes already overwritten are skipped: *pos jumps forward and *lost (if
+ * not NULL) says how many. Returns bytes copied. */
+size_t ring_read(const struct ring *r, uint64_t *pos, void *buf, size_t max, uint64_t *lost);
+/* Position of the next byte to be written. */
+uint64_t ring_head(const struct ring *r);
+/* Unmap. */
+void ring_close(struct ring *r);
+
+/* --- hmap.c: hash map ---------------------------------------------------------
+ * An intrusive chained hash map: the caller embeds a struct hmap_node in its
+ * object (one per map it belongs to), computes the hash, and compares keys
+ * itself while walking the nodes of one hash. Buckets double when the map
+ * is full, so insert, lookup and remove cost O(1) at any size. */
+struct hmap_node {
+	struct hmap_node *next;
+	uint64_t hash;
+};
+
+struct hmap {
+	struct hmap_node **buckets;
+	size_t mask; /* number of buckets - 1 (a power of two) */
+	size_t count;
+};
+
+/* An empty map with room for about `hint` entries before it grows. */
+int hmap_init(struct hmap *m, size_t hint);
+/* Free the buckets (not the entries). */
+void hmap_destroy(struct hmap *m);
+/* Add node with `hash` (if the buckets cannot grow, chains get longer). */
+void hmap_insert(struct hmap *m, struct hmap_node *node, uint64_t hash);
+/* Remove node (which must be in m). */
+void hmap_remove(struct hmap *m, struct hmap_node *node);
+/* First node with `hash`, or NULL; hmap_next_same() gives the next one. */
+struct hmap_node *hmap_find(const struct hmap *m, uint64_t hash);
+struct hmap_node *hmap_next_same(const struct hmap_node *node);
+/* Every node, in no particular order: start with *bucket = 0 and node NULL.
+ * Take the next node before removing the current one; do not insert. */
+struct hmap_node *hmap_next(const struct hmap *m, size_t *bucket, struct hmap_node *node);
+/* Hashes for keys (FNV-1a over the bytes, then mixed). */
+uint64_t hmap_hash_str(const char *s);
+uint64_t hmap_hash_u64(uint64_t v);
+
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "arch/x86/x86.h"
+#include "util/util.h"
 #include "vmm/vmm.h"
 
 static void kick_handler(int sig)
@@ -111,18 +112,49 @@ void vcpu_kick(struct vcpu *v)
 		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
 }
 
+/* Does this vCPU serve a control channel (single-threaded VMMs)? */
+static bool serves_control(const struct vcpu *v)
+{
+	return v->id == 0 && v->vm->ctl_serve && v->vm->ctl_fd >= 0;
+}
+
 void vcpu_wait(struct vcpu *v, uint64_t timeout_ns)
 {
 	sigset_t m;
 	run_mask(&m);
 	struct timespec ts, *tp = NULL;
-	if (timeout_ns != UINT64_MAX) {
-		ts.tv_sec = (time_t)(timeout_ns / 1000000000u);
-		ts.tv_nsec = (long)(timeout_ns % 1000000000u);
-		tp = &ts;
+	if (!serves_control(v)) {
+		if (timeout_ns != UINT64_MAX) {
+			ts.tv_sec = (time_t)(timeout_ns / 1000000000u);
+			ts.tv_nsec = (long)(timeout_ns % 1000000000u);
+			tp = &ts;
+		}
+		if (!__atomic_load_n(&v->run->immediate_exit, __ATOMIC_SEQ_CST))
+			ppoll(NULL, 0, tp, &m);
+		return;
 	}
-	if (!__atomic_load_n(&v->run->immediate_exit, __ATOMIC_SEQ_CST))
-		ppoll(NULL, 0, tp, &m);
+	/* With a control channel the wait also ends for control messages;
+	 * they are served here and the wait goes on until its deadline, so
+	 * the guest never sees a wake-up it did not ask for. */
+	uint64_t deadline = timeout_ns == UINT64_MAX ? UINT64_MAX : util_now_ns() + timeout_ns;
+	struct pollfd pfd = {.fd = v->vm->ctl_fd, .events = POLLIN};
+	while (!__atomic_load_n(&v->run->immediate_exit, __ATOMIC_SEQ_CST) &&
+	       !atomic_load(&v->vm->stop)) {
+		if (deadline != UINT64_MAX) {
+			uint64_t now = util_now_ns();
+			if (now >= deadline)
+				return;
+			ts.tv_sec = (time_t)((deadline - now) / 1000000000u);
+			ts.tv_nsec = (long)((deadline - now) % 1000000000u);
+			tp = &ts;
+		}
+		int r = ppoll(&pfd, 1, tp, &m);
+		if (r == 0)
+			return;
+		if (r < 0 && errno != EINTR)
+			return;
+		v->vm->ctl_serve(v->vm);
+	}
 }
 
 void vcpu_save_crash_regs(struct vcpu *v)
@@ -205,6 +237,8 @@ void vcpu_loop(struct vcpu *v)
 				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 				eat_kick();
 				v->stats.intr++;
+				if (serves_control(v))
+					vm->ctl_serve(vm);
 				continue;
 			}
 			vm_crash(vm, "KVM_RUN on vCPU %d: %s", v->id, strerror(errno));

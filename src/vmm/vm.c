@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "arch/x86/x86.h"
+#include "util/util.h"
 #include "vmm/vmm.h"
 
 /* Intel VMX needs three pages for real-mode emulation somewhere in the
@@ -22,6 +23,7 @@ int vm_create(struct vm *vm, struct kvm *kvm, uint64_t mem_size, char *err, size
 	vm->fd = -1;
 	vm->mem.memfd = -1;
 	vm->console_fd = 1;
+	vm->ctl_fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_mutex_init(&vm->events_lock, NULL);
 	int r;
@@ -261,4 +263,23 @@ void vm_print_crash(struct vm *vm, int fd)
 		r->rip, r->rsp, r->rflags, r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rbp,
 		r->r8, r->r9, r->r10, r->r11, r->r12, r->r13, r->r14, r->r15, s->cs.selector,
 		s->cs.dpl, s->cs.l, s->ss.selector, s->cr0, s->cr2, s->cr3, s->cr4, s->efer);
+}
+
+int64_t vm_console_write(struct vm *vm, const void *buf, size_t len)
+{
+	if (vm->console_ring) {
+		ring_write(vm->console_ring, buf, len);
+		return (int64_t)len;
+	}
+	const char *p = buf;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = write(vm->console_fd, p + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return done ? (int64_t)done : -errno;
+		done += (size_t)n;
+	}
+	return (int64_t)done;
 }

@@ -63,6 +63,7 @@ struct exit_stats {
 };
 
 struct vm;
+struct ring;
 
 /* A device attached to a VM. The VM owns it: destroy() runs at teardown,
  * newest first. Devices also register their address ranges on a bus; this
@@ -117,6 +118,19 @@ struct vm {
 	pthread_mutex_t events_lock;
 	uint64_t events; /* pending, bit per device (wisp_device.event) */
 	int pollers;	 /* vCPUs inside POLL */
+	/* Console output goes to this ring when set (VMMs under wispd), else to
+	 * console_fd. */
+	struct ring *console_ring;
+	/* CLOCK_MONOTONIC ns of the guest's first hypercall, 0 until then: the
+	 * end point of "create request -> guest running" (bench/). */
+	uint64_t first_hypercall_ns;
+	/* Control channel of a single-threaded VMM under wispd (src/control/):
+	 * ctl_fd turns readable when a control message waits (-1: none), and
+	 * vCPU 0 calls ctl_serve(vm) on its own thread when a kick interrupts
+	 * KVM_RUN or when ctl_fd turns readable inside vcpu_wait(). */
+	int ctl_fd;
+	void (*ctl_serve)(struct vm *vm);
+	void *ctl_opaque;
 };
 
 /* --- kvm.c ------------------------------------------------------------- */
@@ -179,6 +193,9 @@ void vm_print_crash(struct vm *vm, int fd);
 void vm_raise_events(struct vm *vm, uint64_t mask);
 /* POLL: take pending events, sleeping up to timeout_ns if there are none. */
 uint64_t vm_poll_events(struct vm *vm, struct vcpu *vcpu, uint64_t timeout_ns);
+/* Write guest console bytes to the VM's console ring or console_fd;
+ * returns bytes written or -errno. */
+int64_t vm_console_write(struct vm *vm, const void *buf, size_t len);
 
 /* --- irq.c -------------------------------------------------------------- */
 /* Create the in-kernel irqchip (LAPIC per vCPU, IOAPIC, PIC); call before

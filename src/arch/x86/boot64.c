@@ -103,7 +103,11 @@ static struct kvm_segment seg(uint16_t sel, uint8_t type, bool code64, unsigned 
 int x86_vcpu_enter64(struct vcpu *vcpu, const struct x86_boot64 *b)
 {
 	struct kvm_sregs sr;
-	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sr) < 0)
+	/* A warmed vCPU may have asked KVM to leave its special registers in
+	 * kvm_run at the last exit: that saves an ioctl (~5 us when nested). */
+	if (vcpu->vm->kvm->sync_regs && (vcpu->run->kvm_valid_regs & KVM_SYNC_X86_SREGS))
+		sr = vcpu->run->s.regs.sregs;
+	else if (ioctl(vcpu->fd, KVM_GET_SREGS, &sr) < 0)
 		return -errno;
 	unsigned dpl = b->cpl0 ? 0 : 3;
 	sr.cs = seg(b->cpl0 ? WISP_SEL_KCODE : WISP_SEL_UCODE, 11, true, dpl);

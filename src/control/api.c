@@ -1,0 +1,832 @@
+/* wispd's HTTP API (docs/api.md): HTTP/1.1 + JSON on a unix socket, served
+ * by libmicrohttpd inside wispd's own epoll loop (MHD_USE_EPOLL without an
+ * internal thread), so the table needs no locks. A request that needs a
+ * VMM's answer (create, pause, resume, stats) is suspended and resumed
+ * when the answer arrives; `console?follow=1` streams, suspended while the
+ * VM prints nothing. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <wisp/abi.h>
+
+#include "cli/cli.h"
+#include "control/control.h"
+
+#define BODY_MAX (64u << 10)
+
+#ifndef WISP_VERSION
+#define WISP_VERSION "dev"
+#endif
+
+enum req_kind { RQ_OTHER, RQ_CREATE, RQ_PAUSE, RQ_RESUME, RQ_STATS, RQ_CONSOLE };
+
+/* One HTTP request, from its first header to its completion. */
+struct request {
+	struct wispd *d;
+	struct MHD_Connection *conn;
+	enum req_kind kind;
+	uint64_t t0; /* CLOCK_MONOTONIC at arrival */
+	char *body;
+	size_t len;
+	bool too_big;
+	bool suspended;
+	/* The answer, once known. */
+	bool answered;
+	unsigned status;
+	char *reply;
+	size_t reply_len;
+	const char *ctype;
+	/* Console streaming. */
+	char vm_id[CTL_ID_LEN + 1];
+	struct ring ring;
+	uint64_t pos;
+	struct request *next_follower;
+	bool following;
+	bool client_gone; /* the follower's client hung up */
+};
+
+/* --- building answers --------------------------------------------------------- */
+
+static void answer_text(struct request *rq, unsigned status, char *text, const char *ctype)
+{
+	free(rq->reply);
+	rq->reply = text;
+	rq->reply_len = text ? strlen(text) : 0;
+	rq->status = status;
+	rq->ctype = ctype;
+	rq->answered = true;
+}
+
+/* Answer with a JSON value (stolen). */
+static void answer_json(struct request *rq, unsigned status, json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!s) {
+		answer_text(rq, 500, strdup("{\"error\":\"out of memory\"}"), "application/json");
+		return;
+	}
+	size_t n = strlen(s);
+	char *t = realloc(s, n + 2);
+	if (t) {
+		t[n] = '\n';
+		t[n + 1] = 0;
+		s = t;
+	}
+	answer_text(rq, status, s, "application/json");
+}
+
+static void answer_error(struct request *rq, unsigned status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void answer_error(struct request *rq, unsigned status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	answer_json(rq, status, json_pack("{s:s}", "error", msg));
+}
+
+static json_int_t ji(uint64_t v)
+{
+	return (json_int_t)(v > INT64_MAX ? INT64_MAX : v);
+}
+
+/* wispd's view of one VM. */
+static json_t *vm_json(const struct vmm *v)
+{
+	uint64_t now = util_now_ns();
+	uint64_t end = v->final ? v->ended_ns : now;
+	uint64_t up = v->request_ns && end > v->request_ns ? end - v->request_ns : 0;
+	json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:i, s:s, s:O?, s:I, s:I, s:b}", "id",
+			      v->id, "name", v->name, "state", ctl_state_name(v->state), "pid",
+			      v->gone ? 0 : (int)v->pid, "mem", ji(v->mem), "cpus", 1, "image",
+			      v->image ? v->image : "", "args", v->args, "created_ns",
+			      ji(v->created_wall_ns), "uptime_ms", ji(up / 1000000), "from_pool",
+			      v->from_pool);
+	if (o && v->final) {
+		json_object_set_new(o, "exit_status", json_integer(v->exit_status));
+		json_object_set_new(o, "reason", json_string(v->reason));
+	}
+	return o;
+}
+
+/* Rss and Pss of a live VMM, from /proc/PID/smaps_rollup (bytes; 0 if unknown). */
+static void vmm_memory(const struct vmm *v, uint64_t *rss, uint64_t *pss)
+{
+	*rss = *pss = 0;
+	if (!vmm_live(v))
+		return;
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)v->pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return;
+	unsigned long long kb;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "Rss: %llu kB", &kb) == 1)
+			*rss = kb << 10;
+		else if (sscanf(line, "Pss: %llu kB", &kb) == 1)
+			*pss = kb << 10;
+	}
+	fclose(f);
+}
+
+static json_t *stats_json(const struct vmm *v)
+{
+	const struct exit_stats *e = &v->exits;
+	uint64_t rss, pss;
+	vmm_memory(v, &rss, &pss);
+	json_t *boot = json_pack("{s:s, s:I, s:I, s:I}", "from", v->from_pool ? "pool" : "cold",
+				 "request_ns", ji(v->request_ns), "started_ns", ji(v->started_ns),
+				 "first_hypercall_ns", ji(v->first_hypercall_ns));
+	if (boot && v->request_ns && v->started_ns >= v->request_ns)
+		json_object_set_new(boot, "request_to_start_us",
+				    json_real((double)(v->started_ns - v->request_ns) / 1e3));
+	if (boot && v->request_ns && v->first_hypercall_ns >= v->request_ns)
+		json_object_set_new(
+			boot, "request_to_first_hypercall_us",
+			json_real((double)(v->first_hypercall_ns - v->request_ns) / 1e3));
+	return json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
+			 "s:{s:I, s:I, s:I}, s:o?}",
+			 "id", v->id, "name", v->name, "state", ctl_state_name(v->state), "exits",
+			 "io", ji(e->io), "mmio", ji(e->mmio), "hypercall", ji(e->hypercall), "hlt",
+			 ji(e->hlt), "intr", ji(e->intr), "shutdown", ji(e->shutdown), "unhandled",
+			 ji(e->unhandled), "other", ji(e->other), "memory", "guest", ji(v->mem),
+			 "vmm_rss", ji(rss), "vmm_pss", ji(pss), "boot", boot);
+}
+
+/* --- answers from VMMs ---------------------------------------------------------- */
+
+static void resume(struct request *rq)
+{
+	if (rq->suspended) {
+		rq->suspended = false;
+		MHD_resume_connection(rq->conn);
+	}
+}
+
+/* Is this failure the image's fault (400) rather than wispd's (500)? */
+static bool image_error(int error)
+{
+	return error == -ENOEXEC || error == -E2BIG || error == -EINVAL;
+}
+
+void api_reply(struct wispd *d, struct request *rq, struct vmm *v, const struct ctl_info *in,
+	       const char *why)
+{
+	bool ok = in && in->type == CTL_INFO;
+	switch (rq->kind) {
+	case RQ_CREATE:
+		d->creating--;
+		if (ok) {
+			d->creates++;
+			if (v->from_pool)
+				d->creates_pool++;
+			else
+				d->creates_cold++;
+			v->info_due = true; /* written after the reply goes out */
+			v->next_due = d->info_due;
+			d->info_due = v;
+			answer_json(rq, 201, vm_json(v));
+		} else {
+			d->create_errors++;
+			if (in && in->type == CTL_FAILED && image_error(in->error))
+				answer_error(rq, 400, "image '%s': %s", v->image, why);
+			else
+				answer_error(rq, 500, "cannot create the VM: %s",
+					     why ? why : "its VMM stopped");
+		}
+		break;
+	case RQ_PAUSE:
+	case RQ_RESUME:
+		if (ok)
+			answer_json(rq, 200, vm_json(v));
+		else if (v->final)
+			answer_error(rq, 409, "VM '%s' has %s", v->name, ctl_state_name(v->state));
+		else
+			answer_error(rq, 500, "VM '%s': %s", v->name, why ? why : "no answer");
+		break;
+	case RQ_STATS:
+		if (ok || v->final)
+			answer_json(rq, 200, stats_json(v));
+		else
+			answer_error(rq, 500, "VM '%s': %s", v->name, why ? why : "no answer");
+		break;
+	default:
+		answer_error(rq, 500, "internal error: unexpected reply");
+	}
+	resume(rq);
+}
+
+void api_timeout(struct wispd *d, struct request *rq, struct vmm *v)
+{
+	if (rq->kind == RQ_CREATE) {
+		d->creating--;
+		d->create_errors++;
+	}
+	answer_error(rq, 504, "VM '%s': its VMM (pid %d) did not answer within %llu ms", v->name,
+		     (int)v->pid, (unsigned long long)d->cfg.answer_timeout_ms);
+	resume(rq);
+}
+
+void api_abandon(struct request *rq)
+{
+	answer_error(rq, 503, "wispd is stopping");
+	resume(rq);
+}
+
+/* --- console ---------------------------------------------------------------------- */
+
+static bool follow_over(struct wispd *d, struct request *rq)
+{
+	struct vmm *v = table_find(d, rq->vm_id);
+	return !v || !vmm_live(v) || d->stopping;
+}
+
+static ssize_t console_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct request *rq = cls;
+	(void)pos;
+	if (rq->client_gone)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	size_t n = ring_read(&rq->ring, &rq->pos, buf, max, NULL);
+	if (n)
+		return (ssize_t)n;
+	if (follow_over(rq->d, rq))
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	/* Nothing yet: sleep until the timer sees the ring move. */
+	MHD_suspend_connection(rq->conn);
+	rq->suspended = true;
+	if (!rq->following) {
+		rq->following = true;
+		rq->next_follower = rq->d->followers;
+		rq->d->followers = rq;
+		wispd_update_timer(rq->d);
+	}
+	return 0;
+}
+
+static void unfollow(struct wispd *d, struct request *rq)
+{
+	if (!rq->following)
+		return;
+	struct request **p = &d->followers;
+	while (*p && *p != rq)
+		p = &(*p)->next_follower;
+	if (*p)
+		*p = rq->next_follower;
+	rq->following = false;
+	wispd_update_timer(d);
+}
+
+/* A suspended connection is out of MHD's sight: see for ourselves whether
+ * a follower's client has hung up, or it would wait for ever. */
+static bool client_hung_up(struct request *rq)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci)
+		return false;
+	struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+void api_poll_followers(struct wispd *d)
+{
+	struct request *rq = d->followers;
+	while (rq) {
+		struct request *next = rq->next_follower;
+		if (rq->suspended && client_hung_up(rq))
+			rq->client_gone = true;
+		if (rq->suspended &&
+		    (rq->client_gone || ring_head(&rq->ring) != rq->pos || follow_over(d, rq)))
+			resume(rq);
+		rq = next;
+	}
+}
+
+static void handle_console(struct request *rq, struct vmm *v)
+{
+	struct wispd *d = rq->d;
+	const char *off = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "offset");
+	const char *follow = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "follow");
+	uint64_t pos = 0;
+	if (off && opt_parse_uint(off, 0, UINT64_MAX, &pos)) {
+		answer_error(rq, 400, "offset '%s': not a number", off);
+		return;
+	}
+	char path[64];
+	snprintf(path, sizeof(path), "%s/%s", v->id, CTL_CONSOLE_NAME);
+	int r = ring_open(d->vms_fd, path, &rq->ring);
+	if (r) {
+		answer_error(rq, 404, "VM '%s' has no console: %s", v->name, strerror(-r));
+		return;
+	}
+	rq->pos = pos;
+	snprintf(rq->vm_id, sizeof(rq->vm_id), "%s", v->id);
+	rq->kind = RQ_CONSOLE;
+	if (follow && strcmp(follow, "0") && strcmp(follow, "false")) {
+		rq->answered = true;
+		rq->status = 200;
+		return; /* handle() builds the streaming response */
+	}
+	uint64_t head = ring_head(&rq->ring);
+	size_t cap =
+		head > pos ? (size_t)(head - pos < rq->ring.size ? head - pos : rq->ring.size) : 0;
+	char *buf = malloc(cap + 1);
+	if (!buf) {
+		answer_error(rq, 500, "out of memory");
+		return;
+	}
+	uint64_t lost = 0;
+	size_t n = ring_read(&rq->ring, &rq->pos, buf, cap, &lost);
+	buf[n] = 0;
+	answer_text(rq, 200, buf, "text/plain; charset=utf-8");
+	rq->reply_len = n; /* console output may hold NUL bytes */
+	(void)lost;
+}
+
+/* --- routes -------------------------------------------------------------------------- */
+
+/* A JSON member that must be a string (or absent). */
+static int get_string(struct request *rq, json_t *o, const char *key, const char **out)
+{
+	json_t *j = json_object_get(o, key);
+	*out = NULL;
+	if (!j)
+		return 0;
+	if (!json_is_string(j)) {
+		answer_error(rq, 400, "'%s' must be a string", key);
+		return -1;
+	}
+	*out = json_string_value(j);
+	return 0;
+}
+
+/* Parse and check "mem": a size string like the CLI's --mem, or bytes. */
+static int get_mem(struct request *rq, json_t *o, uint64_t *mem)
+{
+	json_t *j = json_object_get(o, "mem");
+	*mem = WISP_DEFAULT_MEM;
+	if (!j)
+		return 0;
+	char shown[64];
+	if (json_is_string(j)) {
+		snprintf(shown, sizeof(shown), "%s", json_string_value(j));
+		if (opt_parse_size(json_string_value(j), mem)) {
+			answer_error(rq, 400, "mem '%s': not a size (use e.g. 64M or 1G)", shown);
+			return -1;
+		}
+	} else if (json_is_integer(j) && json_integer_value(j) > 0) {
+		*mem = (uint64_t)json_integer_value(j);
+		snprintf(shown, sizeof(shown), "%llu", (unsigned long long)*mem);
+	} else {
+		answer_error(rq, 400, "'mem' must be a size string (e.g. \"64M\") or bytes");
+		return -1;
+	}
+	if (*mem < WISP_MIN_MEM || *mem > WISP_MAX_MEM) {
+		answer_error(rq, 400, "mem '%s': must be between %llu MiB and %llu GiB", shown,
+			     WISP_MIN_MEM >> 20, WISP_MAX_MEM >> 30);
+		return -1;
+	}
+	if (*mem % 4096) {
+		answer_error(rq, 400, "mem '%s': must be a multiple of 4 KiB", shown);
+		return -1;
+	}
+	return 0;
+}
+
+/* Join the "args" array into a command line; NULL (answered) on error. */
+static char *get_cmdline(struct request *rq, json_t *args)
+{
+	if (args && !json_is_array(args)) {
+		answer_error(rq, 400, "'args' must be an array of strings");
+		return NULL;
+	}
+	size_t n = args ? json_array_size(args) : 0;
+	char **argv = calloc(n + 1, sizeof(char *));
+	if (!argv) {
+		answer_error(rq, 500, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *a = json_array_get(args, i);
+		if (!json_is_string(a)) {
+			free(argv);
+			answer_error(rq, 400, "'args' must be an array of strings");
+			return NULL;
+		}
+		argv[i] = (char *)json_string_value(a);
+	}
+	char *cmdline = opt_join_args((int)n, argv);
+	free(argv);
+	if (!cmdline) {
+		answer_error(rq, 500, "out of memory");
+		return NULL;
+	}
+	size_t max = WISP_BOOTINFO_SIZE - 256 - 1;
+	if (strlen(cmdline) > max) {
+		answer_error(rq, 400, "command line too long (%zu bytes, at most %zu)",
+			     strlen(cmdline), max);
+		free(cmdline);
+		return NULL;
+	}
+	return cmdline;
+}
+
+/* Open the image for the VMM; -1 (answered) on error. */
+static int open_image(struct request *rq, const char *image)
+{
+	if (image[0] != '/') {
+		answer_error(rq, 400,
+			     "image '%s': must be an absolute path (wispd does not know the "
+			     "client's working directory)",
+			     image);
+		return -1;
+	}
+	int fd = open(image, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	const char *why = NULL;
+	if (fd < 0)
+		why = strerror(errno);
+	else if (fstat(fd, &st) < 0)
+		why = strerror(errno);
+	else if (S_ISDIR(st.st_mode))
+		why = strerror(EISDIR);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (st.st_size == 0)
+		why = "file is empty";
+	if (why) {
+		answer_error(rq, 400, "image '%s': %s", image, why);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void handle_create(struct request *rq)
+{
+	struct wispd *d = rq->d;
+	json_error_t je;
+	json_t *o = json_loadb(rq->body ? rq->body : "", rq->len, 0, &je);
+	if (!o || !json_is_object(o)) {
+		answer_error(rq, 400, "request body: %s", o ? "must be a JSON object" : je.text);
+		json_decref(o);
+		return;
+	}
+	const char *image, *name;
+	uint64_t mem;
+	json_t *cpus = json_object_get(o, "cpus");
+	char *cmdline = NULL;
+	int fd = -1;
+	if (get_string(rq, o, "image", &image) || get_string(rq, o, "name", &name) ||
+	    get_mem(rq, o, &mem))
+		goto out;
+	if (!image) {
+		answer_error(rq, 400, "no image given ('image' is required)");
+		goto out;
+	}
+	if (cpus && (!json_is_integer(cpus) || json_integer_value(cpus) < 1 ||
+		     json_integer_value(cpus) > WISP_MAX_VCPUS)) {
+		answer_error(rq, 400, "cpus: must be a number from 1 to %d", WISP_MAX_VCPUS);
+		goto out;
+	}
+	if (cpus && json_integer_value(cpus) != 1) {
+		answer_error(rq, 400,
+			     "image '%s': unikernels run on exactly 1 vCPU (cpus %d given)", image,
+			     (int)json_integer_value(cpus));
+		goto out;
+	}
+	if (name && (!ctl_valid_name(name) || ctl_valid_id(name))) {
+		answer_error(rq, 400,
+			     "name '%s': use 1 to %d letters, digits, '_', '.' or '-', starting "
+			     "with a letter or digit, and not 12 hex digits (that is an id)",
+			     name, CTL_NAME_MAX);
+		goto out;
+	}
+	if (name && table_find(d, name)) {
+		answer_error(rq, 409, "a VM named '%s' already exists", name);
+		goto out;
+	}
+	if (!(cmdline = get_cmdline(rq, json_object_get(o, "args"))))
+		goto out;
+	if ((fd = open_image(rq, image)) < 0)
+		goto out;
+
+	/* The split toolstack: a prepared shell if there is one. */
+	struct vmm *v = pool_take(d, mem);
+	bool from_pool = v != NULL;
+	if (!v) {
+		char err[CTL_REASON_MAX];
+		v = pool_spawn(d, mem, true, err, sizeof(err));
+		if (!v) {
+			d->create_errors++;
+			answer_error(rq, 500, "cannot create the VM: %s", err);
+			goto out;
+		}
+	}
+	snprintf(v->name, sizeof(v->name), "%s", name ? name : v->id);
+	v->image = strdup(image);
+	v->cmdline = cmdline;
+	cmdline = NULL;
+	v->args = json_incref(json_object_get(o, "args"));
+	v->from_pool = from_pool;
+	v->state = CTL_STATE_STARTING;
+	v->request_ns = rq->t0;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	v->created_wall_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	table_add_vm(d, v);
+
+	struct ctl_config c = {.type = CTL_CONFIG,
+			       .flags = from_pool ? CTL_FLAG_FROM_POOL : 0,
+			       .created_wall_ns = v->created_wall_ns,
+			       .request_ns = v->request_ns};
+	snprintf(c.name, sizeof(c.name), "%s", v->name);
+	snprintf(c.cmdline, sizeof(c.cmdline), "%s", v->cmdline);
+	int r = vmm_queue(d, v, rq);
+	if (!r && (r = ctl_send(v->fd, &c, sizeof(c), fd)))
+		vmm_unqueue(d, v, rq);
+	if (r) {
+		d->create_errors++;
+		answer_error(rq, 500, "cannot create the VM: sending its configuration: %s",
+			     strerror(-r));
+		vmm_destroy(d, v);
+		goto out;
+	}
+	if (from_pool)
+		pool_adopt_dir(d, v);
+	rq->kind = RQ_CREATE;
+	d->creating++;
+	MHD_suspend_connection(rq->conn);
+	rq->suspended = true;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(cmdline);
+	json_decref(o);
+}
+
+/* Order VMs by creation for `list`. */
+static int by_creation(const void *a, const void *b)
+{
+	const struct vmm *x = *(struct vmm *const *)a, *y = *(struct vmm *const *)b;
+	if (x->request_ns != y->request_ns)
+		return x->request_ns < y->request_ns ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+static void handle_list(struct request *rq)
+{
+	struct wispd *d = rq->d;
+	struct vmm **all = calloc(d->nr_vms + 1, sizeof(*all));
+	json_t *arr = json_array();
+	if (!all || !arr) {
+		free(all);
+		json_decref(arr);
+		answer_error(rq, 500, "out of memory");
+		return;
+	}
+	size_t n = 0, b = 0;
+	for (struct hmap_node *h = hmap_next(&d->by_id, &b, NULL); h && n < d->nr_vms;
+	     h = hmap_next(&d->by_id, &b, h))
+		all[n++] = (struct vmm *)((char *)h - offsetof(struct vmm, by_id));
+	qsort(all, n, sizeof(*all), by_creation);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, vm_json(all[i]));
+	free(all);
+	answer_json(rq, 200, arr);
+}
+
+static void handle_daemon_stats(struct request *rq)
+{
+	struct wispd *d = rq->d;
+	unsigned by_state[CTL_STATE_CRASHED + 1] = {0};
+	size_t b = 0;
+	for (struct hmap_node *h = hmap_next(&d->by_id, &b, NULL); h;
+	     h = hmap_next(&d->by_id, &b, h)) {
+		const struct vmm *v = (struct vmm *)((char *)h - offsetof(struct vmm, by_id));
+		by_state[v->state]++;
+	}
+	json_t *pool = json_array();
+	for (int i = 0; i < d->cfg.nr_classes; i++) {
+		const struct pool_class *c = &d->cfg.classes[i];
+		json_array_append_new(pool,
+				      json_pack("{s:I, s:i, s:i, s:i, s:I, s:s}", "mem", ji(c->mem),
+						"target", (int)c->target, "ready", (int)c->ready,
+						"starting", (int)c->starting, "hits", ji(c->hits),
+						"last_error", c->last_error));
+	}
+	json_t *states = json_object();
+	for (int s = CTL_STATE_STARTING; s <= CTL_STATE_CRASHED; s++)
+		json_object_set_new(states, ctl_state_name((enum ctl_state)s),
+				    json_integer(by_state[s]));
+	answer_json(rq, 200,
+		    json_pack("{s:s, s:i, s:s, s:I, s:i, s:o, s:{s:I, s:I, s:I, s:I}, s:I, "
+			      "s:I, s:o}",
+			      "version", WISP_VERSION, "pid", (int)getpid(), "runtime_dir",
+			      d->cfg.runtime_dir, "uptime_ms",
+			      ji((util_now_ns() - d->started_ns) / 1000000), "vms", (int)d->nr_vms,
+			      "states", states, "creates", "total", ji(d->creates), "from_pool",
+			      ji(d->creates_pool), "cold", ji(d->creates_cold), "failed",
+			      ji(d->create_errors), "destroys", ji(d->destroys), "adopted",
+			      ji(d->adopted), "pool", pool));
+}
+
+/* Routes under /vms/{vm}. */
+static void route_vm(struct request *rq, const char *method, const char *key, const char *sub)
+{
+	struct wispd *d = rq->d;
+	struct vmm *v = table_find(d, key);
+	if (!v) {
+		answer_error(rq, 404, "no VM with name or id '%s'", key);
+		return;
+	}
+	bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+	if (!*sub && get) {
+		answer_json(rq, 200, vm_json(v));
+	} else if (!*sub && !strcmp(method, "DELETE")) {
+		vmm_destroy(d, v);
+		answer_text(rq, 204, strdup(""), "application/json");
+	} else if ((!strcmp(sub, "pause") || !strcmp(sub, "resume")) && post) {
+		bool pause = sub[0] == 'p';
+		enum ctl_state want = pause ? CTL_STATE_RUNNING : CTL_STATE_PAUSED;
+		if (v->state != want) {
+			answer_error(rq, 409, "VM '%s' is %s", v->name, ctl_state_name(v->state));
+			return;
+		}
+		rq->kind = pause ? RQ_PAUSE : RQ_RESUME;
+		int r = vmm_ask(d, v, pause ? CTL_PAUSE : CTL_RESUME, rq);
+		if (r) {
+			answer_error(rq, 500, "VM '%s': %s", v->name, strerror(-r));
+			return;
+		}
+		MHD_suspend_connection(rq->conn);
+		rq->suspended = true;
+	} else if (!strcmp(sub, "stats") && get) {
+		rq->kind = RQ_STATS;
+		if (!vmm_live(v) || vmm_ask(d, v, CTL_QUERY, rq)) {
+			answer_json(rq, 200, stats_json(v));
+			return;
+		}
+		MHD_suspend_connection(rq->conn);
+		rq->suspended = true;
+	} else if (!strcmp(sub, "console") && get) {
+		handle_console(rq, v);
+	} else {
+		answer_error(rq, 405, "%s is not allowed on /vms/%s%s%s", method, key,
+			     *sub ? "/" : "", sub);
+	}
+}
+
+static void route(struct request *rq, const char *method, const char *url)
+{
+	if (rq->too_big) {
+		answer_error(rq, 413, "request body larger than %u bytes", BODY_MAX);
+		return;
+	}
+	bool get = !strcmp(method, "GET");
+	if (!strcmp(url, "/version") && get) {
+		answer_json(rq, 200, json_pack("{s:s, s:i}", "version", WISP_VERSION, "api", 1));
+	} else if (!strcmp(url, "/stats") && get) {
+		handle_daemon_stats(rq);
+	} else if (!strcmp(url, "/vms") || !strcmp(url, "/vms/")) {
+		if (get)
+			handle_list(rq);
+		else if (!strcmp(method, "POST"))
+			handle_create(rq);
+		else
+			answer_error(rq, 405, "%s is not allowed on /vms", method);
+	} else if (!strncmp(url, "/vms/", 5)) {
+		char key[CTL_NAME_MAX + 2];
+		const char *p = url + 5, *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		if (n == 0 || n >= sizeof(key)) {
+			answer_error(rq, 404, "no VM with name or id '%.*s'", (int)n, p);
+			return;
+		}
+		memcpy(key, p, n);
+		key[n] = 0;
+		route_vm(rq, method, key, slash ? slash + 1 : "");
+	} else {
+		answer_error(rq, 404, "no such endpoint: %s %s", method, url);
+	}
+}
+
+/* Hand the answer to MHD. */
+static enum MHD_Result queue(struct request *rq)
+{
+	struct MHD_Response *r;
+	if (rq->kind == RQ_CONSOLE && !rq->reply)
+		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, console_reader, rq,
+						      NULL);
+	else
+		r = MHD_create_response_from_buffer(rq->reply_len, rq->reply ? rq->reply : "",
+						    MHD_RESPMEM_MUST_COPY);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type",
+				rq->ctype ? rq->ctype : "text/plain; charset=utf-8");
+	if (rq->kind == RQ_CONSOLE && rq->reply) {
+		char off[32];
+		snprintf(off, sizeof(off), "%llu", (unsigned long long)rq->pos);
+		MHD_add_response_header(r, "X-Wisp-Console-Offset", off);
+	}
+	enum MHD_Result ret = MHD_queue_response(rq->conn, rq->status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_size, void **con_cls)
+{
+	(void)version;
+	struct request *rq = *con_cls;
+	if (!rq) {
+		rq = calloc(1, sizeof(*rq));
+		if (!rq)
+			return MHD_NO;
+		rq->d = cls;
+		rq->conn = conn;
+		rq->t0 = util_now_ns();
+		*con_cls = rq;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (rq->len + *upload_size > BODY_MAX) {
+			rq->too_big = true;
+		} else {
+			char *b = realloc(rq->body, rq->len + *upload_size + 1);
+			if (!b)
+				return MHD_NO;
+			memcpy(b + rq->len, upload, *upload_size);
+			rq->body = b;
+			rq->len += *upload_size;
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (!rq->answered && !rq->suspended)
+		route(rq, method, url);
+	if (!rq->answered)
+		return MHD_YES; /* suspended until a VMM answers */
+	return queue(rq);
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+		      enum MHD_RequestTerminationCode code)
+{
+	(void)conn;
+	(void)code;
+	struct request *rq = *con_cls;
+	if (!rq)
+		return;
+	unfollow(cls, rq);
+	ring_close(&rq->ring);
+	free(rq->body);
+	free(rq->reply);
+	free(rq);
+	*con_cls = NULL;
+}
+
+int api_start(struct wispd *d, char *err, size_t errlen)
+{
+	d->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, handle,
+				  d, MHD_OPTION_LISTEN_SOCKET, d->listen_fd,
+				  MHD_OPTION_NOTIFY_COMPLETED, completed, d,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_END);
+	if (!d->mhd) {
+		snprintf(err, errlen, "cannot start the HTTP server (libmicrohttpd)");
+		return -EIO;
+	}
+	return 0;
+}
+
+void api_stop(struct wispd *d)
+{
+	if (!d->mhd)
+		return;
+	/* MHD must not be stopped with suspended connections: answer them. */
+	table_abandon(d);
+	for (struct request *rq = d->followers; rq; rq = rq->next_follower)
+		resume(rq);
+	MHD_run(d->mhd);
+	MHD_stop_daemon(d->mhd);
+	d->mhd = NULL;
+}

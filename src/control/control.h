@@ -1,0 +1,323 @@
+/* The control plane: wispd (HTTP API, VM table, shell pool) and the VMM
+ * side of its protocol (wisp-vmm: pool shells, one process per VM).
+ *
+ * wispd and a VMM talk over one SOCK_SEQPACKET connection with the small
+ * fixed-layout messages below (never HTTP: a VMM must stay tiny). At start
+ * the connection is a socketpair inherited from wispd; a restarted wispd
+ * reconnects through the VMM's own socket, <runtime-dir>/vms/<id>/ctl.sock.
+ * The image travels as a file descriptor (SCM_RIGHTS).
+ *
+ * Runtime directory:
+ *   wispd.sock   the HTTP API          wispd.lock   one daemon per directory
+ *   shells/<id>/ pool shells           vms/<id>/    VMs: ctl.sock, console,
+ *                                                   info (wispd), status (VMM) */
+#ifndef WISP_CONTROL_H
+#define WISP_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util/util.h"
+#include "vmm/vmm.h"
+
+#define CTL_ID_LEN	   12 /* hex digits of a VM id */
+#define CTL_NAME_MAX	   63
+#define CTL_REASON_MAX	   256
+#define CTL_IMAGE_MAX	   1024
+#define CTL_CMDLINE_MAX	   4096
+#define CTL_RING_DEFAULT   (64u << 10) /* console ring bytes per VM */
+#define CTL_MSG_MAX	   8192
+#define CTL_SOCK_NAME	   "ctl.sock"
+#define CTL_CONSOLE_NAME   "console"
+#define CTL_STATUS_NAME	   "status"
+#define CTL_INFO_NAME	   "info"
+#define CTL_WARMUP_PORT	   0x5ff /* no device: the shell's dummy run exits here */
+#define WISPD_SOCKET_NAME  "wispd.sock"
+#define WISPD_DEFAULT_POOL "32M=4"
+
+/* Message types. */
+enum ctl_type {
+	/* wispd -> VMM */
+	CTL_CONFIG = 1, /* struct ctl_config + the image fd: become this VM */
+	CTL_PAUSE,	/* stop running the vCPU; reply CTL_INFO */
+	CTL_RESUME,	/* run it again; reply CTL_INFO */
+	CTL_QUERY,	/* reply CTL_INFO */
+	CTL_DESTROY,	/* exit now, no reply */
+	/* VMM -> wispd (all carry a struct ctl_info) */
+	CTL_READY = 16, /* the shell is prepared and waits for CTL_CONFIG */
+	CTL_FAILED,	/* preparing or configuring failed; `reason` says why */
+	CTL_INFO,	/* state and counters; the reply to CONFIG/PAUSE/RESUME/QUERY */
+	CTL_EXIT,	/* the guest stopped; the VMM exits after sending this */
+};
+
+/* A VM's state, as the VMM and wispd see it. */
+enum ctl_state {
+	CTL_STATE_SHELL = 0, /* prepared, not yet a VM */
+	CTL_STATE_STARTING,  /* wispd sent CTL_CONFIG, no answer yet */
+	CTL_STATE_RUNNING,
+	CTL_STATE_PAUSED,
+	CTL_STATE_EXITED,  /* the guest exited or halted; exit_status holds its status */
+	CTL_STATE_CRASHED, /* guest fault, KVM failure, or the VMM died; reason says which */
+};
+
+#define CTL_FLAG_FROM_POOL (1u << 0) /* the VM came from a pre-created shell */
+
+/* wispd -> VMM: the final configuration of a shell. */
+struct ctl_config {
+	uint32_t type; /* CTL_CONFIG */
+	uint32_t flags;
+	char name[CTL_NAME_MAX + 1];
+	uint64_t created_wall_ns; /* CLOCK_REALTIME of the create request */
+	uint64_t request_ns;	  /* CLOCK_MONOTONIC of the create request */
+	char cmdline[CTL_CMDLINE_MAX];
+};
+
+/* wispd -> VMM: a message without arguments. */
+struct ctl_cmd {
+	uint32_t type;
+	uint32_t reserved;
+};
+
+/* VMM -> wispd: who the VMM is and how its VM is doing. */
+struct ctl_info {
+	uint32_t type;	/* enum ctl_type */
+	uint32_t state; /* enum ctl_state */
+	uint32_t flags; /* CTL_FLAG_* */
+	int32_t pid;
+	int32_t exit_status; /* CTL_STATE_EXITED: the guest's status */
+	int32_t error;	     /* CTL_FAILED: -errno class of the failure */
+	char id[CTL_ID_LEN + 4];
+	char name[CTL_NAME_MAX + 1];
+	uint64_t mem; /* bytes of guest RAM */
+	uint64_t created_wall_ns;
+	uint64_t request_ns;	     /* CLOCK_MONOTONIC: wispd got the create request */
+	uint64_t started_ns;	     /* CLOCK_MONOTONIC: the VMM entered KVM_RUN */
+	uint64_t first_hypercall_ns; /* CLOCK_MONOTONIC: the guest's first hypercall */
+	struct exit_stats exits;
+	char reason[CTL_REASON_MAX];
+};
+
+/* --- proto.c: both sides --------------------------------------------------- */
+/* Send one message, with fd attached when fd >= 0; 0 or -errno. */
+int ctl_send(int sock, const void *msg, size_t len, int fd);
+/* Receive one message into buf (at most cap bytes); an attached fd lands in
+ * *fd (else -1). Returns the length, 0 at end of stream, or -errno
+ * (-EAGAIN when a non-blocking socket has nothing). */
+ssize_t ctl_recv(int sock, void *buf, size_t cap, int *fd);
+/* "running", "paused", ... */
+const char *ctl_state_name(enum ctl_state s);
+/* Random VM id: CTL_ID_LEN lowercase hex digits. */
+void ctl_new_id(char id[CTL_ID_LEN + 1]);
+/* Is s a well-formed VM id / VM name? */
+bool ctl_valid_id(const char *s);
+bool ctl_valid_name(const char *s);
+/* Default runtime directory: /run/wisp for root, else $XDG_RUNTIME_DIR/wisp
+ * or /tmp/wisp-UID; $WISP_RUNTIME_DIR overrides. */
+void ctl_default_runtime_dir(char *buf, size_t len);
+
+/* --- vmm_shell.c: the VMM process (wisp-vmm) -------------------------------- */
+/* Entry point of wisp-vmm: prepare a shell, wait for its configuration, run
+ * the VM, report how it ended. Returns the process exit code. */
+int shell_main(int argc, char **argv);
+
+/* --- wispd ------------------------------------------------------------------ */
+#define WISPD_MAX_CLASSES 8
+
+struct wispd;
+struct vmm;
+struct request;
+
+/* A memory-size class of the shell pool. */
+struct pool_class {
+	uint64_t mem;	      /* guest RAM of its shells */
+	unsigned target;      /* shells to keep ready */
+	unsigned ready;	      /* prepared, waiting */
+	unsigned starting;    /* spawned, not yet prepared */
+	uint64_t hits;	      /* creates served from this class */
+	unsigned failures;    /* consecutive shell failures (refill backs off) */
+	uint64_t retry_at_ns; /* refill paused until then after failures */
+	struct vmm *ready_list;
+	char last_error[CTL_REASON_MAX];
+};
+
+/* What wispd was started with. */
+struct wispd_config {
+	char runtime_dir[256];
+	char socket_path[256];
+	char vmm_path[1024];
+	bool foreground;
+	uint64_t ring_size;
+	uint64_t answer_timeout_ms; /* a VMM must answer a request within this */
+	int nr_classes;
+	struct pool_class classes[WISPD_MAX_CLASSES];
+};
+
+/* Why an fd is in wispd's epoll set. */
+enum ev_kind { EV_MHD, EV_SIGNAL, EV_TIMER, EV_VMM };
+
+/* An HTTP request waiting for a VMM's answer. Answers come in order, so
+ * each VMM has a FIFO of these; wispd also keeps all of them in one FIFO
+ * (oldest first) to answer those whose VMM stays silent too long. */
+struct pending {
+	struct request *req; /* NULL once answered by a timeout: the late reply's slot */
+	struct vmm *vmm;
+	uint64_t deadline;
+	struct pending *next;	       /* in the VMM's FIFO */
+	struct pending *gprev, *gnext; /* in wispd's FIFO (while req is set) */
+};
+
+/* A VMM process known to wispd: a pool shell or a VM. */
+struct vmm {
+	enum ev_kind ev; /* EV_VMM: first, so that epoll data points here */
+	struct hmap_node by_id, by_name, by_pid;
+	bool in_names; /* by_name holds this entry */
+	char id[CTL_ID_LEN + 1];
+	char name[CTL_NAME_MAX + 1];
+	pid_t pid;
+	bool child;    /* spawned by this wispd: waitpid tells how it ended */
+	bool is_vm;    /* configured (or being configured); else a pool shell */
+	bool ready;    /* the shell sent CTL_READY */
+	bool cold;     /* spawned for one create, outside the pool */
+	bool gone;     /* the process has ended (reaped, or its socket closed) */
+	bool final;    /* state is final (exited or crashed) */
+	bool info_due; /* the info file is still to be written */
+	int fd;	       /* control connection, -1 once closed */
+	enum ctl_state state;
+	struct pool_class *cls; /* pool shells: their class */
+	struct vmm *next_ready;
+	uint64_t mem;
+	char *image;   /* path as given */
+	void *args;    /* json_t *: the guest arguments as given */
+	char *cmdline; /* the arguments joined */
+	uint64_t created_wall_ns, request_ns, started_ns, first_hypercall_ns;
+	uint64_t ended_ns; /* CLOCK_MONOTONIC when wispd learned the VM ended */
+	bool from_pool;
+	int exit_status;
+	char reason[CTL_REASON_MAX];
+	struct exit_stats exits;
+	struct pending *pending, *pending_tail;
+	struct vmm *next_dead; /* wispd's graveyard */
+	struct vmm *next_due;  /* wispd's list of info files to write */
+};
+
+/* The daemon. */
+struct wispd {
+	struct wispd_config cfg;
+	int run_fd, vms_fd, shells_fd, lock_fd, listen_fd;
+	int epfd, sig_fd, timer_fd;
+	enum ev_kind ev_mhd, ev_sig, ev_timer;
+	struct MHD_Daemon *mhd;
+	struct hmap by_id, by_name, by_pid;
+	unsigned nr_vms;
+	struct request *followers; /* console streams waiting for output */
+	struct vmm *graveyard;	   /* freed at the end of the loop iteration */
+	struct vmm *info_due;	   /* info files to write once the replies are out */
+	unsigned creating;	   /* creates waiting for their VMM's answer */
+	bool timer_armed;
+	struct pending *waiting, *waiting_tail; /* every request waiting for a VMM */
+	uint64_t busy_ns; /* CLOCK_MONOTONIC of the last event: refills wait for a quiet moment */
+	bool stopping;
+	uint64_t started_ns;
+	/* Counters for GET /stats. */
+	uint64_t creates, creates_pool, creates_cold, destroys, create_errors, adopted;
+};
+
+/* --- wispd.c: the daemon and its event loop ---------------------------------- */
+/* Entry point of wispd. */
+int wispd_main(int argc, char **argv);
+/* Parse wispd's command line into cfg; on error writes why into err. */
+int wispd_parse_args(int argc, char **argv, struct wispd_config *cfg, char *err, size_t errlen);
+/* Parse a pool spec "SIZE=COUNT" into a class. */
+int wispd_parse_pool(const char *spec, struct pool_class *c, char *err, size_t errlen);
+/* Start watching a VMM's control connection. */
+void wispd_watch(struct wispd *d, struct vmm *v);
+/* Arm (or disarm) the periodic timer for console followers and pool retries. */
+void wispd_update_timer(struct wispd *d);
+/* Free v at the end of this loop iteration (events for it may still be
+ * queued); v must already be out of every map. */
+void wispd_bury(struct wispd *d, struct vmm *v);
+
+/* --- table.c: the VM table ----------------------------------------------------- */
+/* Allocate an entry (not yet in any map). */
+struct vmm *vmm_new(void);
+/* Free an entry that is in no map and has no pending request. */
+void vmm_free(struct vmm *v);
+/* Put a live VMM in the pid map (how SIGCHLD finds it). */
+void table_add_pid(struct wispd *d, struct vmm *v);
+/* Make v a VM: put it in the id map, and the name map if it has a name. */
+void table_add_vm(struct wispd *d, struct vmm *v);
+/* Take v out of every map. */
+void table_remove(struct wispd *d, struct vmm *v);
+/* Look a VM up by id, then by name (shells are not found). */
+struct vmm *table_find(struct wispd *d, const char *key);
+struct vmm *table_find_name(struct wispd *d, const char *name);
+struct vmm *table_find_pid(struct wispd *d, pid_t pid);
+/* Close v's connection and stop watching it. */
+void vmm_close(struct wispd *d, struct vmm *v);
+/* Handle everything v's VMM sent (called when its fd is ready). */
+void vmm_on_ready(struct wispd *d, struct vmm *v, uint32_t events);
+/* The process behind v ended with wait status `status` (children) or
+ * without one (status < 0: adopted, or connection closed). */
+void vmm_on_gone(struct wispd *d, struct vmm *v, int status);
+/* Destroy a VM: stop its VMM (SIGKILL or CTL_DESTROY), forget it, and
+ * remove its directory. Never waits for the teardown. */
+void vmm_destroy(struct wispd *d, struct vmm *v);
+/* Send a command and queue req for the reply; -errno if v cannot answer. */
+int vmm_ask(struct wispd *d, struct vmm *v, uint32_t type, struct request *req);
+/* Queue req for v's next reply; vmm_unqueue takes it back. */
+int vmm_queue(struct wispd *d, struct vmm *v, struct request *req);
+void vmm_unqueue(struct wispd *d, struct vmm *v, struct request *req);
+/* Answer the requests whose VMM has not answered by now (504); a create
+ * that times out destroys its VMM. */
+void table_expire(struct wispd *d, uint64_t now);
+/* Answer every waiting request with 503 (wispd is stopping). */
+void table_abandon(struct wispd *d);
+/* Apply a CTL_INFO / CTL_EXIT from the VMM to v. */
+void vmm_apply_info(struct vmm *v, const struct ctl_info *in);
+/* Write v's info file (what wispd knows; read back only for a VMM that died
+ * while wispd was away). */
+void vmm_write_info(struct wispd *d, struct vmm *v);
+/* Is the VMM still there to talk to? */
+bool vmm_live(const struct vmm *v);
+
+/* --- pool.c: pre-created shells -------------------------------------------- */
+/* Spawn shells until every class has its target (ready + starting). */
+void pool_refill(struct wispd *d);
+/* Take a ready shell of exactly `mem` bytes, or NULL (the caller goes cold). */
+struct vmm *pool_take(struct wispd *d, uint64_t mem);
+/* Move a taken shell's directory from shells/ to vms/. */
+void pool_adopt_dir(struct wispd *d, struct vmm *v);
+/* Spawn one VMM for `mem` bytes in dir parent/<id>; the entry is in the table. */
+struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, char *err, size_t errlen);
+/* A shell reported READY / FAILED / died. */
+void pool_shell_ready(struct wispd *d, struct vmm *v);
+void pool_shell_failed(struct wispd *d, struct vmm *v, const char *why);
+/* The class for `mem`, or NULL. */
+struct pool_class *pool_class_for(struct wispd *d, uint64_t mem);
+/* Remove a directory and the files in it (not recursive below that). */
+void dir_remove(int parent_fd, const char *name);
+
+/* --- adopt.c: after a restart ------------------------------------------------ */
+/* Re-adopt the VMs in vms/ (live VMMs answer on ctl.sock; dead ones are
+ * reported from their status/info files) and clear stale shells. */
+void adopt_all(struct wispd *d);
+
+/* --- api.c: the HTTP API ------------------------------------------------------ */
+/* Start the HTTP server on d->listen_fd (inside wispd's event loop). */
+int api_start(struct wispd *d, char *err, size_t errlen);
+/* Resume every request, then stop the server. */
+void api_stop(struct wispd *d);
+/* A VMM answered (or failed) a request queued with vmm_ask: info is NULL
+ * when it cannot answer any more, with why in `why`. */
+void api_reply(struct wispd *d, struct request *req, struct vmm *v, const struct ctl_info *info,
+	       const char *why);
+/* v did not answer req in time: 504. */
+void api_timeout(struct wispd *d, struct request *req, struct vmm *v);
+/* wispd is stopping: 503. */
+void api_abandon(struct request *req);
+/* Wake console followers whose ring moved or whose VM stopped. */
+void api_poll_followers(struct wispd *d);
+
+#endif

@@ -1,0 +1,240 @@
+/* The shell pool (LightVM's split toolstack): per memory-size class, VMM
+ * processes that have done everything a create does not need to know
+ * about. wispd spawns them in the background; a create takes one; an empty
+ * class falls back to spawning a VMM for that one create (the cold path). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "control/control.h"
+
+extern char **environ;
+
+/* Refill backs off after consecutive failures: 100 ms, doubling, to 5 s. */
+#define RETRY_BASE_NS (100ull * 1000000)
+#define RETRY_MAX_NS  (5000ull * 1000000)
+
+void dir_remove(int parent_fd, const char *name)
+{
+	static const char *const known[] = {CTL_SOCK_NAME, CTL_CONSOLE_NAME, CTL_INFO_NAME,
+					    CTL_STATUS_NAME};
+	int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		unlinkat(fd, known[i], 0);
+	if (unlinkat(parent_fd, name, AT_REMOVEDIR) == 0) {
+		close(fd);
+		return;
+	}
+	DIR *dp = fdopendir(fd); /* something unexpected is left: remove it all */
+	if (!dp) {
+		close(fd);
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(dp)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			unlinkat(fd, e->d_name, 0);
+	closedir(dp);
+	unlinkat(parent_fd, name, AT_REMOVEDIR);
+}
+
+struct pool_class *pool_class_for(struct wispd *d, uint64_t mem)
+{
+	for (int i = 0; i < d->cfg.nr_classes; i++)
+		if (d->cfg.classes[i].mem == mem)
+			return &d->cfg.classes[i];
+	return NULL;
+}
+
+struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, char *err, size_t errlen)
+{
+	struct vmm *v = vmm_new();
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	const char *where = cold ? "vms" : "shells";
+	int parent = cold ? d->vms_fd : d->shells_fd;
+	int e = 0;
+	for (int tries = 0; tries < 8; tries++) {
+		ctl_new_id(v->id);
+		e = mkdirat(parent, v->id, 0700) < 0 ? errno : 0;
+		if (e != EEXIST)
+			break;
+	}
+	if (e) {
+		snprintf(err, errlen, "cannot create %s/%s/%s: %s", d->cfg.runtime_dir, where,
+			 v->id, strerror(e));
+		vmm_free(v);
+		return NULL;
+	}
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		dir_remove(parent, v->id);
+		vmm_free(v);
+		return NULL;
+	}
+	char dir[512], memstr[24], ringstr[24];
+	snprintf(dir, sizeof(dir), "%s/%s/%s", d->cfg.runtime_dir, where, v->id);
+	snprintf(memstr, sizeof(memstr), "%llu", (unsigned long long)mem);
+	snprintf(ringstr, sizeof(ringstr), "%llu", (unsigned long long)d->cfg.ring_size);
+	char *argv[] = {d->cfg.vmm_path, "--id", v->id, "--dir",  dir,	   "--mem",
+			memstr,		 "--fd", "3",	"--ring", ringstr, NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+	posix_spawnattr_init(&at);
+	/* Own session: a terminal's ^C for wispd must not reach the VMs.
+	 * wispd blocks signals for its signalfd: the VMM must not inherit that. */
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+					      POSIX_SPAWN_SETSIGDEF);
+	sigset_t none, def;
+	sigemptyset(&none);
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	sigaddset(&def, SIGCHLD);
+	sigaddset(&def, SIGTERM);
+	sigaddset(&def, SIGINT);
+	sigaddset(&def, SIGHUP);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &def);
+	pid_t pid;
+	int r = posix_spawn(&pid, d->cfg.vmm_path, &fa, &at, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(sv[1]);
+	if (r) {
+		snprintf(err, errlen, "cannot start the VMM '%s': %s", d->cfg.vmm_path,
+			 strerror(r));
+		close(sv[0]);
+		dir_remove(parent, v->id);
+		vmm_free(v);
+		return NULL;
+	}
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	v->fd = sv[0];
+	v->pid = pid;
+	v->child = true;
+	v->mem = mem;
+	v->cold = cold;
+	v->state = cold ? CTL_STATE_STARTING : CTL_STATE_SHELL;
+	table_add_pid(d, v);
+	wispd_watch(d, v);
+	if (!cold) {
+		v->cls = pool_class_for(d, mem);
+		v->cls->starting++;
+	}
+	return v;
+}
+
+void pool_refill(struct wispd *d)
+{
+	if (d->stopping)
+		return;
+	uint64_t now = util_now_ns();
+	for (int i = 0; i < d->cfg.nr_classes; i++) {
+		struct pool_class *c = &d->cfg.classes[i];
+		while (c->ready + c->starting < c->target && now >= c->retry_at_ns) {
+			char err[CTL_REASON_MAX];
+			if (pool_spawn(d, c->mem, false, err, sizeof(err)))
+				continue;
+			pool_shell_failed(d, NULL, err);
+			break;
+		}
+	}
+}
+
+struct vmm *pool_take(struct wispd *d, uint64_t mem)
+{
+	struct pool_class *c = pool_class_for(d, mem);
+	if (!c || !c->ready_list)
+		return NULL;
+	struct vmm *v = c->ready_list;
+	c->ready_list = v->next_ready;
+	v->next_ready = NULL;
+	c->ready--;
+	c->hits++;
+	return v;
+}
+
+void pool_adopt_dir(struct wispd *d, struct vmm *v)
+{
+	/* Off the critical path (the VMM works relative to its cwd, which
+	 * moves along). Until this runs, a restarted wispd still finds the VM
+	 * in shells/: its socket listens, so adopt.c moves it. */
+	if (renameat(d->shells_fd, v->id, d->vms_fd, v->id) < 0)
+		fprintf(stderr, "wispd: VM %s: cannot move shells/%s to vms/: %s\n", v->id, v->id,
+			strerror(errno));
+}
+
+void pool_shell_ready(struct wispd *d, struct vmm *v)
+{
+	struct pool_class *c = v->cls;
+	if (!c)
+		return;
+	c->starting--;
+	c->ready++;
+	c->failures = 0;
+	c->retry_at_ns = 0;
+	v->next_ready = c->ready_list;
+	c->ready_list = v;
+	(void)d;
+}
+
+/* Back off refilling class c after a failure. */
+static void back_off(struct wispd *d, struct pool_class *c, const char *why)
+{
+	c->failures++;
+	uint64_t delay = RETRY_BASE_NS << (c->failures < 6 ? c->failures - 1 : 5);
+	c->retry_at_ns = util_now_ns() + (delay < RETRY_MAX_NS ? delay : RETRY_MAX_NS);
+	if (strcmp(c->last_error, why))
+		fprintf(stderr, "wispd: pool %lluM: shell failed: %s\n",
+			(unsigned long long)(c->mem >> 20), why);
+	snprintf(c->last_error, sizeof(c->last_error), "%s", why);
+	wispd_update_timer(d);
+}
+
+void pool_shell_failed(struct wispd *d, struct vmm *v, const char *why)
+{
+	if (!v) { /* spawning itself failed: every class backs off */
+		for (int i = 0; i < d->cfg.nr_classes; i++)
+			back_off(d, &d->cfg.classes[i], why);
+		return;
+	}
+	struct pool_class *c = v->cls;
+	if (c) {
+		if (v->ready) {
+			struct vmm **p = &c->ready_list;
+			while (*p && *p != v)
+				p = &(*p)->next_ready;
+			if (*p) {
+				*p = v->next_ready;
+				c->ready--;
+			}
+		} else {
+			c->starting--;
+		}
+		/* A ready shell that dies is not a reason to slow refills. */
+		if (!v->ready)
+			back_off(d, c, why);
+	}
+	if (!v->gone && v->child)
+		kill(v->pid, SIGKILL);
+	v->gone = true;
+	vmm_close(d, v);
+	table_remove(d, v);
+	dir_remove(d->shells_fd, v->id);
+	wispd_bury(d, v);
+}

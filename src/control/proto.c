@@ -1,0 +1,157 @@
+/* The wispd <-> VMM protocol (control.h): whole messages over a
+ * SOCK_SEQPACKET socket, an optional file descriptor riding along, and the
+ * small shared vocabulary (states, ids, names, the runtime directory). */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "control/control.h"
+
+int ctl_send(int sock, const void *msg, size_t len, int fd)
+{
+	struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (fd >= 0) {
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	for (;;) {
+		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		return (size_t)n == len ? 0 : -EMSGSIZE;
+	}
+}
+
+ssize_t ctl_recv(int sock, void *buf, size_t cap, int *fd)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = cap};
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
+			    .msg_controllen = sizeof(u)};
+	if (fd)
+		*fd = -1;
+	ssize_t n;
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	/* Keep at most one fd, and only if the caller wants one: a peer must
+	 * not be able to make us leak descriptors. */
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfd; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (fd && *fd < 0)
+				*fd = f;
+			else
+				close(f);
+		}
+	}
+	if (mh.msg_flags & MSG_TRUNC) {
+		if (fd && *fd >= 0) {
+			close(*fd);
+			*fd = -1;
+		}
+		return -EMSGSIZE;
+	}
+	return n;
+}
+
+const char *ctl_state_name(enum ctl_state s)
+{
+	switch (s) {
+	case CTL_STATE_SHELL:
+		return "shell";
+	case CTL_STATE_STARTING:
+		return "starting";
+	case CTL_STATE_RUNNING:
+		return "running";
+	case CTL_STATE_PAUSED:
+		return "paused";
+	case CTL_STATE_EXITED:
+		return "exited";
+	case CTL_STATE_CRASHED:
+		return "crashed";
+	}
+	return "unknown";
+}
+
+void ctl_new_id(char id[CTL_ID_LEN + 1])
+{
+	uint8_t r[CTL_ID_LEN / 2];
+	size_t got = 0;
+	while (got < sizeof(r)) {
+		ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+		if (n > 0)
+			got += (size_t)n;
+		else if (errno != EINTR)
+			break;
+	}
+	if (got < sizeof(r)) { /* no getrandom: still unique enough with the clock */
+		uint64_t t = util_now_ns() ^ (uint64_t)getpid() << 40;
+		memcpy(r, &t, sizeof(r));
+	}
+	for (size_t i = 0; i < sizeof(r); i++)
+		snprintf(id + 2 * i, 3, "%02x", r[i]);
+}
+
+bool ctl_valid_id(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++)
+		if (!isdigit((unsigned char)s[n]) && !(s[n] >= 'a' && s[n] <= 'f'))
+			return false;
+	return n == CTL_ID_LEN;
+}
+
+bool ctl_valid_name(const char *s)
+{
+	size_t n = 0;
+	if (!isalnum((unsigned char)s[0]))
+		return false;
+	for (; s[n]; n++)
+		if (!isalnum((unsigned char)s[n]) && !strchr("_.-", s[n]))
+			return false;
+	return n <= CTL_NAME_MAX;
+}
+
+void ctl_default_runtime_dir(char *buf, size_t len)
+{
+	const char *env = getenv("WISP_RUNTIME_DIR");
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	if (env && *env)
+		snprintf(buf, len, "%s", env);
+	else if (geteuid() == 0)
+		snprintf(buf, len, "/run/wisp");
+	else if (xdg && *xdg)
+		snprintf(buf, len, "%s/wisp", xdg);
+	else
+		snprintf(buf, len, "/tmp/wisp-%u", (unsigned)geteuid());
+}

@@ -1,0 +1,629 @@
+/* wisp-vmm: one VM per process, under wispd (control.h).
+ *
+ * Started by wispd as a *shell*: it opens /dev/kvm, creates the VM, its
+ * guest RAM, the vCPU (warmed by one dummy run at CPL3 so that the first real
+ * KVM_RUN finds KVM's per-vCPU state and shadow pages ready), the console
+ * ring and its control socket, says READY and waits. A create sends it the
+ * image and arguments: it loads them, says so, and enters KVM_RUN.
+ *
+ * The process is single-threaded (besides KVM's own per-VM worker), so that
+ * 10,000 VMs fit in the pid budget: the vCPU runs on the main thread, and
+ * control messages reach it by signal-driven I/O (O_ASYNC + F_SETSIG with
+ * the vCPU kick signal), which makes KVM_RUN return; vcpu_wait() also wakes
+ * for them while the guest sleeps in its POLL hypercall. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "arch/x86/x86.h"
+#include "cli/cli.h"
+#include "control/control.h"
+
+/* The one VM of this process. Static: signal handlers reach it. */
+static struct shell {
+	struct kvm kvm;
+	struct vm vm;
+	struct ring ring;
+	int conn;      /* connection to wispd, -1 when there is none */
+	int listen_fd; /* ctl.sock: how a restarted wispd finds us */
+	int epfd;      /* conn + listen_fd; the VM's ctl_fd */
+	bool paused;
+	bool configured;
+	/* Pre-faulted scratch for configuring: the configuration message, then
+	 * a small image. Unmapped before the guest runs: a buffer on the stack
+	 * would stay resident for the VM's whole life. */
+	uint8_t *scratch;
+	struct ctl_info me; /* identity, state, times */
+} sh = {.conn = -1, .listen_fd = -1, .epfd = -1};
+
+#define SCRATCH_SIZE   (256u << 10)
+#define SCRATCH_WARM   (CTL_MSG_MAX + (64u << 10)) /* pre-faulted: config + small image */
+#define IMAGE_BUF      (sh.scratch + CTL_MSG_MAX)
+#define IMAGE_BUF_SIZE (SCRATCH_SIZE - CTL_MSG_MAX)
+
+/* Our state and counters, as one message of `type`. */
+static void fill_info(struct ctl_info *in, uint32_t type)
+{
+	*in = sh.me;
+	in->type = type;
+	in->first_hypercall_ns = sh.vm.first_hypercall_ns;
+	vm_stats(&sh.vm, &in->exits);
+}
+
+/* Send to wispd. The connection is non-blocking (it is drained from the
+ * vCPU loop); a full socket means a busy wispd, which gets a second to
+ * make room before the message is dropped. */
+static void send_msg(const void *msg, size_t len)
+{
+	if (sh.conn < 0)
+		return;
+	for (int tries = 0; tries < 2; tries++) {
+		if (ctl_send(sh.conn, msg, len, -1) != -EAGAIN)
+			return;
+		struct pollfd p = {.fd = sh.conn, .events = POLLOUT};
+		poll(&p, 1, 1000);
+	}
+}
+
+static void send_info(uint32_t type)
+{
+	struct ctl_info in;
+	fill_info(&in, type);
+	send_msg(&in, sizeof(in));
+}
+
+/* Tell wispd we failed (reason printf-style), with an errno class. */
+static void send_failed(int error, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void send_failed(int error, const char *fmt, ...)
+{
+	struct ctl_info in;
+	fill_info(&in, CTL_FAILED);
+	in.error = error;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(in.reason, sizeof(in.reason), fmt, ap);
+	va_end(ap);
+	send_msg(&in, sizeof(in));
+}
+
+/* Run the vCPU once through code that touches what a small unikernel
+ * touches first (its stack, the boot info page, the first WARM_PAGES pages
+ * of the image area) and exits on a port nobody claims; then complete that
+ * exit. The real start is then one KVM_RUN on a warm vCPU whose guest pages
+ * are already backed and mapped (shadow or EPT entries). */
+#define WARM_PAGES 8
+
+static int warm_up(char *err, size_t errlen)
+{
+	struct vm *vm = &sh.vm;
+	struct vcpu *v = &vm->vcpus[0];
+	uint64_t low_top = vm->mem.regions[0].size;
+	struct x86_boot64 b = {.entry = WISP_IMAGE_MIN, .stack_top = low_top & ~15ull};
+	uint64_t map = vm->mem.size > X86_MMIO_HOLE_START
+			       ? vm->mem.size + (X86_MMIO_HOLE_END - X86_MMIO_HOLE_START)
+			       : X86_MMIO_HOLE_END;
+	/* clang-format off */
+	static const uint8_t code[] = {
+		0x50,					     /* push %rax */
+		0xbf, 0x00, 0x00, 0x10, 0x00,		     /* mov $WISP_IMAGE_MIN, %edi */
+		0xb9, WARM_PAGES, 0x00, 0x00, 0x00,	     /* mov $WARM_PAGES, %ecx */
+		0x80, 0x8f, 0xf0, 0x0f, 0x00, 0x00, 0x00,    /* 1: orb $0, 0xff0(%rdi) */
+		0x48, 0x81, 0xc7, 0x00, 0x10, 0x00, 0x00,    /* add $0x1000, %rdi */
+		0xe2, 0xf0,				     /* loop 1b */
+		0x8a, 0x04, 0x25, 0x00, 0x30, 0x00, 0x00,    /* mov WISP_BOOTINFO_GPA, %al */
+		0x66, 0xba, CTL_WARMUP_PORT & 0xff, CTL_WARMUP_PORT >> 8, /* mov $port, %dx */
+		0xee,					     /* out %al, (%dx) */
+		0xeb, 0xfe,				     /* jmp . */
+	};
+	/* clang-format on */
+	_Static_assert(WISP_IMAGE_MIN == 0x100000 && WISP_BOOTINFO_GPA == 0x3000,
+		       "warm-up code hard-codes the layout");
+	uint8_t *p = gmem_ptr(&vm->mem, WISP_IMAGE_MIN, sizeof(code));
+	if (!gmem_ptr(&vm->mem, WISP_IMAGE_MIN, WARM_PAGES * 4096ull)) {
+		snprintf(err, errlen, "guest memory too small");
+		return -E2BIG;
+	}
+	int r = p ? x86_setup_unikernel(&vm->mem, &b, map) : -EFAULT;
+	if (!r)
+		r = x86_vcpu_enter64(v, &b);
+	if (r) {
+		snprintf(err, errlen, "cannot prepare the vCPU: %s", strerror(-r));
+		return r;
+	}
+	memcpy(p, code, sizeof(code));
+	if (ioctl(v->fd, KVM_RUN, 0) < 0 || v->run->exit_reason != KVM_EXIT_IO ||
+	    v->run->io.port != CTL_WARMUP_PORT) {
+		snprintf(err, errlen, "warm-up run failed (%s, exit reason %u)", strerror(errno),
+			 v->run->exit_reason);
+		return -EIO;
+	}
+	/* Complete the port exit now (KVM finishes it on the next entry), so
+	 * that nothing of the dummy run is left for the real start. Ask KVM to
+	 * leave the special registers in kvm_run on the way out: the real
+	 * start then needs no KVM_GET_SREGS (about 5 us on nested KVMs). */
+	if (sh.kvm.sync_regs)
+		v->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+	v->run->immediate_exit = 1;
+	int rr = ioctl(v->fd, KVM_RUN, 0);
+	v->run->immediate_exit = 0;
+	if (rr == 0 || errno != EINTR) {
+		snprintf(err, errlen, "warm-up completion failed: %s", strerror(errno));
+		return -EIO;
+	}
+	memset(p, 0, sizeof(code));
+	return 0;
+}
+
+static int prepare_control(void);
+
+/* Everything that does not depend on the request. */
+static int prepare(const char *id, uint64_t mem, uint64_t ring_size, char *err, size_t errlen)
+{
+	snprintf(sh.me.id, sizeof(sh.me.id), "%s", id);
+	sh.me.pid = (int32_t)getpid();
+	sh.me.mem = mem;
+	sh.me.state = CTL_STATE_SHELL;
+	int r = kvm_open(&sh.kvm, err, errlen);
+	if (r)
+		return r;
+	if ((r = vm_create(&sh.vm, &sh.kvm, mem, err, errlen)))
+		return r;
+	if ((r = vcpu_signals_init())) {
+		snprintf(err, errlen, "signals: %s", strerror(-r));
+		return r;
+	}
+	if ((r = vm_create_vcpus(&sh.vm, 1, err, errlen)))
+		return r;
+	if ((r = hypercall_register(&sh.vm))) {
+		snprintf(err, errlen, "hypercall ports: %s", strerror(-r));
+		return r;
+	}
+	if ((r = ring_create(AT_FDCWD, CTL_CONSOLE_NAME, ring_size, &sh.ring))) {
+		snprintf(err, errlen, "console ring: %s", strerror(-r));
+		return r;
+	}
+	sh.vm.console_ring = &sh.ring;
+	/* Bound now, listening only once configured: a shell's socket refuses
+	 * connections, which is how a restarted wispd tells shells from VMs. */
+	struct sockaddr_un a = {.sun_family = AF_UNIX, .sun_path = CTL_SOCK_NAME};
+	sh.listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	unlink(CTL_SOCK_NAME);
+	if (sh.listen_fd < 0 || bind(sh.listen_fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    prepare_control() < 0) {
+		r = -errno;
+		snprintf(err, errlen, "control socket: %s", strerror(errno));
+		return r;
+	}
+	/* Images above IMAGE_BUF_SIZE are malloc'd: glibc maps allocations that
+	 * large and unmaps them on free, so they leave nothing resident. Only
+	 * the first SCRATCH_WARM bytes are pre-faulted, which also keeps the
+	 * unmap before the guest starts cheap. */
+	sh.scratch = mmap(NULL, SCRATCH_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			  -1, 0);
+	if (sh.scratch == MAP_FAILED) {
+		sh.scratch = NULL;
+		snprintf(err, errlen, "scratch buffer: %s", strerror(errno));
+		return -ENOMEM;
+	}
+	for (size_t off = 0; off < SCRATCH_WARM; off += 4096)
+		sh.scratch[off] = 0;
+	return warm_up(err, errlen);
+}
+
+/* Route readiness of fd to this thread as the kick signal, once O_ASYNC is
+ * set on it (enable_async). */
+static int route_signal(int fd)
+{
+	struct f_owner_ex o = {.type = F_OWNER_TID, .pid = gettid()};
+	if (fcntl(fd, F_SETOWN_EX, &o) < 0 || fcntl(fd, F_SETSIG, VCPU_KICK_SIGNAL) < 0)
+		return -errno;
+	return 0;
+}
+
+static int enable_async(int fd)
+{
+	return fcntl(fd, F_SETFL, O_ASYNC | O_NONBLOCK) < 0 ? -errno : 0;
+}
+
+/* The control channel, made ready before any request: an epoll set over
+ * the listening socket and the connection (the VM's ctl_fd), and the
+ * signal routing. Configuring then only switches it on. */
+static int prepare_control(void)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	sh.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (sh.epfd < 0 || route_signal(sh.listen_fd) < 0 || route_signal(sh.conn) < 0 ||
+	    epoll_ctl(sh.epfd, EPOLL_CTL_ADD, sh.listen_fd, &ev) < 0 ||
+	    epoll_ctl(sh.epfd, EPOLL_CTL_ADD, sh.conn, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+static void drop_conn(void)
+{
+	if (sh.conn < 0)
+		return;
+	epoll_ctl(sh.epfd, EPOLL_CTL_DEL, sh.conn, NULL);
+	close(sh.conn);
+	sh.conn = -1;
+}
+
+/* A (re)started wispd connected: it replaces the old connection. */
+static void accept_conn(void)
+{
+	for (;;) {
+		int c = accept4(sh.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (c < 0)
+			return;
+		drop_conn();
+		struct epoll_event ev = {.events = EPOLLIN};
+		if (route_signal(c) < 0 || enable_async(c) < 0 ||
+		    epoll_ctl(sh.epfd, EPOLL_CTL_ADD, c, &ev) < 0) {
+			close(c);
+			continue;
+		}
+		sh.conn = c;
+	}
+}
+
+/* One command from wispd while the VM exists. */
+static void handle_cmd(uint32_t type)
+{
+	switch (type) {
+	case CTL_PAUSE:
+		sh.paused = true;
+		sh.me.state = CTL_STATE_PAUSED;
+		send_info(CTL_INFO);
+		break;
+	case CTL_RESUME:
+		sh.paused = false;
+		sh.me.state = CTL_STATE_RUNNING;
+		send_info(CTL_INFO);
+		break;
+	case CTL_QUERY:
+		send_info(CTL_INFO);
+		break;
+	case CTL_DESTROY:
+		/* The kernel tears the VM down as the process exits. */
+		_exit(0);
+	default:
+		send_failed(-EINVAL, "unexpected message %u for a configured VM", type);
+		break;
+	}
+}
+
+/* vm->ctl_serve: called on the vCPU thread between KVM_RUNs. Serves every
+ * waiting message; while paused, stays here until resumed. */
+static void serve(struct vm *vm)
+{
+	for (;;) {
+		accept_conn();
+		while (sh.conn >= 0) {
+			/* Only commands come now: a small buffer, so that the
+			 * stack (resident for the VM's life) stays small. */
+			union {
+				struct ctl_cmd cmd;
+				char buf[64];
+			} m;
+			ssize_t n = ctl_recv(sh.conn, &m, sizeof(m), NULL);
+			if (n == -EAGAIN)
+				break;
+			if (n == -EMSGSIZE || (n > 0 && n < (ssize_t)sizeof(m.cmd)))
+				continue; /* not a command: ignore it */
+			if (n <= 0) {	  /* wispd went away */
+				drop_conn();
+				break;
+			}
+			handle_cmd(m.cmd.type);
+		}
+		if (!sh.paused || atomic_load(&vm->stop))
+			return;
+		/* Paused: sleep until wispd says something (a SIGTERM ends it too). */
+		struct pollfd p = {.fd = sh.epfd, .events = POLLIN};
+		poll(&p, 1, -1);
+	}
+}
+
+static void on_stop_signal(int sig)
+{
+	if (!sh.configured)
+		_exit(0); /* a shell has nothing to save */
+	if (atomic_load(&sh.vm.stop) == VM_RUNNING)
+		sh.vm.stop_signal = sig;
+	vm_request_stop(&sh.vm, VM_STOP_SIGNAL);
+}
+
+/* Read the whole image from fd (at most max bytes). */
+static int read_image(int fd, uint64_t max, uint8_t **buf, size_t *size, char *err, size_t errlen)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "not a regular file");
+		return -EINVAL;
+	}
+	if (st.st_size == 0) {
+		snprintf(err, errlen, "file is empty");
+		return -ENOEXEC;
+	}
+	if ((uint64_t)st.st_size > max) {
+		snprintf(err, errlen, "image of %llu KiB does not fit in %llu KiB of memory",
+			 (unsigned long long)st.st_size >> 10, (unsigned long long)max >> 10);
+		return -E2BIG;
+	}
+	size_t n = (size_t)st.st_size, done = 0;
+	uint8_t *b = n <= IMAGE_BUF_SIZE ? IMAGE_BUF : malloc(n);
+	if (!b) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	while (done < n) {
+		ssize_t k = pread(fd, b + done, n - done, (off_t)done);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			int e = k < 0 ? errno : EIO;
+			if (b != IMAGE_BUF)
+				free(b);
+			snprintf(err, errlen, "read: %s", strerror(e));
+			return -e;
+		}
+		done += (size_t)k;
+	}
+	*buf = b;
+	*size = n;
+	return 0;
+}
+
+/* Apply the final configuration: load the image and aim the vCPU at it. */
+static int configure(struct ctl_config *c, int image_fd, char *err, size_t errlen)
+{
+	uint8_t *img = NULL;
+	size_t size = 0;
+	int r = read_image(image_fd, sh.me.mem, &img, &size, err, errlen);
+	if (r)
+		return r;
+	struct elf_image ei;
+	if (elf_parse(img, size, &ei, err, errlen) == 0 && !ei.has_wisp_note)
+		snprintf(err, errlen, "ELF has no Wisp note: not a Wisp unikernel");
+	if (!ei.has_wisp_note) {
+		if (img != IMAGE_BUF)
+			free(img);
+		return -ENOEXEC;
+	}
+	c->cmdline[sizeof(c->cmdline) - 1] = 0;
+	r = x86_boot_unikernel(&sh.vm, img, size, c->cmdline, err, errlen);
+	if (img != IMAGE_BUF)
+		free(img);
+	/* Later exits need not copy the registers into kvm_run (see warm_up). */
+	sh.vm.vcpus[0].run->kvm_valid_regs = 0;
+	if (r)
+		return r;
+	memcpy(sh.me.name, c->name, sizeof(sh.me.name));
+	sh.me.name[sizeof(sh.me.name) - 1] = 0;
+	sh.me.flags = c->flags & CTL_FLAG_FROM_POOL;
+	sh.me.created_wall_ns = c->created_wall_ns;
+	sh.me.request_ns = c->request_ns;
+	return 0;
+}
+
+/* From now on wispd can reach us on ctl.sock, and messages kick the vCPU. */
+static int open_control(char *err, size_t errlen)
+{
+	if (listen(sh.listen_fd, 8) < 0 || enable_async(sh.listen_fd) < 0 ||
+	    (sh.conn >= 0 && enable_async(sh.conn) < 0)) {
+		snprintf(err, errlen, "control channel: %s", strerror(errno));
+		return -errno;
+	}
+	sh.vm.ctl_fd = sh.epfd;
+	sh.vm.ctl_serve = serve;
+	return 0;
+}
+
+/* Wait for CTL_CONFIG; false when wispd went away (or told us to go). */
+static bool wait_config(void)
+{
+	_Static_assert(sizeof(struct ctl_config) <= CTL_MSG_MAX, "configuration too large");
+	for (;;) {
+		union msg {
+			struct ctl_config cfg;
+			struct ctl_cmd cmd;
+		} *m = (union msg *)sh.scratch;
+		int fd = -1;
+		ssize_t n = ctl_recv(sh.conn, m, CTL_MSG_MAX, &fd);
+		if (n == -EMSGSIZE)
+			continue;
+		if (n <= 0)
+			return false;
+		if (n < (ssize_t)sizeof(m->cmd)) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		if (m->cmd.type == CTL_DESTROY) {
+			if (fd >= 0)
+				close(fd);
+			return false;
+		}
+		if (m->cmd.type == CTL_QUERY) {
+			send_info(CTL_INFO);
+			continue;
+		}
+		if (m->cmd.type != CTL_CONFIG || n != (ssize_t)sizeof(m->cfg) || fd < 0) {
+			if (fd >= 0)
+				close(fd);
+			send_failed(-EINVAL, "bad configuration message");
+			continue;
+		}
+		char err[WISP_ERRLEN];
+		int r = configure(&m->cfg, fd, err, sizeof(err));
+		close(fd);
+		if (r) {
+			send_failed(r, "%s", err);
+			return false; /* guest memory may be written: never reuse */
+		}
+		return true;
+	}
+}
+
+/* Write the status file: how the VM ended, for a wispd that was away. */
+static void write_status(const struct ctl_info *in)
+{
+	int fd = open(CTL_STATUS_NAME ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	char reason[2 * CTL_REASON_MAX], *o = reason;
+	for (const char *p = in->reason; *p && o < reason + sizeof(reason) - 8; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch == '"' || ch == '\\')
+			o += sprintf(o, "\\%c", ch);
+		else if (ch < 0x20)
+			o += sprintf(o, "\\u%04x", ch);
+		else
+			*o++ = (char)ch;
+	}
+	*o = 0;
+	const struct exit_stats *s = &in->exits;
+	dprintf(fd,
+		"{\"id\": \"%s\", \"name\": \"%s\", \"state\": \"%s\", \"exit_status\": %d, "
+		"\"reason\": \"%s\", \"mem\": %llu, \"created_wall_ns\": %llu, "
+		"\"from_pool\": %s, \"first_hypercall_ns\": %llu, \"request_ns\": %llu, "
+		"\"started_ns\": %llu, \"exits\": {\"io\": %llu, \"mmio\": %llu, \"hypercall\": "
+		"%llu, \"hlt\": %llu, \"intr\": %llu, \"shutdown\": %llu, \"unhandled\": %llu, "
+		"\"other\": %llu}}\n",
+		in->id, in->name, ctl_state_name(in->state), in->exit_status, reason,
+		(unsigned long long)in->mem, (unsigned long long)in->created_wall_ns,
+		in->flags & CTL_FLAG_FROM_POOL ? "true" : "false",
+		(unsigned long long)in->first_hypercall_ns, (unsigned long long)in->request_ns,
+		(unsigned long long)in->started_ns, (unsigned long long)s->io,
+		(unsigned long long)s->mmio, (unsigned long long)s->hypercall,
+		(unsigned long long)s->hlt, (unsigned long long)s->intr,
+		(unsigned long long)s->shutdown, (unsigned long long)s->unhandled,
+		(unsigned long long)s->other);
+	close(fd);
+	rename(CTL_STATUS_NAME ".tmp", CTL_STATUS_NAME);
+}
+
+/* The guest stopped: record and report how. */
+static void report_end(void)
+{
+	struct ctl_info in;
+	fill_info(&in, CTL_EXIT);
+	switch (atomic_load(&sh.vm.stop)) {
+	case VM_STOP_EXIT:
+		in.state = CTL_STATE_EXITED;
+		in.exit_status = sh.vm.exit_status;
+		snprintf(in.reason, sizeof(in.reason), "guest exited with status %d",
+			 sh.vm.exit_status);
+		break;
+	case VM_STOP_SIGNAL:
+		in.state = CTL_STATE_EXITED;
+		in.exit_status = WISP_EXIT_SIGNAL + sh.vm.stop_signal;
+		snprintf(in.reason, sizeof(in.reason), "VMM stopped by signal %s",
+			 sigabbrev_np(sh.vm.stop_signal));
+		break;
+	default:
+		in.state = CTL_STATE_CRASHED;
+		in.exit_status = WISP_EXIT_CRASH;
+		snprintf(in.reason, sizeof(in.reason), "%s",
+			 sh.vm.crash[0] ? sh.vm.crash : "unknown failure");
+		break;
+	}
+	write_status(&in);
+	send_msg(&in, sizeof(in));
+}
+
+static const char usage[] = "usage: wisp-vmm --id ID --dir DIR --mem BYTES --fd FD [--ring BYTES]\n"
+			    "(started by wispd; not meant to be run by hand)\n";
+
+int shell_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"id", required_argument, NULL, 'i'},	{"dir", required_argument, NULL, 'd'},
+		{"mem", required_argument, NULL, 'm'},	{"fd", required_argument, NULL, 'f'},
+		{"ring", required_argument, NULL, 'r'}, {0},
+	};
+	const char *id = NULL, *dir = NULL;
+	uint64_t mem = 0, fd = UINT64_MAX, ring = CTL_RING_DEFAULT;
+	int c;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		int bad = 0;
+		switch (c) {
+		case 'i':
+			id = optarg;
+			bad = !ctl_valid_id(id);
+			break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'm':
+			bad = opt_parse_uint(optarg, WISP_MIN_MEM, WISP_MAX_MEM, &mem) ||
+			      mem % 4096;
+			break;
+		case 'f':
+			bad = opt_parse_uint(optarg, 0, 1 << 20, &fd) != 0;
+			break;
+		case 'r':
+			bad = opt_parse_uint(optarg, 4096, 1 << 30, &ring) != 0;
+			break;
+		default:
+			bad = 1;
+		}
+		if (bad) {
+			fprintf(stderr, "wisp-vmm: bad argument '%s'\n%s", argv[optind - 1], usage);
+			return 2;
+		}
+	}
+	if (!id || !dir || !mem || fd == UINT64_MAX || optind != argc) {
+		fprintf(stderr, "wisp-vmm: missing arguments\n%s", usage);
+		return 2;
+	}
+	sh.conn = (int)fd;
+	snprintf(sh.me.id, sizeof(sh.me.id), "%s", id);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGIO, SIG_IGN); /* never expected: control readiness comes as the kick signal */
+	char err[WISP_ERRLEN];
+	if (chdir(dir) < 0) {
+		send_failed(-errno, "runtime directory '%s': %s", dir, strerror(errno));
+		return 1;
+	}
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	int r = prepare(id, mem, ring, err, sizeof(err));
+	if (r) {
+		send_failed(r, "%s", err);
+		return 1;
+	}
+	send_info(CTL_READY);
+	if (!wait_config())
+		return 0;
+	sh.configured = true;
+	if (open_control(err, sizeof(err))) {
+		send_failed(-EIO, "%s", err);
+		return 1;
+	}
+	sh.me.state = CTL_STATE_RUNNING;
+	sh.me.started_ns = util_now_ns();
+	send_info(CTL_INFO);
+	munmap(sh.scratch, SCRATCH_SIZE); /* a running VM does not keep it */
+	sh.scratch = NULL;
+	vm_run(&sh.vm);
+	report_end();
+	return 0;
+}

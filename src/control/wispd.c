@@ -1,0 +1,616 @@
+/* wispd: the daemon. One thread, one epoll loop: the HTTP server
+ * (libmicrohttpd's epoll fd), SIGCHLD/SIGTERM through a signalfd, one
+ * control connection per VMM (the only per-VM fd wispd holds, so 10,000 VMs
+ * fit in a 20,000-fd limit), and a timer for console followers and pool
+ * retries. VMMs are separate processes in their own sessions: if wispd dies,
+ * they keep running, and the next wispd adopts them (adopt.c). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "cli/cli.h"
+#include "control/control.h"
+
+#define TIMER_PERIOD_NS (50ull * 1000000)
+/* The pool refills once wispd has been idle this long (a shell being
+ * prepared takes a core for a millisecond or two: not while a create is
+ * being served), or after REFILL_MAX_WAIT_NS of continuous load. */
+#define REFILL_IDLE_NS	   (2ull * 1000000)
+#define REFILL_MAX_WAIT_NS (100ull * 1000000)
+
+static const char usage[] =
+	"usage: wispd [--runtime-dir DIR] [--socket PATH] [--pool SIZE=COUNT]... [--vmm PATH]\n"
+	"             [--console-size SIZE] [--answer-timeout DURATION] [--foreground]\n";
+
+int wispd_parse_pool(const char *spec, struct pool_class *c, char *err, size_t errlen)
+{
+	char size[64];
+	const char *eq = strchr(spec, '=');
+	uint64_t mem, count;
+	if (!eq || (size_t)(eq - spec) >= sizeof(size)) {
+		snprintf(err, errlen, "--pool '%s': use SIZE=COUNT, e.g. 32M=4", spec);
+		return -1;
+	}
+	memcpy(size, spec, (size_t)(eq - spec));
+	size[eq - spec] = 0;
+	if (opt_parse_size(size, &mem) || mem < WISP_MIN_MEM || mem > WISP_MAX_MEM || mem % 4096) {
+		snprintf(err, errlen,
+			 "--pool '%s': '%s' is not a memory size from %llu MiB to %llu GiB", spec,
+			 size, WISP_MIN_MEM >> 20, WISP_MAX_MEM >> 30);
+		return -1;
+	}
+	if (opt_parse_uint(eq + 1, 0, 4096, &count)) {
+		snprintf(err, errlen, "--pool '%s': count '%s' must be a number from 0 to 4096",
+			 spec, eq + 1);
+		return -1;
+	}
+	memset(c, 0, sizeof(*c));
+	c->mem = mem;
+	c->target = (unsigned)count;
+	return 0;
+}
+
+int wispd_parse_args(int argc, char **argv, struct wispd_config *cfg, char *err, size_t errlen)
+{
+	static const struct option opts[] = {
+		{"runtime-dir", required_argument, NULL, 'r'},
+		{"socket", required_argument, NULL, 's'},
+		{"pool", required_argument, NULL, 'p'},
+		{"vmm", required_argument, NULL, 'v'},
+		{"console-size", required_argument, NULL, 'c'},
+		{"answer-timeout", required_argument, NULL, 't'},
+		{"foreground", no_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	memset(cfg, 0, sizeof(*cfg));
+	ctl_default_runtime_dir(cfg->runtime_dir, sizeof(cfg->runtime_dir));
+	cfg->ring_size = CTL_RING_DEFAULT;
+	cfg->answer_timeout_ms = 10000;
+	bool pool_given = false;
+	optind = 0;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "+f", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+		case 's':
+		case 'v': {
+			char *dst = c == 'r'   ? cfg->runtime_dir
+				    : c == 's' ? cfg->socket_path
+					       : cfg->vmm_path;
+			size_t cap = c == 'v' ? sizeof(cfg->vmm_path) : sizeof(cfg->runtime_dir);
+			if (!*optarg || strlen(optarg) >= cap) {
+				snprintf(err, errlen, "%s: path empty or too long",
+					 argv[optind - 1]);
+				return -1;
+			}
+			snprintf(dst, cap, "%s", optarg);
+			break;
+		}
+		case 'p':
+			pool_given = true;
+			if (!strcmp(optarg, "none"))
+				break;
+			if (cfg->nr_classes == WISPD_MAX_CLASSES) {
+				snprintf(err, errlen, "--pool: at most %d size classes",
+					 WISPD_MAX_CLASSES);
+				return -1;
+			}
+			if (wispd_parse_pool(optarg, &cfg->classes[cfg->nr_classes], err, errlen))
+				return -1;
+			for (int i = 0; i < cfg->nr_classes; i++)
+				if (cfg->classes[i].mem == cfg->classes[cfg->nr_classes].mem) {
+					snprintf(err, errlen, "--pool: size %s given twice",
+						 optarg);
+					return -1;
+				}
+			cfg->nr_classes++;
+			break;
+		case 'c':
+			if (opt_parse_size(optarg, &cfg->ring_size) || cfg->ring_size < 4096 ||
+			    cfg->ring_size > (1ull << 30)) {
+				snprintf(err, errlen,
+					 "--console-size '%s': must be a size from 4K to 1G",
+					 optarg);
+				return -1;
+			}
+			break;
+		case 't':
+			if (opt_parse_duration_ms(optarg, &cfg->answer_timeout_ms)) {
+				snprintf(err, errlen,
+					 "--answer-timeout '%s': not a duration (use e.g. 500ms or "
+					 "10s)",
+					 optarg);
+				return -1;
+			}
+			break;
+		case 'f':
+			cfg->foreground = true;
+			break;
+		case 'h':
+			return 1;
+		default:
+			if (optopt)
+				snprintf(err, errlen, "option '-%c' is not known", optopt);
+			else
+				snprintf(err, errlen, "unknown option '%s'", argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		snprintf(err, errlen, "unexpected argument '%s'", argv[optind]);
+		return -1;
+	}
+	if (!pool_given)
+		wispd_parse_pool(WISPD_DEFAULT_POOL, &cfg->classes[cfg->nr_classes++], err, errlen);
+	if (!cfg->socket_path[0] &&
+	    (size_t)snprintf(cfg->socket_path, sizeof(cfg->socket_path), "%s/%s", cfg->runtime_dir,
+			     WISPD_SOCKET_NAME) >= sizeof(cfg->socket_path)) {
+		snprintf(err, errlen, "--runtime-dir: path too long");
+		return -1;
+	}
+	if (strlen(cfg->socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		snprintf(err, errlen, "socket path '%s' is longer than %zu bytes", cfg->socket_path,
+			 sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+		return -1;
+	}
+	if (!cfg->vmm_path[0]) { /* wisp-vmm next to this binary */
+		char self[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n <= 0) {
+			snprintf(err, errlen, "cannot find the wisp-vmm binary; give --vmm PATH");
+			return -1;
+		}
+		self[n] = 0;
+		char *slash = strrchr(self, '/');
+		*slash = 0;
+		snprintf(cfg->vmm_path, sizeof(cfg->vmm_path), "%.1000s/wisp-vmm", self);
+	}
+	return 0;
+}
+
+void wispd_watch(struct wispd *d, struct vmm *v)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = v};
+	epoll_ctl(d->epfd, EPOLL_CTL_ADD, v->fd, &ev);
+}
+
+void wispd_bury(struct wispd *d, struct vmm *v)
+{
+	if (v->info_due) { /* it must not be written, nor reached once freed */
+		struct vmm **p = &d->info_due;
+		while (*p && *p != v)
+			p = &(*p)->next_due;
+		if (*p)
+			*p = v->next_due;
+		v->info_due = false;
+	}
+	v->next_dead = d->graveyard;
+	d->graveyard = v;
+}
+
+void wispd_update_timer(struct wispd *d)
+{
+	bool need = d->followers != NULL || d->waiting != NULL;
+	uint64_t now = util_now_ns();
+	for (int i = 0; i < d->cfg.nr_classes; i++)
+		need |= d->cfg.classes[i].retry_at_ns > now;
+	if (need == d->timer_armed)
+		return;
+	struct itimerspec it = {0};
+	if (need)
+		it.it_value.tv_nsec = it.it_interval.tv_nsec = (long)TIMER_PERIOD_NS;
+	timerfd_settime(d->timer_fd, 0, &it, NULL);
+	d->timer_armed = need;
+}
+
+/* mkdir -p with mode for the last component. */
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* The API socket; refuses to take over one that a live daemon serves. */
+static int listen_api(struct wispd *d, char *err, size_t errlen)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	memcpy(a.sun_path, d->cfg.socket_path, strlen(d->cfg.socket_path) + 1); /* length checked */
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(s, (struct sockaddr *)&a, sizeof(a)) == 0) {
+		snprintf(err, errlen, "another daemon already listens on %s", a.sun_path);
+		close(s);
+		return -1;
+	}
+	close(s);
+	unlink(a.sun_path);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 256) < 0 ||
+	    chmod(a.sun_path, 0660) < 0) {
+		snprintf(err, errlen, "API socket %s: %s", a.sun_path, strerror(errno));
+		if (s >= 0)
+			close(s);
+		return -1;
+	}
+	d->listen_fd = s;
+	return 0;
+}
+
+/* Take the runtime directory: one wispd per directory (flock). */
+static int take_runtime_dir(struct wispd *d, char *err, size_t errlen)
+{
+	struct wispd_config *cfg = &d->cfg;
+	int r = mkdir_p(cfg->runtime_dir, 0711);
+	char real[PATH_MAX];
+	if (r || !realpath(cfg->runtime_dir, real) || chdir(real) < 0) {
+		snprintf(err, errlen, "runtime directory '%s': %s", cfg->runtime_dir,
+			 strerror(r ? -r : errno));
+		return -1;
+	}
+	if (strlen(real) >= sizeof(cfg->runtime_dir) - 64) {
+		snprintf(err, errlen, "runtime directory '%.300s...': path too long", real);
+		return -1;
+	}
+	memcpy(cfg->runtime_dir, real, strlen(real) + 1); /* length checked */
+	const char *dir = cfg->runtime_dir;
+	d->lock_fd = open("wispd.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (d->lock_fd < 0 || flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		char pid[32] = "?";
+		if (errno == EWOULDBLOCK) {
+			ssize_t n = pread(d->lock_fd, pid, sizeof(pid) - 1, 0);
+			pid[n > 0 ? n : 0] = 0;
+			pid[strcspn(pid, "\n")] = 0;
+			snprintf(err, errlen,
+				 "another wispd (pid %s) is running with runtime directory %s", pid,
+				 dir);
+		} else {
+			snprintf(err, errlen, "%s/wispd.lock: %s", dir, strerror(errno));
+		}
+		return -1;
+	}
+	if (ftruncate(d->lock_fd, 0) == 0)
+		dprintf(d->lock_fd, "%d\n", (int)getpid());
+	if ((mkdir("vms", 0711) < 0 && errno != EEXIST) ||
+	    (mkdir("shells", 0711) < 0 && errno != EEXIST) ||
+	    (d->vms_fd = open("vms", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (d->shells_fd = open("shells", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (d->run_fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "runtime directory %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int add_ev(struct wispd *d, int fd, enum ev_kind *kind)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = kind};
+	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int setup(struct wispd *d, char *err, size_t errlen)
+{
+	/* One fd per VM: take every descriptor the hard limit allows. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (access(d->cfg.vmm_path, X_OK) < 0) {
+		snprintf(err, errlen, "VMM binary '%.400s': %s", d->cfg.vmm_path, strerror(errno));
+		return -1;
+	}
+	if (take_runtime_dir(d, err, errlen) || listen_api(d, err, errlen))
+		return -1;
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGCHLD);
+	sigaddset(&s, SIGTERM);
+	sigaddset(&s, SIGINT);
+	sigaddset(&s, SIGHUP);
+	sigprocmask(SIG_BLOCK, &s, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	d->ev_mhd = EV_MHD;
+	d->ev_sig = EV_SIGNAL;
+	d->ev_timer = EV_TIMER;
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	d->sig_fd = signalfd(-1, &s, SFD_CLOEXEC | SFD_NONBLOCK);
+	d->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (d->epfd < 0 || d->sig_fd < 0 || d->timer_fd < 0 || add_ev(d, d->sig_fd, &d->ev_sig) ||
+	    add_ev(d, d->timer_fd, &d->ev_timer)) {
+		snprintf(err, errlen, "event loop: %s", strerror(errno));
+		return -1;
+	}
+	if (hmap_init(&d->by_id, 1024) || hmap_init(&d->by_name, 1024) ||
+	    hmap_init(&d->by_pid, 1024)) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (api_start(d, err, errlen))
+		return -1;
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!info || add_ev(d, info->epoll_fd, &d->ev_mhd)) {
+		snprintf(err, errlen, "HTTP server: no epoll fd");
+		return -1;
+	}
+	d->started_ns = util_now_ns();
+	return 0;
+}
+
+/* Reap children and handle stop requests. */
+static void on_signals(struct wispd *d)
+{
+	struct signalfd_siginfo si;
+	while (read(d->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+			d->stopping = true;
+		} else if (si.ssi_signo == SIGHUP) {
+			fprintf(stderr, "wispd: SIGHUP ignored (nothing to reload)\n");
+		}
+	}
+	for (;;) {
+		siginfo_t ci = {0};
+		if (waitid(P_ALL, 0, &ci, WEXITED | WNOHANG) < 0 || ci.si_pid == 0)
+			break;
+		int ws = ci.si_code == CLD_EXITED
+				 ? (ci.si_status & 0xff) << 8
+				 : (ci.si_status & 0x7f) | (ci.si_code == CLD_DUMPED ? 0x80 : 0);
+		struct vmm *v = table_find_pid(d, ci.si_pid);
+		if (v)
+			vmm_on_gone(d, v, ws);
+	}
+}
+
+/* Info files are for a future wispd, not for anyone waiting now: they are
+ * written when wispd is idle, like refills. Written right after a create,
+ * they would run just as the new guest starts (often on its CPU). */
+static void write_due_info(struct wispd *d)
+{
+	while (d->info_due) {
+		struct vmm *v = d->info_due;
+		d->info_due = v->next_due;
+		if (v->info_due && !v->gone)
+			vmm_write_info(d, v);
+		v->info_due = false;
+	}
+}
+
+static void free_graveyard(struct wispd *d)
+{
+	while (d->graveyard) {
+		struct vmm *v = d->graveyard;
+		d->graveyard = v->next_dead;
+		vmm_free(v);
+	}
+}
+
+/* Does any pool class lack shells (and may refill now)? */
+static bool pool_wants(struct wispd *d, uint64_t now)
+{
+	if (d->info_due)
+		return true;
+	for (int i = 0; i < d->cfg.nr_classes; i++) {
+		const struct pool_class *c = &d->cfg.classes[i];
+		if (c->ready + c->starting < c->target && now >= c->retry_at_ns)
+			return true;
+	}
+	return false;
+}
+
+static void run(struct wispd *d)
+{
+	uint64_t want_since = 0; /* when the pool started lacking shells */
+	while (!d->stopping) {
+		MHD_UNSIGNED_LONG_LONG to;
+		int timeout = -1;
+		if (MHD_get_timeout(d->mhd, &to) == MHD_YES)
+			timeout = to > INT_MAX ? INT_MAX : (int)to;
+		uint64_t now = util_now_ns();
+		bool wants = pool_wants(d, now);
+		if (wants && !want_since)
+			want_since = now;
+		if (wants) {
+			uint64_t due = d->busy_ns + REFILL_IDLE_NS;
+			if (want_since + REFILL_MAX_WAIT_NS < due)
+				due = want_since + REFILL_MAX_WAIT_NS;
+			int ms = due > now ? (int)((due - now + 999999) / 1000000) : 0;
+			if (timeout < 0 || ms < timeout)
+				timeout = ms;
+			if (due <= now && !d->creating) {
+				write_due_info(d);
+				pool_refill(d);
+				want_since = 0;
+				continue;
+			}
+		}
+		struct epoll_event ev[64];
+		int n = epoll_wait(d->epfd, ev, 64, timeout);
+		if (n > 0)
+			d->busy_ns = util_now_ns();
+		for (int i = 0; i < n; i++) {
+			enum ev_kind *k = ev[i].data.ptr;
+			switch (*k) {
+			case EV_SIGNAL:
+				on_signals(d);
+				break;
+			case EV_TIMER: {
+				uint64_t ticks;
+				if (read(d->timer_fd, &ticks, sizeof(ticks)) < 0)
+					break;
+				api_poll_followers(d);
+				table_expire(d, util_now_ns());
+				wispd_update_timer(d);
+				break;
+			}
+			case EV_VMM:
+				vmm_on_ready(d, (struct vmm *)k, ev[i].events);
+				break;
+			case EV_MHD:
+				break;
+			}
+		}
+		MHD_run(d->mhd);
+		free_graveyard(d);
+	}
+}
+
+/* Stop: VMs keep running (that is the point); shells go (they exit when
+ * their connection closes); the API socket goes. */
+static void shutdown_daemon(struct wispd *d)
+{
+	api_stop(d);
+	size_t b = 0;
+	struct hmap_node *h = hmap_next(&d->by_pid, &b, NULL);
+	while (h) {
+		struct hmap_node *next = hmap_next(&d->by_pid, &b, h);
+		struct vmm *v = (struct vmm *)((char *)h - offsetof(struct vmm, by_pid));
+		if (!v->is_vm)
+			vmm_destroy(d, v);
+		h = next;
+	}
+	b = 0;
+	for (h = hmap_next(&d->by_id, &b, NULL); h; h = hmap_next(&d->by_id, &b, h))
+		vmm_close(d, (struct vmm *)((char *)h - offsetof(struct vmm, by_id)));
+	unlink(d->cfg.socket_path);
+	write_due_info(d);
+	free_graveyard(d);
+}
+
+/* Tell systemd (Type=notify) that the socket is ready. */
+static void notify_systemd(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	if (!path || !*path || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return;
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	memcpy(a.sun_path, path, strlen(path));
+	if (a.sun_path[0] == '@')
+		a.sun_path[0] = 0; /* abstract socket */
+	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	sendto(s, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&a,
+	       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path)));
+	close(s);
+}
+
+/* Detach: the parent waits until the child is serving (or failed) and
+ * exits with the outcome; returns the fd the child reports on. */
+static int daemonize(const char *runtime_dir)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) {
+		close(p[1]);
+		char msg[512];
+		ssize_t n = read(p[0], msg, sizeof(msg) - 1);
+		if (n <= 0) {
+			fprintf(stderr,
+				"wispd: the daemon died while starting (see %s/wispd.log)\n",
+				runtime_dir);
+			fflush(stderr);
+			_exit(WISP_EXIT_ERROR);
+		}
+		msg[n] = 0;
+		bool ok = !strncmp(msg, "ok ", 3);
+		/* write(2), not stdio: _exit() would drop a buffer. */
+		char line[520];
+		int len = snprintf(line, sizeof(line), "%s\n", ok ? msg + 3 : msg);
+		if (write(ok ? 1 : 2, line, (size_t)len) < 0)
+			_exit(WISP_EXIT_ERROR);
+		_exit(ok ? 0 : WISP_EXIT_ERROR);
+	}
+	close(p[0]);
+	setsid();
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0)
+		dup2(null, 0);
+	return p[1];
+}
+
+int wispd_main(int argc, char **argv)
+{
+	static struct wispd d;
+	char err[512];
+	int r = wispd_parse_args(argc, argv, &d.cfg, err, sizeof(err));
+	if (r) {
+		if (r > 0) {
+			fputs(usage, stdout);
+			return 0;
+		}
+		fprintf(stderr, "wispd: %s\n%s", err, usage);
+		return WISP_EXIT_ERROR;
+	}
+	d.listen_fd = d.lock_fd = d.vms_fd = d.shells_fd = d.run_fd = -1;
+	int report = -1;
+	if (!d.cfg.foreground) {
+		report = daemonize(d.cfg.runtime_dir);
+		if (report < 0) {
+			fprintf(stderr, "wispd: cannot detach: %s\n", strerror(errno));
+			return WISP_EXIT_ERROR;
+		}
+	}
+	if (setup(&d, err, sizeof(err))) {
+		if (report >= 0)
+			dprintf(report, "wispd: %s", err);
+		else
+			fprintf(stderr, "wispd: %s\n", err);
+		return WISP_EXIT_ERROR;
+	}
+	if (report >= 0) {
+		/* The log goes to the runtime directory from now on. */
+		int log = open("wispd.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (log >= 0) {
+			dup2(log, 1);
+			dup2(log, 2);
+			close(log);
+		}
+		dprintf(report, "ok wispd %d listening on %s", (int)getpid(), d.cfg.socket_path);
+		close(report);
+	}
+	adopt_all(&d);
+	pool_refill(&d);
+	notify_systemd();
+	fprintf(stderr, "wispd: pid %d, listening on %s, runtime directory %s, %u VMs adopted\n",
+		(int)getpid(), d.cfg.socket_path, d.cfg.runtime_dir, d.nr_vms);
+	run(&d);
+	fprintf(stderr, "wispd: stopping; %u VMs keep running\n", d.nr_vms);
+	shutdown_daemon(&d);
+	return 0;
+}
