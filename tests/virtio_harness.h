@@ -19,7 +19,7 @@
  * VH_RING(q), free memory for buffers from VH_DATA. */
 #define VH_RAM	   (1u << 20)
 #define VH_RING(q) (0x1000u + (uint64_t)(q)*0x4000u)
-#define VH_DATA	   0x10000u
+#define VH_DATA	   0x20000u
 
 struct vh {
 	struct guest_mem mem;

@@ -1,9 +1,10 @@
-/* Fuzz target: virtio-console on pipes. Host action: input typed at the
- * console. Output is drained. */
+/* Fuzz target: virtio-console on pipes, with the MULTIPORT control queues
+ * (2 and 3) when the input's feature byte has bit 3. Host action: input
+ * typed at the console. Output is drained. */
 #include <fcntl.h>
 #include <unistd.h>
 
-#define FUZZ_QUEUES 2
+#define FUZZ_QUEUES 4
 #include "fuzz_device.h"
 
 static int in[2] = {-1, -1}, out[2] = {-1, -1};

@@ -28,6 +28,10 @@ def vsock_hdr(src_port, dst_port, op, length=0, flags=0):
     return struct.pack("<QQIIIHHIII", 3, 2, src_port, dst_port, length, 1, op, flags, 65536, 0)
 
 
+def con_ctrl(port, event, value):
+    return struct.pack("<IHH", port, event, value)
+
+
 def blk_hdr(kind, sector):
     return struct.pack("<IIQ", kind, 0, sector)
 
@@ -42,7 +46,13 @@ seeds = {
     "net": [bytes([0, 4]) + chain(1, [(0, 72, 0)], bytes(12) + b"\xff" * 6 + b"\x02" * 6 + b"\x08\x06" + bytes(46)) + kick(1),
             bytes([1, 4]) + chain(0, [(0x1000, 1526, 1)]) + kick(0) + host(bytes(12) + b"frame from the tap") + b"l"],
     "console": [bytes([0, 3]) + chain(1, [(0, 5, 0)], b"hello") + kick(1),
-                bytes([0, 3]) + chain(0, [(0x100, 64, 1)]) + kick(0) + host(b"typed\n") + b"l"],
+                bytes([0, 3]) + chain(0, [(0x100, 64, 1)]) + kick(0) + host(b"typed\n") + b"l",
+                # MULTIPORT (feature bit 1, fuzz byte bit 3): the control exchange.
+                bytes([8, 3]) + chain(2, [(0x200, 8, 1)]) + chain(2, [(0x210, 8, 1)]) + kick(2)
+                + chain(0, [(0x100, 64, 1)]) + kick(0) + host(b"early\n") + b"l"
+                + chain(3, [(0x300, 8, 0)], con_ctrl(0xffffffff, 0, 1)) + kick(3)
+                + chain(3, [(0x310, 8, 0)], con_ctrl(0, 3, 1)) + kick(3)
+                + chain(3, [(0x320, 8, 0)], con_ctrl(0, 6, 1)) + kick(3) + b"l"],
     "vsock": [bytes([0, 4]) + b"".join(chain(0, [(0x1000 * i, 4096, 1)]) for i in range(4)) + kick(0)
               + host(b"\x00CONNECT 5\nhi") + b"l"
               + chain(1, [(0x8000, 44, 0)], vsock_hdr(5, 1 << 30, 2)) + kick(1)

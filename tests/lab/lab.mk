@@ -4,6 +4,7 @@
 #   make lab-test                  every test in tests/lab/tests/
 #   make lab-test LAB_FILTER=boot  some of them
 #   make lab-bench                 10 interleaved rounds of Wisp vs QEMU microvm
+#                                  (boot to init; virtio-blk and virtio-net throughput)
 lab-test: $(BUILD)/wisp-static $(GUEST_INITRD)
 	scripts/deps.sh lab
 	tests/lab/run.sh

@@ -91,3 +91,27 @@ type_in() {
 		done
 	) &
 }
+
+# when_output RE CMD...: in the background, wait (up to 60 s) for the next
+# L2 guest's output to match RE, then run CMD; for the L1 side of a
+# conversation with a running guest. Call it right before l2.
+when_output() {
+	_wre=$1
+	shift
+	rm -f "$OUT"
+	(
+		_n=0
+		while ! grep -qE -e "$_wre" "$OUT" 2>/dev/null && [ $_n -lt 300 ]; do
+			sleep 0.2
+			_n=$((_n + 1))
+		done
+		exec "$@"
+	) &
+}
+
+# lab_tap: the persistent TAP wt0 with 10.0.2.1/24 on L1's side (for
+# --net tap=wt0 and QEMU's -netdev tap,ifname=wt0); guests use 10.0.2.15.
+lab_tap() {
+	[ -d /sys/class/net/wt0 ] && return 0
+	/lab/tapctl add wt0 && ip addr add 10.0.2.1/24 dev wt0 && ip link set wt0 up
+}

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Build the lab's L1 initramfs: busybox-static, l1-init as /init, and the
 # Debian kernel's modules for KVM on AMD (irqbypass, kvm, ccp, kvm-amd with
-# nested=1 npt=1) and for a 9p share over virtio-pci, in dependency order.
+# nested=1 npt=1), for a 9p share over virtio-pci, and tun and vhost-net
+# (the virtio-net tests and benchmark), in dependency order.
 # Everything else (Wisp, the guest kernel, the tests, QEMU for comparisons)
 # reaches L1 through the 9p share, so this archive stays small (a few MB)
 # and rarely changes. Cached under $WISP_CACHE keyed by its inputs.
@@ -57,6 +58,10 @@ if [ ! -f "$out" ]; then
 	add_mod ccp
 	add_mod kvm-amd "nested=1 npt=1"
 	for m in virtio_ring virtio virtio_pci 9pnet_virtio 9p; do add_mod "$m"; done
+	# TAP interfaces for virtio-net (Wisp's and QEMU's), and vhost-net for
+	# QEMU's in-kernel virtio-net in the benchmark's comparison.
+	add_mod tun
+	add_mod vhost_net
 	# gen_init_cpio writes the /dev/console node without needing root;
 	# without that node init would start with no stdout.
 	{

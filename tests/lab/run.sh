@@ -8,6 +8,7 @@
 #
 # Usage: tests/lab/run.sh          (make lab-test builds the inputs first)
 # Env: LAB_FILTER=REGEX (test files to run), LAB_BENCH_ROUNDS=N (default 3),
+#      LAB_VIRTIO_ROUNDS=N, LAB_BLK_MIB=N, LAB_NET_MIB=N (virtio benchmark),
 #      LAB_SMP=N (L1 vCPUs, default 1), LAB_TIMEOUT=S (whole L1 run, 1500),
 #      WISP_STATIC, GUEST_KERNEL, GUEST_INITRD (inputs, defaults in build/).
 set -uo pipefail
@@ -70,7 +71,9 @@ chmod +x "$share/qemu/qemu"
 
 args="console=ttyS0 panic=-1 quiet loglevel=4"
 [ -n "${LAB_FILTER:-}" ] && args="$args LAB_FILTER=$LAB_FILTER"
-[ -n "${LAB_BENCH_ROUNDS:-}" ] && args="$args LAB_BENCH_ROUNDS=$LAB_BENCH_ROUNDS"
+for v in LAB_BENCH_ROUNDS LAB_VIRTIO_ROUNDS LAB_BLK_MIB LAB_NET_MIB; do
+	[ -n "${!v:-}" ] && args="$args $v=${!v}"
+done
 echo "lab: L1 = $l1_kernel under QEMU TCG (-cpu max: AMD SVM + NPT), log in $log"
 rm -f "$log.tmp"
 start=$EPOCHREALTIME

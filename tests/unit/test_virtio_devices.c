@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/virtio_blk.h>
+#include <linux/virtio_console.h>
 #include <linux/virtio_net.h>
 #include <linux/virtio_vsock.h>
 #include <setjmp.h>
@@ -354,6 +355,109 @@ static void test_console(void **state)
 	assert_memory_equal(vh_ptr(&h, VH_DATA + 0x100), "typed\n", 6);
 }
 
+/* With MULTIPORT the device holds input until the driver says, through the
+ * control queues, that its port is hooked up: Linux drops input that
+ * arrives before (seen in the lab: a command sent to hvc0 at boot was
+ * lost). The exchange, as Linux's driver does it. */
+static int setup_console_multiport(void **state)
+{
+	(void)state;
+	if (vh_init(&h, VH_RAM) || pipe(con_in) || pipe(con_out))
+		return -1;
+	fcntl(con_out[0], F_SETFL, O_NONBLOCK);
+	struct virtio_console_opts o = {.in_fd = con_in[0], .out_fd = con_out[1]};
+	struct virtio_dev *d = virtio_console_create(&o, err, sizeof(err));
+	if (!d || vh_bind(&h, d))
+		return -1;
+	vh_setup(&h, 1ull << VIRTIO_CONSOLE_F_MULTIPORT, 4, 8);
+	return 0;
+}
+
+static uint16_t ctrl_tx_next;
+
+/* The driver sends a control message of len bytes (8 is the real size). */
+static void ctrl_to_device(uint32_t id, uint16_t event, uint16_t value, uint32_t len)
+{
+	struct virtio_console_control m = {.id = id, .event = event, .value = value};
+	uint64_t gpa = VH_DATA + 0x300 + ctrl_tx_next * 0x10u;
+	memcpy(vh_ptr(&h, gpa), &m, sizeof(m));
+	struct vh_buf b = {gpa, len, false};
+	vh_chain(&h, 3, ctrl_tx_next++, &b, 1);
+	virtio_kick(h.d, 3);
+	assert_int_equal(used(3).len, 0);
+}
+
+/* The next control message the device sent, from the buffers at 0x200. */
+static struct virtio_console_control ctrl_from_device(void)
+{
+	struct virtio_console_control m = {0xffff, 0xffff, 0xffff};
+	struct vring_used_elem e = used(2);
+	if (e.id < 4 && e.len == sizeof(m))
+		memcpy(&m, vh_ptr(&h, VH_DATA + 0x200 + e.id * 0x10u), sizeof(m));
+	return m;
+}
+
+static void test_console_multiport(void **state)
+{
+	(void)state;
+	ctrl_tx_next = 0;
+	uint32_t ports = 0;
+	virtio_mmio_access(h.d, NULL, VIRTIO_MMIO_CONFIG + 4, (uint8_t *)&ports, 4, false);
+	assert_int_equal(ports, 1);	   /* max_nr_ports */
+	for (uint16_t i = 0; i < 4; i++) { /* control receive buffers */
+		struct vh_buf b = {VH_DATA + 0x200 + i * 0x10u, 8, true};
+		vh_chain(&h, 2, i, &b, 1);
+	}
+	virtio_kick(h.d, 2);
+	/* Input typed at boot, and port 0's receive buffer: held back. */
+	assert_int_equal(write(con_in[1], "early\n", 6), 6);
+	struct vh_buf r = {VH_DATA + 0x100, 64, true};
+	vh_chain(&h, 0, 0, &r, 1);
+	virtio_kick(h.d, 0);
+	vh_pump(&h, 10);
+	struct vring_used_elem e;
+	assert_int_equal(vh_take_used(&h, 0, &e), 0);
+
+	ctrl_to_device(VIRTIO_CONSOLE_BAD_ID, VIRTIO_CONSOLE_DEVICE_READY, 1, 8);
+	struct virtio_console_control m = ctrl_from_device();
+	assert_int_equal(m.event, VIRTIO_CONSOLE_PORT_ADD);
+	assert_int_equal(m.id, 0);
+	ctrl_to_device(0, VIRTIO_CONSOLE_PORT_READY, 1, 8);
+	m = ctrl_from_device();
+	assert_int_equal(m.event, VIRTIO_CONSOLE_CONSOLE_PORT);
+	assert_int_equal(m.id, 0);
+	assert_int_equal(m.value, 1);
+	vh_pump(&h, 10);
+	assert_int_equal(vh_take_used(&h, 0, &e), 0); /* not open yet */
+	assert_int_equal(h.d->guest_errors, 0);
+
+	/* Malformed messages are counted and ignored. */
+	ctrl_to_device(5, VIRTIO_CONSOLE_PORT_READY, 1, 8);
+	assert_string_equal(h.d->last_error,
+			    "console control message for a port that does not exist");
+	ctrl_to_device(0, VIRTIO_CONSOLE_PORT_OPEN, 1, 4);
+	assert_string_equal(h.d->last_error, "console control message too short");
+	ctrl_to_device(0, 99, 1, 8);
+	assert_string_equal(h.d->last_error, "console control message unknown");
+	assert_int_equal(h.d->guest_errors, 3);
+	assert_false(h.d->t.status & VIRTIO_CONFIG_S_NEEDS_RESET);
+
+	/* The port opens: the input waiting since boot arrives. */
+	ctrl_to_device(0, VIRTIO_CONSOLE_PORT_OPEN, 1, 8);
+	vh_pump(&h, 10);
+	e = used(0);
+	assert_int_equal(e.len, 6);
+	assert_memory_equal(vh_ptr(&h, VH_DATA + 0x100), "early\n", 6);
+
+	/* A reset forgets the port: input waits for the exchange again. */
+	vh_setup(&h, 1ull << VIRTIO_CONSOLE_F_MULTIPORT, 4, 8);
+	assert_int_equal(write(con_in[1], "late\n", 5), 5);
+	vh_chain(&h, 0, 0, &r, 1);
+	virtio_kick(h.d, 0);
+	vh_pump(&h, 10);
+	assert_int_equal(vh_take_used(&h, 0, &e), 0);
+}
+
 /* --- virtio-vsock --------------------------------------------------------------- */
 
 #define VHDR sizeof(struct virtio_vsock_hdr)
@@ -540,6 +644,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_net_rx, setup_net, teardown_net),
 		cmocka_unit_test_setup_teardown(test_net_rx_small_buffer, setup_net, teardown_net),
 		cmocka_unit_test_setup_teardown(test_console, setup_console, teardown_console),
+		cmocka_unit_test_setup_teardown(test_console_multiport, setup_console_multiport,
+						teardown_console),
 		cmocka_unit_test_setup_teardown(test_vsock_host_connect, setup_vsock,
 						teardown_vsock),
 		cmocka_unit_test_setup_teardown(test_vsock_guest_connect, setup_vsock,

@@ -9,10 +9,22 @@
  * epoll, which would otherwise keep reporting it, hang-ups included) until
  * the guest's next receive notify. Output to stdout blocks like a terminal; output to a
  * socket whose client does not keep up is dropped and counted, so that a
- * stalled client cannot stall the I/O thread. */
+ * stalled client cannot stall the I/O thread.
+ *
+ * MULTIPORT is offered for its control queues (2: to the driver, 3: from
+ * it), with one port: they tell the device when the guest's port is ready
+ * for input. Without them a device cannot know: Linux gives the port its
+ * receive buffers before it hooks the port up, and drops whatever arrives
+ * in between, so input that was waiting at boot was lost (found in the
+ * lab). The exchange: driver DEVICE_READY -> device PORT_ADD 0 -> driver
+ * PORT_READY 0 -> device CONSOLE_PORT 0 -> driver PORT_OPEN 0 1, and only
+ * then is input delivered. A driver that does not take MULTIPORT (the
+ * unikernel one) gets input as soon as it has buffers. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
+#include <linux/virtio_console.h>
 #include <linux/virtio_ids.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,16 +37,25 @@
 #include "devices/virtio/virtio.h"
 #include "vmm/ioloop.h"
 
-#define RXQ 0
-#define TXQ 1
+#define RXQ	 0
+#define TXQ	 1
+#define CTRL_RXQ 2 /* control messages to the driver (MULTIPORT) */
+#define CTRL_TXQ 3 /* control messages from the driver */
+
+/* Control messages the device owes the driver (bits of owe). */
+#define OWE_PORT_ADD	 (1u << 0)
+#define OWE_CONSOLE_PORT (1u << 1)
 
 struct virtio_console {
 	struct virtio_dev dev;
 	int in_fd, out_fd; /* stdio, or both the connected client; -1 when none */
 	int listen_fd;	   /* socket backend, else -1 */
 	char *sock_path;
-	bool in_wait; /* input is ready but the guest had no buffer */
-	struct virtq_chain chain;
+	bool in_wait;	/* input is ready but the guest had no buffer */
+	bool multiport; /* the driver took VIRTIO_CONSOLE_F_MULTIPORT */
+	bool port_open; /* the guest's port takes input (always, without MULTIPORT) */
+	uint32_t owe;	/* control messages not yet sent (OWE_*) */
+	struct virtq_chain chain, ctrl;
 	uint64_t in_bytes, out_bytes, out_dropped;
 };
 
@@ -141,16 +162,114 @@ static void con_tx(struct virtio_console *c)
 	virtio_signal_used(d, q);
 }
 
+/* Watch input again after a wait, if the guest can take it now. */
+static void input_resume(struct virtio_console *c)
+{
+	if (c->in_wait && c->in_fd >= 0 && c->port_open) {
+		c->in_wait = false;
+		if (ioloop_add(c->dev.loop, c->in_fd, EPOLLIN, on_input, c) == 0)
+			con_rx(c);
+	}
+}
+
+/* Send the control messages owed, as far as the driver has buffers. */
+static void ctrl_send(struct virtio_console *c)
+{
+	struct virtio_dev *d = &c->dev;
+	struct virtq *q = &d->vq[CTRL_RXQ];
+	while (c->owe && q->s.ready) {
+		int r = virtio_pop(d, CTRL_RXQ, &c->ctrl);
+		if (r == 0 && virtq_enable_notify(q))
+			r = virtio_pop(d, CTRL_RXQ, &c->ctrl);
+		if (r <= 0)
+			break; /* the driver's next notify of this queue resumes us */
+		if (c->ctrl.nr_r || c->ctrl.w_len < sizeof(struct virtio_console_control)) {
+			virtio_needs_reset(d, c->ctrl.nr_r
+						      ? "console control buffer is device-readable"
+						      : "console control buffer too small");
+			break;
+		}
+		struct virtio_console_control m = {.id = 0, .value = 1};
+		if (c->owe & OWE_PORT_ADD) {
+			m.event = VIRTIO_CONSOLE_PORT_ADD;
+			c->owe &= ~OWE_PORT_ADD;
+		} else {
+			m.event = VIRTIO_CONSOLE_CONSOLE_PORT;
+			c->owe &= ~OWE_CONSOLE_PORT;
+		}
+		virtq_write(&c->ctrl, 0, &m, sizeof(m));
+		virtq_push(q, c->ctrl.head, sizeof(m));
+	}
+	virtio_signal_used(d, q);
+}
+
+/* Control messages from the driver. Unknown or malformed ones are counted
+ * and ignored: they concern only this guest's own console. */
+static void ctrl_receive(struct virtio_console *c)
+{
+	struct virtio_dev *d = &c->dev;
+	struct virtq *q = &d->vq[CTRL_TXQ];
+	for (;;) {
+		int r = virtio_pop(d, CTRL_TXQ, &c->ctrl);
+		if (r == 0 && virtq_enable_notify(q))
+			continue;
+		if (r <= 0)
+			break;
+		if (c->ctrl.nr_w) {
+			virtio_needs_reset(d, "console control message is device-writable");
+			break;
+		}
+		struct virtio_console_control m;
+		if (virtq_read(&c->ctrl, 0, &m, sizeof(m)) < sizeof(m)) {
+			virtio_guest_error(d, "console control message too short");
+		} else if (m.event == VIRTIO_CONSOLE_DEVICE_READY) {
+			if (m.value == 1)
+				c->owe |= OWE_PORT_ADD;
+		} else if (m.id != 0) {
+			virtio_guest_error(
+				d, "console control message for a port that does not exist");
+		} else if (m.event == VIRTIO_CONSOLE_PORT_READY) {
+			if (m.value == 1)
+				c->owe |= OWE_CONSOLE_PORT;
+		} else if (m.event == VIRTIO_CONSOLE_PORT_OPEN) {
+			c->port_open = m.value != 0;
+		} else {
+			virtio_guest_error(d, "console control message unknown");
+		}
+		virtq_push(q, c->ctrl.head, 0);
+	}
+	virtio_signal_used(d, q);
+	ctrl_send(c);
+	input_resume(c);
+}
+
 static void con_notify(struct virtio_dev *d, int q)
 {
 	struct virtio_console *c = to_con(d);
-	if (q == TXQ) {
+	if (q == TXQ)
 		con_tx(c);
-	} else if (q == RXQ && c->in_wait && c->in_fd >= 0) {
-		c->in_wait = false;
-		if (ioloop_add(d->loop, c->in_fd, EPOLLIN, on_input, c) == 0)
-			con_rx(c);
-	}
+	else if (q == RXQ)
+		input_resume(c);
+	else if (q == CTRL_TXQ && c->multiport)
+		ctrl_receive(c);
+	else if (q == CTRL_RXQ && c->multiport)
+		ctrl_send(c);
+}
+
+static int con_activate(struct virtio_dev *d)
+{
+	struct virtio_console *c = to_con(d);
+	c->multiport = d->t.driver_features & 1ull << VIRTIO_CONSOLE_F_MULTIPORT;
+	c->port_open = !c->multiport;
+	return 0;
+}
+
+/* Status 0 (vCPU thread): the port is gone until the driver sets up again. */
+static void con_reset(struct virtio_dev *d)
+{
+	struct virtio_console *c = to_con(d);
+	c->multiport = c->port_open = false;
+	c->owe = 0;
 }
 
 static void on_input(void *opaque, uint32_t events)
@@ -159,7 +278,7 @@ static void on_input(void *opaque, uint32_t events)
 	pthread_mutex_lock(&c->dev.lock);
 	if (c->in_fd < 0 || c->in_wait)
 		; /* a stale event */
-	else if (!virtio_running(&c->dev) || !c->dev.vq[RXQ].s.ready)
+	else if (!virtio_running(&c->dev) || !c->dev.vq[RXQ].s.ready || !c->port_open)
 		input_wait(c); /* not ready for input yet: wait for the first notify */
 	else if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 		con_rx(c);
@@ -212,15 +331,18 @@ static void con_stats(struct virtio_dev *d, int fd)
 	struct virtio_console *c = to_con(d);
 	dprintf(fd,
 		"wisp: virtio-console: input %" PRIu64 " bytes, output %" PRIu64
-		" bytes, output dropped %" PRIu64 " bytes\n",
-		c->in_bytes, c->out_bytes, c->out_dropped);
+		" bytes, output dropped %" PRIu64 " bytes%s\n",
+		c->in_bytes, c->out_bytes, c->out_dropped,
+		c->multiport ? (c->port_open ? ", port open" : ", port not open") : "");
 }
 
 static const struct virtio_dev_ops con_ops = {
 	.name = "virtio-console",
 	.device_id = VIRTIO_ID_CONSOLE,
-	.nr_queues = 2,
+	.nr_queues = 4,
 	.notify = con_notify,
+	.activate = con_activate,
+	.reset = con_reset,
 	.start = con_start,
 	.destroy = con_destroy,
 	.stats = con_stats,
@@ -251,11 +373,15 @@ struct virtio_dev *virtio_console_create(const struct virtio_console_opts *o, ch
 					 size_t errlen)
 {
 	struct virtio_console *c = calloc(1, sizeof(*c));
-	if (!c || virtio_dev_init(&c->dev, &con_ops, 0, 0)) {
+	/* Config space: cols, rows (no SIZE: zero) and max_nr_ports. */
+	if (!c || virtio_dev_init(&c->dev, &con_ops, 1ull << VIRTIO_CONSOLE_F_MULTIPORT,
+				  offsetof(struct virtio_console_config, emerg_wr))) {
 		free(c);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	struct virtio_console_config cfg = {.max_nr_ports = 1};
+	memcpy(c->dev.config, &cfg, c->dev.config_len);
 	c->listen_fd = -1;
 	if (o->sock_path) {
 		c->in_fd = c->out_fd = -1;

@@ -36,7 +36,7 @@ struct vm;
 /* Legacy IRQ (GSI) of device slot i: VIRTIO_IRQ_BASE + i, as Firecracker. */
 #define VIRTIO_IRQ_BASE 5
 
-#define VIRTIO_MAX_QUEUES 3
+#define VIRTIO_MAX_QUEUES 4
 #define VIRTQ_MAX_SIZE	  256		 /* QueueNumMax offered; power of two */
 #define VIRTQ_MAX_CHAIN	  VIRTQ_MAX_SIZE /* descriptors in one chain, indirect included */
 #define VIRTIO_CONFIG_MAX 64		 /* bytes of device config space */
