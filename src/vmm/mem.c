@@ -53,6 +53,12 @@ int gmem_add_region(struct guest_mem *mem, uint64_t gpa, uint64_t size, uint64_t
 	return 0;
 }
 
+void gmem_advise_huge(struct guest_mem *mem)
+{
+	if (mem->base)
+		madvise(mem->base, mem->size, MADV_HUGEPAGE);
+}
+
 void gmem_destroy(struct guest_mem *mem)
 {
 	if (mem->base)

@@ -10,10 +10,10 @@
 # QEMU runs with its defaults (virtio-blk on aio=threads, virtio-net in its
 # own process). Two more variants explain the numbers: qemu-vhost gives
 # QEMU vhost-net, the in-kernel virtio-net data path Wisp does not have;
-# wisp-thp runs Wisp with L1's shmem_enabled=force, so that its guest RAM
-# (a memfd) gets transparent huge pages as QEMU's anonymous RAM does by
-# default -- with 4 KiB pages every page the guest touches first costs a
-# nested page fault exit. TCG makes absolute numbers meaningless: the
+# wisp-thp runs Wisp with L1's shmem_enabled=advise, so that Wisp's
+# madvise(MADV_HUGEPAGE) on a Linux guest's RAM (a memfd) takes effect and
+# it gets transparent huge pages as QEMU's anonymous RAM does -- with 4 KiB
+# pages every page the guest touches first costs a nested page fault exit. TCG makes absolute numbers meaningless: the
 # ratios are what to read (docs/virtio.md). `make lab-test` runs 1 round,
 # `make lab-bench` 10.
 rounds=${LAB_VIRTIO_ROUNDS:-${LAB_BENCH_ROUNDS:-1}}
@@ -61,7 +61,7 @@ run_one() {
 	case $_v in
 	wisp) l2 "virtio-bench-wisp-$_i" 0 '^net-rx wbench: ' -- $W run --disk /tmp/bench.img --net tap=wt0 --kernel $BZ --initrd $VRD --cmdline "$cmdline" ;;
 	wisp-thp)
-		echo force >$thp
+		echo advise >$thp
 		l2 "virtio-bench-wisp-thp-$_i" 0 '^net-rx wbench: ' -- $W run --disk /tmp/bench.img --net tap=wt0 --kernel $BZ --initrd $VRD --cmdline "$cmdline"
 		_r=$?
 		echo "$thp_was" >$thp
