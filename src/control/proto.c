@@ -146,14 +146,5 @@ bool ctl_valid_name(const char *s)
 
 void ctl_default_runtime_dir(char *buf, size_t len)
 {
-	const char *env = getenv("WISP_RUNTIME_DIR");
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	if (env && *env)
-		snprintf(buf, len, "%s", env);
-	else if (geteuid() == 0)
-		snprintf(buf, len, "/run/wisp");
-	else if (xdg && *xdg)
-		snprintf(buf, len, "%s/wisp", xdg);
-	else
-		snprintf(buf, len, "/tmp/wisp-%u", (unsigned)geteuid());
+	util_runtime_dir(buf, len);
 }

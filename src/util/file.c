@@ -70,6 +70,20 @@ const char *util_file_error(int err)
 	}
 }
 
+void util_runtime_dir(char *buf, size_t len)
+{
+	const char *env = getenv("WISP_RUNTIME_DIR");
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	if (env && *env)
+		snprintf(buf, len, "%s", env);
+	else if (geteuid() == 0)
+		snprintf(buf, len, "/run/wisp");
+	else if (xdg && *xdg)
+		snprintf(buf, len, "%s/wisp", xdg);
+	else
+		snprintf(buf, len, "/tmp/wisp-%u", (unsigned)geteuid());
+}
+
 uint64_t util_now_ns(void)
 {
 	struct timespec ts;

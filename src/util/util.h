@@ -8,6 +8,9 @@
 /* Read a whole regular file of at most max bytes into a malloc'd buffer.
  * On error returns -errno (-EISDIR, -EFBIG, -ENODATA for an empty file). */
 int util_read_file(const char *path, size_t max, uint8_t **buf, size_t *size);
+/* The runtime directory: $WISP_RUNTIME_DIR, else /run/wisp for root, else
+ * $XDG_RUNTIME_DIR/wisp, else /tmp/wisp-UID. */
+void util_runtime_dir(char *buf, size_t len);
 /* Monotonic clock in nanoseconds. */
 uint64_t util_now_ns(void);
 /* With WISP_TRACE=1 in the environment, print to stderr the microseconds

@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/util.h"
 #include "vmm/vmm.h"
 
 /* Capabilities without which Wisp cannot run a guest at all. */
@@ -55,6 +57,120 @@ static int query_cpuid(struct kvm *kvm)
 			return -e;
 	}
 	return -E2BIG;
+}
+
+/* --- The CPUID cache ------------------------------------------------------
+ * KVM_GET_SUPPORTED_CPUID gives the same answer for the life of a KVM
+ * instance and costs ~0.3 ms on nested KVMs (each host CPUID traps to the
+ * outer hypervisor): a sixth of `wisp run`'s launch->exit. So the answer is
+ * kept in <runtime-dir>/cpuid, keyed by the boot and by the identity of the
+ * /dev/kvm node (reloading the module makes a new node). A file that is not
+ * ours, is writable by others, has another key or the wrong size is ignored
+ * and replaced. WISP_CPUID_CACHE=0 turns the cache off. */
+#define CPUID_CACHE_MAGIC "WISPCPU1"
+#define CPUID_CACHE_MAX	  4096 /* entries */
+
+struct cpuid_cache_key {
+	char magic[8];
+	char boot_id[40]; /* /proc/sys/kernel/random/boot_id */
+	uint64_t rdev, ino, ctime_sec, ctime_nsec;
+	uint32_t api_version, nent;
+};
+
+static bool cpuid_cache_key(struct kvm *kvm, struct cpuid_cache_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	memcpy(k->magic, CPUID_CACHE_MAGIC, 8);
+	struct stat st;
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, k->boot_id, sizeof(k->boot_id) - 1);
+	close(fd);
+	if (n < 32 || fstat(kvm->fd, &st) < 0)
+		return false;
+	k->rdev = st.st_rdev;
+	k->ino = st.st_ino;
+	k->ctime_sec = (uint64_t)st.st_ctim.tv_sec;
+	k->ctime_nsec = (uint64_t)st.st_ctim.tv_nsec;
+	k->api_version = KVM_API_VERSION;
+	return true;
+}
+
+static void cpuid_cache_path(char *buf, size_t len)
+{
+	char dir[200];
+	util_runtime_dir(dir, sizeof(dir));
+	snprintf(buf, len, "%s/cpuid", dir);
+}
+
+/* Read the cached table if it is valid for this key; NULL otherwise. */
+static struct kvm_cpuid2 *cpuid_cache_read(const struct cpuid_cache_key *want)
+{
+	char path[256];
+	cpuid_cache_path(path, sizeof(path));
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return NULL;
+	struct stat st;
+	struct cpuid_cache_key k;
+	struct kvm_cpuid2 *c = NULL;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 022) || read(fd, &k, sizeof(k)) != (ssize_t)sizeof(k))
+		goto out;
+	uint32_t nent = k.nent;
+	k.nent = 0;
+	if (memcmp(&k, want, sizeof(k)) || nent == 0 || nent > CPUID_CACHE_MAX ||
+	    (uint64_t)st.st_size != sizeof(k) + (uint64_t)nent * sizeof(c->entries[0]))
+		goto out;
+	c = calloc(1, sizeof(*c) + nent * sizeof(c->entries[0]));
+	if (!c)
+		goto out;
+	c->nent = nent;
+	ssize_t body = (ssize_t)(nent * sizeof(c->entries[0]));
+	if (read(fd, c->entries, (size_t)body) != body) {
+		free(c);
+		c = NULL;
+	}
+out:
+	close(fd);
+	return c;
+}
+
+/* Best effort: a cache that cannot be written only costs the next start. */
+static void cpuid_cache_write(const struct cpuid_cache_key *key, const struct kvm_cpuid2 *c)
+{
+	char path[256], tmp[272], dir[200];
+	util_runtime_dir(dir, sizeof(dir));
+	mkdir(dir, 0700); /* usually there already */
+	cpuid_cache_path(path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	int fd = mkstemp(tmp);
+	if (fd < 0)
+		return;
+	struct cpuid_cache_key k = *key;
+	k.nent = c->nent;
+	size_t body = c->nent * sizeof(c->entries[0]);
+	bool ok = write(fd, &k, sizeof(k)) == (ssize_t)sizeof(k) &&
+		  write(fd, c->entries, body) == (ssize_t)body;
+	close(fd);
+	if (!ok || rename(tmp, path) < 0)
+		unlink(tmp);
+}
+
+/* KVM's supported CPUID, from the cache when it is valid, else queried
+ * (and cached). */
+static int cached_cpuid(struct kvm *kvm)
+{
+	const char *env = getenv("WISP_CPUID_CACHE");
+	struct cpuid_cache_key key;
+	bool use = !(env && !strcmp(env, "0")) && cpuid_cache_key(kvm, &key);
+	if (use && (kvm->cpuid = cpuid_cache_read(&key)))
+		return 0;
+	int r = query_cpuid(kvm);
+	if (!r && use)
+		cpuid_cache_write(&key, kvm->cpuid);
+	return r;
 }
 
 int kvm_open(struct kvm *kvm, char *err, size_t errlen)
@@ -104,7 +220,7 @@ int kvm_open(struct kvm *kvm, char *err, size_t errlen)
 		kvm->max_vcpus = kvm_check_cap(kvm, KVM_CAP_NR_VCPUS);
 	if (kvm->max_vcpus <= 0)
 		kvm->max_vcpus = 4; /* the documented minimum when the cap is absent */
-	int r = query_cpuid(kvm);
+	int r = cached_cpuid(kvm);
 	if (r < 0) {
 		snprintf(err, errlen, "%s: KVM_GET_SUPPORTED_CPUID: %s", path, strerror(-r));
 		kvm_close(kvm);

@@ -79,6 +79,42 @@ for sig in INT TERM; do
 	else skipped "sig$sig-stops-cleanly" "no /dev/kvm"; fi
 done
 
+# --- the CPUID cache (<runtime-dir>/cpuid) --------------------------------------
+# Written on the first start, then used; a file that is corrupt, not ours,
+# or writable by others is ignored and replaced; WISP_CPUID_CACHE=0 skips it.
+if kvm_ok; then
+	rt=$TMP/rt
+	mkdir -p "$rt"
+	cache_run() { env WISP_RUNTIME_DIR="$rt" "$@" $WISP run $UK/hello.elf >/dev/null 2>&1; }
+	cache_run && [ -s "$rt/cpuid" ] && ok cpuid-cache-written || bad cpuid-cache-written "no $rt/cpuid"
+	size=$(stat -c %s "$rt/cpuid" 2>/dev/null)
+	cp "$rt/cpuid" "$TMP/cpuid.good"
+	touch -d '2000-01-01' "$rt/cpuid"
+	cache_run && [ "$(stat -c %Y "$rt/cpuid")" = "$(date -d 2000-01-01 +%s)" ] && ok cpuid-cache-reused ||
+		bad cpuid-cache-reused "the cache was rewritten although valid"
+	for bad_kind in truncated garbage foreign-key other-writable; do
+		cp "$TMP/cpuid.good" "$rt/cpuid"
+		case $bad_kind in
+		truncated) truncate -s 100 "$rt/cpuid" ;;
+		garbage) head -c "$size" /dev/urandom >"$rt/cpuid" ;;
+		foreign-key) printf 'ffffffff' | dd of="$rt/cpuid" bs=1 seek=8 conv=notrunc 2>/dev/null ;;
+		other-writable) chmod 0666 "$rt/cpuid" ;;
+		esac
+		# The key (first 88 bytes) and the size must be back; entries may
+		# differ in host APIC-ID fields, which depend on the host CPU
+		# the query ran on (Wisp sets those per vCPU anyway).
+		if cache_run && cmp -s -n 88 "$rt/cpuid" "$TMP/cpuid.good" &&
+			[ "$(stat -c %s "$rt/cpuid")" = "$size" ] && [ "$(stat -c %a "$rt/cpuid")" = 600 ]; then
+			ok "cpuid-cache-$bad_kind-replaced"
+		else bad "cpuid-cache-$bad_kind-replaced" "cache not replaced by a fresh query"; fi
+	done
+	rm -f "$rt/cpuid"
+	cache_run WISP_CPUID_CACHE=0 && [ ! -e "$rt/cpuid" ] && ok cpuid-cache-off ||
+		bad cpuid-cache-off "WISP_CPUID_CACHE=0 still wrote a cache"
+else
+	skipped cpuid-cache "no /dev/kvm"
+fi
+
 # --- the same image on QEMU (PVH entry, COM1, isa-debug-exit) -----------------
 # isa-debug-exit turns status S into QEMU exit code 2*S+1.
 QEMU="qemu-system-x86_64 -M microvm -nodefaults -no-user-config -nographic -serial stdio -device isa-debug-exit"
