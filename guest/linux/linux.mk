@@ -19,8 +19,4 @@ $(GUEST_INITRD): guest/linux/init guest/linux/profile guest/linux/mkinitramfs.sh
 	guest/linux/mkinitramfs.sh $@
 guest-initrd: $(GUEST_INITRD)
 
-# Static, so that it runs in the lab's L1 (a busybox initramfs) unchanged.
-$(BUILD)/wisp-static: $(BUILD)/obj/src/cli/main.o $(BUILD)/libwisp.a
-	$(CC) $(CFLAGS) -static -o $@ $^ $(LDLIBS_STATIC)
-
 .PHONY: guest-kernel guest-initrd

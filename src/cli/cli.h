@@ -167,6 +167,11 @@ int run_control_save(const char *name, const char *file);
 void client_abs_path(const char *path, char *out, size_t len);
 /* Shared by pause and resume: POST /vms/VM/<action> for each VM. */
 int client_vm_action(int argc, char **argv, const char *action, const char *usage);
+/* The command line main() was given (for client_exec). */
+extern char **cli_argv;
+/* Run the same command line with `wisp-client`, the dynamic build next to
+ * this binary (see main.c); returns only on failure, with the exit code. */
+int client_exec(void);
 /* Report a getopt error of a client verb (one line + usage); returns the
  * exit code. */
 int client_bad_option(const char *verb, char **argv, const char *usage);

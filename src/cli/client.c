@@ -6,8 +6,9 @@
  * in ~30 shared libraries, 5-12 ms of loading on the reference machine),
  * and a machine without them can still run VMs in the foreground. */
 #include <dlfcn.h>
-#include <getopt.h>
 #include <errno.h>
+#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,34 @@ const char *client_socket(void)
 	return socket_path;
 }
 
+int client_exec(void)
+{
+	char self[PATH_MAX], path[PATH_MAX + 16];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0) {
+		fprintf(stderr, "wisp: cannot find this program's directory: %s\n",
+			strerror(errno));
+		return WISP_EXIT_ERROR;
+	}
+	self[n] = 0;
+	char *slash = strrchr(self, '/');
+	if (slash)
+		*slash = 0;
+	snprintf(path, sizeof(path), "%s/wisp-client", self);
+	execv(path, cli_argv);
+	fprintf(stderr, "wisp: this verb needs %s (built and installed with wisp): %s\n", path,
+		strerror(errno));
+	return WISP_EXIT_ERROR;
+}
+
+#ifdef WISP_LEAN
+/* The lean build has no HTTP client: hand the whole command to wisp-client,
+ * which parses it again. Callers have done nothing visible before. */
+bool client_init(void)
+{
+	exit(client_exec());
+}
+#else
 /* dlopen a library and resolve names; false (with a message) on failure. */
 static bool load(void **so, const char *lib, const char *pkg)
 {
@@ -94,6 +123,7 @@ bool client_init(void)
 	CURL_FNS(RESOLVE_CURL)
 	return true;
 }
+#endif
 
 /* --- JSON helpers for the verbs ------------------------------------------------- */
 

@@ -83,6 +83,21 @@ expect err-second-daemon 125 '' "another wispd \(pid [0-9]+\) is running with ru
 expect list-empty 0 '^NAME +ID +STATE +PID +MEMORY +UPTIME' '' -- $WISP list
 check pool-fills wait_for 20 sh -c "$WISP stats | grep -q 'ready 2/2'"
 
+# The release `wisp` is static and lean: its HTTP verbs run wisp-client, the
+# dynamic build next to it (src/cli/main.c). These use the release binaries.
+LEAN=${LEAN_WISP:-build/wisp}
+if [ -x "$LEAN" ] && [ -x "$(dirname "$LEAN")/wisp-client" ]; then
+	expect lean-wisp-list 0 '^NAME +ID +STATE' '' -- $LEAN list
+	expect lean-wisp-create 0 '^[0-9a-f]{12}$' '' -- $LEAN create --name lean1 $UK/noop.elf
+	expect lean-wisp-error 125 '' "no VM with name or id 'nope'" -- $LEAN stats nope
+	mkdir -p "$TMP/lonely"
+	cp "$LEAN" "$TMP/lonely/wisp"
+	expect err-lean-without-client 125 '' "this verb needs $TMP/lonely/wisp-client \(built and installed with wisp\): No such file or directory" -- "$TMP/lonely/wisp" list
+	expect lean-run-needs-no-client 0 '^Hello' '' -- "$TMP/lonely/wisp" run $UK/hello.elf
+else
+	bad lean-wisp "$LEAN or its wisp-client missing (make all builds both)"
+fi
+
 # --- create, console, list, stats ----------------------------------------------------
 expect create-prints-id 0 '^[0-9a-f]{12}$' '' -- $WISP create --name h1 $UK/hello.elf
 check hello-exits wait_for 10 state_is h1 exited

@@ -5,11 +5,11 @@
 #   make lab-test LAB_FILTER=boot  some of them
 #   make lab-bench                 10 interleaved rounds of Wisp vs QEMU microvm
 #                                  (boot to init; virtio-blk and virtio-net throughput)
-lab-test: $(BUILD)/wisp-static $(GUEST_INITRD)
+lab-test: $(BUILD)/wisp $(GUEST_INITRD)
 	scripts/deps.sh lab
 	tests/lab/run.sh
 
-lab-bench: $(BUILD)/wisp-static $(GUEST_INITRD)
+lab-bench: $(BUILD)/wisp $(GUEST_INITRD)
 	scripts/deps.sh lab
 	LAB_FILTER=bench LAB_BENCH_ROUNDS=$${LAB_BENCH_ROUNDS:-10} tests/lab/run.sh
 

@@ -18,7 +18,7 @@ B=${BUILD:-build}
 out=$B/lab
 share=$out/share
 log=$out/l1.log
-wisp=${WISP_STATIC:-$B/wisp-static}
+wisp=${WISP_STATIC:-$B/wisp} # static: runs in L1's busybox initramfs
 kdir=${GUEST_KERNEL:-$B/guest-kernel}
 initrd=${GUEST_INITRD:-$B/guest-linux/initrd.lz4}
 
