@@ -583,16 +583,25 @@ static int open_snapshot(struct request *rq, const char *path, uint64_t *mem)
 	return fd;
 }
 
-static void handle_create(struct request *rq, bool receive)
+/* The request's body as a JSON object, or NULL after answering 400. */
+static json_t *body_object(struct request *rq)
 {
-	struct wispd *d = rq->d;
 	json_error_t je;
 	json_t *o = json_loadb(rq->body ? rq->body : "", rq->len, 0, &je);
 	if (!o || !json_is_object(o)) {
 		answer_error(rq, 400, "request body: %s", o ? "must be a JSON object" : je.text);
 		json_decref(o);
-		return;
+		return NULL;
 	}
+	return o;
+}
+
+static void handle_create(struct request *rq, bool receive)
+{
+	struct wispd *d = rq->d;
+	json_t *o = body_object(rq);
+	if (!o)
+		return;
 	const char *image, *name, *snapshot;
 	uint64_t mem;
 	json_t *cpus = json_object_get(o, "cpus");
@@ -731,13 +740,10 @@ out:
 /* POST /vms/{vm}/save {"file": PATH} */
 static void handle_save(struct request *rq, struct vmm *v)
 {
-	json_error_t je;
-	json_t *o = json_loadb(rq->body ? rq->body : "", rq->len, 0, &je);
+	json_t *o = body_object(rq);
 	const char *file = NULL;
-	if (!o || !json_is_object(o)) {
-		answer_error(rq, 400, "request body: %s", o ? "must be a JSON object" : je.text);
-		goto out;
-	}
+	if (!o)
+		return;
 	if (get_string(rq, o, "file", &file))
 		goto out;
 	if (!file || file[0] != '/') {
@@ -769,13 +775,10 @@ out:
 /* POST /vms/{vm}/migrate {"to": "HOST:PORT"} */
 static void handle_migrate(struct request *rq, struct vmm *v)
 {
-	json_error_t je;
-	json_t *o = json_loadb(rq->body ? rq->body : "", rq->len, 0, &je);
+	json_t *o = body_object(rq);
 	const char *to = NULL;
-	if (!o || !json_is_object(o)) {
-		answer_error(rq, 400, "request body: %s", o ? "must be a JSON object" : je.text);
-		goto out;
-	}
+	if (!o)
+		return;
 	if (get_string(rq, o, "to", &to))
 		goto out;
 	const char *colon = to ? strrchr(to, ':') : NULL;
