@@ -197,7 +197,9 @@ int snap_save_state(struct vm *vm, const char *config, size_t config_len, struct
 		    char *err, size_t errlen);
 /* Load a parsed state into vm (created with the same memory size, vCPU
  * count and irqchip, devices attached in the same order, memory already
- * in place): vCPUs, irqchip, clock, devices. */
+ * in place): devices, irqchip, vCPUs, clock. The devices' I/O threads are
+ * paused meanwhile (snap_quiesce), so that nothing they do for the restored
+ * devices reaches the guest before its interrupt state is in place. */
 int snap_load_state(struct vm *vm, const struct snap_image *img, char *err, size_t errlen);
 /* Stop every device's own threads from touching guest memory (pause) or
  * let them go on. */

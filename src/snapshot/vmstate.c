@@ -439,7 +439,7 @@ static int load_vcpu(struct vm *vm, struct vcpu *v, const struct snap_vcpu_img *
 	return 0;
 }
 
-int snap_load_state(struct vm *vm, const struct snap_image *img, char *err, size_t errlen)
+static int load_state(struct vm *vm, const struct snap_image *img, char *err, size_t errlen)
 {
 	const struct snap_vm *s = &img->vm;
 	if (s->mem_size != vm->mem.size || (int)s->nr_vcpus != vm->nr_vcpus) {
@@ -539,4 +539,17 @@ int snap_load_state(struct vm *vm, const struct snap_image *img, char *err, size
 	/* The guest's monotonic clock goes on from the snapshot's time. */
 	vm->mono_offset = (int64_t)(s->guest_mono_ns - util_now_ns());
 	return 0;
+}
+
+/* The devices' I/O threads are paused while the state goes in: work a
+ * device hands them at its restore (buffers the driver had made available,
+ * virtio-vsock's reset event) raises interrupts, which must land in the
+ * irqchip and LAPIC state loaded after the devices, not be overwritten by
+ * it. */
+int snap_load_state(struct vm *vm, const struct snap_image *img, char *err, size_t errlen)
+{
+	snap_quiesce(vm, true);
+	int r = load_state(vm, img, err, errlen);
+	snap_quiesce(vm, false);
+	return r;
 }

@@ -107,7 +107,7 @@ static void serve(struct virtio_dev *d, int q)
 /* From the vCPU thread: hand queue q to the I/O thread through its
  * ioeventfd, so that device work runs on one thread only. Without an I/O
  * thread (tests) serve it here. */
-static void serve_async(struct virtio_dev *d, int q)
+void virtio_kick_async(struct virtio_dev *d, int q)
 {
 	if (q < 0 || q >= d->ops->nr_queues)
 		return;
@@ -160,7 +160,7 @@ static void set_status(struct virtio_dev *d, uint32_t v)
 		else /* buffers may have been queued before DRIVER_OK */
 			for (int q = 0; q < d->ops->nr_queues; q++)
 				if (virtq_has_avail(&d->vq[q]))
-					serve_async(d, q);
+					virtio_kick_async(d, q);
 	}
 }
 
@@ -226,7 +226,7 @@ static void reg_write(struct virtio_dev *d, uint64_t off, uint32_t v)
 		/* Only a notify the ioeventfd did not match comes here (an odd
 		 * width, a queue that does not exist): serve it on this thread. */
 		if (v < d->ops->nr_queues)
-			serve_async(d, (int)v);
+			virtio_kick_async(d, (int)v);
 		else
 			virtio_guest_error(d, "notify of a queue that does not exist");
 		break;
@@ -403,6 +403,8 @@ int virtio_dev_save(void *opaque, struct wbuf *out, uint32_t *version)
 	struct virtio_dev *d = opaque;
 	if (!d->ops->snapshot)
 		return -ENOTSUP;
+	struct wbuf own = {0};
+	uint32_t own_version = 0;
 	pthread_mutex_lock(&d->lock);
 	int r = d->ops->prepare_save ? d->ops->prepare_save(d) : 0;
 	struct virtio_state_v1 st;
@@ -413,11 +415,70 @@ int virtio_dev_save(void *opaque, struct wbuf *out, uint32_t *version)
 	st.nr_queues = d->ops->nr_queues;
 	for (int i = 0; i < VIRTIO_MAX_QUEUES; i++)
 		st.vq[i] = d->vq[i].s;
+	if (!r && d->ops->save_state && !(r = d->ops->save_state(d, &own, &own_version)))
+		r = wbuf_error(&own);
 	pthread_mutex_unlock(&d->lock);
-	if (r)
-		return r;
-	wbuf_put(out, &st, sizeof(st));
-	*version = 1;
+	if (!r && own.len > UINT32_MAX)
+		r = -E2BIG;
+	if (!r) {
+		wbuf_put(out, &st, sizeof(st));
+		if (d->ops->save_state) {
+			struct virtio_dev_state h = {.version = own_version,
+						     .len = (uint32_t)own.len};
+			wbuf_put(out, &h, sizeof(h));
+			wbuf_put(out, own.p, own.len);
+		}
+		*version = 1;
+	}
+	wbuf_free(&own);
+	return r;
+}
+
+/* A bool in untrusted bytes: 0 or 1, checked before it is loaded as one. */
+static bool bool_ok(const void *buf, size_t off)
+{
+	uint8_t b;
+	memcpy(&b, (const uint8_t *)buf + off, 1);
+	return b <= 1;
+}
+
+/* Check the transport and queue part of a saved state (untrusted). */
+static int check_state(const struct virtio_dev *d, const void *buf, struct virtio_state_v1 *st,
+		       char *err, size_t errlen)
+{
+	for (int i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		size_t q = offsetof(struct virtio_state_v1, vq) +
+			   (size_t)i * sizeof(struct virtq_state);
+		if (!bool_ok(buf, q + offsetof(struct virtq_state, ready)) ||
+		    !bool_ok(buf, q + offsetof(struct virtq_state, signalled_valid))) {
+			snprintf(err, errlen, "queue %d: a flag is neither 0 nor 1", i);
+			return -EINVAL;
+		}
+	}
+	memcpy(st, buf, sizeof(*st));
+	if (st->device_id != d->ops->device_id || st->nr_queues != d->ops->nr_queues ||
+	    st->device_features != d->device_features) {
+		snprintf(err, errlen, "the snapshot's device offered other features");
+		return -EINVAL;
+	}
+	/* What set_status lets through: once FEATURES_OK is set, the driver's
+	 * features are a subset of ours and include VERSION_1. */
+	if ((st->t.status & VIRTIO_CONFIG_S_FEATURES_OK) &&
+	    ((st->t.driver_features & ~d->device_features) ||
+	     !(st->t.driver_features & 1ull << VIRTIO_F_VERSION_1))) {
+		snprintf(err, errlen, "the driver's features are not a subset of the device's");
+		return -EINVAL;
+	}
+	if (st->t.isr & ~(uint32_t)(VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG)) {
+		snprintf(err, errlen, "interrupt status 0x%x has unknown bits", st->t.isr);
+		return -EINVAL;
+	}
+	for (int i = d->ops->nr_queues; i < VIRTIO_MAX_QUEUES; i++)
+		if (st->vq[i].num || st->vq[i].ready) {
+			snprintf(err, errlen, "queue %d is set up, and the device has %u queues", i,
+				 d->ops->nr_queues);
+			return -EINVAL;
+		}
 	return 0;
 }
 
@@ -426,20 +487,41 @@ int virtio_dev_restore(void *opaque, const void *buf, size_t len, uint32_t versi
 {
 	struct virtio_dev *d = opaque;
 	struct virtio_state_v1 st;
-	if (version != 1 || len != sizeof(st)) {
+	if (version != 1 || len < sizeof(st)) {
 		snprintf(err, errlen, "state version %u (%zu bytes) is not one this device knows",
 			 version, len);
 		return -EINVAL;
 	}
-	memcpy(&st, buf, sizeof(st));
-	if (st.device_id != d->ops->device_id || st.nr_queues != d->ops->nr_queues ||
-	    st.device_features != d->device_features) {
-		snprintf(err, errlen, "the snapshot's device offered other features");
+	int r = check_state(d, buf, &st, err, errlen);
+	if (r)
+		return r;
+	/* The device's own struct, if it has one, and nothing else. */
+	const uint8_t *own = (const uint8_t *)buf + sizeof(st);
+	size_t rest = len - sizeof(st);
+	struct virtio_dev_state h = {0};
+	if (d->ops->restore_state) {
+		if (rest < sizeof(h)) {
+			snprintf(err, errlen, "the device's own state is missing");
+			return -EINVAL;
+		}
+		memcpy(&h, own, sizeof(h));
+		own += sizeof(h);
+		rest -= sizeof(h);
+		if (h.len != rest) {
+			snprintf(err, errlen,
+				 "the device's own state says %u bytes, the record has %zu", h.len,
+				 rest);
+			return -EINVAL;
+		}
+	} else if (rest) {
+		snprintf(err, errlen, "%zu bytes of state this device does not have", rest);
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&d->lock);
+	/* From a reset device, as if the driver had written status 0: nothing
+	 * the device held before (vsock streams, say) outlives the restore. */
+	reset(d);
 	d->t = st.t;
-	int r = 0;
 	for (int i = 0; i < d->ops->nr_queues && !r; i++) {
 		d->vq[i].s = st.vq[i];
 		d->vq[i].s.ready = false;
@@ -453,17 +535,20 @@ int virtio_dev_restore(void *opaque, const void *buf, size_t len, uint32_t versi
 			d->vq[i].s.ready = true;
 		}
 	}
-	if (!r && (d->t.status & VIRTIO_CONFIG_S_DRIVER_OK) && d->ops->activate &&
-	    d->ops->activate(d)) {
+	/* As set_status: the device started only with FEATURES_OK. */
+	uint32_t started = VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_FEATURES_OK;
+	if (!r && (d->t.status & started) == started && d->ops->activate && d->ops->activate(d)) {
 		snprintf(err, errlen, "the device could not start again");
 		r = -EIO;
 	}
+	if (!r && d->ops->restore_state)
+		r = d->ops->restore_state(d, own, rest, h.version, err, errlen);
 	/* Buffers the driver made available that the source had not taken
 	 * yet: nobody will notify for them again. */
 	if (!r && virtio_running(d))
 		for (int q = 0; q < d->ops->nr_queues; q++)
 			if (virtq_has_avail(&d->vq[q]))
-				serve_async(d, q);
+				virtio_kick_async(d, q);
 	pthread_mutex_unlock(&d->lock);
 	return r;
 }

@@ -26,6 +26,7 @@ struct guest_mem;
 struct ioloop;
 struct vcpu;
 struct vm;
+struct wbuf;
 
 /* The guest-physical window for virtio-mmio devices: one 4 KiB slot each,
  * inside the MMIO hole and clear of the PCI BAR window (0xC0000000-...) and
@@ -129,11 +130,22 @@ struct virtio_dev_ops {
 	void (*destroy)(struct virtio_dev *d);
 	/* Extra lines for --stats (optional). */
 	void (*stats)(struct virtio_dev *d, int fd);
-	/* Snapshots: true when the transport and queue state is all the
-	 * device needs (with prepare_save first, if set: e.g. finish the
-	 * requests in flight). A device without it refuses to be saved. */
+	/* Snapshots: true when the device can be saved (with prepare_save
+	 * first, if set: e.g. finish the requests in flight). A device without
+	 * it refuses to be saved. The transport and queue state is saved for
+	 * every device; a device with state of its own also sets save_state
+	 * and restore_state, and its struct follows the transport's in the
+	 * record, with its own version (struct virtio_dev_state). */
 	bool snapshot;
 	int (*prepare_save)(struct virtio_dev *d);
+	/* Append the device's own state struct to out; set *version. */
+	int (*save_state)(struct virtio_dev *d, struct wbuf *out, uint32_t *version);
+	/* Take it back (untrusted input: check every field, refuse with a
+	 * reason in err). Runs after the transport and queues are restored and
+	 * ops->activate ran, before the buffers the driver had made available
+	 * are served; I/O loops are paused (snap_load_state). */
+	int (*restore_state)(struct virtio_dev *d, const void *buf, size_t len, uint32_t version,
+			     char *err, size_t errlen);
 };
 
 /* Transport registers the driver sets (saved with the queues). */
@@ -178,8 +190,13 @@ struct virtio_dev {
 };
 
 /* Snapshot hooks of a virtio device's VM device-list entry (struct device):
- * the transport registers and each queue's state, version 1. */
-struct wbuf;
+ * the transport registers and each queue's state, version 1; then, for a
+ * device with state of its own (ops->save_state), a struct virtio_dev_state
+ * and `len` bytes of the device's struct, whose version it gives. */
+struct virtio_dev_state {
+	uint32_t version; /* of the device's own struct */
+	uint32_t len;	  /* its size in bytes, which follow */
+};
 int virtio_dev_save(void *opaque, struct wbuf *out, uint32_t *version);
 int virtio_dev_restore(void *opaque, const void *buf, size_t len, uint32_t version, char *err,
 		       size_t errlen);
@@ -198,6 +215,10 @@ void virtio_mmio_access(void *opaque, struct vcpu *vcpu, uint64_t off, uint8_t *
 /* Serve queue q as if the driver had notified it (tests, fuzzers, and the
  * path of a QueueNotify write that missed the ioeventfd). */
 void virtio_kick(struct virtio_dev *d, int q);
+/* The same from a thread other than the I/O thread, lock held: queue q is
+ * handed to the I/O thread through its ioeventfd (served here if the
+ * device has none: tests). */
+void virtio_kick_async(struct virtio_dev *d, int q);
 /* Interrupt the driver if queue q's suppression rules let us. */
 void virtio_signal_used(struct virtio_dev *d, struct virtq *q);
 /* Tell the driver the device is unusable until reset (DEVICE_NEEDS_RESET +
