@@ -19,7 +19,15 @@
  * lab). The exchange: driver DEVICE_READY -> device PORT_ADD 0 -> driver
  * PORT_READY 0 -> device CONSOLE_PORT 0 -> driver PORT_OPEN 0 1, and only
  * then is input delivered. A driver that does not take MULTIPORT (the
- * unikernel one) gets input as soon as it has buffers. */
+ * unikernel one) gets input as soon as it has buffers.
+ *
+ * Snapshots carry where that exchange stands (struct
+ * virtio_console_state_v1): whether the port is open and which control
+ * messages are still owed. The backend is the host's, not the guest's: a
+ * restored console is the restoring process's stdio or a new listener on
+ * the same socket path. No input is ever buffered in the device (it is read
+ * straight into a guest buffer), so there is none to save: bytes not yet
+ * read are still in the old backend. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -35,6 +43,7 @@
 #include <unistd.h>
 
 #include "devices/virtio/virtio.h"
+#include "util/util.h"
 #include "vmm/ioloop.h"
 
 #define RXQ	 0
@@ -45,6 +54,9 @@
 /* Control messages the device owes the driver (bits of owe). */
 #define OWE_PORT_ADD	 (1u << 0)
 #define OWE_CONSOLE_PORT (1u << 1)
+#define OWE_ALL		 (OWE_PORT_ADD | OWE_CONSOLE_PORT)
+
+#define CON_PORTS 1 /* max_nr_ports */
 
 struct virtio_console {
 	struct virtio_dev dev;
@@ -336,8 +348,67 @@ static void con_stats(struct virtio_dev *d, int fd)
 		c->multiport ? (c->port_open ? ", port open" : ", port not open") : "");
 }
 
+/* The console's own snapshot state, version 1 (after the transport's). */
+struct virtio_console_state_v1 {
+	uint32_t nr_ports;  /* the device's ports (max_nr_ports): CON_PORTS */
+	uint32_t port_open; /* port 0 takes input: 0 or 1 */
+	uint32_t owe;	    /* control messages not sent yet: OWE_* */
+	uint32_t reserved;  /* 0 */
+};
+
+static int con_save_state(struct virtio_dev *d, struct wbuf *out, uint32_t *version)
+{
+	struct virtio_console *c = to_con(d);
+	struct virtio_console_state_v1 s = {
+		.nr_ports = CON_PORTS, .port_open = c->port_open, .owe = c->owe};
+	wbuf_put(out, &s, sizeof(s));
+	*version = 1;
+	return 0;
+}
+
+/* After the transport's restore: c->multiport and c->port_open are what
+ * activate (or the reset before it) made of the restored features. */
+static int con_restore_state(struct virtio_dev *d, const void *buf, size_t len, uint32_t version,
+			     char *err, size_t errlen)
+{
+	struct virtio_console *c = to_con(d);
+	struct virtio_console_state_v1 s;
+	if (version != 1 || len != sizeof(s)) {
+		snprintf(err, errlen,
+			 "console state version %u (%zu bytes) is not one this device knows",
+			 version, len);
+		return -EINVAL;
+	}
+	memcpy(&s, buf, sizeof(s));
+	if (s.nr_ports != CON_PORTS) {
+		snprintf(err, errlen, "the snapshot's console has %u ports, this one %u",
+			 s.nr_ports, CON_PORTS);
+		return -EINVAL;
+	}
+	if (s.port_open > 1 || (s.owe & ~OWE_ALL) || s.reserved) {
+		snprintf(err, errlen, "console state holds values no console has");
+		return -EINVAL;
+	}
+	/* Without MULTIPORT (or before the driver started the device) there
+	 * is no control exchange: nothing is owed, and the port is open
+	 * exactly when the device runs. */
+	if (!c->multiport && (s.owe || s.port_open != c->port_open)) {
+		snprintf(err, errlen, "console state does not match the driver's features");
+		return -EINVAL;
+	}
+	c->port_open = s.port_open;
+	c->owe = s.owe;
+	/* Input set aside while the device was not running resumes on the
+	 * receive queue's kick, which the transport's restore gives when the
+	 * driver has buffers there (else its next notify does). */
+	return 0;
+}
+
 static const struct virtio_dev_ops con_ops = {
 	.name = "virtio-console",
+	.snapshot = true,
+	.save_state = con_save_state,
+	.restore_state = con_restore_state,
 	.device_id = VIRTIO_ID_CONSOLE,
 	.nr_queues = 4,
 	.notify = con_notify,
