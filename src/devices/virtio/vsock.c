@@ -4,8 +4,8 @@
  *    read back "OK <host port>\n", then the stream is the guest's port;
  *  - guest to host: the guest connects to CID 2 port P; Wisp connects to the
  *    unix socket "PATH_P", which a host program listens on.
- * Queue 0 carries packets to the guest, queue 1 from it, queue 2 (events) is
- * only filled by the driver and never used.
+ * Queue 0 carries packets to the guest, queue 1 from it, queue 2 events to
+ * it: the only one, VIRTIO_VSOCK_EVENT_TRANSPORT_RESET, after a restore.
  *
  * Every packet from the guest is a 44-byte header plus payload; the payload
  * length in the header is checked against the bytes actually in the chain
@@ -14,7 +14,16 @@
  * we send it no more than its own buf_alloc allows. A guest that breaks the
  * protocol gets its connection reset (RST), never a crash. Connections live
  * in a fixed table inside the device so that a stale event for a closed one
- * finds an unused slot instead of freed memory. */
+ * finds an unused slot instead of freed memory.
+ *
+ * Snapshots (as Firecracker does, and as the spec's transport reset event
+ * is for): the streams' host ends are unix sockets of the process that
+ * saved the VM and cannot move into a file, so they are not saved. The
+ * device saves the guest's CID and where host ports go on
+ * (struct virtio_vsock_state_v1); a restored device has no streams, and its
+ * first act is a TRANSPORT_RESET event, on which the driver drops every
+ * connected socket and reads the CID again. A packet the guest still sends
+ * for an old stream finds none and is answered with RST. */
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/virtio_ids.h>
@@ -28,10 +37,12 @@
 #include <unistd.h>
 
 #include "devices/virtio/virtio.h"
+#include "util/util.h"
 #include "vmm/ioloop.h"
 
 #define RXQ	      0
 #define TXQ	      1
+#define EVQ	      2
 #define HOST_CID      2
 #define HDR	      sizeof(struct virtio_vsock_hdr)
 #define BUF_ALLOC     (256u << 10) /* what we buffer per connection, told to the guest */
@@ -90,8 +101,9 @@ struct virtio_vsock {
 		uint32_t src, dst; /* as in the guest's packet */
 	} rst[MAX_RSTS];
 	int nr_rst;
+	bool reset_owed; /* a TRANSPORT_RESET event not yet given to the guest */
 	struct virtq_chain chain;
-	uint64_t conns_opened, bytes_to_guest, bytes_from_guest, resets;
+	uint64_t conns_opened, bytes_to_guest, bytes_from_guest, resets, transport_resets;
 };
 
 static struct virtio_vsock *to_vsock(struct virtio_dev *d)
@@ -602,6 +614,32 @@ static void on_accept(void *opaque, uint32_t events)
 
 /* --- device ----------------------------------------------------------------------- */
 
+/* Give the guest the TRANSPORT_RESET event it is owed, if it has left a
+ * buffer in the event queue (else its next notify of that queue does). */
+static void event_send(struct virtio_vsock *v)
+{
+	struct virtio_dev *d = &v->dev;
+	struct virtq *q = &d->vq[EVQ];
+	if (!v->reset_owed || !q->s.ready)
+		return;
+	int r = virtio_pop(d, EVQ, &v->chain);
+	if (r == 0 && virtq_enable_notify(q))
+		r = virtio_pop(d, EVQ, &v->chain);
+	if (r <= 0)
+		return;
+	struct virtio_vsock_event e = {.id = VIRTIO_VSOCK_EVENT_TRANSPORT_RESET};
+	if (v->chain.nr_r || v->chain.w_len < sizeof(e)) {
+		virtio_needs_reset(d, v->chain.nr_r ? "vsock event buffer is device-readable"
+						    : "vsock event buffer too small");
+		return;
+	}
+	virtq_write(&v->chain, 0, &e, sizeof(e));
+	virtq_push(q, v->chain.head, sizeof(e));
+	v->reset_owed = false;
+	v->transport_resets++;
+	virtio_signal_used(d, q);
+}
+
 static void vsock_notify(struct virtio_dev *d, int q)
 {
 	struct virtio_vsock *v = to_vsock(d);
@@ -609,12 +647,14 @@ static void vsock_notify(struct virtio_dev *d, int q)
 		vsock_tx(v);
 	else if (q == RXQ)
 		rx_pump(v);
-	/* The event queue only holds buffers for events we never send. */
+	else if (q == EVQ)
+		event_send(v);
 }
 
 /* A reset (or a new driver) forgets every stream: close them all. This may
  * run on the vCPU thread: the table is never freed, so an event already
- * fetched for a closed stream finds a free slot. */
+ * fetched for a closed stream finds a free slot. A new driver needs no
+ * transport reset event: it has no streams. */
 static void vsock_reset(struct virtio_dev *d)
 {
 	struct virtio_vsock *v = to_vsock(d);
@@ -622,6 +662,61 @@ static void vsock_reset(struct virtio_dev *d)
 		if (v->conns[i].state != CONN_FREE)
 			conn_close(&v->conns[i]);
 	v->nr_rst = 0;
+	v->reset_owed = false;
+}
+
+/* --- snapshots --------------------------------------------------------------------- */
+
+/* The device's own state, version 1 (after the transport's). No stream is
+ * in it: see the top of the file. */
+struct virtio_vsock_state_v1 {
+	uint64_t guest_cid; /* the config space's guest_cid */
+	uint32_t next_port; /* the next host port for a host-initiated stream */
+	uint32_t reserved;  /* 0 */
+};
+
+static int vsock_save_state(struct virtio_dev *d, struct wbuf *out, uint32_t *version)
+{
+	struct virtio_vsock *v = to_vsock(d);
+	struct virtio_vsock_state_v1 s = {.guest_cid = v->cid, .next_port = v->next_port};
+	wbuf_put(out, &s, sizeof(s));
+	*version = 1;
+	return 0;
+}
+
+/* After the transport's restore, which reset the device first: no stream,
+ * no RST owed, no credit or pending bytes of any old stream remain. */
+static int vsock_restore_state(struct virtio_dev *d, const void *buf, size_t len, uint32_t version,
+			       char *err, size_t errlen)
+{
+	struct virtio_vsock *v = to_vsock(d);
+	struct virtio_vsock_state_v1 s;
+	if (version != 1 || len != sizeof(s)) {
+		snprintf(err, errlen,
+			 "vsock state version %u (%zu bytes) is not one this device knows", version,
+			 len);
+		return -EINVAL;
+	}
+	memcpy(&s, buf, sizeof(s));
+	/* The CID comes from the VM's options, saved with it: another one
+	 * means the snapshot does not belong to this configuration. */
+	if (s.guest_cid != v->cid) {
+		snprintf(err, errlen, "the snapshot's guest CID is %llu, this device's %llu",
+			 (unsigned long long)s.guest_cid, (unsigned long long)v->cid);
+		return -EINVAL;
+	}
+	if (s.next_port < EPHEMERAL_MIN || s.reserved) {
+		snprintf(err, errlen, "vsock state holds values no vsock device has");
+		return -EINVAL;
+	}
+	/* Host ports go on from the saved one, so that a new stream cannot
+	 * take the address of an old one the guest has not dropped yet. */
+	v->next_port = s.next_port;
+	/* A driver that was running has streams we no longer have. */
+	v->reset_owed = virtio_running(d);
+	if (v->reset_owed)
+		virtio_kick_async(d, EVQ);
+	return 0;
 }
 
 static int vsock_start(struct virtio_dev *d)
@@ -651,12 +746,17 @@ static void vsock_stats(struct virtio_dev *d, int fd)
 	struct virtio_vsock *v = to_vsock(d);
 	dprintf(fd,
 		"wisp: virtio-vsock cid %" PRIu64 ": streams %" PRIu64 " to guest %" PRIu64
-		" bytes, from guest %" PRIu64 " bytes, resets %" PRIu64 "\n",
-		v->cid, v->conns_opened, v->bytes_to_guest, v->bytes_from_guest, v->resets);
+		" bytes, from guest %" PRIu64 " bytes, resets %" PRIu64
+		", transport resets %" PRIu64 "%s\n",
+		v->cid, v->conns_opened, v->bytes_to_guest, v->bytes_from_guest, v->resets,
+		v->transport_resets, v->reset_owed ? " (one owed)" : "");
 }
 
 static const struct virtio_dev_ops vsock_ops = {
 	.name = "virtio-vsock",
+	.snapshot = true,
+	.save_state = vsock_save_state,
+	.restore_state = vsock_restore_state,
 	.device_id = VIRTIO_ID_VSOCK,
 	.nr_queues = 3,
 	.notify = vsock_notify,
