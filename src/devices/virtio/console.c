@@ -52,8 +52,8 @@
 #define CTRL_TXQ 3 /* control messages from the driver */
 
 /* Control messages the device owes the driver (bits of owe). */
-#define OWE_PORT_ADD	 (1u << 0)
-#define OWE_CONSOLE_PORT (1u << 1)
+#define OWE_PORT_ADD	 VIRTIO_CONSOLE_OWE_PORT_ADD
+#define OWE_CONSOLE_PORT VIRTIO_CONSOLE_OWE_CONSOLE_PORT
 #define OWE_ALL		 (OWE_PORT_ADD | OWE_CONSOLE_PORT)
 
 #define CON_PORTS 1 /* max_nr_ports */
@@ -347,14 +347,6 @@ static void con_stats(struct virtio_dev *d, int fd)
 		c->in_bytes, c->out_bytes, c->out_dropped,
 		c->multiport ? (c->port_open ? ", port open" : ", port not open") : "");
 }
-
-/* The console's own snapshot state, version 1 (after the transport's). */
-struct virtio_console_state_v1 {
-	uint32_t nr_ports;  /* the device's ports (max_nr_ports): CON_PORTS */
-	uint32_t port_open; /* port 0 takes input: 0 or 1 */
-	uint32_t owe;	    /* control messages not sent yet: OWE_* */
-	uint32_t reserved;  /* 0 */
-};
 
 static int con_save_state(struct virtio_dev *d, struct wbuf *out, uint32_t *version)
 {

@@ -390,14 +390,6 @@ static void dev_destroy(void *opaque)
 /* --- snapshots ---------------------------------------------------------------
  * Called with the VM paused and the I/O loops quiesced (ctx_quiesce), so no
  * handler touches the device or guest memory meanwhile. */
-struct virtio_state_v1 {
-	struct virtio_mmio_state t;
-	uint64_t device_features;
-	uint32_t device_id;
-	uint32_t nr_queues;
-	struct virtq_state vq[VIRTIO_MAX_QUEUES];
-};
-
 int virtio_dev_save(void *opaque, struct wbuf *out, uint32_t *version)
 {
 	struct virtio_dev *d = opaque;

@@ -189,14 +189,48 @@ struct virtio_dev {
 	const char *last_error;
 };
 
-/* Snapshot hooks of a virtio device's VM device-list entry (struct device):
- * the transport registers and each queue's state, version 1; then, for a
- * device with state of its own (ops->save_state), a struct virtio_dev_state
- * and `len` bytes of the device's struct, whose version it gives. */
+/* --- snapshots ----------------------------------------------------------------
+ * A virtio device's record (its VM device-list entry's save and restore):
+ * struct virtio_state_v1, the transport registers and each queue's state
+ * (record version 1); then, for a device with state of its own
+ * (ops->save_state), a struct virtio_dev_state and `len` bytes of the
+ * device's struct, whose version that header gives. Host pointers are never
+ * saved: virtq_setup derives them again. Everything here is read back from
+ * an untrusted file and checked before use. */
+struct virtio_state_v1 {
+	struct virtio_mmio_state t;
+	uint64_t device_features; /* must equal the restoring device's */
+	uint32_t device_id;
+	uint32_t nr_queues;
+	struct virtq_state vq[VIRTIO_MAX_QUEUES]; /* those past nr_queues: unused, zero */
+};
 struct virtio_dev_state {
 	uint32_t version; /* of the device's own struct */
 	uint32_t len;	  /* its size in bytes, which follow */
 };
+
+/* virtio-console (version 1): where the MULTIPORT control exchange stands.
+ * The backend (stdio, the socket and its client) is the host's, not saved;
+ * no input is ever buffered in the device. */
+#define VIRTIO_CONSOLE_OWE_PORT_ADD	(1u << 0)
+#define VIRTIO_CONSOLE_OWE_CONSOLE_PORT (1u << 1)
+struct virtio_console_state_v1 {
+	uint32_t nr_ports;  /* the device's ports (config max_nr_ports): 1 */
+	uint32_t port_open; /* the driver opened port 0 (PORT_OPEN): 0 or 1 */
+	uint32_t owe;	    /* control messages not sent yet: VIRTIO_CONSOLE_OWE_* */
+	uint32_t reserved;  /* 0 */
+};
+
+/* virtio-vsock (version 1). Streams are not saved (their host ends are the
+ * saving process's sockets); a restored device has none and sends the
+ * driver VIRTIO_VSOCK_EVENT_TRANSPORT_RESET. */
+#define VIRTIO_VSOCK_EPHEMERAL_MIN (1u << 30)
+struct virtio_vsock_state_v1 {
+	uint64_t guest_cid; /* config guest_cid: must equal the restoring device's */
+	uint32_t next_port; /* next host port for a host-initiated stream, >= EPHEMERAL_MIN */
+	uint32_t reserved;  /* 0 */
+};
+
 int virtio_dev_save(void *opaque, struct wbuf *out, uint32_t *version);
 int virtio_dev_restore(void *opaque, const void *buf, size_t len, uint32_t version, char *err,
 		       size_t errlen);

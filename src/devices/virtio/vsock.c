@@ -48,9 +48,9 @@
 #define BUF_ALLOC     (256u << 10) /* what we buffer per connection, told to the guest */
 #define MAX_PAYLOAD   (64u << 10)  /* per packet, both ways */
 #define MAX_CONNS     64
-#define MAX_RSTS      32	 /* RSTs owed to the guest for unknown connections */
-#define HELLO_MAX     32	 /* "CONNECT 4294967295\n" fits */
-#define EPHEMERAL_MIN (1u << 30) /* host ports we pick for host-initiated streams */
+#define MAX_RSTS      32 /* RSTs owed to the guest for unknown connections */
+#define HELLO_MAX     32 /* "CONNECT 4294967295\n" fits */
+#define EPHEMERAL_MIN VIRTIO_VSOCK_EPHEMERAL_MIN /* host ports we pick for host-initiated streams */
 
 enum conn_state {
 	CONN_FREE = 0,
@@ -666,14 +666,6 @@ static void vsock_reset(struct virtio_dev *d)
 }
 
 /* --- snapshots --------------------------------------------------------------------- */
-
-/* The device's own state, version 1 (after the transport's). No stream is
- * in it: see the top of the file. */
-struct virtio_vsock_state_v1 {
-	uint64_t guest_cid; /* the config space's guest_cid */
-	uint32_t next_port; /* the next host port for a host-initiated stream */
-	uint32_t reserved;  /* 0 */
-};
 
 static int vsock_save_state(struct virtio_dev *d, struct wbuf *out, uint32_t *version)
 {
