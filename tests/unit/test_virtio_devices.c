@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "../virtio_harness.h"
+#include "util/util.h"
 
 static struct vh h;
 static char err[256];
@@ -624,6 +625,407 @@ static void test_vsock_bad_cid(void **state)
 	assert_string_equal(h.d->last_error, "vsock packet with bad addresses or type");
 }
 
+/* --- snapshots: each device's state through save and restore ----------------------
+ * A restore, as `wisp run --restore` does it: guest RAM goes on (here a copy,
+ * there the snapshot's memory section), the old device is gone (with its
+ * process), a new one is made from the same options and takes the state. */
+
+/* The record h's device saves (virtio_dev_save, version 1). */
+static struct wbuf snap_save(void)
+{
+	struct wbuf b = {0};
+	uint32_t v = 0;
+	assert_int_equal(virtio_dev_save(h.d, &b, &v), 0);
+	assert_int_equal(wbuf_error(&b), 0);
+	assert_int_equal(v, 1);
+	return b;
+}
+
+/* Move to a new device made by make() (after the old one is destroyed, so
+ * that it can bind the same socket) on a copy of guest RAM, and restore
+ * len bytes of p with record version `version` into it. */
+static int snap_move(struct virtio_dev *(*make)(void), const void *p, size_t len, uint32_t version,
+		     char *why)
+{
+	uint8_t *ram = malloc(VH_RAM);
+	assert_non_null(ram);
+	memcpy(ram, h.ram, VH_RAM);
+	uint16_t num = h.num, avail[VIRTIO_MAX_QUEUES], seen[VIRTIO_MAX_QUEUES];
+	memcpy(avail, h.avail_idx, sizeof(avail));
+	memcpy(seen, h.used_seen, sizeof(seen));
+	vh_destroy(&h);
+	assert_int_equal(vh_init(&h, VH_RAM), 0);
+	memcpy(h.ram, ram, VH_RAM);
+	free(ram);
+	h.num = num;
+	memcpy(h.avail_idx, avail, sizeof(avail));
+	memcpy(h.used_seen, seen, sizeof(seen));
+	struct virtio_dev *d = make();
+	assert_non_null(d);
+	assert_int_equal(vh_bind(&h, d), 0);
+	why[0] = 0;
+	return virtio_dev_restore(h.d, p, len, version, why, 256);
+}
+
+#define OWN (sizeof(struct virtio_state_v1) + sizeof(struct virtio_dev_state))
+
+/* Restoring b with n bytes at off replaced by v (and `len` bytes of it,
+ * record version `version`) is refused, saying `want`. */
+static void refuse(struct virtio_dev *(*make)(void), const struct wbuf *b, size_t len,
+		   uint32_t version, size_t off, const void *v, size_t n, const char *want)
+{
+	uint8_t *m = malloc(b->len + 16);
+	assert_non_null(m);
+	memcpy(m, b->p, b->len);
+	memset(m + b->len, 0, 16);
+	if (n)
+		memcpy(m + off, v, n);
+	char why[256];
+	if (snap_move(make, m, len, version, why) == 0)
+		fail_msg("a restore of %zu bytes (changed at %zu) was taken, wanted '%s'", len, off,
+			 want);
+	if (!strstr(why, want))
+		fail_msg("error '%s' lacks '%s'", why, want);
+	free(m);
+}
+
+static struct virtio_dev *make_console(void)
+{
+	struct virtio_console_opts o = {.in_fd = con_in[0], .out_fd = con_out[1]};
+	return virtio_console_create(&o, err, sizeof(err));
+}
+
+/* Linux's way (MULTIPORT): a snapshot in the middle of the control
+ * exchange owes the same message after the restore, and one taken with the
+ * port open delivers input at once after it (without the console's own
+ * state, the port would be closed and input held for ever). */
+static void test_console_snapshot(void **state)
+{
+	(void)state;
+	ctrl_tx_next = 0;
+	/* DEVICE_READY before any control buffer: PORT_ADD is owed. */
+	ctrl_to_device(VIRTIO_CONSOLE_BAD_ID, VIRTIO_CONSOLE_DEVICE_READY, 1, 8);
+	struct vring_used_elem e;
+	assert_int_equal(vh_take_used(&h, 2, &e), 0);
+	struct wbuf b = snap_save();
+	assert_int_equal(b.len, OWN + sizeof(struct virtio_console_state_v1));
+	char why[256];
+	assert_int_equal(snap_move(make_console, b.p, b.len, 1, why), 0);
+	wbuf_free(&b);
+	for (uint16_t i = 0; i < 4; i++) {
+		struct vh_buf c = {VH_DATA + 0x200 + i * 0x10u, 8, true};
+		vh_chain(&h, 2, i, &c, 1);
+	}
+	virtio_kick(h.d, 2);
+	struct virtio_console_control m = ctrl_from_device();
+	assert_int_equal(m.event, VIRTIO_CONSOLE_PORT_ADD);
+	ctrl_to_device(0, VIRTIO_CONSOLE_PORT_READY, 1, 8);
+	assert_int_equal(ctrl_from_device().event, VIRTIO_CONSOLE_CONSOLE_PORT);
+	ctrl_to_device(0, VIRTIO_CONSOLE_PORT_OPEN, 1, 8);
+
+	/* Saved with the port open. */
+	b = snap_save();
+	assert_int_equal(snap_move(make_console, b.p, b.len, 1, why), 0);
+	wbuf_free(&b);
+	assert_int_equal(write(con_in[1], "after\n", 6), 6);
+	struct vh_buf r = {VH_DATA + 0x100, 64, true};
+	vh_chain(&h, 0, 0, &r, 1);
+	virtio_kick(h.d, 0);
+	vh_pump(&h, 10);
+	e = used(0);
+	assert_int_equal(e.len, 6);
+	assert_memory_equal(vh_ptr(&h, VH_DATA + 0x100), "after\n", 6);
+	/* Output goes to the new backend. */
+	memcpy(vh_ptr(&h, VH_DATA + 0x400), "out", 3);
+	struct vh_buf t = {VH_DATA + 0x400, 3, false};
+	vh_chain(&h, 1, 0, &t, 1);
+	virtio_kick(h.d, 1);
+	char buf[8] = {0};
+	assert_int_equal(read(con_out[0], buf, sizeof(buf)), 3);
+	assert_string_equal(buf, "out");
+	assert_int_equal(h.d->guest_errors, 0);
+}
+
+/* The unikernel's way (no MULTIPORT): a receive buffer made available
+ * before the save is the one input fills after the restore. */
+static void test_console_snapshot_plain(void **state)
+{
+	(void)state;
+	struct vh_buf r = {VH_DATA + 0x100, 64, true};
+	vh_chain(&h, 0, 0, &r, 1);
+	virtio_kick(h.d, 0);
+	vh_pump(&h, 10);
+	struct wbuf b = snap_save();
+	char why[256];
+	assert_int_equal(snap_move(make_console, b.p, b.len, 1, why), 0);
+	wbuf_free(&b);
+	assert_int_equal(write(con_in[1], "typed\n", 6), 6);
+	vh_pump(&h, 10);
+	struct vring_used_elem e = used(0);
+	assert_int_equal(e.id, 0);
+	assert_int_equal(e.len, 6);
+	assert_memory_equal(vh_ptr(&h, VH_DATA + 0x100), "typed\n", 6);
+}
+
+/* Every field a console record carries is checked. */
+static void test_console_snapshot_malformed(void **state)
+{
+	(void)state;
+	ctrl_tx_next = 0;
+	ctrl_to_device(VIRTIO_CONSOLE_BAD_ID, VIRTIO_CONSOLE_DEVICE_READY, 1, 8); /* owes */
+	struct wbuf b = snap_save();
+	size_t n = b.len, own = OWN;
+	uint32_t v2 = 2, four = 4, one = 1, zero = 0;
+	uint8_t two = 2;
+	refuse(make_console, &b, n, 2, 0, NULL, 0, "state version 2");
+	refuse(make_console, &b, sizeof(struct virtio_state_v1) - 1, 1, 0, NULL, 0,
+	       "is not one this device knows");
+	refuse(make_console, &b, sizeof(struct virtio_state_v1), 1, 0, NULL, 0,
+	       "own state is missing");
+	refuse(make_console, &b, n - 1, 1, 0, NULL, 0, "says 16 bytes, the record has 15");
+	refuse(make_console, &b, n + 8, 1, 0, NULL, 0, "says 16 bytes, the record has 24");
+	refuse(make_console, &b, n, 1, own - 8, &v2, 4, "console state version 2");
+	uint32_t eight = 8;
+	refuse(make_console, &b, own + 8, 1, own - 4, &eight, 4, "(8 bytes) is not one");
+	refuse(make_console, &b, n, 1, own + offsetof(struct virtio_console_state_v1, nr_ports),
+	       &v2, 4, "has 2 ports, this one 1");
+	refuse(make_console, &b, n, 1, own + offsetof(struct virtio_console_state_v1, port_open),
+	       &v2, 4, "values no console has");
+	refuse(make_console, &b, n, 1, own + offsetof(struct virtio_console_state_v1, owe), &four,
+	       4, "values no console has");
+	refuse(make_console, &b, n, 1, own + offsetof(struct virtio_console_state_v1, reserved),
+	       &one, 4, "values no console has");
+	/* The driver's features without MULTIPORT, but a control message owed. */
+	uint64_t f;
+	size_t foff = offsetof(struct virtio_state_v1, t.driver_features);
+	memcpy(&f, b.p + foff, 8);
+	assert_true(f & 1ull << VIRTIO_CONSOLE_F_MULTIPORT);
+	f &= ~(1ull << VIRTIO_CONSOLE_F_MULTIPORT);
+	refuse(make_console, &b, n, 1, foff, &f, 8, "does not match the driver's features");
+	/* The transport's part. */
+	f |= 1ull << 40; /* never offered */
+	refuse(make_console, &b, n, 1, foff, &f, 8, "not a subset of the device's");
+	refuse(make_console, &b, n, 1, offsetof(struct virtio_state_v1, device_features), &zero, 4,
+	       "offered other features");
+	refuse(make_console, &b, n, 1, offsetof(struct virtio_state_v1, t.isr), &four, 4,
+	       "unknown bits");
+	refuse(make_console, &b, n, 1, offsetof(struct virtio_state_v1, vq[1].ready), &two, 1,
+	       "queue 1: a flag is neither 0 nor 1");
+	refuse(make_console, &b, n, 1, offsetof(struct virtio_state_v1, vq[0].signalled_valid),
+	       &two, 1, "a flag is neither 0 nor 1");
+	uint64_t far = 1ull << 40;
+	refuse(make_console, &b, n, 1, offsetof(struct virtio_state_v1, vq[0].desc_gpa), &far, 8,
+	       "queue 0: ring outside guest RAM");
+	uint16_t odd = 6;
+	refuse(make_console, &b, n, 1, offsetof(struct virtio_state_v1, vq[0].num), &odd, 2,
+	       "queue 0: queue size is not a power of two");
+	/* Every truncation is refused; the whole record is taken. */
+	for (size_t k = 0; k < n; k++) {
+		char why[256];
+		assert_int_not_equal(snap_move(make_console, b.p, k, 1, why), 0);
+	}
+	char why[256];
+	assert_int_equal(snap_move(make_console, b.p, n, 1, why), 0);
+	wbuf_free(&b);
+}
+
+static struct virtio_dev *make_vsock(void)
+{
+	struct virtio_vsock_opts o = {.cid = 7, .uds_path = path};
+	return virtio_vsock_create(&o, err, sizeof(err));
+}
+
+#define EVT_GPA (VH_DATA + 0x30000)
+
+/* Event buffers 0..n-1 for the driver's event queue (queue 2). */
+static void post_events(int n)
+{
+	for (uint16_t i = 0; i < n; i++) {
+		struct vh_buf b = {EVT_GPA + i * 0x10u, sizeof(struct virtio_vsock_event), true};
+		vh_chain(&h, 2, i, &b, 1);
+	}
+}
+
+/* The next event the device gave the driver, or 0xffffffff. */
+static uint32_t event_from_device(void)
+{
+	struct vring_used_elem e;
+	if (!vh_take_used(&h, 2, &e) || e.id >= 16 || e.len != sizeof(struct virtio_vsock_event))
+		return 0xffffffffu;
+	struct virtio_vsock_event ev;
+	memcpy(&ev, vh_ptr(&h, EVT_GPA + e.id * 0x10u), sizeof(ev));
+	return ev.id;
+}
+
+/* An established stream from a host client to guest port 99; returns the
+ * client's socket and the stream's host port. */
+static int host_stream(uint32_t *host_port)
+{
+	int s = host_connect(path);
+	assert_int_equal(write(s, "CONNECT 99\n", 11), 11);
+	vh_pump(&h, 100);
+	struct virtio_vsock_hdr r = guest_recv(NULL);
+	assert_int_equal(r.op, VIRTIO_VSOCK_OP_REQUEST);
+	*host_port = r.src_port;
+	guest_send(VIRTIO_VSOCK_OP_RESPONSE, 99, r.src_port, NULL, 0, 0);
+	char ok[32] = {0};
+	assert_true(read(s, ok, sizeof(ok) - 1) > 0);
+	assert_int_equal(strncmp(ok, "OK ", 3), 0);
+	return s;
+}
+
+/* A stream with bytes and credit used both ways is saved; the restored
+ * device has none: the old host end sees EOF (its process is gone), the
+ * driver gets TRANSPORT_RESET once, a packet on the old stream is answered
+ * with RST and goes nowhere, and a new stream works from fresh credit on a
+ * host port the old one never had. */
+static void test_vsock_snapshot(void **state)
+{
+	(void)state;
+	uint32_t old_port;
+	int s = host_stream(&old_port);
+	guest_send(VIRTIO_VSOCK_OP_RW, 99, old_port, "to host", 7, 7);
+	char buf[64] = {0};
+	assert_int_equal(read(s, buf, sizeof(buf)), 7);
+	assert_int_equal(write(s, "to guest", 8), 8);
+	vh_pump(&h, 100);
+	char data[4096] = {0};
+	struct virtio_vsock_hdr d = guest_recv(data);
+	assert_int_equal(d.op, VIRTIO_VSOCK_OP_RW);
+	assert_int_equal(d.len, 8);
+	post_events(4);
+	virtio_kick(h.d, 2);
+	assert_int_equal(event_from_device(), 0xffffffffu); /* none while it runs */
+
+	struct wbuf b = snap_save();
+	assert_int_equal(b.len, OWN + sizeof(struct virtio_vsock_state_v1));
+	char why[256];
+	assert_int_equal(snap_move(make_vsock, b.p, b.len, 1, why), 0);
+	wbuf_free(&b);
+	assert_int_equal(read(s, buf, sizeof(buf)), 0);
+	close(s);
+	assert_int_equal(event_from_device(), VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
+	assert_int_equal(event_from_device(), 0xffffffffu);
+
+	guest_send(VIRTIO_VSOCK_OP_RW, 99, old_port, "stale", 5, 5);
+	struct virtio_vsock_hdr r = guest_recv(NULL);
+	assert_int_equal(r.op, VIRTIO_VSOCK_OP_RST);
+	assert_int_equal(r.src_port, old_port);
+	assert_int_equal(r.dst_port, 99);
+
+	uint32_t new_port;
+	int s2 = host_stream(&new_port);
+	assert_int_not_equal(new_port, old_port);
+	assert_int_equal(write(s2, "fresh", 5), 5);
+	vh_pump(&h, 100);
+	d = guest_recv(data);
+	assert_int_equal(d.op, VIRTIO_VSOCK_OP_RW);
+	assert_int_equal(d.src_port, new_port);
+	assert_int_equal(d.fwd_cnt, 0); /* nothing of the old stream's count */
+	assert_memory_equal(data, "fresh", 5);
+	guest_send(VIRTIO_VSOCK_OP_RW, 99, new_port, "back", 4, 4);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(read(s2, buf, sizeof(buf)), 4);
+	assert_string_equal(buf, "back");
+	close(s2);
+	assert_int_equal(h.d->guest_errors, 0);
+}
+
+/* Restored over a live device (the transport resets it first): its streams
+ * close, and an RST it owed the driver for an unknown stream is not sent
+ * after the restore: only the TRANSPORT_RESET event is. */
+static void test_vsock_snapshot_over_live_device(void **state)
+{
+	(void)state;
+	post_events(2);
+	uint32_t port;
+	int s = host_stream(&port);
+	/* Use up the driver's receive buffers, then owe it an RST. */
+	char chunk[4000];
+	memset(chunk, 'x', sizeof(chunk));
+	struct vring_used_elem e;
+	int full = 0;
+	for (int i = 0; i < 16 && !full; i++) {
+		assert_int_equal(write(s, chunk, sizeof(chunk)), (ssize_t)sizeof(chunk));
+		vh_pump(&h, 50);
+		full = !virtq_has_avail(&h.d->vq[0]);
+	}
+	assert_true(full);
+	guest_send(VIRTIO_VSOCK_OP_RW, 5001, 4321, "?", 1, 1); /* no such stream */
+	struct wbuf b = snap_save();
+	char why[256];
+	assert_int_equal(virtio_dev_restore(h.d, b.p, b.len, 1, why, sizeof(why)), 0);
+	wbuf_free(&b);
+	char c;
+	assert_int_equal(read(s, &c, 1), 0);
+	close(s);
+	assert_int_equal(event_from_device(), VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
+	/* The driver takes what was delivered before the save and gives its
+	 * buffers back: nothing else arrives. */
+	while (vh_take_used(&h, 0, &e)) {
+		struct virtio_vsock_hdr hd;
+		memcpy(&hd, vh_ptr(&h, VH_DATA + e.id * 0x1000u), VHDR);
+		assert_int_equal(hd.op, VIRTIO_VSOCK_OP_RW);
+		struct vh_buf rb = {VH_DATA + e.id * 0x1000u, 0x1000, true};
+		vh_chain(&h, 0, (uint16_t)e.id, &rb, 1);
+	}
+	virtio_kick(h.d, 0);
+	vh_pump(&h, 50);
+	assert_int_equal(vh_take_used(&h, 0, &e), 0);
+}
+
+/* The event waits for a buffer; a device the driver had not started owes
+ * none. */
+static void test_vsock_snapshot_event_later(void **state)
+{
+	(void)state;
+	struct wbuf b = snap_save();
+	char why[256];
+	assert_int_equal(snap_move(make_vsock, b.p, b.len, 1, why), 0);
+	wbuf_free(&b);
+	assert_int_equal(event_from_device(), 0xffffffffu);
+	post_events(1);
+	virtio_kick(h.d, 2);
+	assert_int_equal(event_from_device(), VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
+
+	vh_write(&h, VIRTIO_MMIO_STATUS, 0); /* the driver resets the device */
+	b = snap_save();
+	assert_int_equal(snap_move(make_vsock, b.p, b.len, 1, why), 0);
+	wbuf_free(&b);
+	vh_setup(&h, 0, 3, 16);
+	post_events(1);
+	virtio_kick(h.d, 2);
+	assert_int_equal(event_from_device(), 0xffffffffu);
+}
+
+static void test_vsock_snapshot_malformed(void **state)
+{
+	(void)state;
+	struct wbuf b = snap_save();
+	size_t n = b.len, own = OWN;
+	uint64_t cid = 8;
+	uint32_t low = 5, one = 1, v2 = 2;
+	uint16_t num = 8;
+	refuse(make_vsock, &b, n, 1, own + offsetof(struct virtio_vsock_state_v1, guest_cid), &cid,
+	       8, "guest CID is 8, this device's 7");
+	refuse(make_vsock, &b, n, 1, own + offsetof(struct virtio_vsock_state_v1, next_port), &low,
+	       4, "values no vsock device has");
+	refuse(make_vsock, &b, n, 1, own + offsetof(struct virtio_vsock_state_v1, reserved), &one,
+	       4, "values no vsock device has");
+	refuse(make_vsock, &b, n, 1, own - 8, &v2, 4, "vsock state version 2");
+	refuse(make_vsock, &b, sizeof(struct virtio_state_v1), 1, 0, NULL, 0,
+	       "own state is missing");
+	refuse(make_vsock, &b, n, 1, offsetof(struct virtio_state_v1, vq[3].num), &num, 2,
+	       "queue 3 is set up, and the device has 3 queues");
+	refuse(make_vsock, &b, n, 1, offsetof(struct virtio_state_v1, device_id), &v2, 4,
+	       "offered other features");
+	for (size_t k = 0; k < n; k++) {
+		char why[256];
+		assert_int_not_equal(snap_move(make_vsock, b.p, k, 1, why), 0);
+	}
+	wbuf_free(&b);
+}
+
 int main(void)
 {
 	static int sync_mode = 1;
@@ -653,6 +1055,19 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_vsock_lying_length, setup_vsock,
 						teardown_vsock),
 		cmocka_unit_test_setup_teardown(test_vsock_bad_cid, setup_vsock, teardown_vsock),
+		cmocka_unit_test_setup_teardown(test_console_snapshot, setup_console_multiport,
+						teardown_console),
+		cmocka_unit_test_setup_teardown(test_console_snapshot_plain, setup_console,
+						teardown_console),
+		cmocka_unit_test_setup_teardown(test_console_snapshot_malformed,
+						setup_console_multiport, teardown_console),
+		cmocka_unit_test_setup_teardown(test_vsock_snapshot, setup_vsock, teardown_vsock),
+		cmocka_unit_test_setup_teardown(test_vsock_snapshot_over_live_device, setup_vsock,
+						teardown_vsock),
+		cmocka_unit_test_setup_teardown(test_vsock_snapshot_event_later, setup_vsock,
+						teardown_vsock),
+		cmocka_unit_test_setup_teardown(test_vsock_snapshot_malformed, setup_vsock,
+						teardown_vsock),
 	};
 	return cmocka_run_group_tests_name("virtio devices", tests, NULL, NULL);
 }
