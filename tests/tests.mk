@@ -39,11 +39,11 @@ $(BUILD)/tests/snaptool: tests/tools/snaptool.c $(BUILD)/libwisp.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libwisp.a $(LDLIBS)
 
 # Save, restore, clones and live migration of daemon VMs (and `wisp run
-# --name` VMs), every bad snapshot, a migration target that dies, and a
+# --name` VMs, with virtio-vsock and virtio-console), every bad snapshot, a migration target that dies, and a
 # migration between two network namespaces.
-test-snapshot: $(BUILD)/asan/wisp $(BUILD)/asan/wispd $(BUILD)/asan/wisp-vmm unikernels $(BUILD)/tests/snaptool
+test-snapshot: $(BUILD)/asan/wisp $(BUILD)/asan/wispd $(BUILD)/asan/wisp-vmm unikernels $(BUILD)/tests/snaptool $(BUILD)/tests/uds
 	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels SNAPTOOL=$(BUILD)/tests/snaptool \
-		tests/integration/test_snapshot.sh
+		UDS=$(BUILD)/tests/uds tests/integration/test_snapshot.sh
 
 # The wisp_rng driver in a real Linux guest under QEMU with its `edu` device
 # (driver mechanics; SKIPPED without a guest kernel tree). The driver against
