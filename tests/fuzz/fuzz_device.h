@@ -14,6 +14,10 @@
  *   'h' n bytes    a host-side action, device-specific (fuzz_host)
  *   'l'            run the I/O loop once (backend fds)
  *   'R'            reset and set the device up again
+ *   'S' u16 off u8 n bytes u16 cut   snapshot: save the device's state,
+ *        XOR the n bytes into it at off (wrapping), cut it to `cut` bytes
+ *        (if shorter) and restore it into the live device, which must
+ *        refuse what is malformed and stay safe to use
  * A device file defines fuzz_make, fuzz_host, fuzz_cleanup and FUZZ_QUEUES. */
 #ifndef WISP_FUZZ_DEVICE_H
 #define WISP_FUZZ_DEVICE_H
@@ -22,6 +26,7 @@
 #include <string.h>
 
 #include "../virtio_harness.h"
+#include "util/util.h"
 
 static struct virtio_dev *fuzz_make(void);
 static void fuzz_host(struct vh *h, const uint8_t *p, size_t n);
@@ -97,6 +102,30 @@ static void chain(struct reader *r)
 		vh_publish(&fh, q, head);
 }
 
+/* 'S': a save, mutated by the input, restored over the running device. */
+static void snapshot(struct virtio_dev *d, struct reader *r)
+{
+	uint16_t off, cut;
+	uint8_t n;
+	if (get(r, &off, 2) || get(r, &n, 1) || r->n < n)
+		return;
+	const uint8_t *x = r->p;
+	r->p += n;
+	r->n -= n;
+	if (get(r, &cut, 2))
+		return;
+	struct wbuf b = {0};
+	uint32_t version = 0;
+	if (!virtio_dev_save(d, &b, &version) && !wbuf_error(&b) && b.len) {
+		for (int i = 0; i < n; i++)
+			b.p[(off + i) % b.len] ^= x[i];
+		char err[256];
+		(void)virtio_dev_restore(d, b.p, cut < b.len ? cut : b.len, version, err,
+					 sizeof(err));
+	}
+	wbuf_free(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -160,6 +189,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 'R':
 			vh_setup(&fh, want, FUZZ_QUEUES, num);
+			break;
+		case 'S':
+			snapshot(d, &r);
 			break;
 		default:
 			break;

@@ -28,6 +28,11 @@ def vsock_hdr(src_port, dst_port, op, length=0, flags=0):
     return struct.pack("<QQIIIHHIII", 3, 2, src_port, dst_port, length, 1, op, flags, 65536, 0)
 
 
+def snap(off=0, xor=b"", cut=0xffff):
+    """Save, XOR xor into the state at off, keep cut bytes, restore."""
+    return b"S" + struct.pack("<HB", off, len(xor)) + xor + struct.pack("<H", cut)
+
+
 def con_ctrl(port, event, value):
     return struct.pack("<IHH", port, event, value)
 
@@ -52,7 +57,12 @@ seeds = {
                 + chain(0, [(0x100, 64, 1)]) + kick(0) + host(b"early\n") + b"l"
                 + chain(3, [(0x300, 8, 0)], con_ctrl(0xffffffff, 0, 1)) + kick(3)
                 + chain(3, [(0x310, 8, 0)], con_ctrl(0, 3, 1)) + kick(3)
-                + chain(3, [(0x320, 8, 0)], con_ctrl(0, 6, 1)) + kick(3) + b"l"],
+                + chain(3, [(0x320, 8, 0)], con_ctrl(0, 6, 1)) + kick(3) + b"l",
+                # A snapshot mid-exchange restored over the live device, then
+                # one with the console's own struct changed.
+                bytes([8, 3]) + chain(2, [(0x200, 8, 1)]) + kick(2)
+                + chain(3, [(0x300, 8, 0)], con_ctrl(0xffffffff, 0, 1)) + kick(3) + snap()
+                + chain(2, [(0x210, 8, 1)]) + kick(2) + snap(0x1b0, b"\x01\x00\x00\x00\x02") + b"l"],
     "vsock": [bytes([0, 4]) + b"".join(chain(0, [(0x1000 * i, 4096, 1)]) for i in range(4)) + kick(0)
               + host(b"\x00CONNECT 5\nhi") + b"l"
               + chain(1, [(0x8000, 44, 0)], vsock_hdr(5, 1 << 30, 2)) + kick(1)
@@ -60,7 +70,14 @@ seeds = {
               bytes([0, 4]) + b"".join(chain(0, [(0x1000 * i, 4096, 1)]) for i in range(4)) + kick(0)
               + chain(1, [(0x8000, 44, 0)], vsock_hdr(5000, 1, 1)) + kick(1) + host(b"\x03")
               + chain(1, [(0x9000, 46, 0)], vsock_hdr(5000, 1, 5, 2) + b"hi") + kick(1) + host(b"\x03")
-              + chain(1, [(0xa000, 44, 0)], vsock_hdr(5000, 1, 4, 0, 3)) + kick(1)],
+              + chain(1, [(0xa000, 44, 0)], vsock_hdr(5000, 1, 4, 0, 3)) + kick(1),
+              # A stream open at a snapshot: the event queue gets TRANSPORT_RESET
+              # and the old stream's next packet an RST.
+              bytes([0, 4]) + b"".join(chain(0, [(0x1000 * i, 4096, 1)]) for i in range(4)) + kick(0)
+              + chain(2, [(0x6000, 4, 1)]) + kick(2)
+              + host(b"\x00CONNECT 5\nhi") + b"l" + snap()
+              + chain(1, [(0x9000, 44, 0)], vsock_hdr(5, 1 << 30, 7)) + kick(1)
+              + snap(0, b"", 100)],
 }
 
 # The walker: desc at 0, avail at 0x100, used at 0x200; one chain of a
