@@ -59,12 +59,7 @@ int cmd_create(int argc, char **argv)
 	}
 	/* wispd opens the image itself, from its own working directory. */
 	char image[PATH_MAX];
-	const char *img = argv[optind++];
-	char cwd[PATH_MAX];
-	if (img[0] != '/' && getcwd(cwd, sizeof(cwd)))
-		snprintf(image, sizeof(image), "%.2000s/%.2000s", cwd, img);
-	else
-		snprintf(image, sizeof(image), "%s", img);
+	client_abs_path(argv[optind++], image, sizeof(image));
 	if (optind < argc && !strcmp(argv[optind], "--"))
 		optind++;
 
