@@ -39,6 +39,8 @@ static int xsave_size(struct kvm *kvm)
 	return n > (int)sizeof(struct kvm_xsave) ? n : (int)sizeof(struct kvm_xsave);
 }
 
+/* An ioctl on vCPU v (save and restore) that must succeed: on failure, err
+ * names the vCPU and the call, and the function returns -errno. */
 #define IOCTL(fd, req, arg, what)                                                                  \
 	do {                                                                                       \
 		if (ioctl(fd, req, arg) < 0) {                                                     \
@@ -281,15 +283,6 @@ int snap_save_state(struct vm *vm, const char *config, size_t config_len, struct
 
 /* --- restore ---------------------------------------------------------------- */
 
-#define SET(fd, req, arg, what)                                                                    \
-	do {                                                                                       \
-		if (ioctl(fd, req, arg) < 0) {                                                     \
-			int e_ = errno;                                                            \
-			snprintf(err, errlen, "vCPU %d: %s: %s", v->id, what, strerror(e_));       \
-			return -e_;                                                                \
-		}                                                                                  \
-	} while (0)
-
 /* The vCPU was created with this host's CPUID for this VM; a snapshot from
  * a host whose CPU offers other features cannot run here safely. */
 static int check_cpuid(struct vcpu *v, const struct snap_vcpu_img *s, char *err, size_t errlen)
@@ -376,8 +369,8 @@ static int load_vcpu(struct vm *vm, struct vcpu *v, const struct snap_vcpu_img *
 	 * on the next entry. */
 	v->run->kvm_dirty_regs = 0;
 	v->run->kvm_valid_regs = 0;
-	SET(v->fd, KVM_SET_SREGS, &sregs, "KVM_SET_SREGS");
-	SET(v->fd, KVM_SET_REGS, &regs, "KVM_SET_REGS");
+	IOCTL(v->fd, KVM_SET_SREGS, &sregs, "KVM_SET_SREGS");
+	IOCTL(v->fd, KVM_SET_REGS, &regs, "KVM_SET_REGS");
 	if (s->v.flags & SNAP_VCPU_XSAVE) {
 		int have = kvm_check_cap(vm->kvm, KVM_CAP_XSAVE) ? xsave_size(vm->kvm) : 0;
 		if (!have || (uint32_t)have < s->v.xsave_len) {
@@ -401,7 +394,7 @@ static int load_vcpu(struct vm *vm, struct vcpu *v, const struct snap_vcpu_img *
 		}
 	} else {
 		struct kvm_fpu fpu = s->v.fpu;
-		SET(v->fd, KVM_SET_FPU, &fpu, "KVM_SET_FPU");
+		IOCTL(v->fd, KVM_SET_FPU, &fpu, "KVM_SET_FPU");
 	}
 	if (s->v.flags & SNAP_VCPU_XCRS) {
 		struct kvm_xcrs x = s->v.xcrs;
@@ -409,7 +402,7 @@ static int load_vcpu(struct vm *vm, struct vcpu *v, const struct snap_vcpu_img *
 			snprintf(err, errlen, "vCPU %d: snapshot has %u XCRs", v->id, x.nr_xcrs);
 			return -EINVAL;
 		}
-		SET(v->fd, KVM_SET_XCRS, &x, "KVM_SET_XCRS");
+		IOCTL(v->fd, KVM_SET_XCRS, &x, "KVM_SET_XCRS");
 	}
 	/* The LAPIC before the MSRs: the TSC-deadline MSR only sticks once the
 	 * timer is in TSC-deadline mode. */
@@ -419,16 +412,16 @@ static int load_vcpu(struct vm *vm, struct vcpu *v, const struct snap_vcpu_img *
 			return -EINVAL;
 		}
 		struct kvm_lapic_state l = s->v.lapic;
-		SET(v->fd, KVM_SET_LAPIC, &l, "KVM_SET_LAPIC");
+		IOCTL(v->fd, KVM_SET_LAPIC, &l, "KVM_SET_LAPIC");
 	}
 	if (s->v.nr_msrs && (r = set_msrs(v, s, err, errlen)))
 		return r;
 	struct kvm_vcpu_events ev = s->v.events;
-	SET(v->fd, KVM_SET_VCPU_EVENTS, &ev, "KVM_SET_VCPU_EVENTS");
+	IOCTL(v->fd, KVM_SET_VCPU_EVENTS, &ev, "KVM_SET_VCPU_EVENTS");
 	struct kvm_mp_state mp = s->v.mp_state;
-	SET(v->fd, KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
+	IOCTL(v->fd, KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
 	struct kvm_debugregs dr = s->v.debugregs;
-	SET(v->fd, KVM_SET_DEBUGREGS, &dr, "KVM_SET_DEBUGREGS");
+	IOCTL(v->fd, KVM_SET_DEBUGREGS, &dr, "KVM_SET_DEBUGREGS");
 	v->poll_active = s->v.flags & SNAP_VCPU_POLL;
 	v->poll_arg = s->v.poll_arg;
 	v->poll_deadline = s->v.poll_deadline;
