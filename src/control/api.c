@@ -737,6 +737,22 @@ out:
 	json_decref(o);
 }
 
+/* Send msg to v's VMM on rq's behalf and suspend rq until the VMM answers;
+ * a send that fails is answered at once (500). Returns 0 or that error. */
+static int ask_vmm(struct request *rq, struct vmm *v, enum req_kind kind, const void *msg,
+		   size_t len)
+{
+	rq->kind = kind;
+	int r = vmm_ask_msg(rq->d, v, msg, len, rq);
+	if (r) {
+		answer_error(rq, 500, "VM '%s': %s", v->name, strerror(-r));
+		return r;
+	}
+	MHD_suspend_connection(rq->conn);
+	rq->suspended = true;
+	return 0;
+}
+
 /* POST /vms/{vm}/save {"file": PATH} */
 static void handle_save(struct request *rq, struct vmm *v)
 {
@@ -760,14 +776,7 @@ static void handle_save(struct request *rq, struct vmm *v)
 	}
 	struct ctl_file m = {.type = CTL_SAVE};
 	memcpy(m.path, file, strlen(file) + 1);
-	rq->kind = RQ_SAVE;
-	int r = vmm_ask_msg(rq->d, v, &m, sizeof(m), rq);
-	if (r) {
-		answer_error(rq, 500, "VM '%s': %s", v->name, strerror(-r));
-		goto out;
-	}
-	MHD_suspend_connection(rq->conn);
-	rq->suspended = true;
+	ask_vmm(rq, v, RQ_SAVE, &m, sizeof(m));
 out:
 	json_decref(o);
 }
@@ -809,15 +818,8 @@ static void handle_migrate(struct request *rq, struct vmm *v)
 	memset(&v->mig, 0, sizeof(v->mig));
 	snprintf(v->mig.to, sizeof(v->mig.to), "%s", to);
 	v->mig.state = CTL_MIG_RUNNING;
-	rq->kind = RQ_MIGRATE;
-	int r = vmm_ask_msg(rq->d, v, &m, sizeof(m), rq);
-	if (r) {
+	if (ask_vmm(rq, v, RQ_MIGRATE, &m, sizeof(m)))
 		v->mig.state = CTL_MIG_FAILED;
-		answer_error(rq, 500, "VM '%s': %s", v->name, strerror(-r));
-		goto out;
-	}
-	MHD_suspend_connection(rq->conn);
-	rq->suspended = true;
 out:
 	json_decref(o);
 }
@@ -910,14 +912,8 @@ static void route_vm(struct request *rq, const char *method, const char *key, co
 			answer_error(rq, 409, "VM '%s' is %s", v->name, ctl_state_name(v->state));
 			return;
 		}
-		rq->kind = pause ? RQ_PAUSE : RQ_RESUME;
-		int r = vmm_ask(d, v, pause ? CTL_PAUSE : CTL_RESUME, rq);
-		if (r) {
-			answer_error(rq, 500, "VM '%s': %s", v->name, strerror(-r));
-			return;
-		}
-		MHD_suspend_connection(rq->conn);
-		rq->suspended = true;
+		struct ctl_cmd c = {.type = pause ? CTL_PAUSE : CTL_RESUME};
+		ask_vmm(rq, v, pause ? RQ_PAUSE : RQ_RESUME, &c, sizeof(c));
 	} else if (!strcmp(sub, "stats") && get) {
 		rq->kind = RQ_STATS;
 		if (!vmm_live(v) || vmm_ask(d, v, CTL_QUERY, rq)) {
