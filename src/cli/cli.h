@@ -68,6 +68,8 @@ char *opt_join_args(int argc, char **argv);
 int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, size_t errlen);
 /* `wisp run`: boot an image in the foreground; returns the process exit code. */
 int cmd_run(int argc, char **argv);
+/* --- cmd_check.c: can this host run Wisp VMs? Exit 0 if so ------------- */
+int cmd_check(int argc, char **argv);
 struct vm;
 /* Run a prepared VM in the foreground: SIGINT/SIGTERM/--timeout stop it;
  * with --name, its control socket serves snapshots meanwhile. -1 (printed)

@@ -50,6 +50,7 @@ static const struct verb {
 	{"migrate", CLIENT_VERB(cmd_migrate), "move a running VM to another host (live migration)"},
 	{"receive", CLIENT_VERB(cmd_receive), "wait for a VM migrated to this host"},
 	{"daemon", cmd_daemon, "start wispd, the daemon behind the verbs above"},
+	{"check", cmd_check, "say whether this host can run Wisp VMs, and if not why"},
 	{"version", cmd_version, "print the version"},
 	{"help", cmd_help, "list the verbs"},
 };

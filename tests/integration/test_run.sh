@@ -25,6 +25,15 @@ vm_expect cpl0-build-runs 0 '^loop: 1000 iterations' '' -- $WISP run $UK/loop-cp
 vm_expect set-regs-path 0 '^Hello' '' -- env WISP_NO_SYNC_REGS=1 $WISP run $UK/hello.elf
 vm_expect stats-printed 0 '' 'exits: io [0-9]+ .*hypercall [1-9]' -- $WISP run --stats $UK/hello.elf
 
+# --- wisp check: where this suite runs, the host can run Wisp VMs -------------
+vm_expect check-can-run 0 '^wisp check: this host can run Wisp VMs$' '' -- $WISP check
+vm_expect check-quiet-prints-nothing 0 '' '' -- sh -c "out=\$($WISP check -q) && [ -z \"\$out\" ]"
+expect check-no-device 1 "^wisp check: /nonexistent/kvm: No such file or directory .*kvm module loaded" '' -- env WISP_KVM_DEVICE=/nonexistent/kvm $WISP check
+expect check-no-device-verdict 1 'cannot run Wisp VMs \(1 finding\)' '' -- env WISP_KVM_DEVICE=/nonexistent/kvm $WISP check
+expect check-not-kvm 1 'KVM API version|Inappropriate ioctl' '' -- env WISP_KVM_DEVICE=/dev/null $WISP check
+expect check-bad-option 125 '' 'usage: wisp check' -- $WISP check --frob
+expect check-extra-argument 125 '' "wisp check: unexpected argument 'x'" -- $WISP check x
+
 # Wall clock from the guest is the host's (within 5 s).
 if kvm_ok; then
 	now=$(date +%s)
