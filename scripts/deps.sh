@@ -1,6 +1,8 @@
 #!/bin/sh
 # Install the Debian packages a Wisp task needs, by name, skipping those
-# already installed. Usage: scripts/deps.sh GROUP...  (build test bench lab fuzz)
+# already installed. Usage: scripts/deps.sh GROUP...  (build test bench l1 lab fuzz)
+# l1 is what the KVM lab's L1 needs (make demo without KVM); lab adds the
+# guest kernel's build.
 # Run as root, or with sudo available; on a machine that has them all it
 # does nothing and needs no privileges.
 set -eu
@@ -8,7 +10,8 @@ set -eu
 pkgs_build="gcc make libc6-dev binutils liburing-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libxxhash-dev"
 pkgs_test="libcmocka-dev qemu-system-x86 clang-format python3 curl iproute2 procps"
 pkgs_bench="qemu-system-x86 hyperfine busybox-static python3-matplotlib crun"
-pkgs_lab="qemu-system-x86 linux-image-amd64 linux-source-6.1 busybox-static cpio lz4 bc bison flex libelf-dev libssl-dev xz-utils kmod e2fsprogs"
+pkgs_l1="qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils zstd"
+pkgs_lab="$pkgs_l1 qemu-system-x86 linux-image-amd64 linux-source-6.1 busybox-static cpio lz4 bc bison flex libelf-dev libssl-dev xz-utils kmod e2fsprogs"
 pkgs_fuzz="clang libclang-rt-14-dev"
 
 want=""

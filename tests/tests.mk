@@ -1,5 +1,6 @@
-# `make test`: unit tests (no KVM), integration tests (boot unikernels on
-# /dev/kvm), then the Linux lab. All C runs under ASan + UBSan.
+# `make test`: unit tests (no KVM), then every VM suite on a KVM that can
+# run Wisp VMs, this host's or the lab's (tests/vm-checks.sh), and the
+# Linux-guest lab. All C runs under ASan + UBSan. See docs/testing.md.
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/asan/tests/%)
 
@@ -8,10 +9,12 @@ $(BUILD)/asan/tests/%: tests/unit/%.c $(BUILD)/asan/libwisp.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $< $(BUILD)/asan/libwisp.a -lcmocka $(LDLIBS)
 
 test-deps:
-	scripts/deps.sh build test fuzz
+	scripts/deps.sh build test fuzz lab
 
+# test_virtio_attach needs a real VM: it is the kvm-unit suite of test-vm.
+HOST_UNIT_BINS := $(filter-out %/test_virtio_attach,$(UNIT_BINS))
 test-unit: $(UNIT_BINS)
-	@fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; \
+	@fail=0; for t in $(HOST_UNIT_BINS); do $$t || fail=1; done; \
 	 if [ $$fail = 0 ]; then echo "unit: all passed"; else echo "unit: FAILED"; exit 1; fi
 
 # A unix-socket peer for the console and vsock tests.
@@ -25,13 +28,21 @@ $(BUILD)/asan/linux/rng: guest/linux/rng-app/rng.c guest/linux/rng-driver/wisp_r
 	@mkdir -p $(@D)
 	$(CC) $(ASAN_CFLAGS) -o $@ $<
 
-test-integration: $(BUILD)/asan/wisp unikernels $(BUILD)/asan/linux/rng $(BUILD)/tests/uds
-	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels tests/integration/test_run.sh
-	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels tests/integration/test_linux.sh
-	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels RNG_APP=$(BUILD)/asan/linux/rng \
-		tests/integration/test_rng.sh
-	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels UDS=$(BUILD)/tests/uds \
-		tests/integration/test_virtio.sh
+# Everything the VM suites run (tests/suites.sh), built on the host: the
+# suites themselves may run in the lab's L1, which only runs them.
+VM_TEST_BINS := $(BUILD)/wisp $(BUILD)/asan/wisp $(BUILD)/asan/wispd $(BUILD)/asan/wisp-vmm \
+	$(BUILD)/asan/tests/test_virtio_attach $(BUILD)/asan/linux/rng $(BUILD)/tests/uds \
+	$(BUILD)/tests/snaptool
+test-build: $(VM_TEST_BINS) unikernels
+
+# One suite or a few, on this host's KVM if `wisp check` passes, else in
+# the lab (scripts/on-kvm.sh; LAB=yes|no forces one):
+#   make test-suites SUITES="run virtio"     (tests/suites.sh lists them)
+SUITES ?= all
+test-suites: test-build
+	scripts/on-kvm.sh --name suites -- tests/suites.sh $(SUITES)
+test-integration: test-build
+	scripts/on-kvm.sh --name integration -- tests/suites.sh run linux rng virtio
 
 # Snapshots: rewrite a header's version, dump the state (tests, fuzz seeds).
 $(BUILD)/tests/snaptool: tests/tools/snaptool.c $(BUILD)/libwisp.a
@@ -39,11 +50,10 @@ $(BUILD)/tests/snaptool: tests/tools/snaptool.c $(BUILD)/libwisp.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libwisp.a $(LDLIBS)
 
 # Save, restore, clones and live migration of daemon VMs (and `wisp run
-# --name` VMs, with virtio-vsock and virtio-console), every bad snapshot, a migration target that dies, and a
-# migration between two network namespaces.
-test-snapshot: $(BUILD)/asan/wisp $(BUILD)/asan/wispd $(BUILD)/asan/wisp-vmm unikernels $(BUILD)/tests/snaptool $(BUILD)/tests/uds
-	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels SNAPTOOL=$(BUILD)/tests/snaptool \
-		UDS=$(BUILD)/tests/uds tests/integration/test_snapshot.sh
+# --name` VMs, with virtio-vsock and virtio-console), every bad snapshot, a
+# migration target that dies, and a migration between two network namespaces.
+test-snapshot: test-build
+	scripts/on-kvm.sh --name snapshot -- tests/suites.sh snapshot
 
 # The wisp_rng driver in a real Linux guest under QEMU with its `edu` device
 # (driver mechanics; SKIPPED without a guest kernel tree). The driver against
@@ -52,22 +62,31 @@ test-rng-driver:
 	tests/lab/rng-driver-edu.sh
 
 # The control plane: wispd, wisp-vmm and the client verbs, all under ASan.
-test-control: $(BUILD)/asan/wisp $(BUILD)/asan/wispd $(BUILD)/asan/wisp-vmm unikernels
-	WISP=$(BUILD)/asan/wisp UK=$(BUILD)/unikernels tests/integration/test_control.sh
+test-control: test-build
+	scripts/on-kvm.sh --name control -- tests/suites.sh control
 
-# The stages run in order; each prints its own PASS/FAIL/SKIPPED lines.
+# Every VM suite and the Linux-guest lab: here on a usable KVM, else in two
+# L1s side by side (tests/vm-checks.sh). The lab's packages come first.
+test-vm: test-build $(GUEST_INITRD)
+	scripts/deps.sh lab
+	tests/vm-checks.sh
+
+# The stages run in order, each timed; each prints its own PASS/FAIL/SKIPPED
+# lines. Every package is installed before the first stage (a fresh machine
+# has none of the lab's), and the guest kernel is built (or found in
+# ~/.cache/wisp) before the stages that boot it.
+STAGE = @scripts/stage.sh
 test: test-deps
-	$(MAKE) format-check
-	$(MAKE) all $(BUILD)/asan/wisp $(BUILD)/asan/wispd $(BUILD)/asan/wisp-vmm $(UNIT_BINS)
-	$(MAKE) test-unit
-	$(MAKE) test-integration
-	$(MAKE) test-control
-	$(MAKE) test-snapshot
-	$(MAKE) test-rng-driver
-	$(MAKE) fuzz-short
-	$(MAKE) lab-test
+	$(STAGE) format-check $(MAKE) format-check
+	$(STAGE) build $(MAKE) all test-build $(UNIT_BINS)
+	$(STAGE) unit $(MAKE) test-unit
+	$(STAGE) guest-kernel $(MAKE) guest-kernel $(GUEST_INITRD)
+	$(STAGE) vm $(MAKE) test-vm
+	$(STAGE) rng-driver $(MAKE) test-rng-driver
+	$(STAGE) fuzz-short $(MAKE) fuzz-short
+	@scripts/stage.sh --summary
 
 include tests/fuzz/fuzz.mk
 include tests/lab/lab.mk
 
-.PHONY: test test-deps test-unit test-integration test-rng-driver test-control test-snapshot
+.PHONY: test test-deps test-unit test-build test-suites test-integration test-rng-driver test-control test-snapshot test-vm
