@@ -1,5 +1,8 @@
 # Benchmarks (bench/): each prints medians and ratios against peers run
-# side by side, and writes a CSV under build/bench/.
+# side by side, and writes a CSV under build/bench/. Each runs on this
+# host's KVM when `wisp check` passes, else in the KVM lab (L1 under QEMU
+# TCG, scripts/on-kvm.sh), with its peers in the same place; its first line
+# says which. LAB=yes|no forces one.
 BENCH_CFLAGS := -std=gnu11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE
 
 $(BUILD)/bench/launch: bench/launch.c
@@ -10,28 +13,28 @@ $(BUILD)/bench/true: bench/true.c
 	$(CC) $(BENCH_CFLAGS) -static -o $@ $<
 
 bench-deps:
-	scripts/deps.sh build bench
+	scripts/deps.sh build bench l1
 
 # launch→exit of the noop unikernel: wisp run vs QEMU microvm (same image)
 # vs fork+exec+wait of a static true; then CPL3 vs CPL0 application speed.
 bench-run: bench-deps
 	$(MAKE) all $(BUILD)/bench/launch $(BUILD)/bench/true
-	bench/run.sh
+	scripts/on-kvm.sh --name bench-run -- bench/run.sh
 
 .PHONY: bench-deps bench-run
 
 # The course's RNG device: random bytes/s and exits per KiB (docs/rng-device.md).
 bench-rng: $(BUILD)/wisp unikernels
-	scripts/deps.sh build bench
-	bench/rng.sh
+	scripts/deps.sh build bench l1
+	scripts/on-kvm.sh --name bench-rng -- bench/rng.sh
 
 .PHONY: bench-rng
 
 # Paravirtual I/O: the RNG device vs virtio-rng in one run, request sizes,
 # I/O thread per VM vs per device, virtio-blk reads (docs/virtio.md).
 bench-virtio: $(BUILD)/wisp unikernels
-	scripts/deps.sh build bench
-	bench/virtio.sh
+	scripts/deps.sh build bench l1
+	scripts/on-kvm.sh --name bench-virtio -- bench/virtio.sh
 
 .PHONY: bench-virtio
 
@@ -58,7 +61,7 @@ PYTHON ?= /usr/bin/python3
 
 bench-create: bench-deps
 	$(MAKE) all $(BUILD)/bench/wisp-bench $(BUILD)/bench/true
-	$(PYTHON) bench/bench_create.py --build $(BUILD) --out $(BUILD)/bench $(BENCH_CREATE_ARGS)
+	scripts/on-kvm.sh --name bench-create -- $(PYTHON) bench/bench_create.py --build $(BUILD) --out $(BUILD)/bench $(BENCH_CREATE_ARGS)
 
 .PHONY: bench-create
 
@@ -68,6 +71,6 @@ bench-create: bench-deps
 # Results in build/bench/snapshot.csv.
 bench-snapshot: bench-deps
 	$(MAKE) all
-	$(PYTHON) bench/bench_snapshot.py --build $(BUILD) --out $(BUILD)/bench $(BENCH_SNAPSHOT_ARGS)
+	scripts/on-kvm.sh --name bench-snapshot -- $(PYTHON) bench/bench_snapshot.py --build $(BUILD) --out $(BUILD)/bench $(BENCH_SNAPSHOT_ARGS)
 
 .PHONY: bench-snapshot

@@ -118,6 +118,7 @@ def main():
     ap.add_argument("--sizes", default="16M,256M")
     ap.add_argument("--dir", default="/dev/shm/wisp-bench-snapshot")
     a = ap.parse_args()
+    subprocess.run(["bench/where.sh", "bench-snapshot"], check=False)
     os.makedirs(a.out, exist_ok=True)
     os.makedirs(a.dir, exist_ok=True)
     rows = []

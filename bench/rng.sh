@@ -4,6 +4,7 @@
 # Every 4 bytes cost one MMIO read of the RNG register, i.e. one exit to
 # user space. Usage: bench/rng.sh [BYTES_PER_ROUND [ROUNDS]]
 cd "$(dirname "$0")/.." || exit 1
+bench/where.sh bench-rng
 WISP=${WISP:-build/wisp}
 UK=${UK:-build/unikernels}
 BYTES=${1:-262144}

@@ -2,8 +2,9 @@
 # bench-run: see bench/bench.mk. RUNS and RSS_RUNS override the run counts.
 set -eu
 cd "$(dirname "$0")/.."
+bench/where.sh bench-run
 B=build
-RUNS=${RUNS:-200}
+RUNS=${RUNS:-$([ -n "${LAB_L1:-}" ] && echo 40 || echo 200)} # TCG is slow: fewer in the lab
 QEMU="qemu-system-x86_64 -M microvm -accel kvm -nodefaults -no-user-config -nographic -serial stdio -device isa-debug-exit"
 [ -c /dev/kvm ] || { echo "SKIPPED: no /dev/kvm: bench-run needs KVM"; exit 0; }
 echo "== launch -> exit, noop unikernel, $RUNS interleaved runs each (nproc $(nproc), load $(cut -d' ' -f1 /proc/loadavg)) =="

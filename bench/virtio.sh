@@ -13,6 +13,7 @@
 #     a time), io_uring and synchronous.
 # Writes build/bench/virtio.csv. Usage: bench/virtio.sh [ROUNDS]
 cd "$(dirname "$0")/.." || exit 1
+bench/where.sh bench-virtio
 WISP=${WISP:-build/wisp}
 UK=${UK:-build/unikernels}
 ROUNDS=${1:-5}
