@@ -11,11 +11,12 @@ CFLAGS_COMMON := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc -MMD -MP -DWIS
 CFLAGS   := $(CFLAGS_COMMON) -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 ASAN_CFLAGS := $(CFLAGS_COMMON) -O1 -g $(SANFLAGS)
-# liburing is linked from its static archive: `wisp run` then loads no
-# shared library but libc (each one costs ~0.1-0.3 ms at start here).
-LDLIBS   := -Wl,-Bstatic -luring -Wl,-Bdynamic -lpthread
+# liburing and jansson (the VM configuration's JSON) are linked from their
+# static archives: `wisp run` then loads no shared library but libc (each
+# one costs ~0.1-0.3 ms at start here).
+LDLIBS   := -Wl,-Bstatic -luring -ljansson -Wl,-Bdynamic -lpthread
 # For fully static binaries (wisp, wisp-vmm).
-LDLIBS_STATIC := -luring -lpthread
+LDLIBS_STATIC := -luring -ljansson -lpthread
 
 # --- the VMM ----------------------------------------------------------------
 # Every .c under src/ goes into libwisp.a (tests link it), except the
@@ -61,6 +62,9 @@ include src/control/control.mk
 # --- unikernels ---------------------------------------------------------------
 include guest/unikernel/unikernel.mk
 include guest/linux/linux.mk
+
+# --- the Popek-Goldberg machine (docs/popek-goldberg.md) -----------------------
+include pg/pg.mk
 
 # --- tests, benchmarks, demo ----------------------------------------------------
 include tests/tests.mk

@@ -80,6 +80,7 @@ test: test-deps
 	$(STAGE) format-check $(MAKE) format-check
 	$(STAGE) build $(MAKE) all test-build $(UNIT_BINS)
 	$(STAGE) unit $(MAKE) test-unit
+	$(STAGE) popek-goldberg $(MAKE) test-pg
 	$(STAGE) guest-kernel $(MAKE) guest-kernel $(GUEST_INITRD)
 	$(STAGE) vm $(MAKE) test-vm
 	$(STAGE) rng-driver $(MAKE) test-rng-driver
