@@ -17,8 +17,8 @@ B=${BUILD:-build}
 out=$B/vm-checks
 rm -rf "$out"
 mkdir -p "$out"
-lane_a="kvm-unit run linux rng virtio"
-lane_b="control snapshot"
+lane_a="kvm-unit run linux rng virtio control"
+lane_b="snapshot"
 
 where=${LAB:-auto}
 if [ "$where" = auto ]; then
