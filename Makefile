@@ -25,7 +25,7 @@ LIB_SRCS := $(sort $(filter-out src/cli/main.c %_main.c,$(shell find src -name '
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 ASAN_LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/asan/obj/%.o)
 
-all: $(BUILD)/wisp $(BUILD)/wisp-client unikernels
+all: $(BUILD)/wisp $(BUILD)/wisp-client unikernels $(BUILD)/tinit
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -62,6 +62,7 @@ include src/control/control.mk
 # --- unikernels ---------------------------------------------------------------
 include guest/unikernel/unikernel.mk
 include guest/linux/linux.mk
+include src/image/image.mk
 
 # --- the Popek-Goldberg machine (docs/popek-goldberg.md) -----------------------
 include pg/pg.mk

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian packages a Wisp task needs, by name, skipping those
-# already installed. Usage: scripts/deps.sh GROUP...  (build test bench l1 lab fuzz)
+# already installed. Usage: scripts/deps.sh GROUP...  (build test bench l1 lab fuzz image)
 # l1 is what the KVM lab's L1 needs (make demo without KVM); lab adds the
 # guest kernel's build.
 # Run as root, or with sudo available; on a machine that has them all it
@@ -13,6 +13,9 @@ pkgs_bench="qemu-system-x86 hyperfine busybox-static python3-matplotlib crun"
 pkgs_l1="qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils zstd"
 pkgs_lab="$pkgs_l1 qemu-system-x86 linux-image-amd64 linux-source-6.1 busybox-static cpio lz4 bc bison flex libelf-dev libssl-dev xz-utils kmod e2fsprogs"
 pkgs_fuzz="clang libclang-rt-14-dev"
+# wisp image (docs/image.md): packing, the servers' clients for the lab test,
+# and the bench-image peers (the servers themselves come as .debs).
+pkgs_image="lz4 e2fsprogs busybox-static dpkg apt python3 redis-tools curl debootstrap runc python3-matplotlib"
 
 want=""
 for g in "$@"; do

@@ -70,6 +70,8 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 int cmd_run(int argc, char **argv);
 /* --- cmd_check.c: can this host run Wisp VMs? Exit 0 if so ------------- */
 int cmd_check(int argc, char **argv);
+/* --- cmd_image.c: `wisp image build|inspect|boot-info` (src/image/) ------ */
+int cmd_image(int argc, char **argv);
 struct vm;
 /* Run a prepared VM in the foreground: SIGINT/SIGTERM/--timeout stop it;
  * with --name, its control socket serves snapshots meanwhile. -1 (printed)

@@ -51,6 +51,7 @@ static const struct verb {
 	{"receive", CLIENT_VERB(cmd_receive), "wait for a VM migrated to this host"},
 	{"daemon", cmd_daemon, "start wispd, the daemon behind the verbs above"},
 	{"check", cmd_check, "say whether this host can run Wisp VMs, and if not why"},
+	{"image", cmd_image, "build a small Linux image for one application (Tinyx)"},
 	{"version", cmd_version, "print the version"},
 	{"help", cmd_help, "list the verbs"},
 };
