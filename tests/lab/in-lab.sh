@@ -38,7 +38,7 @@ job=$jobs/$name.sh
 log=$jobs/$name.log
 {
 	echo "#!/bin/bash"
-	export -p | grep -vE '^declare -x (BASH_[A-Z_]*|SHLVL|PWD|OLDPWD|_|XDG_[A-Z_]*|DBUS_[A-Z_]*|SSH_[A-Z_]*|TMPDIR|TERM|MAKEFLAGS|MFLAGS|MAKELEVEL|MAKEOVERRIDES|DISPLAY)(=|$)'
+	export -p | grep -vE '^declare -x (BASH_[A-Z_]*|SHLVL|PWD|OLDPWD|_|XDG_[A-Z_]*|DBUS_[A-Z_]*|SSH_[A-Z_]*|TMPDIR|TERM|WISP_KVM_DEVICE|MAKEFLAGS|MFLAGS|MAKELEVEL|MAKEOVERRIDES|DISPLAY)(=|$)'
 	echo "export LAB_L1=1"
 	printf 'cd %q || exit 125\n' "$PWD"
 	printf 'exec'
