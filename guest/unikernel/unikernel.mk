@@ -17,7 +17,7 @@ UK_RT_LIB_OBJS := $(UK_BUILD)/rt/virtio.o $(UK_BUILD)/rt/virtio_rng.o \
                   $(UK_BUILD)/rt/virtio_blk.o $(UK_BUILD)/rt/virtio_net.o
 UK_APPS    := $(basename $(notdir $(wildcard $(UK_DIR)/apps/*.c)))
 # Apps that also get a CPL0 build, NAME-cpl0.elf: same objects, another note.
-UK_CPL0_APPS := loop halt
+UK_CPL0_APPS := loop halt attack
 UK_ELFS    := $(UK_APPS:%=$(UK_BUILD)/%.elf) $(UK_CPL0_APPS:%=$(UK_BUILD)/%-cpl0.elf)
 
 unikernels: $(UK_ELFS)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "devices/devices.h"
+#include "security/security.h"
 #include "util/util.h"
 #include "vmm/vmm.h"
 
@@ -63,6 +64,7 @@
 struct serial {
 	struct vm *vm;
 	struct serial_config cfg;
+	struct outlet out; /* cfg.out_fd, written without blocking */
 	pthread_mutex_t lock;
 	pthread_cond_t room; /* the guest made room in the FIFO or enabled RX */
 
@@ -146,19 +148,16 @@ static void history_put_locked(struct serial *s, uint8_t c)
 	s->line_len = 0;
 }
 
-static void transmit_locked(struct serial *s, uint8_t c)
+/* True if c is to be written out, which the caller does after dropping the
+ * lock: a slow consumer must never hold the UART (security.h). */
+static bool transmit_locked(struct serial *s, uint8_t c)
 {
 	if (s->mcr & MCR_LOOP) {
 		rx_push_locked(s, c);
-		return;
-	}
-	if (s->cfg.out_fd >= 0) {
-		ssize_t r;
-		do
-			r = write(s->cfg.out_fd, &c, 1);
-		while (r < 0 && errno == EINTR);
+		return false;
 	}
 	history_put_locked(s, c);
+	return s->cfg.out_fd >= 0;
 }
 
 static uint8_t msr_locked(const struct serial *s)
@@ -181,7 +180,7 @@ static void serial_io(void *opaque, struct vcpu *vcpu, uint64_t off, uint8_t *da
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
-	bool dlab = s->lcr & LCR_DLAB;
+	bool dlab = s->lcr & LCR_DLAB, out = false;
 	if (is_write) {
 		uint8_t v = data[0];
 		switch (off) {
@@ -189,7 +188,7 @@ static void serial_io(void *opaque, struct vcpu *vcpu, uint64_t off, uint8_t *da
 			if (dlab) {
 				s->dll = v;
 			} else {
-				transmit_locked(s, v);
+				out = transmit_locked(s, v);
 				s->thre_pending = true;
 			}
 			break;
@@ -256,6 +255,8 @@ static void serial_io(void *opaque, struct vcpu *vcpu, uint64_t off, uint8_t *da
 	}
 	update_irq_locked(s);
 	pthread_mutex_unlock(&s->lock);
+	if (out)
+		outlet_write(&s->out, data, 1, &s->vm->stop);
 }
 
 /* Take one byte typed by the user; false if it asked to quit. */
@@ -396,6 +397,7 @@ int serial_create(struct vm *vm, const struct serial_config *cfg, struct serial 
 		return -ENOMEM;
 	s->vm = vm;
 	s->cfg = *cfg;
+	outlet_init(&s->out, cfg->out_fd);
 	s->wake[0] = s->wake[1] = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->room, NULL);
@@ -476,5 +478,6 @@ void serial_destroy(struct serial *s)
 	vm_remove_device(s->vm, s);
 	pthread_cond_destroy(&s->room);
 	pthread_mutex_destroy(&s->lock);
+	outlet_close(&s->out);
 	free(s);
 }

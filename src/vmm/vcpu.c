@@ -191,7 +191,10 @@ void vcpu_wait(struct vcpu *v, uint64_t timeout_ns)
 	 * snapshot) parks here too, and the wait then goes on as well. */
 	bool ctl = serves_control(v);
 	struct timespec ts, *tp = NULL;
-	uint64_t deadline = timeout_ns == UINT64_MAX ? UINT64_MAX : util_now_ns() + timeout_ns;
+	/* Saturates: a timeout near 2^64 is "for ever", not a wrapped deadline
+	 * in the past that would make the guest spin. */
+	uint64_t now0 = util_now_ns();
+	uint64_t deadline = timeout_ns > UINT64_MAX - now0 ? UINT64_MAX : now0 + timeout_ns;
 	struct pollfd pfd = {.fd = ctl ? vm->ctl_fd : -1, .events = POLLIN};
 	for (;;) {
 		if (atomic_load(&vm->pause_req) && !atomic_load(&vm->stop)) {
@@ -235,6 +238,21 @@ void vcpu_save_crash_regs(struct vcpu *v)
 		vm->crash_regs_valid = true;
 	}
 	pthread_mutex_unlock(&vm->lock);
+}
+
+/* After KVM_EXIT_SHUTDOWN, KVM on AMD (SVM) has already reset the vCPU: its
+ * registers are the power-on state, not the guest's. Save them only if they
+ * are not that state; false if they were lost. */
+static bool vcpu_save_shutdown_regs(struct vcpu *v)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+		return false;
+	if (r.rip == 0xfff0 && s.cs.selector == 0xf000 && !(s.cr0 & 1))
+		return false; /* reset vector, real mode */
+	vcpu_save_crash_regs(v);
+	return true;
 }
 
 static void handle_io(struct vcpu *v)
@@ -327,8 +345,15 @@ void vcpu_loop(struct vcpu *v)
 				vm_request_stop(vm, VM_STOP_RESET);
 				break;
 			}
-			vcpu_save_crash_regs(v);
-			vm_crash(vm, "triple fault (KVM_EXIT_SHUTDOWN) on vCPU %d", v->id);
+			if (vcpu_save_shutdown_regs(v))
+				vm_crash(vm, "triple fault (KVM_EXIT_SHUTDOWN) on vCPU %d", v->id);
+			else
+				vm_crash(vm,
+					 "triple fault (KVM_EXIT_SHUTDOWN) on vCPU %d; its "
+					 "registers "
+					 "are lost: KVM reset the vCPU at the shutdown (AMD SVM "
+					 "does)",
+					 v->id);
 			break;
 		case KVM_EXIT_FAIL_ENTRY:
 			v->stats.other++;

@@ -150,6 +150,8 @@ void vm_destroy(struct vm *vm)
 		free(d);
 	}
 	vm->nr_vcpus = 0;
+	outlet_close(&vm->console_out);
+	vm->console_out_ready = false;
 	if (vm->fd >= 0)
 		close(vm->fd);
 	vm->fd = -1;
@@ -281,6 +283,8 @@ static void *vcpu_thread(void *arg)
 
 int vm_run(struct vm *vm)
 {
+	if (!vm->console_ring)
+		vm_console_open(vm);
 	for (int i = 1; i < vm->nr_vcpus; i++) {
 		int r = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
 		if (r) {
@@ -340,15 +344,17 @@ int64_t vm_console_write(struct vm *vm, const void *buf, size_t len)
 		ring_write(vm->console_ring, buf, len);
 		return (int64_t)len;
 	}
-	const char *p = buf;
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = write(vm->console_fd, p + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return done ? (int64_t)done : -errno;
-		done += (size_t)n;
+	if (!vm->console_out_ready)
+		vm_console_open(vm);
+	return outlet_write(&vm->console_out, buf, len, &vm->stop);
+}
+
+void vm_console_open(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->console_out_ready) {
+		outlet_init(&vm->console_out, vm->console_fd);
+		vm->console_out_ready = true;
 	}
-	return (int64_t)done;
+	pthread_mutex_unlock(&vm->lock);
 }

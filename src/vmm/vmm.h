@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "devices/devices.h"
+#include "security/security.h"
 
 #define WISP_MAX_VCPUS	     64
 #define WISP_MAX_MEM_REGIONS 4
@@ -145,6 +146,10 @@ struct vm {
 	/* Console output goes to this ring when set (VMMs under wispd), else to
 	 * console_fd. */
 	struct ring *console_ring;
+	/* console_fd as written to: never blocking (security.h); opened by
+	 * vm_run, or by the first write outside it. */
+	struct outlet console_out;
+	bool console_out_ready;
 	/* CLOCK_MONOTONIC ns of the guest's first hypercall, 0 until then: the
 	 * end point of "create request -> guest running" (bench/). */
 	uint64_t first_hypercall_ns;
@@ -248,6 +253,8 @@ uint64_t vm_poll_events(struct vm *vm, struct vcpu *vcpu, uint64_t timeout_ns);
 /* Write guest console bytes to the VM's console ring or console_fd;
  * returns bytes written or -errno. */
 int64_t vm_console_write(struct vm *vm, const void *buf, size_t len);
+/* Prepare console_fd for writes that never block (vm_run does it). */
+void vm_console_open(struct vm *vm);
 /* Park every vCPU except `self` (the calling vCPU, or NULL from another
  * thread) at an instruction boundary with its pending I/O completed, and
  * return once they all are; -ESRCH if the VM stopped meanwhile. */

@@ -9,7 +9,8 @@
 int main(int argc, char **argv)
 {
 	const struct wisp_boot_info *bi = rt_boot_info();
-	uint64_t start = (bi->image_end + 4095) & ~4095ull;
+	/* The page right after the image is the stack guard (not mapped). */
+	uint64_t start = ((bi->image_end + 4095) & ~4095ull) + 4096;
 	uint64_t room =
 		bi->mem_size > start + (256u << 10) ? bi->mem_size - start - (256u << 10) : 0;
 	uint64_t pages = argc > 1 ? (uint64_t)rt_atoll(argv[1]) : bi->mem_size / 2 / 4096;

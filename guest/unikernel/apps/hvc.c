@@ -1,6 +1,7 @@
 /* hvc: talks over virtio-console (the guest side of hvc0): prints a prompt,
  * then answers each input line with "hvc: got LINE" until it reads "quit".
- * Usage: hvc (with wisp run --console virtio[,sock=PATH]). */
+ * Usage: hvc (with wisp run --console virtio[,sock=PATH]); `hvc flood`
+ * prints lines for ever instead (a consumer that stalls must not pin the VM). */
 #include <linux/virtio_ids.h>
 
 #include "wrt_virtio.h"
@@ -29,8 +30,6 @@ static void say(const char *s, size_t n)
 
 int main(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
 	if (wrt_virtio_find(VIRTIO_ID_CONSOLE, 0, &dev) || wrt_virtio_init(&dev, 0) ||
 	    wrt_vq_init(&dev, &rx, 0, 8, rx_ring) || wrt_vq_init(&dev, &tx, 1, 8, tx_ring)) {
 		rt_puts("hvc: no virtio-console device (run with --console virtio)");
@@ -38,6 +37,10 @@ int main(int argc, char **argv)
 	}
 	wrt_virtio_ready(&dev);
 	say("hvc: ready\n", 11);
+	if (argc > 1 && !strcmp(argv[1], "flood"))
+		for (;;)
+			say("hvc: flood ......................................................\n",
+			    66);
 	size_t have = 0;
 	for (;;) {
 		struct wrt_buf b = {in + have, (uint32_t)(sizeof(in) - 1 - have), 1};

@@ -83,7 +83,27 @@ int x86_setup_unikernel(const struct guest_mem *mem, const struct x86_boot64 *b,
 				idt_gate(idt + v * 16, handlers[v], (v == 2 || v == 8) ? 1 : 0);
 	}
 	int64_t r = x86_build_page_tables(mem, WISP_PML4_GPA, map_size, WISP_TSS_GPA);
-	return r < 0 ? (int)r : 0;
+	if (r < 0)
+		return (int)r;
+	/* The runtime's structures (GDT, IDT, stacks, page tables, TSS) are
+	 * supervisor-only: an application at CPL3 that could write them could
+	 * install a gate and run at CPL0. Only the boot info stays readable.
+	 * Everything below the image is so, which makes the page under the
+	 * image a guard as well. */
+	for (uint64_t a = 0x1000; a < WISP_IMAGE_MIN; a += 0x1000)
+		if (a != WISP_BOOTINFO_GPA &&
+		    (r = x86_page_restrict(mem, WISP_PML4_GPA, a, false, 0)))
+			return (int)r;
+	/* The stack grows down from the top of RAM towards the image: the page
+	 * right after the image is not mapped, so an overflow faults there. */
+	uint64_t spare = (uint64_t)r;
+	if (b->guard) {
+		if (spare + 0x1000 > WISP_TSS_GPA)
+			return -E2BIG;
+		if ((r = x86_page_restrict(mem, WISP_PML4_GPA, b->guard, true, spare)))
+			return (int)r;
+	}
+	return 0;
 }
 
 static struct kvm_segment seg(uint16_t sel, uint8_t type, bool code64, unsigned dpl)

@@ -76,3 +76,34 @@ out:
 		*writable = rw;
 	return true;
 }
+
+int x86_page_restrict(const struct guest_mem *mem, uint64_t pml4_gpa, uint64_t gpa, bool unmap,
+		      uint64_t spare_pt_gpa)
+{
+	uint64_t *pml4 = gmem_ptr(mem, pml4_gpa, PAGE);
+	if (!pml4 || !(pml4[gpa >> 39 & 511] & PTE_P))
+		return -EFAULT;
+	uint64_t *pdpt = gmem_ptr(mem, pml4[gpa >> 39 & 511] & PTE_ADDR, PAGE);
+	if (!pdpt || !(pdpt[gpa >> 30 & 511] & PTE_P))
+		return -EFAULT;
+	uint64_t *pd = gmem_ptr(mem, pdpt[gpa >> 30 & 511] & PTE_ADDR, PAGE);
+	uint64_t *pde = pd ? &pd[gpa >> 21 & 511] : NULL;
+	if (!pde || !(*pde & PTE_P))
+		return -EFAULT;
+	if (*pde & PTE_PS) { /* split the 2 MiB page into 4 KiB ones */
+		uint64_t *pt = spare_pt_gpa ? gmem_ptr(mem, spare_pt_gpa, PAGE) : NULL;
+		if (!pt)
+			return -ENOSPC;
+		uint64_t base = *pde & PTE_ADDR & ~(MiB2 - 1),
+			 flags = *pde & (PTE_P | PTE_RW | PTE_US);
+		for (uint64_t i = 0; i < 512; i++)
+			pt[i] = (base + i * PAGE) | flags;
+		*pde = spare_pt_gpa | flags;
+	}
+	uint64_t *pt = gmem_ptr(mem, *pde & PTE_ADDR, PAGE);
+	if (!pt)
+		return -EFAULT;
+	uint64_t *pte = &pt[gpa >> 12 & 511];
+	*pte = unmap ? 0 : *pte & ~PTE_US;
+	return 0;
+}

@@ -100,6 +100,7 @@ int x86_boot_unikernel(struct vm *vm, const uint8_t *buf, size_t size, const cha
 		.arg0 = WISP_BOOTINFO_GPA,
 		.trap_table = img.wisp.trap_table,
 		.cpl0 = img.wisp.flags & WISP_NOTE_CPL0,
+		.guard = (img.highest + 0xfff) & ~0xfffull,
 	};
 	uint64_t map = vm->mem.size > X86_MMIO_HOLE_START
 			       ? vm->mem.size + (X86_MMIO_HOLE_END - X86_MMIO_HOLE_START)

@@ -42,6 +42,11 @@ void x86_cpuid_add_irqchip_features(struct kvm_cpuid2 *c);
  * writable and executable. Returns the first GPA after the tables or -errno. */
 int64_t x86_build_page_tables(const struct guest_mem *mem, uint64_t pml4_gpa, uint64_t map_size,
 			      uint64_t limit_gpa);
+/* Make the 4 KiB page at gpa supervisor-only, or (unmap) not present; a
+ * 2 MiB page around it is split first into a table written at spare_pt_gpa
+ * (0: none available, -ENOSPC). */
+int x86_page_restrict(const struct guest_mem *mem, uint64_t pml4_gpa, uint64_t gpa, bool unmap,
+		      uint64_t spare_pt_gpa);
 /* Translate a guest-virtual address with the tables at pml4_gpa (tests,
  * crash reports); returns false if not mapped. */
 bool x86_translate(const struct guest_mem *mem, uint64_t pml4_gpa, uint64_t va, uint64_t *pa,
@@ -83,6 +88,7 @@ struct x86_boot64 {
 	uint64_t arg0;	     /* RDI */
 	uint64_t trap_table; /* GPA of the runtime's 32 handler addresses, 0 if none */
 	bool cpl0;	     /* run at CPL0 instead of CPL3 */
+	uint64_t guard;	     /* GPA of the stack guard page (not mapped), 0 if none */
 };
 
 /* Write GDT, TSS, IDT and page tables for a unikernel into guest memory. */

@@ -43,8 +43,10 @@
 #include <unistd.h>
 
 #include "devices/virtio/virtio.h"
+#include "security/security.h"
 #include "util/util.h"
 #include "vmm/ioloop.h"
+#include "vmm/vmm.h"
 
 #define RXQ	 0
 #define TXQ	 1
@@ -68,6 +70,7 @@ struct virtio_console {
 	bool port_open; /* the guest's port takes input (always, without MULTIPORT) */
 	uint32_t owe;	/* control messages not yet sent (OWE_*) */
 	struct virtq_chain chain, ctrl;
+	struct outlet out; /* out_fd, written without blocking */
 	uint64_t in_bytes, out_bytes, out_dropped;
 };
 
@@ -96,6 +99,7 @@ static void drop_client(struct virtio_console *c)
 		return;
 	}
 	close(c->in_fd);
+	outlet_close(&c->out);
 	c->in_fd = c->out_fd = -1;
 }
 
@@ -147,25 +151,17 @@ static void con_tx(struct virtio_console *c)
 			virtio_needs_reset(d, "console transmit buffer is device-writable");
 			break;
 		}
-		struct iovec *v = c->chain.iov;
-		int n = c->chain.nr_r;
+		/* Never blocks: a stalled consumer costs at most OUTLET_STALL_MS
+		 * once, then its output is dropped and counted (security.h). */
 		uint64_t left = c->chain.r_len;
-		while (left && c->out_fd >= 0) {
-			ssize_t k = writev(c->out_fd, v, n);
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k <= 0)
-				break;
-			c->out_bytes += (uint64_t)k;
-			left -= (uint64_t)k;
-			while (n && (size_t)k >= v->iov_len) {
-				k -= (ssize_t)v->iov_len;
-				v++;
-				n--;
-			}
-			if (n) {
-				v->iov_base = (uint8_t *)v->iov_base + k;
-				v->iov_len -= (size_t)k;
+		if (c->out_fd >= 0) {
+			uint64_t before = c->out.dropped;
+			int64_t k = outlet_writev(&c->out, c->chain.iov, c->chain.nr_r,
+						  c->dev.vm ? &c->dev.vm->stop : NULL);
+			if (k > 0) {
+				uint64_t lost = c->out.dropped - before;
+				c->out_bytes += (uint64_t)k - lost;
+				left = lost + (c->chain.r_len - (uint64_t)k);
 			}
 		}
 		c->out_dropped += left;
@@ -309,6 +305,7 @@ static void on_accept(void *opaque, uint32_t events)
 		close(fd); /* one client at a time */
 	} else {
 		c->in_fd = c->out_fd = fd;
+		outlet_init(&c->out, fd);
 		c->in_wait = false;
 	}
 	pthread_mutex_unlock(&c->dev.lock);
@@ -334,6 +331,7 @@ static void con_destroy(struct virtio_dev *d)
 		close(c->listen_fd);
 		unlink(c->sock_path);
 	}
+	outlet_close(&c->out);
 	free(c->sock_path);
 	free(c);
 }
@@ -461,5 +459,6 @@ struct virtio_dev *virtio_console_create(const struct virtio_console_opts *o, ch
 		c->in_fd = o->in_fd >= 0 ? o->in_fd : 0;
 		c->out_fd = o->out_fd >= 0 ? o->out_fd : 1;
 	}
+	outlet_init(&c->out, c->out_fd);
 	return &c->dev;
 }

@@ -1,0 +1,46 @@
+/* The security layer: what keeps a hostile guest, a stalled consumer or a
+ * local user from hurting the host or taking its control away
+ * (docs/security.md). It sits beside util at the bottom: any layer may call
+ * it, and it calls nothing of Wisp's but util. */
+#ifndef WISP_SECURITY_H
+#define WISP_SECURITY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+/* --- outlet.c: output that never blocks its writer ---------------------------
+ * Guest console output goes to whatever the user gave us: a terminal, a pipe
+ * nobody reads, a socket. A write there must never block a vCPU, or a device
+ * lock, or the way to a stop: the outlet writes without blocking, waits at
+ * most OUTLET_STALL_MS for a consumer that takes nothing (giving up at once
+ * when *stop turns non-zero), then declares it stalled and drops what it
+ * cannot take at once, counting it, until the consumer takes bytes again. */
+#define OUTLET_STALL_MS 200
+
+struct outlet {
+	int fd;		  /* our own non-blocking description of the target, or -1 */
+	bool own;	  /* fd is ours to close */
+	bool sock;	  /* a socket: written with MSG_DONTWAIT */
+	bool chunked;	  /* could not reopen: write at most PIPE_BUF after POLLOUT */
+	bool stalled;	  /* the consumer took nothing for OUTLET_STALL_MS */
+	uint64_t dropped; /* bytes dropped for a stalled consumer */
+};
+
+/* Prepare writing to fd without blocking and without changing fd's own open
+ * file description (a terminal shared with the shell stays blocking): a
+ * pipe, FIFO or terminal is reopened non-blocking through /proc/self/fd, a
+ * socket is written with MSG_DONTWAIT, a regular file as it is. -1 means
+ * no output. */
+int outlet_init(struct outlet *o, int fd);
+/* Write len bytes (or drop them, see above); *stop (if not NULL) cuts the
+ * wait short. Returns len, or -errno when the target failed (EPIPE...). */
+int64_t outlet_write(struct outlet *o, const void *buf, size_t len, const _Atomic int *stop);
+/* The same for an iovec, which it consumes (iov is advanced in place). */
+int64_t outlet_writev(struct outlet *o, struct iovec *iov, int n, const _Atomic int *stop);
+/* Close what outlet_init opened. */
+void outlet_close(struct outlet *o);
+
+#endif
