@@ -9,11 +9,12 @@
 #   run       wisp run end to end          linux  bad kernels, Linux options
 #   rng       the course's RNG device      virtio virtio devices, unikernels
 #   control   wispd, wisp-vmm, the verbs   snapshot save/restore/clone/migrate
+#   image     wisp image: redis, nginx, memcached in VMs, driven by their clients
 #   security  the hostile-user suite (docs/security.md)
 # Exits non-zero if any suite failed.
 cd "$(dirname "$0")/.." || exit 1
 B=${BUILD:-build}
-all="kvm-unit run linux rng virtio control snapshot security"
+all="kvm-unit run linux rng virtio control snapshot security image"
 [ "$*" = all ] && set -- $all
 [ $# -gt 0 ] || { echo "usage: tests/suites.sh SUITE... (or all: $all)" >&2; exit 2; }
 
@@ -27,6 +28,7 @@ suite() {
 	virtio) UDS=$B/tests/uds tests/integration/test_virtio.sh ;;
 	control) tests/integration/test_control.sh ;;
 	snapshot) SNAPTOOL=$B/tests/snaptool UDS=$B/tests/uds tests/integration/test_snapshot.sh ;;
+	image) tests/integration/test_image.sh vm ;;
 	security) tests/integration/test_security.sh ;;
 	*) echo "FAIL: suites: unknown suite '$1' (known: $all)"; return 1 ;;
 	esac

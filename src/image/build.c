@@ -464,6 +464,32 @@ static int add_base(struct build *b)
 	return 0;
 }
 
+/* Commands an entry script names ("sh -c '... exec nginx ...'"): each word
+ * of the arguments that is a command of the sources comes with its
+ * closure, as the entry itself does. */
+static int add_script_commands(struct build *b)
+{
+	for (int i = 1; i < b->argc; i++) {
+		char *copy = strdup(b->argv[i]), *save = NULL;
+		if (!copy)
+			return -ENOMEM;
+		int r = 0;
+		for (char *w = strtok_r(copy, " \t;&|()'\"`<>=", &save); w && !r;
+		     w = strtok_r(NULL, " \t;&|()'\"`<>=", &save)) {
+			char found[PATH_MAX], why[PATH_MAX + 64];
+			if (w[0] == '-' || (strchr(w, '/') && w[0] != '/') ||
+			    closure_find_command(b->root, w, found, sizeof(found)))
+				continue;
+			snprintf(why, sizeof(why), "command %s named by the entry command", w);
+			r = closure_add(&b->tree, b->root, found, why, false, b->err, b->errlen);
+		}
+		free(copy);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
 /* The entry command: it must be in the image, with its closure. */
 static int add_entry(struct build *b)
 {
@@ -634,8 +660,8 @@ int image_build(const struct image_spec *spec, char *err, size_t errlen)
 	if (r)
 		goto out;
 	progress(&b, "closure", "entry command %s, busybox, init", b.argv[0]);
-	if ((r = add_base(&b)) || (r = add_entry(&b)) || (r = add_users(&b)) ||
-	    (r = add_config(&b)))
+	if ((r = add_base(&b)) || (r = add_entry(&b)) || (r = add_script_commands(&b)) ||
+	    (r = add_users(&b)) || (r = add_config(&b)))
 		goto out;
 	char *manifest;
 	if ((r = tree_add_data(&b.tree, IMAGE_MANIFEST_PATH, "", 0, 0644,

@@ -20,3 +20,18 @@ image-deps:
 	scripts/deps.sh image
 
 .PHONY: image-kernel image-deps
+
+# The images the image suite boots (tests/integration/test_image.sh vm, in
+# the lab), built here where the Debian mirror is reachable; building them
+# is the suite's host half: contents, reproducibility, every bad input.
+IMAGE_TEST_STAMP := $(BUILD)/images/.built
+$(IMAGE_TEST_STAMP): $(BUILD)/asan/wisp $(TINIT) tests/integration/test_image.sh
+	scripts/deps.sh image
+	WISP=$(BUILD)/asan/wisp tests/integration/test_image.sh build
+	@touch $@
+image-test-images: $(IMAGE_TEST_STAMP)
+test-image-build: image-test-images
+# The VM suites' inputs (tests/tests.mk) include these and the server kernel.
+test-build: $(IMAGE_TEST_STAMP) image-kernel
+
+.PHONY: image-test-images test-image-build
