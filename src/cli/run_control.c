@@ -16,6 +16,7 @@
 #include <sys/epoll.h>
 
 #include "cli/cli.h"
+#include "security/security.h"
 #include "control/control.h"
 #include "snapshot/snapshot.h"
 
@@ -162,6 +163,10 @@ static void serve(struct vm *vm)
 		int c = accept4(rc.listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (c < 0)
 			return;
+		if (sec_peer_allowed(c, (gid_t)-1, NULL)) { /* only the user of `wisp run` */
+			close(c);
+			continue;
+		}
 		serve_client(vm, c);
 		close(c);
 	}

@@ -151,7 +151,11 @@ static bool adopt_one(struct wispd *d, const char *id)
 		v->request_ns = in.request_ns;
 		v->from_pool = in.flags & CTL_FLAG_FROM_POOL;
 		vmm_apply_info(v, &in);
-		v->state = (enum ctl_state)in.state;
+		/* A VMM's word is input like any other: a state out of range
+		 * would index arrays (GET /stats counts VMs by state). */
+		v->state = in.state <= CTL_STATE_LAST && in.state != CTL_STATE_SHELL
+				   ? (enum ctl_state)in.state
+				   : CTL_STATE_RUNNING;
 		struct timeval tv = {0};
 		setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		fcntl(s, F_SETFL, O_NONBLOCK);

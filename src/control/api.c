@@ -21,6 +21,7 @@
 
 #include "cli/cli.h"
 #include "control/control.h"
+#include "security/security.h"
 #include "snapshot/snapshot.h"
 
 #define BODY_MAX (64u << 10)
@@ -535,11 +536,11 @@ static int open_image(struct request *rq, const char *image)
 			     image);
 		return -1;
 	}
-	int fd = open(image, O_RDONLY | O_CLOEXEC);
+	int fd = sec_open_client_file(image); /* a FIFO must not block wispd */
 	struct stat st;
 	const char *why = NULL;
 	if (fd < 0)
-		why = strerror(errno);
+		why = fd == -EINVAL ? "not a regular file" : strerror(-fd);
 	else if (fstat(fd, &st) < 0)
 		why = strerror(errno);
 	else if (S_ISDIR(st.st_mode))
@@ -1008,6 +1009,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			return MHD_NO;
 		rq->d = cls;
 		rq->conn = conn;
+		/* The socket's mode already keeps strangers out; the peer's
+		 * credentials are checked too (a socket passed on, a mode
+		 * changed by hand). */
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (!ci || sec_peer_allowed(ci->connect_fd, rq->d->cfg.api_gid, NULL)) {
+			free(rq);
+			*con_cls = NULL;
+			return MHD_NO;
+		}
 		rq->t0 = util_now_ns();
 		*con_cls = rq;
 		return MHD_YES;

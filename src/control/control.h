@@ -185,6 +185,7 @@ struct wispd_config {
 	bool foreground;
 	uint64_t ring_size;
 	uint64_t answer_timeout_ms; /* a VMM must answer a request within this */
+	gid_t api_gid;		    /* --api-group: may also use the API; (gid_t)-1: none */
 	int nr_classes;
 	struct pool_class classes[WISPD_MAX_CLASSES];
 };

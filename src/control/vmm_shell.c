@@ -34,6 +34,7 @@
 #include "arch/x86/x86.h"
 #include "cli/cli.h"
 #include "control/control.h"
+#include "security/security.h"
 #include "snapshot/snapshot.h"
 
 /* The one VM of this process. Static: signal handlers reach it. */
@@ -281,6 +282,13 @@ static void accept_conn(void)
 		int c = accept4(sh.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (c < 0)
 			return;
+		/* Only our wispd (our uid) may take over this VM: another user's
+		 * process would replace its connection and could save or migrate
+		 * the VM anywhere. */
+		if (sec_peer_allowed(c, (gid_t)-1, NULL)) {
+			close(c);
+			continue;
+		}
 		drop_conn();
 		struct epoll_event ev = {.events = EPOLLIN};
 		if (route_signal(c) < 0 || enable_async(c) < 0 ||

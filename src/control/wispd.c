@@ -5,6 +5,7 @@
  * retries. VMMs are separate processes in their own sessions: if wispd dies,
  * they keep running, and the next wispd adopts them (adopt.c). */
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -27,6 +28,7 @@
 
 #include "cli/cli.h"
 #include "control/control.h"
+#include "security/security.h"
 
 #define TIMER_PERIOD_NS (50ull * 1000000)
 /* The pool refills once wispd has been idle this long (a shell being
@@ -37,7 +39,8 @@
 
 static const char usage[] =
 	"usage: wispd [--runtime-dir DIR] [--socket PATH] [--pool SIZE=COUNT]... [--vmm PATH]\n"
-	"             [--console-size SIZE] [--answer-timeout DURATION] [--foreground]\n";
+	"             [--console-size SIZE] [--answer-timeout DURATION] [--foreground]\n"
+	"             [--api-group GROUP]\n";
 
 int wispd_parse_pool(const char *spec, struct pool_class *c, char *err, size_t errlen)
 {
@@ -76,6 +79,7 @@ int wispd_parse_args(int argc, char **argv, struct wispd_config *cfg, char *err,
 		{"vmm", required_argument, NULL, 'v'},
 		{"console-size", required_argument, NULL, 'c'},
 		{"answer-timeout", required_argument, NULL, 't'},
+		{"api-group", required_argument, NULL, 'g'},
 		{"foreground", no_argument, NULL, 'f'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -84,6 +88,7 @@ int wispd_parse_args(int argc, char **argv, struct wispd_config *cfg, char *err,
 	ctl_default_runtime_dir(cfg->runtime_dir, sizeof(cfg->runtime_dir));
 	cfg->ring_size = CTL_RING_DEFAULT;
 	cfg->answer_timeout_ms = 10000;
+	cfg->api_gid = (gid_t)-1;
 	bool pool_given = false;
 	optind = 0;
 	opterr = 0;
@@ -142,6 +147,15 @@ int wispd_parse_args(int argc, char **argv, struct wispd_config *cfg, char *err,
 				return -1;
 			}
 			break;
+		case 'g': {
+			struct group *g = getgrnam(optarg);
+			if (!g) {
+				snprintf(err, errlen, "--api-group '%s': no such group", optarg);
+				return -1;
+			}
+			cfg->api_gid = g->gr_gid;
+			break;
+		}
 		case 'f':
 			cfg->foreground = true;
 			break;
@@ -259,7 +273,8 @@ static int listen_api(struct wispd *d, char *err, size_t errlen)
 	unlink(a.sun_path);
 	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 256) < 0 ||
-	    chmod(a.sun_path, 0660) < 0) {
+	    chmod(a.sun_path, d->cfg.api_gid != (gid_t)-1 ? 0660 : 0600) < 0 ||
+	    (d->cfg.api_gid != (gid_t)-1 && chown(a.sun_path, (uid_t)-1, d->cfg.api_gid) < 0)) {
 		snprintf(err, errlen, "API socket %s: %s", a.sun_path, strerror(errno));
 		if (s >= 0)
 			close(s);
@@ -280,13 +295,19 @@ static int take_runtime_dir(struct wispd *d, char *err, size_t errlen)
 			 strerror(r ? -r : errno));
 		return -1;
 	}
+	/* Someone else's directory (a /tmp/wisp-UID planted before us) or one
+	 * others can write in could hold their symlinks and sockets. */
+	if (sec_check_private_dir(real, err, errlen))
+		return -1;
 	if (strlen(real) >= sizeof(cfg->runtime_dir) - 64) {
 		snprintf(err, errlen, "runtime directory '%.300s...': path too long", real);
 		return -1;
 	}
 	memcpy(cfg->runtime_dir, real, strlen(real) + 1); /* length checked */
 	const char *dir = cfg->runtime_dir;
-	d->lock_fd = open("wispd.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	d->lock_fd = sec_open_private_file(AT_FDCWD, "wispd.lock", O_RDWR | O_CREAT, 0644);
+	if (d->lock_fd < 0)
+		errno = -d->lock_fd; /* a planted symlink: ELOOP, never followed */
 	if (d->lock_fd < 0 || flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		char pid[32] = "?";
 		if (errno == EWOULDBLOCK) {
@@ -595,7 +616,8 @@ int wispd_main(int argc, char **argv)
 	}
 	if (report >= 0) {
 		/* The log goes to the runtime directory from now on. */
-		int log = open("wispd.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		int log = sec_open_private_file(AT_FDCWD, "wispd.log",
+						O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (log >= 0) {
 			dup2(log, 1);
 			dup2(log, 2);

@@ -43,4 +43,22 @@ int64_t outlet_writev(struct outlet *o, struct iovec *iov, int n, const _Atomic 
 /* Close what outlet_init opened. */
 void outlet_close(struct outlet *o);
 
+/* --- trust.c: what a local user can plant or name -----------------------------
+ * The runtime directory, the files in it, paths a client names and the
+ * peers of our sockets are all checked, not trusted. */
+/* Is path a directory (not a symlink) owned by us and not writable by group
+ * or others? 0, or -EPERM / -errno with a one-line reason in err. */
+int sec_check_private_dir(const char *path, char *err, size_t errlen);
+/* Open path (relative to dirfd, as openat) without following a final
+ * symlink and without blocking; it must be a regular file. -ELOOP for a
+ * symlink, -EINVAL for anything but a regular file, or -errno. */
+int sec_open_private_file(int dirfd, const char *path, int flags, mode_t mode);
+/* Open a path a client named, read-only, without blocking on a FIFO or a
+ * device: -EINVAL unless it is a regular file; the fd is then blocking. */
+int sec_open_client_file(const char *path);
+/* May the peer of unix socket fd talk to us: our own uid, root, or (gid not
+ * (gid_t)-1) a member of group gid? -EACCES if not, -errno if unknown. The
+ * peer's uid is stored in *peer_uid when not NULL. */
+int sec_peer_allowed(int fd, gid_t gid, uid_t *peer_uid);
+
 #endif

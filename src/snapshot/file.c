@@ -16,6 +16,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "security/security.h"
 #include "snapshot/snapshot.h"
 
 #define CHUNK (1u << 20) /* memory is written and hashed 1 MiB at a time */
@@ -284,13 +285,12 @@ int snap_open_fd(int fd, struct snap_file *f, char *err, size_t errlen)
 
 int snap_open(const char *path, struct snap_file *f, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = sec_open_client_file(path); /* a FIFO must not block us */
 	if (fd < 0) {
-		int e = errno;
 		memset(f, 0, sizeof(*f));
 		f->fd = -1;
-		snprintf(err, errlen, "%s", strerror(e));
-		return -e;
+		snprintf(err, errlen, "%s", fd == -EINVAL ? "not a regular file" : strerror(-fd));
+		return fd;
 	}
 	return snap_open_fd(fd, f, err, errlen);
 }

@@ -13,7 +13,9 @@
 
 int util_read_file(const char *path, size_t max, uint8_t **buf, size_t *size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO named as an image must not block us in open()
+	 * (it is refused below: not a regular file). */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	struct stat st;

@@ -77,4 +77,72 @@ vm_expect halt-at-cpl0-reported 126 '' 'guest halted \(HLT\) with nothing to wak
 # must be the guest's, or none at all, never the reset state.
 vm_expect triple-fault-regs-not-reset 126 '' 'triple fault \(KVM_EXIT_SHUTDOWN\)' -- sh -c "$WISP run --timeout 10s $UK/attack-cpl0.elf -- triple 2>&1 >/dev/null | tee /dev/stderr | grep -q 'rip 000000000000fff0' && exit 1; exit 126"
 
+# --- local trust (Why 4-7) -------------------------------------------------------
+RUN=$TMP/run
+export WISP_RUNTIME_DIR=$RUN
+unset WISP_SOCKET
+stop_daemon() {
+	[ -f "$RUN/wispd.lock" ] && [ ! -L "$RUN/wispd.lock" ] || return 0
+	p=$(head -1 "$RUN/wispd.lock" 2>/dev/null)
+	[ -n "$p" ] && kill -9 "$p" 2>/dev/null
+	for d in "$RUN"/vms/* "$RUN"/shells/*; do
+		[ -d "$d" ] || continue
+		for q in $(pgrep -f -- "--id $(basename "$d") "); do kill -9 "$q" 2>/dev/null; done
+	done
+	sleep 0.2
+}
+trap 'stop_daemon; rm -rf "$TMP"' EXIT
+
+mkdir -m 0777 "$TMP/rt777"
+expect runtime-dir-writable-by-others-refused 125 '' 'runtime directory .*rt777: mode 0777 lets others write in it: refused' -- env WISP_RUNTIME_DIR=$TMP/rt777 $WISP daemon --pool 32M=0
+if [ "$(id -u)" = 0 ]; then
+	mkdir -m 0700 "$TMP/rtother" && chown 65534 "$TMP/rtother"
+	expect runtime-dir-of-another-user-refused 125 '' 'runtime directory .*rtother: owned by uid 65534, not by us \(0\): refused' -- env WISP_RUNTIME_DIR=$TMP/rtother $WISP daemon --pool 32M=0
+else
+	skipped runtime-dir-of-another-user-refused "needs root to make a directory another user owns"
+fi
+mkdir -m 0700 "$TMP/rtlink" && echo precious >"$TMP/victim"
+ln -s "$TMP/victim" "$TMP/rtlink/wispd.lock"
+expect lock-symlink-not-followed 125 '' 'wispd.lock: Too many levels of symbolic links' -- env WISP_RUNTIME_DIR=$TMP/rtlink $WISP daemon --pool 32M=0
+if [ "$(cat "$TMP/victim")" = precious ]; then ok lock-symlink-target-untouched; else bad lock-symlink-target-untouched "the symlink's target was overwritten: $(head -c 100 "$TMP/victim")"; fi
+
+if kvm_ok; then
+	expect daemon-starts 0 '' '' -- $WISP daemon --pool 32M=1
+	m=$(stat -c %a "$RUN/wispd.sock" 2>/dev/null)
+	if [ "$m" = 600 ]; then ok api-socket-0600; else bad api-socket-0600 "mode $m"; fi
+	# A FIFO named as an image or a snapshot: refused at once, wispd still answers.
+	mkfifo "$TMP/image.fifo"
+	expect fifo-image-refused 125 '' 'not a regular file' -- $WISP create --name f1 "$TMP/image.fifo"
+	expect fifo-snapshot-refused 125 '' 'not a regular file' -- $WISP restore --name f2 "$TMP/image.fifo"
+	expect wispd-still-answers 0 '' '' -- $WISP list
+	if [ "$(id -u)" = 0 ]; then
+		# Another user, even with the socket's mode opened up by hand: the
+		# peer's credentials are checked (SO_PEERCRED).
+		chmod 0711 "$TMP" && chmod 0666 "$RUN/wispd.sock"
+		expect api-peer-other-uid-refused 125 '' '' -- setpriv --reuid=65534 --regid=65534 --clear-groups env WISP_RUNTIME_DIR=$RUN $WISP list
+		chmod 0600 "$RUN/wispd.sock"
+		expect vm-created 0 '' '' -- $WISP create --name sleeper $UK/idle.elf
+		id=$($WISP list --json | python3 -c "import json,sys; print([v['id'] for v in json.load(sys.stdin) if v['name']=='sleeper'][0])")
+		sock=$RUN/vms/$id/ctl.sock
+		chmod 0711 "$RUN/vms/$id" 2>/dev/null; chmod 0666 "$sock" 2>/dev/null
+		# The intruder connects and sends a message; the VMM must hang up
+		# without replacing wispd's connection: the VM stays controllable.
+		setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c "
+import socket,sys
+s=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.connect(sys.argv[1]); s.send(b'x'*16)
+s.settimeout(2)
+try: d=s.recv(100); sys.exit(0 if d==b'' else 1)
+except ConnectionResetError: sys.exit(0)
+except Exception as e: print(repr(e)); sys.exit(1)" "$sock"
+		if [ $? = 0 ]; then ok ctl-sock-other-uid-hung-up; else bad ctl-sock-other-uid-hung-up "the VMM kept another user's connection"; fi
+		expect vm-still-controlled 0 '' '' -- $WISP pause sleeper
+		expect vm-destroyed 0 '' '' -- $WISP destroy sleeper
+	else
+		skipped api-peer-other-uid-refused "needs root to act as another user"
+	fi
+	stop_daemon
+else
+	skipped daemon-tests "no /dev/kvm"
+fi
+
 summary
