@@ -18,7 +18,7 @@ out=$B/vm-checks
 rm -rf "$out"
 mkdir -p "$out"
 lane_a="kvm-unit run linux rng virtio control"
-lane_b="snapshot"
+lane_b="snapshot security image"
 
 where=${LAB:-auto}
 if [ "$where" = auto ]; then
