@@ -4,7 +4,8 @@
 # tests/lab/in-lab.sh -- tests/suites.sh NAME). The binaries must be built
 # (make test-build). Each suite prints PASS/FAIL/SKIPPED lines and a summary.
 #
-# Usage: tests/suites.sh SUITE...   (all: every suite below, in this order)
+# Usage: tests/suites.sh SUITE...   (all: every suite below, in this order;
+#        --list: their names)
 #   kvm-unit  the unit tests that attach devices to a real VM (cmocka)
 #   run       wisp run end to end          linux  bad kernels, Linux options
 #   rng       the course's RNG device      virtio virtio devices, unikernels
@@ -15,6 +16,7 @@
 cd "$(dirname "$0")/.." || exit 1
 B=${BUILD:-build}
 all="kvm-unit run linux rng virtio control snapshot security image"
+[ "$*" = --list ] && { echo "$all"; exit 0; }
 [ "$*" = all ] && set -- $all
 [ $# -gt 0 ] || { echo "usage: tests/suites.sh SUITE... (or all: $all)" >&2; exit 2; }
 

@@ -20,6 +20,15 @@ mkdir -p "$out"
 lane_a="kvm-unit run linux rng virtio control"
 lane_b="snapshot security image"
 
+# Every suite runs in some lane: a suite added to suites.sh but to no lane
+# would otherwise never run in the lab.
+for s in $(tests/suites.sh --list); do
+	case " $lane_a $lane_b " in
+	*" $s "*) ;;
+	*) echo "FAIL: vm-checks: suite '$s' is in no lane of tests/vm-checks.sh"; exit 1 ;;
+	esac
+done
+
 where=${LAB:-auto}
 if [ "$where" = auto ]; then
 	if $B/wisp check -q; then where=no; else where=yes; fi
