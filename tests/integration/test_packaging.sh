@@ -1,0 +1,151 @@
+#!/bin/bash
+# What an operator installs: the man pages agree with `--help` (every option
+# each lists, both ways, verb by verb), bash completion completes verbs,
+# options, VM names and files (driven through `complete` in a bash
+# subshell), `make install` puts everything in place under a scratch
+# prefix and `make uninstall` removes it all, and the installed wisp runs
+# (wisp check, wisp run hello.elf and a unikernel built against the
+# installed runtime, with `vm`: the suite `packaging` of tests/suites.sh
+# runs it on a KVM).
+# Usage: test_packaging.sh [docs|install|vm]   (default: docs and install)
+cd "$(dirname "$0")/../.." || exit 1
+SUITE=packaging
+. tests/integration/lib.sh
+B=${BUILD:-build}
+what=${1:-all}
+
+# --- man pages against --help -----------------------------------------------
+# The long options in a text; for a man source, only its section SECTION.
+opts_of() { grep -oE -- '--[a-z][a-z-]*' | grep -vx -- '--help' | sort -u; }
+man_section() { # man_section FILE 'wisp run' -> the text of "## wisp run" (or of a heading naming it)
+	awk -v v="$2" '
+		/^## / { on = 0; n = split(substr($0, 4), h, ", "); for (i = 1; i <= n; i++) if (h[i] == v) on = 1; next }
+		/^# / { on = 0 }
+		on' "$1"
+}
+compare() { # compare NAME WANT_FILE GOT_FILE
+	if [ ! -s "$2" ] && [ ! -s "$3" ]; then ok "$1"; return; fi
+	if diff -q "$2" "$3" >/dev/null; then
+		ok "$1"
+	else
+		bad "$1" "--help only: $(comm -23 "$2" "$3" | tr '\n' ' ')man only: $(comm -13 "$2" "$3" | tr '\n' ' ')"
+	fi
+}
+if [ "$what" != install ]; then
+	verbs=$($B/wisp-client help | awk '/^  [a-z]/ { print $1 }')
+	[ -n "$verbs" ] || bad man-verbs "wisp help lists no verb"
+	for v in $verbs; do
+		[ "$v" = help ] || [ "$v" = version ] && continue
+		man_section docs/man/wisp.1.scd "wisp $v" >"$TMP/man.$v"
+		if [ ! -s "$TMP/man.$v" ]; then
+			bad "man-has-$v" "docs/man/wisp.1.scd has no section '## wisp $v'"
+			continue
+		fi
+		$B/wisp-client "$v" --help 2>&1 | opts_of >"$TMP/help.$v.opts"
+		opts_of <"$TMP/man.$v" >"$TMP/man.$v.opts"
+		compare "man-matches-help-$v" "$TMP/help.$v.opts" "$TMP/man.$v.opts"
+	done
+	$B/wispd --help 2>&1 | opts_of >"$TMP/help.wispd.opts"
+	awk '/^# OPTIONS/ { on = 1; next } /^# / { on = 0 } on' docs/man/wispd.8.scd | opts_of >"$TMP/man.wispd.opts"
+	compare man-matches-help-wispd "$TMP/help.wispd.opts" "$TMP/man.wispd.opts"
+	for m in docs/man/*.scd; do
+		if out=$(scdoc <"$m" 2>&1 >/dev/null) && [ -z "$out" ]; then ok "man-renders-$(basename "$m" .scd)"
+		else bad "man-renders-$(basename "$m" .scd)" "$out"; fi
+	done
+
+	# --- bash completion, driven through `complete` ------------------------------
+	# complete_words 'wisp cre' -> what the completion function offers.
+	complete_words() {
+		bash --norc --noprofile -c '
+			. contrib/wisp.bash-completion
+			read -r -a COMP_WORDS <<<"$1"
+			[ "${1: -1}" = " " ] && COMP_WORDS+=("")
+			COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+			COMP_LINE=$1
+			_wisp
+			printf "%s\n" "${COMPREPLY[@]}"' _ "$1"
+	}
+	# The VM names come from `wisp list`; a stand-in lists two.
+	mkdir -p "$TMP/fakebin"
+	printf '#!/bin/sh\n[ "$1" = list ] && { echo "NAME ID STATE"; echo "web1 0123abcd running"; echo "db 4567ef01 running"; exit 0; }\nexec %s "$@"\n' \
+		"$PWD/$B/wisp" >"$TMP/fakebin/wisp"
+	chmod +x "$TMP/fakebin/wisp"
+	check_completion() { # NAME LINE EXPECTED_WORD [PATH_PREFIX]
+		local got
+		got=$(PATH=${4:+$4:}$PWD/$B:$PATH complete_words "$2")
+		if printf '%s\n' "$got" | grep -qx -- "$3"; then ok "$1"
+		else bad "$1" "'$2' offered: $(echo $got | head -c 200)"; fi
+	}
+	check_completion completion-verb 'wisp cre' create
+	check_completion completion-verb-check 'wisp ch' check
+	check_completion completion-run-option 'wisp run --vs' --vsock
+	check_completion completion-create-option 'wisp create --na' --name
+	check_completion completion-vm-name 'wisp console we' web1 "$TMP/fakebin"
+	check_completion completion-vm-id 'wisp destroy 4567' 4567ef01 "$TMP/fakebin"
+	check_completion completion-image-file "wisp run $UK/hel" "$UK/hello.elf"
+	check_completion completion-disk-file 'wisp run --disk README' README.md
+	got=$(PATH=$PWD/$B:$PATH complete_words 'wisp run --mem ')
+	if [ -z "$got" ]; then ok completion-value-left-to-user; else bad completion-value-left-to-user "offered: $got"; fi
+fi
+
+# --- make install / uninstall into a scratch prefix ------------------------------
+if [ "$what" != docs ]; then
+	R=$TMP/root
+	if make -s install DESTDIR="$R" PREFIX=/usr SYSTEMDUNITDIR=/lib/systemd/system >"$TMP/install.log" 2>&1; then
+		ok install-runs
+	else
+		bad install-runs "$(tail -5 "$TMP/install.log")"
+	fi
+	for f in usr/bin/wisp usr/sbin/wispd usr/libexec/wisp/wisp-vmm usr/libexec/wisp/wisp-client \
+		usr/include/wisp/wrt.h usr/include/wisp/abi.h usr/lib/wisp/unikernel/unikernel.ld \
+		usr/lib/wisp/unikernel/wrt.o usr/share/man/man1/wisp.1 usr/share/man/man8/wispd.8 \
+		usr/share/bash-completion/completions/wisp lib/systemd/system/wispd.service \
+		lib/systemd/system/wispd.socket usr/lib/tmpfiles.d/wisp.conf \
+		usr/share/wisp/unikernels/hello.elf; do
+		[ -e "$R/$f" ] || { bad install-has-files "missing /$f"; break; }
+	done
+	[ -e "$R/usr/share/wisp/unikernels/hello.elf" ] && ok install-has-files
+	if grep -q '^ExecStart=/usr/sbin/wispd ' "$R/lib/systemd/system/wispd.service"; then ok install-unit-paths
+	else bad install-unit-paths "$(grep ExecStart "$R/lib/systemd/system/wispd.service")"; fi
+	expect installed-version 0 '^wisp ' '' -- "$R/usr/bin/wisp" version
+	# Through the bin/ symlink, wisp finds wisp-client next to its real self.
+	expect installed-client-verb 125 '' 'cannot reach wispd' -- env WISP_SOCKET=$TMP/none.sock "$R/usr/bin/wisp" list
+	expect installed-wispd-help 0 '^usage: wispd' '' -- "$R/usr/sbin/wispd" --help
+	# A unikernel built out of the tree from the installed runtime alone.
+	cat >"$TMP/app.c" <<'C'
+#include <wrt.h>
+int main(int argc, char **argv) { (void)argc; (void)argv; rt_puts("built against the installed runtime"); return 3; }
+C
+	if gcc -std=gnu11 -O2 -ffreestanding -fno-pic -fno-pie -mno-red-zone -fno-stack-protector \
+		-DWRT_APP_NAME='"app"' -I"$R/usr/include/wisp" -I"$R/usr/include" -c "$TMP/app.c" -o "$TMP/app.o" 2>"$TMP/cc.log" &&
+		gcc -nostdlib -static -no-pie -Wl,-T,"$R/usr/lib/wisp/unikernel/unikernel.ld" \
+			-Wl,-z,max-page-size=4096 -Wl,-z,noexecstack -o "$TMP/app.elf" "$TMP/app.o" \
+			"$R/usr/lib/wisp/unikernel/wrt.o" "$R/usr/lib/wisp/unikernel/note.o" \
+			"$R/usr/lib/wisp/unikernel/libwrt-virtio.a" 2>>"$TMP/cc.log"; then
+		ok installed-runtime-builds-app
+	else
+		bad installed-runtime-builds-app "$(head -c 300 "$TMP/cc.log")"
+	fi
+	if [ "$what" = vm ]; then # on a KVM (the `packaging` suite)
+		expect installed-check 0 'this host can run Wisp VMs' '' -- "$R/usr/bin/wisp" check
+		vm_expect installed-run-hello 0 '^Hello from a Wisp unikernel!$' '' -- "$R/usr/bin/wisp" run "$R/usr/share/wisp/unikernels/hello.elf"
+		vm_expect installed-runtime-app-runs 3 '^built against the installed runtime$' '' -- "$R/usr/bin/wisp" run "$TMP/app.elf"
+	fi
+	# The Debian package (make deb, the `package` stage), unpacked into a
+	# scratch root: its wisp runs from there too.
+	deb=$(ls $B/deb/wisp_*.deb 2>/dev/null | head -1)
+	if [ "$what" = vm ] && [ -n "$deb" ]; then
+		P=$TMP/pkgroot
+		if dpkg-deb -x "$deb" "$P" 2>"$TMP/deb.err"; then ok deb-unpacks; else bad deb-unpacks "$(cat "$TMP/deb.err")"; fi
+		expect deb-wisp-check 0 'this host can run Wisp VMs' '' -- "$P/usr/bin/wisp" check
+		vm_expect deb-wisp-run-hello 0 '^Hello from a Wisp unikernel!$' '' -- "$P/usr/bin/wisp" run "$P/usr/share/wisp/unikernels/hello.elf"
+		rm -rf "$P"
+		if [ -e "$P" ]; then bad deb-root-removed "$P remains"; else ok deb-root-removed; fi
+	elif [ "$what" = vm ]; then
+		bad deb-unpacks "no $B/deb/wisp_*.deb (make deb)"
+	fi
+	make -s uninstall DESTDIR="$R" PREFIX=/usr SYSTEMDUNITDIR=/lib/systemd/system >/dev/null 2>&1
+	left=$(find "$R" -type f -o -type l | sed "s|^$R||")
+	if [ -z "$left" ]; then ok uninstall-removes-all; else bad uninstall-removes-all "left: $(echo $left | head -c 300)"; fi
+fi
+summary
