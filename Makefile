@@ -70,6 +70,7 @@ include pg/pg.mk
 # --- tests, benchmarks, demo ----------------------------------------------------
 include tests/tests.mk
 include bench/bench.mk
+include contrib/install.mk
 
 deps:
 	scripts/deps.sh build

@@ -12,10 +12,11 @@
 #   control   wispd, wisp-vmm, the verbs   snapshot save/restore/clone/migrate
 #   image     wisp image: redis, nginx, memcached in VMs, driven by their clients
 #   security  the hostile-user suite (docs/security.md)
+#   packaging make install and the .deb: the installed wisp runs VMs
 # Exits non-zero if any suite failed.
 cd "$(dirname "$0")/.." || exit 1
 B=${BUILD:-build}
-all="kvm-unit run linux rng virtio control snapshot security image"
+all="kvm-unit run linux rng virtio control snapshot security image packaging"
 [ "$*" = --list ] && { echo "$all"; exit 0; }
 [ "$*" = all ] && set -- $all
 [ $# -gt 0 ] || { echo "usage: tests/suites.sh SUITE... (or all: $all)" >&2; exit 2; }
@@ -32,6 +33,7 @@ suite() {
 	snapshot) SNAPTOOL=$B/tests/snaptool UDS=$B/tests/uds tests/integration/test_snapshot.sh ;;
 	image) tests/integration/test_image.sh vm ;;
 	security) tests/integration/test_security.sh ;;
+	packaging) tests/integration/test_packaging.sh vm ;;
 	*) echo "FAIL: suites: unknown suite '$1' (known: $all)"; return 1 ;;
 	esac
 }

@@ -9,7 +9,7 @@ $(BUILD)/asan/tests/%: tests/unit/%.c $(BUILD)/asan/libwisp.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $< $(BUILD)/asan/libwisp.a -lcmocka $(LDLIBS)
 
 test-deps:
-	scripts/deps.sh build test fuzz lab
+	scripts/deps.sh build test fuzz lab deb
 
 # test_virtio_attach needs a real VM: it is the kvm-unit suite of test-vm.
 HOST_UNIT_BINS := $(filter-out %/test_virtio_attach,$(UNIT_BINS))
@@ -65,6 +65,13 @@ test-rng-driver:
 test-control: test-build
 	scripts/on-kvm.sh --name control -- tests/suites.sh control
 
+# The Debian package (built with dpkg-buildpackage, lintian-clean), the man
+# pages against every verb's --help, bash completion. The installed
+# binaries run VMs in the `packaging` suite of test-vm.
+test-package: all
+	$(MAKE) deb
+	tests/integration/test_packaging.sh docs
+
 # Every VM suite and the Linux-guest lab: here on a usable KVM, else in two
 # L1s side by side (tests/vm-checks.sh). The lab's packages come first.
 test-vm: test-build $(GUEST_INITRD)
@@ -81,6 +88,7 @@ test: test-deps
 	$(STAGE) build $(MAKE) all test-build $(UNIT_BINS)
 	$(STAGE) unit $(MAKE) test-unit
 	$(STAGE) popek-goldberg $(MAKE) test-pg
+	$(STAGE) package $(MAKE) test-package
 	$(STAGE) guest-kernel $(MAKE) guest-kernel $(GUEST_INITRD)
 	$(STAGE) vm $(MAKE) test-vm
 	$(STAGE) rng-driver $(MAKE) test-rng-driver
@@ -90,4 +98,4 @@ test: test-deps
 include tests/fuzz/fuzz.mk
 include tests/lab/lab.mk
 
-.PHONY: test test-deps test-unit test-build test-suites test-integration test-rng-driver test-control test-snapshot test-vm
+.PHONY: test-package test test-deps test-unit test-build test-suites test-integration test-rng-driver test-control test-snapshot test-vm
