@@ -1,6 +1,7 @@
 /* `wisp image`: build a Tinyx-style image for one application, list what is
  * in one and why, or say how to boot it (src/image/, docs/image.md). */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,14 @@ static const char usage[] =
 	"                        [--user NAME|UID[:GID]] [--format initramfs|ext4]\n"
 	"       wisp image inspect IMAGE     what is inside and why\n"
 	"       wisp image boot-info IMAGE   its format and kernel command line fragment\n";
+
+/* Interrupted: no half-written image is left behind. */
+static void on_signal(int sig)
+{
+	image_build_interrupted();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
 
 /* Progress on stderr, one line per step: "wisp image: download: ...". */
 static void print_progress(void *ctx, const char *step, const char *what)
@@ -106,6 +115,9 @@ static int image_build_cmd(int argc, char **argv)
 		return WISP_EXIT_ERROR;
 	}
 	char err[1024];
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
 	if (image_build(&s, err, sizeof(err))) {
 		fprintf(stderr, "wisp image: %s\n", err);
 		return 1;

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -469,6 +470,8 @@ static int add_base(struct build *b)
  * closure, as the entry itself does. */
 static int add_script_commands(struct build *b)
 {
+	if (b->spec->binary)
+		return 0; /* the host's commands are not the image's */
 	for (int i = 1; i < b->argc; i++) {
 		char *copy = strdup(b->argv[i]), *save = NULL;
 		if (!copy)
@@ -495,6 +498,22 @@ static int add_entry(struct build *b)
 {
 	char found[PATH_MAX], why[PATH_MAX + 64];
 	const char *cmd = b->argv[0];
+	if (b->spec->binary) {
+		/* The host is where libraries come from, not commands: the
+		 * binary itself or a busybox applet. */
+		const char *base = strrchr(b->spec->binary, '/');
+		base = base ? base + 1 : b->spec->binary;
+		char in_image[PATH_MAX];
+		snprintf(in_image, sizeof(in_image), "/usr/bin/%s", base);
+		if (!strcmp(cmd, base) || !strcmp(cmd, in_image))
+			return 0;
+		for (size_t i = 0; i < sizeof(applets) / sizeof(applets[0]); i++)
+			if (!strcmp(cmd, applets[i]))
+				return 0;
+		if (!strcmp(cmd, "busybox"))
+			return 0;
+		return fail(b, -ENOENT, "command '%s' not found in the image", cmd);
+	}
 	if (closure_find_command(b->root, cmd, found, sizeof(found))) {
 		/* A busybox applet linked above? */
 		for (size_t i = 0; i < sizeof(applets) / sizeof(applets[0]); i++)
@@ -598,6 +617,16 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
 	return 0;
 }
 
+/* The output's temporary file while a build runs, for a signal handler. */
+static char building[PATH_MAX];
+static volatile sig_atomic_t building_set;
+
+void image_build_interrupted(void)
+{
+	if (building_set)
+		unlink(building);
+}
+
 int image_build(const struct image_spec *spec, char *err, size_t errlen)
 {
 	struct build b = {.spec = spec, .err = err, .errlen = errlen};
@@ -623,6 +652,8 @@ int image_build(const struct image_spec *spec, char *err, size_t errlen)
 	if (out < 0)
 		return fail(&b, -errno, "output '%s': cannot write there: %s", spec->out,
 			    strerror(errno));
+	memcpy(building, tmp, sizeof(building));
+	building_set = 1;
 	fchmod(out, 0644);
 	const char *td = getenv("TMPDIR");
 	snprintf(b.staging, sizeof(b.staging), "%s/wisp-image-XXXXXX", td && *td ? td : "/tmp");
@@ -702,6 +733,7 @@ out:
 		close(out);
 	if (r)
 		unlink(tmp);
+	building_set = 0;
 	if (b.staging[0] && !getenv("WISP_IMAGE_KEEP"))
 		nftw(b.staging, rm_one, 32, FTW_DEPTH | FTW_PHYS);
 	deb_set_free(&debs);

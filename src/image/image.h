@@ -40,6 +40,9 @@ struct image_boot {
 
 /* Build spec->out (written to a temporary file, renamed at the end). */
 int image_build(const struct image_spec *spec, char *err, size_t errlen);
+/* Remove the temporary output of a build in progress; async-signal-safe,
+ * for the CLI's SIGINT/SIGTERM handler (the staging directory stays). */
+void image_build_interrupted(void);
 /* The manifest of an image (one "TYPE SIZE PATH<TAB>REASON" line per entry),
  * malloc'd into *text. */
 int image_inspect(const char *path, char **text, char *err, size_t errlen);

@@ -25,9 +25,10 @@ CMDLINE_BASE="console=ttyS0 reboot=t panic=-1 quiet"
 NET="ip=10.0.2.2::10.0.2.1:255.255.255.0:wisp-guest:eth0:off:10.0.2.1"
 
 # The command lines the images run (the nginx one does what the Debian
-# package's maintainer scripts would: a site, its directories).
+# package's maintainer scripts would: a site, its directories; and drops
+# the site's IPv6 listen, as the guest kernel has no IPv6).
 REDIS_CMD="redis-server --protected-mode no --save '' --appendonly no"
-NGINX_CMD="sh -c 'mkdir -p /var/lib/nginx /var/log/nginx /var/www/html /etc/nginx/sites-enabled && echo wisp-nginx-page > /var/www/html/index.html && ln -sf ../sites-available/default /etc/nginx/sites-enabled/default && exec nginx -g \"daemon off; error_log stderr;\"'"
+NGINX_CMD="sh -c 'mkdir -p /var/lib/nginx /var/log/nginx /var/www/html /etc/nginx/sites-enabled && echo wisp-nginx-page > /var/www/html/index.html && sed /::/d /etc/nginx/sites-available/default > /etc/nginx/sites-enabled/default && exec nginx -g \"daemon off; error_log stderr;\"'"
 MEMCACHED_CMD="memcached -p 11211 -U 0"
 
 # --- build phase --------------------------------------------------------------------
@@ -49,7 +50,7 @@ build_phase() {
 	build memcached.lz4 -- --package memcached --user nobody --cmd "$MEMCACHED_CMD" -o "$IMG/memcached.lz4"
 	build exit3.lz4 -- --rootfs "$TMP/empty" --cmd "sh -c 'echo app-says-hi \$GREETING; exit 3'" --env GREETING=hello -o "$IMG/exit3.lz4"
 	build term.lz4 -- --rootfs "$TMP/empty" --cmd "sh -c 'trap \"echo got-term; exit 7\" TERM; kill -TERM 1; while :; do sleep 1; done'" -o "$IMG/term.lz4"
-	build user.ext4 -- --rootfs "$TMP/empty" --format ext4 --user 1234:567 --workdir /tmp --cmd "sh -c 'echo ext4-root \$(id -u):\$(id -g) \$(pwd); grep -c vda /proc/mounts'" -o "$IMG/user.ext4"
+	build user.ext4 -- --rootfs "$TMP/empty" --format ext4 --user 1234:567 --workdir /tmp --cmd "sh -c 'echo ext4-root \$(id -u):\$(id -g) \$(pwd); grep -c \" / ext4 rw\" /proc/mounts'" -o "$IMG/user.ext4"
 
 	# Sizes: the goals of issue 13.
 	size_ok() { # NAME MAX_BYTES
@@ -90,7 +91,7 @@ build_phase() {
 	if cmp -s "$IMG/redis.lz4" "$TMP/od/redis2.lz4"; then ok reproducible-initramfs
 	else bad reproducible-initramfs "two builds differ"; fi
 	sleep 1 # a different second: times must not leak in
-	$WISP image build -q --rootfs "$TMP/empty" --format ext4 --user 1234:567 --workdir /tmp --cmd "sh -c 'echo ext4-root \$(id -u):\$(id -g) \$(pwd); grep -c vda /proc/mounts'" -o "$TMP/od/user2.ext4" 2>/dev/null
+	$WISP image build -q --rootfs "$TMP/empty" --format ext4 --user 1234:567 --workdir /tmp --cmd "sh -c 'echo ext4-root \$(id -u):\$(id -g) \$(pwd); grep -c \" / ext4 rw\" /proc/mounts'" -o "$TMP/od/user2.ext4" 2>/dev/null
 	if cmp -s "$IMG/user.ext4" "$TMP/od/user2.ext4"; then ok reproducible-ext4
 	else bad reproducible-ext4 "two builds differ"; fi
 
@@ -160,9 +161,10 @@ vm_server() {
 				-display none -monitor none -serial stdio -no-reboot -m 256 -kernel "$KERNEL" \
 				-initrd "$image" -append "$CMDLINE_BASE $NET" \
 				-netdev tap,id=n0,ifname=wtap0,script=no,downscript=no -device virtio-net-device,netdev=n0 \
+				-device virtio-rng-device \
 				>"$TMP/$name.out" 2>&1 </dev/null &
 		else
-			$WISP run --kernel "$KERNEL" --initrd "$image" --mem 256M --net tap=wtap0 \
+			$WISP run --kernel "$KERNEL" --initrd "$image" --mem 256M --rng --net tap=wtap0 \
 				--cmdline "$CMDLINE_BASE $NET" >"$TMP/$name.out" 2>&1 </dev/null &
 		fi
 		local pid=$! t0=$EPOCHREALTIME r=1
