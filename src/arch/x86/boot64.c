@@ -85,6 +85,7 @@ int x86_setup_unikernel(const struct guest_mem *mem, const struct x86_boot64 *b,
 	int64_t r = x86_build_page_tables(mem, WISP_PML4_GPA, map_size, WISP_TSS_GPA);
 	if (r < 0)
 		return (int)r;
+	uint64_t spare = (uint64_t)r; /* first free page after the tables */
 	/* The runtime's structures (GDT, IDT, stacks, page tables, TSS) are
 	 * supervisor-only: an application at CPL3 that could write them could
 	 * install a gate and run at CPL0. Only the boot info stays readable.
@@ -96,7 +97,6 @@ int x86_setup_unikernel(const struct guest_mem *mem, const struct x86_boot64 *b,
 			return (int)r;
 	/* The stack grows down from the top of RAM towards the image: the page
 	 * right after the image is not mapped, so an overflow faults there. */
-	uint64_t spare = (uint64_t)r;
 	if (b->guard) {
 		if (spare + 0x1000 > WISP_TSS_GPA)
 			return -E2BIG;
