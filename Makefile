@@ -63,6 +63,7 @@ include src/control/control.mk
 include guest/unikernel/unikernel.mk
 include guest/linux/linux.mk
 include src/image/image.mk
+include src/oci/oci.mk
 
 # --- the Popek-Goldberg machine (docs/popek-goldberg.md) -----------------------
 include pg/pg.mk
