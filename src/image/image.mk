@@ -35,3 +35,14 @@ test-image-build: image-test-images
 test-build: $(IMAGE_TEST_STAMP) image-kernel
 
 .PHONY: image-test-images test-image-build
+
+# Sizes here (debootstrap needs the mirror), boots where VMs can run (the
+# lab here), then the table with the goals and docs/bench/image.{csv,png}.
+bench-image:
+	scripts/deps.sh build bench l1 image
+	$(MAKE) $(BUILD)/wisp $(TINIT) image-kernel image-test-images
+	bench/bench_image_sizes.sh
+	scripts/on-kvm.sh --name bench-image -- bench/bench_image.sh
+	python3 bench/bench_image_plot.py
+
+.PHONY: bench-image
