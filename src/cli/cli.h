@@ -7,65 +7,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cli/virtio_args.h"
+#include "util/util.h"	/* opt_parse_* */
+#include "vmm/config.h" /* exit codes, memory limits, the VM configuration */
 
-/* Process exit codes of `wisp run` besides the guest's own status (0..255). */
-#define WISP_EXIT_TIMEOUT 124 /* --timeout elapsed */
-#define WISP_EXIT_ERROR	  125 /* Wisp could not start the VM: bad input, no KVM */
-#define WISP_EXIT_CRASH	  126 /* the guest crashed (fault, triple fault, KVM error) */
-#define WISP_EXIT_SIGNAL  128 /* + signal number: stopped by SIGINT/SIGTERM */
-
-#define WISP_DEFAULT_MEM (32ull << 20)
-#define WISP_MIN_MEM	 (2ull << 20)
-#define WISP_MAX_MEM	 (64ull << 30)
-
-/* What `wisp run` was asked to do. */
+/* What `wisp run` was asked to do: a VM configuration and how to run it. */
 struct run_config {
-	uint64_t mem; /* bytes */
-	int cpus;
-	uint64_t timeout_ms; /* 0: none */
-	bool stats;	     /* print exit statistics on stderr at the end */
-	bool rng_device;     /* --rng-device: attach the course's PCI RNG device */
-	bool rng_seeded;     /* --rng-device=SEED: start it from rng_seed */
-	uint32_t rng_seed;
-	const char *image;
-	char *cmdline;		   /* guest arguments joined by spaces (malloc'd) */
-	struct virtio_args virtio; /* --rng, --disk, --net, --console, --vsock */
-	/* Linux guests (run_linux.c) */
-	const char *kernel; /* --kernel: bzImage or PVH vmlinux; NULL: IMAGE is a unikernel */
-	const char *initrd; /* --initrd, or NULL */
-	const char *kernel_cmdline; /* --cmdline, or NULL for LINUX_DEFAULT_CMDLINE */
-	bool mem_given;		    /* --mem was on the command line */
+	struct vm_config vm;	 /* from the flags, --config FILE or the snapshot */
+	uint64_t timeout_ms;	 /* 0: none */
+	bool stats;		 /* print exit statistics on stderr at the end */
+	const char *config_file; /* --config FILE */
+	bool vm_flags;		 /* some option describing the VM was given */
 	/* Snapshots (run_restore.c, run_control.c) */
 	const char *name;	/* --name: a control socket, so that `wisp save NAME` works */
 	const char *restore;	/* --restore FILE */
 	bool verify;		/* --verify: check the snapshot's memory first */
 	struct snap_file *snap; /* the snapshot being restored, else NULL */
-	char *config;		/* "wisp-run\0" + the options that rebuild this VM */
+	char *config;		/* the CONFIG record of this VM's snapshots */
 	size_t config_len;
 };
 struct snap_file;
-
-#define LINUX_DEFAULT_MEM     (128ull << 20)
-#define LINUX_DEFAULT_CMDLINE "console=ttyS0 reboot=t panic=-1"
-
-/* --- options.c --------------------------------------------------------- */
-/* Parse a size: a number with an optional K, M or G suffix (powers of 1024);
- * a bare number means MiB. */
-int opt_parse_size(const char *s, uint64_t *out);
-/* Parse an unsigned integer in [min, max]. */
-int opt_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
-/* Parse a duration: a number with an optional ms, s or m suffix; a bare
- * number means seconds. Result in milliseconds, > 0. */
-int opt_parse_duration_ms(const char *s, uint64_t *out);
-/* Join argv[0..argc) with spaces, quoting words that hold spaces; NULL if
- * out of memory. */
-char *opt_join_args(int argc, char **argv);
 
 /* --- cmd_run.c ---------------------------------------------------------- */
 /* Parse `wisp run` arguments (argv[0] is "run") into cfg; on error writes a
  * one-line message into err and returns -1. */
 int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, size_t errlen);
+/* Fill cfg->config, the CONFIG record of this VM's snapshots: the tag and
+ * cfg->vm as JSON, host paths absolute, disk sizes recorded; -1 if out of
+ * memory. */
+int run_config_record(struct run_config *cfg);
 /* `wisp run`: boot an image in the foreground; returns the process exit code. */
 int cmd_run(int argc, char **argv);
 /* --- cmd_check.c: can this host run Wisp VMs? Exit 0 if so ------------- */
@@ -77,8 +46,9 @@ struct vm;
  * with --name, its control socket serves snapshots meanwhile. -1 (printed)
  * if the control socket cannot be opened. */
 int run_vm_foreground(struct vm *vm, const struct run_config *cfg);
-/* Boot (or, with cfg->snap, restore) a unikernel in the foreground. */
-int run_unikernel(struct run_config *cfg);
+/* Build cfg->vm (booted, or with cfg->snap restored) and run it in the
+ * foreground; returns the process exit code. */
+int run_built(struct run_config *cfg);
 /* Tell the user how the VM stopped; returns the process exit code. */
 int run_outcome(struct vm *vm, const struct run_config *cfg);
 /* Print the exit counters on stderr (--stats). */
@@ -92,9 +62,15 @@ int run_restore(struct run_config *cfg);
 int run_control_start(struct vm *vm, const struct run_config *cfg, char *err, size_t errlen);
 void run_control_stop(void);
 
-/* --- run_linux.c --------------------------------------------------------- */
-/* `wisp run --kernel`: boot Linux; returns the process exit code. */
-int run_linux(struct run_config *cfg);
+/* --- run_linux.c: the terminal and panic watch of a Linux guest ---------- */
+struct serial;
+struct linux_watch;
+/* Watch the Linux console for a kernel panic, and give the guest the
+ * terminal (raw mode); NULL if out of memory. */
+struct linux_watch *run_linux_watch(struct vm *vm, struct serial *console);
+/* After the run: restore the terminal, and turn a panic into
+ * WISP_EXIT_CRASH with the last console lines; else returns code. Frees w. */
+int run_linux_outcome(struct linux_watch *w, int code);
 
 /* --- client.c: talking to wispd (the client verbs) ------------------------ */
 struct json_t;
@@ -141,6 +117,8 @@ void jset_int(struct json_t *o, const char *key, long long v);
 void jset(struct json_t *o, const char *key, struct json_t *v); /* steals v */
 void jpush_str(struct json_t *a, const char *v);
 void jfree(struct json_t *o);
+/* Parse JSON text (NULL if it is not JSON). */
+struct json_t *jparse(const char *text);
 /* Print o as indented JSON. */
 void jprint(struct json_t *o);
 

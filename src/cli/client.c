@@ -205,6 +205,11 @@ void jfree(struct json_t *o)
 		L.json_delete(o);
 }
 
+struct json_t *jparse(const char *text)
+{
+	return L.json_loadb(text, strlen(text), 0, NULL);
+}
+
 void jprint(struct json_t *o)
 {
 	char *s = L.json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);

@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "arch/x86/x86.h"
 #include "cli/cli.h"
-#include "control/control.h"
+#include "devices/devices.h"
+#include "devices/virtio/virtio.h"
 #include "snapshot/snapshot.h"
 #include "util/util.h"
 #include "vmm/vmm.h"
@@ -23,15 +25,18 @@ static const char usage[] =
 	"                [--vsock PATH[,cid=N]] IMAGE [-- ARGS...]\n"
 	"       wisp run --kernel KERNEL [--initrd FILE] [--cmdline TEXT] [--mem SIZE] [--cpus N]\n"
 	"                [--timeout DURATION] [--stats] [device options as above]\n"
+	"       wisp run --config FILE [--timeout DURATION] [--stats]\n"
 	"       wisp run --restore FILE [--verify] [--timeout DURATION] [--stats]\n"
+	"                [--disk PATH]... [--net tap=NAME]... [--vsock PATH]\n"
+	"                [--console virtio,sock=PATH]   (the host side of each device)\n"
 	"       (any of them with --name NAME: `wisp save NAME FILE` can snapshot the VM)\n";
 
-#define OPT_RNG_DEVICE 0x100 /* long-only options */
-#define OPT_NAME       0x101
-#define OPT_RESTORE    0x102
-#define OPT_VERIFY     0x103
-#define OPT_VIRTIO     1000 /* --rng ... --vsock: 1000 + index in virtio_flags */
-static const char *const virtio_flags[] = {"rng", "disk", "net", "console", "vsock"};
+#define OPT_NAME    0x101 /* long-only options */
+#define OPT_RESTORE 0x102
+#define OPT_VERIFY  0x103
+#define OPT_CONFIG  0x104
+#define OPT_DEVICE  1000 /* --rng-device ... --vsock: 1000 + index in device_flags */
+static const char *const device_flags[] = {"rng-device", "rng", "disk", "net", "console", "vsock"};
 
 static struct vm *running_vm; /* for the signal handlers */
 
@@ -49,6 +54,130 @@ static void on_stop_signal(int sig)
 	}
 }
 
+/* Options of `wisp run` that describe the VM, not this run. */
+static bool describes_vm(int c)
+{
+	return c == 'm' || c == 'c' || c == 'k' || c == 'i' || c == 'a' || c >= OPT_DEVICE;
+}
+
+/* Everything after the options: IMAGE [-- ARGS...] or nothing. */
+static int parse_operands(int argc, char **argv, struct run_config *cfg, char *err, size_t errlen)
+{
+	struct vm_config *vm = &cfg->vm;
+	if (cfg->restore || cfg->config_file) {
+		const char *what = cfg->restore ? "--restore" : "--config";
+		if (optind < argc) {
+			snprintf(err, errlen, "run: '%s': %s takes no IMAGE", argv[optind], what);
+			return -1;
+		}
+		return 0;
+	}
+	if (vm->kernel && optind < argc) {
+		snprintf(err, errlen, "run: '%s': give either IMAGE or --kernel, not both",
+			 argv[optind]);
+		return -1;
+	}
+	if (!vm->kernel && (vm->initrd || vm->cmdline)) {
+		snprintf(err, errlen, "run: %s needs --kernel",
+			 vm->initrd ? "--initrd" : "--cmdline");
+		return -1;
+	}
+	if (vm->kernel)
+		return 0;
+	if (optind >= argc) {
+		snprintf(err, errlen, "run: no image given");
+		return -1;
+	}
+	vm->image = strdup(argv[optind++]);
+	if (optind < argc && !strcmp(argv[optind], "--"))
+		optind++;
+	vm->args = calloc((size_t)(argc - optind) + 1, sizeof(char *));
+	if (!vm->image || !vm->args) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (; optind < argc; optind++)
+		if (!(vm->args[vm->nargs++] = strdup(argv[optind]))) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	return 0;
+}
+
+/* One option that describes the VM into cfg->vm. */
+static int parse_vm_option(int c, struct run_config *cfg, char *err, size_t errlen)
+{
+	struct vm_config *vm = &cfg->vm;
+	char **dst = NULL;
+	uint64_t v;
+	cfg->vm_flags = true;
+	switch (c) {
+	case 'm':
+		return vm_config_set_mem(vm, optarg, "--mem", err, errlen) ? -1 : 0;
+	case 'c':
+		if (opt_parse_uint(optarg, 1, WISP_MAX_VCPUS, &v)) {
+			snprintf(err, errlen, "--cpus '%s': must be a number from 1 to %d", optarg,
+				 WISP_MAX_VCPUS);
+			return -1;
+		}
+		vm->cpus = (int)v;
+		return 0;
+	case 'k':
+		dst = &vm->kernel;
+		break;
+	case 'i':
+		dst = &vm->initrd;
+		break;
+	case 'a':
+		dst = &vm->cmdline;
+		break;
+	default: /* a device */
+		return vm_config_add_flag(vm, device_flags[c - OPT_DEVICE], optarg, err, errlen)
+			       ? -1
+			       : 0;
+	}
+	free(*dst);
+	if (!(*dst = strdup(optarg))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* The VM of --config FILE into cfg->vm. */
+static int load_config_file(struct run_config *cfg, char *err, size_t errlen)
+{
+	uint8_t *buf;
+	size_t size;
+	int r = util_read_file(cfg->config_file, 1 << 20, &buf, &size);
+	if (r) {
+		snprintf(err, errlen, "--config '%s': %s", cfg->config_file, util_file_error(r));
+		return -1;
+	}
+	char why[WISP_ERRLEN];
+	r = vm_config_from_json((const char *)buf, size, NULL, &cfg->vm, why, sizeof(why));
+	free(buf);
+	if (r) {
+		snprintf(err, errlen, "--config '%s': %s", cfg->config_file, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* The error message of a getopt failure. */
+static void bad_option(int argc, char **argv, char *err, size_t errlen)
+{
+	(void)argc;
+	if (optopt >= OPT_DEVICE)
+		snprintf(err, errlen, "run: option '--%s' needs a value",
+			 device_flags[optopt - OPT_DEVICE]);
+	else if (optopt)
+		snprintf(err, errlen, "run: option '-%c' %s", optopt,
+			 strchr("mct", optopt) ? "needs a value" : "is not known");
+	else
+		snprintf(err, errlen, "run: unknown option '%s'", argv[optind - 1]);
+}
+
 int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, size_t errlen)
 {
 	static const struct option opts[] = {
@@ -60,55 +189,32 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		{"kernel", required_argument, NULL, 'k'},
 		{"initrd", required_argument, NULL, 'i'},
 		{"cmdline", required_argument, NULL, 'a'},
-		{"rng-device", optional_argument, NULL, OPT_RNG_DEVICE},
 		{"name", required_argument, NULL, OPT_NAME},
 		{"restore", required_argument, NULL, OPT_RESTORE},
 		{"verify", no_argument, NULL, OPT_VERIFY},
-		/* virtio devices, parsed by virtio_args.c */
-		{"rng", no_argument, NULL, OPT_VIRTIO + 0},
-		{"disk", required_argument, NULL, OPT_VIRTIO + 1},
-		{"net", required_argument, NULL, OPT_VIRTIO + 2},
-		{"console", required_argument, NULL, OPT_VIRTIO + 3},
-		{"vsock", required_argument, NULL, OPT_VIRTIO + 4},
+		{"config", required_argument, NULL, OPT_CONFIG},
+		/* devices: vm_config_add_flag parses their values */
+		{"rng-device", optional_argument, NULL, OPT_DEVICE + 0},
+		{"rng", no_argument, NULL, OPT_DEVICE + 1},
+		{"disk", required_argument, NULL, OPT_DEVICE + 2},
+		{"net", required_argument, NULL, OPT_DEVICE + 3},
+		{"console", required_argument, NULL, OPT_DEVICE + 4},
+		{"vsock", required_argument, NULL, OPT_DEVICE + 5},
 		{0},
 	};
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->mem = WISP_DEFAULT_MEM;
-	cfg->cpus = 1;
+	vm_config_init(&cfg->vm);
 	optind = 0; /* full reset: this may be called more than once */
 	opterr = 0;
 	int c;
 	uint64_t v;
 	while ((c = getopt_long(argc, argv, "+m:c:t:sh", opts, NULL)) != -1) {
+		if (c != '?' && c != 'h' && describes_vm(c)) {
+			if (parse_vm_option(c, cfg, err, errlen))
+				return -1;
+			continue;
+		}
 		switch (c) {
-		case 'm':
-			if (opt_parse_size(optarg, &v)) {
-				snprintf(err, errlen, "--mem '%s': not a size (use e.g. 64M or 1G)",
-					 optarg);
-				return -1;
-			}
-			if (v < WISP_MIN_MEM || v > WISP_MAX_MEM) {
-				snprintf(err, errlen,
-					 "--mem '%s': must be between %llu MiB and %llu GiB",
-					 optarg, WISP_MIN_MEM >> 20, WISP_MAX_MEM >> 30);
-				return -1;
-			}
-			if (v % 4096) {
-				snprintf(err, errlen, "--mem '%s': must be a multiple of 4 KiB",
-					 optarg);
-				return -1;
-			}
-			cfg->mem = v;
-			cfg->mem_given = true;
-			break;
-		case 'c':
-			if (opt_parse_uint(optarg, 1, WISP_MAX_VCPUS, &v)) {
-				snprintf(err, errlen, "--cpus '%s': must be a number from 1 to %d",
-					 optarg, WISP_MAX_VCPUS);
-				return -1;
-			}
-			cfg->cpus = (int)v;
-			break;
 		case 't':
 			if (opt_parse_duration_ms(optarg, &v)) {
 				snprintf(err, errlen,
@@ -122,35 +228,11 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		case 's':
 			cfg->stats = true;
 			break;
-		case 'k':
-			cfg->kernel = optarg;
-			break;
-		case 'i':
-			cfg->initrd = optarg;
-			break;
-		case 'a':
-			cfg->kernel_cmdline = optarg;
-			break;
-		case OPT_RNG_DEVICE:
-			cfg->rng_device = true;
-			if (optarg) {
-				if (opt_parse_uint(optarg, 0, UINT32_MAX, &v)) {
-					snprintf(err, errlen,
-						 "--rng-device='%s': the seed must be a number "
-						 "from 0 to 4294967295",
-						 optarg);
-					return -1;
-				}
-				cfg->rng_seeded = true;
-				cfg->rng_seed = (uint32_t)v;
-			}
-			break;
 		case OPT_NAME:
-			if (!ctl_valid_name(optarg) || ctl_valid_id(optarg)) {
+			if (!vm_name_valid(optarg) || util_is_vm_id(optarg)) {
 				snprintf(err, errlen,
 					 "--name '%s': use 1 to 63 letters, digits, '_', '.' or "
-					 "'-', "
-					 "starting with a letter or digit",
+					 "'-', starting with a letter or digit",
 					 optarg);
 				return -1;
 			}
@@ -162,27 +244,14 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		case OPT_VERIFY:
 			cfg->verify = true;
 			break;
+		case OPT_CONFIG:
+			cfg->config_file = optarg;
+			break;
 		case 'h':
 			snprintf(err, errlen, "%s", "");
 			return 1;
-		case OPT_VIRTIO + 0:
-		case OPT_VIRTIO + 1:
-		case OPT_VIRTIO + 2:
-		case OPT_VIRTIO + 3:
-		case OPT_VIRTIO + 4:
-			if (virtio_args_parse(&cfg->virtio, virtio_flags[c - OPT_VIRTIO], optarg,
-					      err, errlen))
-				return -1;
-			break;
 		default:
-			if (optopt >= OPT_VIRTIO)
-				snprintf(err, errlen, "run: option '--%s' needs a value",
-					 virtio_flags[optopt - OPT_VIRTIO]);
-			else if (optopt)
-				snprintf(err, errlen, "run: option '-%c' %s", optopt,
-					 strchr("mct", optopt) ? "needs a value" : "is not known");
-			else
-				snprintf(err, errlen, "run: unknown option '%s'", argv[optind - 1]);
+			bad_option(argc, argv, err, errlen);
 			return -1;
 		}
 	}
@@ -190,46 +259,45 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		snprintf(err, errlen, "run: --verify needs --restore");
 		return -1;
 	}
+	if (cfg->restore && cfg->config_file) {
+		snprintf(err, errlen, "run: give --restore or --config, not both");
+		return -1;
+	}
+	/* A snapshot or a file says what the VM is; only how to run it here
+	 * may be given with them (and a restore's device host sides). */
+	if (cfg->config_file && cfg->vm_flags) {
+		snprintf(err, errlen,
+			 "run: --config describes the whole VM; only --name, --timeout and "
+			 "--stats go with it");
+		return -1;
+	}
 	if (cfg->restore) {
-		/* The snapshot says what the VM is; only how to run it here may
-		 * be given. */
-		if (cfg->kernel || cfg->initrd || cfg->kernel_cmdline || cfg->mem_given ||
-		    cfg->cpus != 1 || cfg->rng_device || cfg->virtio.n || optind < argc) {
+		struct vm_config *vm = &cfg->vm;
+		if (vm->kernel || vm->initrd || vm->cmdline || vm->mem || vm->cpus != 1) {
 			snprintf(err, errlen,
-				 "run: --restore takes the VM (image, memory, devices) from the "
-				 "snapshot; only --name, --timeout, --stats and --verify go with "
-				 "it");
+				 "run: --restore takes the VM (image, memory, vCPUs) from the "
+				 "snapshot; only --name, --timeout, --stats, --verify and the "
+				 "host side of its devices go with it");
 			return -1;
 		}
-		cfg->cmdline = opt_join_args(0, NULL);
-		return cfg->cmdline ? 0 : -1;
 	}
-	if (cfg->kernel && optind < argc) {
-		snprintf(err, errlen, "run: '%s': give either IMAGE or --kernel, not both",
-			 argv[optind]);
+	if (parse_operands(argc, argv, cfg, err, errlen))
 		return -1;
-	}
-	if (!cfg->kernel && (cfg->initrd || cfg->kernel_cmdline)) {
-		snprintf(err, errlen, "run: %s needs --kernel",
-			 cfg->initrd ? "--initrd" : "--cmdline");
-		return -1;
-	}
-	if (cfg->kernel) {
-		if (!cfg->mem_given)
-			cfg->mem = LINUX_DEFAULT_MEM;
-		cfg->cmdline = opt_join_args(0, NULL);
-		return cfg->cmdline ? 0 : -1;
-	}
-	if (optind >= argc) {
-		snprintf(err, errlen, "run: no image given");
-		return -1;
-	}
-	cfg->image = argv[optind++];
-	if (optind < argc && !strcmp(argv[optind], "--"))
-		optind++;
-	cfg->cmdline = opt_join_args(argc - optind, argv + optind);
-	if (!cfg->cmdline) {
+	if (cfg->restore)
+		return 0; /* its devices are checked against the snapshot's */
+	if (cfg->config_file)
+		return load_config_file(cfg, err, errlen);
+	if (cfg->name && !(cfg->vm.name = strdup(cfg->name))) {
 		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	char why[WISP_ERRLEN];
+	if (vm_config_finish(&cfg->vm, why, sizeof(why))) {
+		/* Flags name the option, not the JSON field. */
+		if (!strncmp(why, "cpus: unikernels", 16))
+			snprintf(err, errlen, "image '%s': %s", cfg->vm.image, why + 6);
+		else
+			snprintf(err, errlen, "run: %s", why);
 		return -1;
 	}
 	return 0;
@@ -315,37 +383,29 @@ int run_vm_foreground(struct vm *vm, const struct run_config *cfg)
 	return 0;
 }
 
-/* The options that rebuild this VM, for its snapshots' CONFIG record:
- * "wisp-run" and every argument but those about this one run. */
-static int build_config(int argc, char **argv, struct run_config *cfg)
+/* The CONFIG record of this VM's snapshots: "wisp-config", then its
+ * configuration as JSON with absolute host paths (docs/snapshot.md). */
+int run_config_record(struct run_config *cfg)
 {
-	static const char *const skip_arg[] = {"--name", "--timeout", "-t", "--restore"};
-	static const char *const skip[] = {"--stats", "-s", "--verify"};
-	struct wbuf b = {0};
-	wbuf_put(&b, "wisp-run", 9);
-	for (int i = 1; i < argc; i++) {
-		bool drop = false;
-		for (size_t k = 0; k < sizeof(skip_arg) / sizeof(skip_arg[0]); k++) {
-			size_t n = strlen(skip_arg[k]);
-			if (!strcmp(argv[i], skip_arg[k])) {
-				drop = true;
-				i++; /* and its value */
-			} else if (!strncmp(argv[i], skip_arg[k], n) && argv[i][n] == '=') {
-				drop = true;
-			}
-		}
-		for (size_t k = 0; k < sizeof(skip) / sizeof(skip[0]); k++)
-			drop |= !strcmp(argv[i], skip[k]);
-		if (!drop && i < argc)
-			wbuf_put(&b, argv[i], strlen(argv[i]) + 1);
-	}
-	if (wbuf_error(&b)) {
-		wbuf_free(&b);
+	struct vm_config c;
+	if (vm_config_copy(&c, &cfg->vm))
 		return -1;
+	free(c.name); /* a restored VM gets the name its restore gives it */
+	c.name = NULL;
+	vm_config_record_sizes(&c); /* a missing disk is reported when it is opened */
+	char *json = vm_config_abs_paths(&c) ? NULL : vm_config_to_json(&c);
+	vm_config_free(&c);
+	if (!json)
+		return -1;
+	size_t n = strlen(json) + 1;
+	cfg->config = malloc(sizeof(SNAP_CONFIG_TAG) + n);
+	if (cfg->config) {
+		memcpy(cfg->config, SNAP_CONFIG_TAG, sizeof(SNAP_CONFIG_TAG));
+		memcpy(cfg->config + sizeof(SNAP_CONFIG_TAG), json, n);
+		cfg->config_len = sizeof(SNAP_CONFIG_TAG) + n;
 	}
-	cfg->config = (char *)b.p;
-	cfg->config_len = b.len;
-	return 0;
+	free(json);
+	return cfg->config ? 0 : -1;
 }
 
 int cmd_run(int argc, char **argv)
@@ -355,7 +415,7 @@ int cmd_run(int argc, char **argv)
 	util_trace("main");
 	int r = run_parse_args(argc, argv, &cfg, err, sizeof(err));
 	if (r) {
-		virtio_args_free(&cfg.virtio);
+		vm_config_free(&cfg.vm);
 		if (r > 0) {
 			fputs(usage, stdout);
 			return 0;
@@ -366,53 +426,32 @@ int cmd_run(int argc, char **argv)
 	int code;
 	if (cfg.restore)
 		code = run_restore(&cfg);
-	else if (build_config(argc, argv, &cfg))
+	else if (run_config_record(&cfg))
 		code = WISP_EXIT_ERROR;
 	else
-		code = cfg.kernel ? run_linux(&cfg) : run_unikernel(&cfg);
-	free(cfg.cmdline);
+		code = run_built(&cfg);
 	free(cfg.config);
-	virtio_args_free(&cfg.virtio);
+	vm_config_free(&cfg.vm);
 	return code;
 }
 
-int run_unikernel(struct run_config *cfg)
+int run_built(struct run_config *cfg)
 {
 	char err[WISP_ERRLEN];
-	int r;
-	/* Everything about the image is checked before KVM is touched (a
-	 * restore has no image: its snapshot was checked instead). */
-	uint8_t *img = NULL;
-	size_t size = 0;
 	int code = WISP_EXIT_ERROR;
 	struct kvm kvm = {.fd = -1};
 	struct vm *vm = NULL;
-	struct elf_image ei = {0};
-	if (cfg->snap) {
-		ei.wisp.flags =
-			cfg->snap->img.vm.flags & SNAP_VM_SPLIT_IRQCHIP ? 0 : WISP_NOTE_CPL0;
-		goto checked;
-	}
-	r = util_read_file(cfg->image, WISP_MAX_MEM, &img, &size);
-	if (r) {
-		fprintf(stderr, "wisp: image '%s': %s\n", cfg->image, util_file_error(r));
-		return WISP_EXIT_ERROR;
-	}
-	if (elf_parse(img, size, &ei, err, sizeof(err)) == 0 && !ei.has_wisp_note)
-		snprintf(err, sizeof(err), "ELF has no Wisp note: not a Wisp unikernel");
-	if (!ei.has_wisp_note) {
-		fprintf(stderr, "wisp: image '%s': %s\n", cfg->image, err);
-		goto out;
-	}
-checked:
-	if (cfg->cpus != 1) {
-		fprintf(stderr,
-			"wisp: image '%s': unikernels run on exactly 1 vCPU (--cpus %d given)\n",
-			cfg->image, cfg->cpus);
-		goto out;
-	}
-	/* Device backends too: a bad --disk path fails here, without KVM. */
-	if (virtio_args_open(&cfg->virtio, err, sizeof(err))) {
+	struct linux_watch *watch = NULL;
+	bool lx = cfg->vm.kind == VM_KIND_LINUX;
+	struct vm_build b = {.cfg = &cfg->vm,
+			     .restore = cfg->snap != NULL,
+			     .restore_cpl0 = cfg->snap &&
+					     !(cfg->snap->img.vm.flags & SNAP_VM_SPLIT_IRQCHIP),
+			     .console_in = 0,
+			     .console_escape = isatty(0)};
+	/* Everything about the guest's files and the device backends is
+	 * checked before KVM is touched, so bad input fails fast. */
+	if (vm_build_check(&b, err, sizeof(err))) {
 		fprintf(stderr, "wisp: %s\n", err);
 		goto out;
 	}
@@ -423,27 +462,12 @@ checked:
 	}
 	util_trace("kvm opened, CPUID queried");
 	vm = calloc(1, sizeof(*vm));
-	if (!vm || vm_create(vm, &kvm, cfg->mem, err, sizeof(err))) {
-		fprintf(stderr, "wisp: cannot create the VM: %s\n", vm ? err : "out of memory");
+	if (!vm) {
+		fprintf(stderr, "wisp: out of memory\n");
 		goto out;
 	}
-	/* A CPL3 application cannot execute HLT (it faults and is reported), so
-	 * such VMs lose nothing with an in-kernel LAPIC, and gain speed. CPL0
-	 * images keep the user-space HLT exit so that a halt is reported. */
-	if (!(ei.wisp.flags & WISP_NOTE_CPL0))
-		vm_enable_split_irqchip(vm); /* an optimisation: fine if absent */
-	if (vcpu_signals_init() || vm_create_vcpus(vm, cfg->cpus, err, sizeof(err)) ||
-	    hypercall_register(vm)) {
-		fprintf(stderr, "wisp: cannot create the VM: %s\n", err);
-		goto out;
-	}
-	util_trace("VM, memory and vCPU created");
-	if (cfg->rng_device && (r = rng_attach(vm, cfg->rng_seeded ? &cfg->rng_seed : NULL))) {
-		fprintf(stderr, "wisp: cannot attach the RNG device: %s\n", strerror(-r));
-		goto out;
-	}
-	if (virtio_args_attach(&cfg->virtio, vm, err, sizeof(err))) {
-		fprintf(stderr, "wisp: cannot attach devices: %s\n", err);
+	if (vm_build_create(&b, &kvm, vm, err, sizeof(err))) {
+		fprintf(stderr, "wisp: %s\n", err);
 		goto out;
 	}
 	if (cfg->snap) {
@@ -451,30 +475,33 @@ checked:
 			fprintf(stderr, "wisp: snapshot '%s': %s\n", cfg->restore, err);
 			goto out;
 		}
-	} else {
-		if (x86_boot_unikernel(vm, img, size, cfg->cmdline, err, sizeof(err))) {
-			fprintf(stderr, "wisp: image '%s': %s\n", cfg->image, err);
-			goto out;
-		}
-		struct wisp_device table[WISP_MAX_DEVICES];
-		x86_unikernel_set_devices(
-			vm, table, (uint32_t)virtio_device_table(vm, table, WISP_MAX_DEVICES));
-	}
-	free(img);
-	img = NULL;
-
-	if (run_vm_foreground(vm, cfg))
+	} else if (vm_build_boot(&b, vm, err, sizeof(err))) {
+		fprintf(stderr, "wisp: %s\n", err);
 		goto out;
-	code = run_outcome(vm, cfg);
-	if (cfg->stats)
+	}
+	vm_build_free(&b);
+	if (lx && !(watch = run_linux_watch(vm, b.serial))) {
+		fprintf(stderr, "wisp: out of memory\n");
+		goto out;
+	}
+	int fg = run_vm_foreground(vm, cfg);
+	if (!fg)
+		code = run_outcome(vm, cfg);
+	if (watch)
+		code = run_linux_outcome(watch, code);
+	watch = NULL;
+	if (!fg && cfg->stats)
 		run_print_stats(vm);
 out:
+	if (watch)
+		run_linux_outcome(watch, code);
+	serial_destroy(b.serial);
+	vm_build_free(&b);
 	if (vm)
 		vm_destroy(vm);
 	free(vm);
 	if (kvm.fd >= 0)
 		kvm_close(&kvm);
-	free(img);
 	util_trace("VM destroyed");
 	return code;
 }

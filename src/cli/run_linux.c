@@ -1,7 +1,8 @@
-/* `wisp run --kernel K [--initrd I] [--cmdline TEXT]`: boot a Linux guest in
- * the foreground. The platform is what a microVM kernel needs and no more:
- * in-kernel LAPIC/IOAPIC/PIC (no PIT), an MP table, one thread per vCPU, the
- * 8250 console on the terminal and the i8042 reset line.
+/* `wisp run --kernel K [--initrd I] [--cmdline TEXT]`: a Linux guest in the
+ * foreground. The builder (vmm/build.c) makes the platform: what a microVM
+ * kernel needs and no more (in-kernel LAPIC/IOAPIC/PIC without a PIT, an MP
+ * table, one thread per vCPU, the 8250 console and the i8042 reset line).
+ * This file gives the guest the terminal and watches its console.
  *
  * How a run ends: the guest's `reboot -f` (a triple fault with reboot=t, or
  * the i8042 reset) ends with status 0. A kernel panic also ends in a reset
@@ -73,163 +74,39 @@ static void tty_restore(void)
 	tty_raw = false;
 }
 
-static int read_input(const char *what, const char *path, uint8_t **buf, size_t *size)
+/* The watch of one run (run_linux_watch). */
+struct linux_watch {
+	struct panic_watch pw;
+	struct serial *console;
+};
+
+struct linux_watch *run_linux_watch(struct vm *vm, struct serial *console)
 {
-	int r = util_read_file(path, WISP_MAX_MEM, buf, size);
-	if (r)
-		fprintf(stderr, "wisp: %s '%s': %s\n", what, path, util_file_error(r));
-	return r;
+	struct linux_watch *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->pw.vm = vm;
+	w->console = console;
+	serial_set_line_hook(console, watch_console_line, &w->pw);
+	tty_make_raw();
+	return w;
 }
 
-int run_linux(struct run_config *cfg)
+int run_linux_outcome(struct linux_watch *w, int code)
 {
-	char err[WISP_ERRLEN];
-	uint8_t *kbuf = NULL, *ibuf = NULL;
-	size_t ksize = 0, isize = 0;
-	const char *cmdline = cfg->kernel_cmdline ? cfg->kernel_cmdline : LINUX_DEFAULT_CMDLINE;
-	int code = WISP_EXIT_ERROR;
-	struct kvm kvm = {.fd = -1};
-	struct vm *vm = NULL;
-	struct serial *console = NULL;
-	struct panic_watch watch = {0};
-
-	/* Everything about the files is checked before KVM is touched. A
-	 * restore needs none of them: the snapshot holds the running kernel. */
-	struct linux_image li;
-	struct linux_plan plan;
-	if (cfg->snap) {
-		if (virtio_args_open(&cfg->virtio, err, sizeof(err))) {
-			fprintf(stderr, "wisp: %s\n", err);
-			goto out;
-		}
-		goto checked;
-	}
-	if (read_input("kernel", cfg->kernel, &kbuf, &ksize) ||
-	    (cfg->initrd && read_input("initrd", cfg->initrd, &ibuf, &isize)))
-		goto out;
-	if (linux_parse_kernel(kbuf, ksize, &li, err, sizeof(err))) {
-		fprintf(stderr, "wisp: kernel '%s': %s\n", cfg->kernel, err);
-		goto out;
-	}
-	if (li.kind == LINUX_PVH && li.elf.has_wisp_note) {
-		fprintf(stderr,
-			"wisp: kernel '%s': a Wisp unikernel, not Linux: run it without "
-			"--kernel\n",
-			cfg->kernel);
-		goto out;
-	}
-	if (linux_plan_boot(&li, cfg->mem, isize, strlen(cmdline), cfg->cpus, &plan, err,
-			    sizeof(err))) {
-		fprintf(stderr, "wisp: kernel '%s': %s\n", cfg->kernel, err);
-		goto out;
-	}
-	/* Device backends too: a bad --disk path fails here, without KVM. */
-	if (virtio_args_open(&cfg->virtio, err, sizeof(err))) {
-		fprintf(stderr, "wisp: %s\n", err);
-		goto out;
-	}
-	util_trace("kernel and initrd read and checked");
-checked:
-	if (kvm_open(&kvm, err, sizeof(err))) {
-		fprintf(stderr, "wisp: %s\n", err);
-		goto out;
-	}
-	vm = calloc(1, sizeof(*vm));
-	/* The irqchip comes after the memslots: created first, it makes the
-	 * next memslot update wait ~7 ms for SRCU grace periods. */
-	if (!vm || vm_create(vm, &kvm, cfg->mem, err, sizeof(err)) ||
-	    vm_create_irqchip(vm, err, sizeof(err)) || vcpu_signals_init() ||
-	    vm_create_vcpus(vm, cfg->cpus, err, sizeof(err))) {
-		fprintf(stderr, "wisp: cannot create the VM: %s\n", vm ? err : "out of memory");
-		goto out;
-	}
-	util_trace("VM, irqchip and vCPUs created");
-	/* A Linux guest touches tens of MiB at boot: 2 MiB pages save a nested
-	 * page fault per 4 KiB (measured in the lab: virtio-net 1.3-1.8x). */
-	gmem_advise_huge(&vm->mem);
-	vm->reset_stops = true;
-	struct serial_config sc = {.base = SERIAL_COM1_BASE,
-				   .irq = SERIAL_COM1_IRQ,
-				   .out_fd = vm->console_fd,
-				   .in_fd = 0,
-				   .escape = isatty(0)};
-	int r = serial_create(vm, &sc, &console);
-	if (!r)
-		r = i8042_register(vm);
-	if (!r && cfg->rng_device)
-		r = rng_attach(vm, cfg->rng_seeded ? &cfg->rng_seed : NULL);
-	if (r) {
-		fprintf(stderr, "wisp: cannot create the devices: %s\n", strerror(-r));
-		goto out;
-	}
-	/* virtio-mmio devices interrupt through irqfds on the irqchip; Linux
-	 * finds them on its command line (virtio_mmio.device=...). */
-	virtio_use_irqfd(vm, true);
-	if (virtio_args_attach(&cfg->virtio, vm, err, sizeof(err))) {
-		fprintf(stderr, "wisp: cannot attach devices: %s\n", err);
-		goto out;
-	}
-	watch.vm = vm;
-	serial_set_line_hook(console, watch_console_line, &watch);
-	if (cfg->snap) {
-		if (snap_restore_file(vm, cfg->snap, cfg->verify, NULL, err, sizeof(err))) {
-			fprintf(stderr, "wisp: snapshot '%s': %s\n", cfg->restore, err);
-			goto out;
-		}
-		goto run;
-	}
-	char full_cmdline[LINUX_CMDLINE_MAX + 256];
-	snprintf(full_cmdline, sizeof(full_cmdline), "%s", cmdline);
-	if (virtio_mmio_cmdline(vm, full_cmdline, sizeof(full_cmdline))) {
-		fprintf(stderr,
-			"wisp: kernel '%s': command line too long with the virtio devices\n",
-			cfg->kernel);
-		goto out;
-	}
-	struct linux_boot boot = {.initrd = ibuf,
-				  .initrd_size = isize,
-				  .cmdline = full_cmdline,
-				  .nr_cpus = cfg->cpus};
-	if (x86_boot_linux(vm, &li, &boot, err, sizeof(err))) {
-		fprintf(stderr, "wisp: kernel '%s': %s\n", cfg->kernel, err);
-		goto out;
-	}
-	util_trace("kernel, initrd, MP table and boot parameters loaded");
-	free(kbuf);
-	free(ibuf);
-	kbuf = ibuf = NULL;
-run:
-	tty_make_raw();
-	if (run_vm_foreground(vm, cfg)) {
-		tty_restore();
-		goto out;
-	}
 	tty_restore();
-	int stop = atomic_load(&vm->stop);
-	if (atomic_load(&watch.panicked) && (stop == VM_STOP_RESET || stop == VM_STOP_CRASH)) {
+	int stop = atomic_load(&w->pw.vm->stop);
+	if (atomic_load(&w->pw.panicked) && (stop == VM_STOP_RESET || stop == VM_STOP_CRASH)) {
 		fprintf(stderr, "wisp: guest kernel panicked: %s\n",
-			watch.reason[0] ? watch.reason : "(banner not seen)");
+			w->pw.reason[0] ? w->pw.reason : "(banner not seen)");
 		fprintf(stderr, "wisp: last console lines:\n");
-		serial_print_tail(console, 2, TAIL_LINES);
+		serial_print_tail(w->console, 2, TAIL_LINES);
 		code = WISP_EXIT_CRASH;
-	} else {
-		code = run_outcome(vm, cfg);
-		if (stop == VM_STOP_CRASH) {
-			fprintf(stderr, "wisp: last console lines:\n");
-			serial_print_tail(console, 2, TAIL_LINES);
-		}
+	} else if (stop == VM_STOP_CRASH) {
+		fprintf(stderr, "wisp: last console lines:\n");
+		serial_print_tail(w->console, 2, TAIL_LINES);
 	}
-	if (cfg->stats)
-		run_print_stats(vm);
-out:
-	tty_restore();
-	serial_destroy(console);
-	if (vm)
-		vm_destroy(vm);
-	free(vm);
-	if (kvm.fd >= 0)
-		kvm_close(&kvm);
-	free(kbuf);
-	free(ibuf);
+	serial_set_line_hook(w->console, NULL, NULL);
+	free(w);
 	return code;
 }

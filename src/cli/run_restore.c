@@ -1,11 +1,14 @@
-/* `wisp run --restore FILE [--name NAME] [--timeout D] [--stats] [--verify]`:
+/* `wisp run --restore FILE [--name NAME] [--timeout D] [--stats] [--verify]
+ * [--disk PATH] [--net tap=NAME] [--vsock PATH] [--console virtio,sock=PATH]`:
  * a saved VM back in the foreground. The snapshot's CONFIG record holds the
- * `wisp run` options that built the VM (image or kernel, memory, vCPUs,
- * devices); they are parsed again, the same VM is built with the same
- * devices in the same order, and the saved state is loaded into it instead
- * of booting. The console is this process's terminal, as for any run. A
- * daemon VM's snapshot ("wisp-vmm": a unikernel without devices) can be
- * restored this way too. */
+ * VM's configuration; the same VM is built from it by the one builder and
+ * the saved state is loaded into it instead of booting.
+ *
+ * A snapshot file is untrusted: it never decides which host file, socket or
+ * TAP this process opens. The user gives the host side of each such device
+ * again, and it must match the recorded configuration (kinds, order, disk
+ * size), with one line per mismatch. Older files record an argument vector
+ * ("wisp-run"); it is parsed into a configuration and treated the same way. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,73 +17,97 @@
 #include "cli/cli.h"
 #include "snapshot/snapshot.h"
 
-int run_restore(struct run_config *cfg)
+/* The configuration recorded in f into rec; -1 (printed) if there is none
+ * we can read. */
+static int recorded_config(const struct run_config *cfg, const struct snap_file *f,
+			   struct vm_config *rec)
 {
 	char err[WISP_ERRLEN];
+	const char *c = f->img.config, *end = c ? c + f->img.config_len : NULL;
+	vm_config_init(rec);
+	if (c && !strcmp(c, SNAP_CONFIG_TAG)) {
+		const char *json = c + sizeof(SNAP_CONFIG_TAG);
+		size_t n = json < end ? strnlen(json, (size_t)(end - json)) : 0;
+		if (!vm_config_from_json(json, n, NULL, rec, err, sizeof(err)))
+			return 0;
+		fprintf(stderr, "wisp: snapshot '%s': its VM's configuration: %s\n", cfg->restore,
+			err);
+		return -1;
+	}
+	if (c && !strcmp(c, "wisp-vmm")) {
+		/* A daemon VM: a unikernel with one vCPU and no devices. */
+		rec->mem = f->hdr.mem_size;
+		rec->image = strdup(cfg->restore);
+		return rec->image ? 0 : -1;
+	}
+	if (c && !strcmp(c, "wisp-run")) { /* files before the configuration record */
+		char *argv[128];
+		int argc = 0;
+		argv[argc++] = "run";
+		for (c += strlen(c) + 1; c < end && argc < 127; c += strlen(c) + 1)
+			argv[argc++] = (char *)c;
+		argv[argc] = NULL;
+		struct run_config saved;
+		int r = run_parse_args(argc, argv, &saved, err, sizeof(err));
+		if (!r && (saved.restore || saved.config_file))
+			snprintf(err, sizeof(err), "%s", "they ask for a restore"), r = -1;
+		if (r) {
+			fprintf(stderr, "wisp: snapshot '%s': its VM's options do not parse: %s\n",
+				cfg->restore, r > 0 ? "--help" : err);
+			vm_config_free(&saved.vm);
+			return -1;
+		}
+		*rec = saved.vm;
+		return 0;
+	}
+	fprintf(stderr, "wisp: snapshot '%s': it does not say how its VM was built (%s)\n",
+		cfg->restore, c ? c : "no configuration record");
+	return -1;
+}
+
+int run_restore(struct run_config *cfg)
+{
+	char err[WISP_ERRLEN * 4];
 	struct snap_file f;
+	struct vm_config rec;
+	vm_config_init(&rec);
 	if (snap_open(cfg->restore, &f, err, sizeof(err))) {
 		fprintf(stderr, "wisp: snapshot '%s': %s\n", cfg->restore, err);
 		snap_close(&f);
 		return WISP_EXIT_ERROR;
 	}
 	int code = WISP_EXIT_ERROR;
-	struct run_config saved;
-	memset(&saved, 0, sizeof(saved));
-	char *argv[128];
-	int argc = 0;
-	const char *c = f.img.config, *end = c ? c + f.img.config_len : NULL;
-	if (c && !strcmp(c, "wisp-vmm")) {
-		/* A daemon VM: a unikernel with one vCPU and no devices. */
-		saved.mem = f.hdr.mem_size;
-		saved.cpus = 1;
-		saved.cmdline = opt_join_args(0, NULL);
-	} else if (c && !strcmp(c, "wisp-run")) {
-		argv[argc++] = "run";
-		for (c += strlen(c) + 1; c < end && argc < 127; c += strlen(c) + 1)
-			argv[argc++] = (char *)c;
-		argv[argc] = NULL;
-		int r = run_parse_args(argc, argv, &saved, err, sizeof(err));
-		if (r) {
-			fprintf(stderr, "wisp: snapshot '%s': its VM's options do not parse: %s\n",
-				cfg->restore, r > 0 ? "--help" : err);
-			goto out;
-		}
-		if (saved.restore) {
-			fprintf(stderr, "wisp: snapshot '%s': its options ask for a restore\n",
-				cfg->restore);
-			goto out;
-		}
-	} else {
-		fprintf(stderr, "wisp: snapshot '%s': it does not say how its VM was built (%s)\n",
-			cfg->restore, c ? c : "no configuration record");
+	if (recorded_config(cfg, &f, &rec))
 		goto out;
-	}
-	if (saved.mem != f.hdr.mem_size || saved.cpus != f.img.nr_vcpus) {
+	if (rec.mem != f.hdr.mem_size || rec.cpus != (int)f.img.nr_vcpus) {
 		fprintf(stderr,
-			"wisp: snapshot '%s': its options and its state disagree on the "
+			"wisp: snapshot '%s': its configuration and its state disagree on the "
 			"VM's size\n",
 			cfg->restore);
 		goto out;
 	}
-	/* This run's own settings. */
-	saved.name = cfg->name;
-	saved.timeout_ms = cfg->timeout_ms;
-	saved.stats = cfg->stats;
-	saved.verify = cfg->verify;
-	saved.restore = cfg->restore;
-	saved.snap = &f;
-	saved.config = malloc(f.img.config_len);
-	if (!saved.config) {
+	/* The host side of each device, as given now, checked against it. */
+	int r = vm_config_record_sizes(&cfg->vm);
+	if (r) {
+		fprintf(stderr, "wisp: --disk: %s\n", strerror(-r));
+		goto out;
+	}
+	if (vm_config_take_host_sides(&rec, &cfg->vm, err, sizeof(err))) {
+		for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+			fprintf(stderr, "wisp: snapshot '%s': %s\n", cfg->restore, line);
+		goto out;
+	}
+	vm_config_free(&cfg->vm);
+	cfg->vm = rec;
+	vm_config_init(&rec);
+	cfg->snap = &f;
+	if (run_config_record(cfg)) {
 		fprintf(stderr, "wisp: out of memory\n");
 		goto out;
 	}
-	memcpy(saved.config, f.img.config, f.img.config_len);
-	saved.config_len = f.img.config_len;
-	code = saved.kernel ? run_linux(&saved) : run_unikernel(&saved);
+	code = run_built(cfg);
 out:
-	free(saved.cmdline);
-	free(saved.config);
-	virtio_args_free(&saved.virtio);
+	vm_config_free(&rec);
 	snap_close(&f);
 	return code;
 }

@@ -19,7 +19,7 @@
 #include <microhttpd.h>
 #include <wisp/abi.h>
 
-#include "cli/cli.h"
+#include "vmm/config.h"
 #include "control/control.h"
 #include "security/security.h"
 #include "snapshot/snapshot.h"
@@ -133,6 +133,8 @@ static json_t *vm_json(const struct vmm *v)
 	}
 	if (o && v->receive_port)
 		json_object_set_new(o, "receive_port", json_integer(v->receive_port));
+	if (o && v->config)
+		json_object_set(o, "config", v->config);
 	return o;
 }
 
@@ -455,37 +457,59 @@ static int get_string(struct request *rq, json_t *o, const char *key, const char
 	return 0;
 }
 
-/* Parse and check "mem": a size string like the CLI's --mem, or bytes. */
+/* Parse and check "mem": a size string like the CLI's --mem, or bytes (the
+ * configuration's one memory check, vmm/config.h). */
 static int get_mem(struct request *rq, json_t *o, uint64_t *mem)
 {
 	json_t *j = json_object_get(o, "mem");
 	*mem = WISP_DEFAULT_MEM;
 	if (!j)
 		return 0;
-	char shown[64];
+	char why[WISP_ERRLEN], shown[32];
+	struct vm_config c;
+	vm_config_init(&c);
+	int r;
 	if (json_is_string(j)) {
-		snprintf(shown, sizeof(shown), "%s", json_string_value(j));
-		if (opt_parse_size(json_string_value(j), mem)) {
-			answer_error(rq, 400, "mem '%s': not a size (use e.g. 64M or 1G)", shown);
-			return -1;
-		}
+		r = vm_config_set_mem(&c, json_string_value(j), "mem", why, sizeof(why));
+		*mem = c.mem;
 	} else if (json_is_integer(j) && json_integer_value(j) > 0) {
 		*mem = (uint64_t)json_integer_value(j);
 		snprintf(shown, sizeof(shown), "%llu", (unsigned long long)*mem);
+		r = vm_check_mem(*mem, "mem", shown, why, sizeof(why));
 	} else {
-		answer_error(rq, 400, "'mem' must be a size string (e.g. \"64M\") or bytes");
+		r = snprintf(why, sizeof(why),
+			     "'mem' must be a size string (e.g. \"64M\") or bytes");
+	}
+	if (r)
+		answer_error(rq, 400, "%s", why);
+	return r ? -1 : 0;
+}
+
+/* The request's VM configuration (docs/config.md) besides the request's
+ * own keys; 0 and the configuration as JSON with its defaults in *out, or
+ * -1 (answered). Daemon VMs are unikernels without devices for now. */
+static int get_config(struct request *rq, json_t *o, json_t **out)
+{
+	static const char *const request_keys[] = {"snapshot", "verify", "port", NULL};
+	struct vm_config c;
+	char why[WISP_ERRLEN];
+	if (vm_config_from_jobj(o, request_keys, &c, why, sizeof(why))) {
+		answer_error(rq, 400, "%s", why);
 		return -1;
 	}
-	if (*mem < WISP_MIN_MEM || *mem > WISP_MAX_MEM) {
-		answer_error(rq, 400, "mem '%s': must be between %llu MiB and %llu GiB", shown,
-			     WISP_MIN_MEM >> 20, WISP_MAX_MEM >> 30);
-		return -1;
+	int r = 0;
+	if (c.kind == VM_KIND_LINUX || c.ndev) {
+		answer_error(rq, 400,
+			     "%s: daemon VMs are unikernels without devices in this Wisp; run it "
+			     "with 'wisp run'",
+			     c.kind == VM_KIND_LINUX ? "kind \"linux\"" : "devices");
+		r = -1;
+	} else if (!(*out = vm_config_to_jobj(&c))) {
+		answer_error(rq, 500, "out of memory");
+		r = -1;
 	}
-	if (*mem % 4096) {
-		answer_error(rq, 400, "mem '%s': must be a multiple of 4 KiB", shown);
-		return -1;
-	}
-	return 0;
+	vm_config_free(&c);
+	return r;
 }
 
 /* Join the "args" array into a command line; NULL (answered) on error. */
@@ -609,6 +633,7 @@ static void handle_create(struct request *rq, bool receive)
 	json_t *verify = json_object_get(o, "verify");
 	json_t *port = json_object_get(o, "port");
 	char *cmdline = NULL;
+	json_t *config = NULL; /* what GET /vms/{vm} gives back */
 	int fd = -1;
 	if (get_string(rq, o, "image", &image) || get_string(rq, o, "name", &name) ||
 	    get_string(rq, o, "snapshot", &snapshot) || get_mem(rq, o, &mem))
@@ -623,6 +648,10 @@ static void handle_create(struct request *rq, bool receive)
 			answer_error(rq, 400, "a VM that receives a migration takes no image");
 			goto out;
 		}
+	} else if (!image && !snapshot &&
+		   (json_object_get(o, "kernel") || json_object_get(o, "kind"))) {
+		get_config(rq, o, &config); /* says what it does not take */
+		goto out;
 	} else if (!image && !snapshot) {
 		answer_error(rq, 400, "no image given ('image' or 'snapshot' is required)");
 		goto out;
@@ -668,7 +697,7 @@ static void handle_create(struct request *rq, bool receive)
 		if ((fd = open_snapshot(rq, snapshot, &mem)) < 0)
 			goto out;
 		image = snapshot;
-	} else if (image && (fd = open_image(rq, image)) < 0) {
+	} else if (image && (get_config(rq, o, &config) || (fd = open_image(rq, image)) < 0)) {
 		goto out;
 	}
 
@@ -692,6 +721,8 @@ static void handle_create(struct request *rq, bool receive)
 	v->cmdline = cmdline;
 	cmdline = NULL;
 	v->args = json_incref(json_object_get(o, "args"));
+	v->config = config;
+	config = NULL;
 	v->from_pool = from_pool;
 	v->state = CTL_STATE_STARTING;
 	v->request_ns = rq->t0;
@@ -735,6 +766,7 @@ out:
 	if (fd >= 0)
 		close(fd);
 	free(cmdline);
+	json_decref(config);
 	json_decref(o);
 }
 

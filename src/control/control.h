@@ -224,10 +224,11 @@ struct vmm {
 	struct pool_class *cls; /* pool shells: their class */
 	struct vmm *next_ready;
 	uint64_t mem;
-	char *image;   /* path as given (the snapshot's, for a restored VM) */
-	bool snapshot; /* restored from the snapshot `image` */
-	void *args;    /* json_t *: the guest arguments as given */
-	char *cmdline; /* the arguments joined */
+	char *image;	       /* path as given (the snapshot's, for a restored VM) */
+	bool snapshot;	       /* restored from the snapshot `image` */
+	void *args;	       /* json_t *: the guest arguments as given */
+	char *cmdline;	       /* the arguments joined */
+	struct json_t *config; /* its configuration (vmm/config.h) with defaults, or NULL */
 	uint64_t created_wall_ns, request_ns, started_ns, first_hypercall_ns;
 	uint64_t ended_ns; /* CLOCK_MONOTONIC when wispd learned the VM ended */
 	bool from_pool;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "control/control.h"
+#include "vmm/config.h"
 
 int ctl_send(int sock, const void *msg, size_t len, int fd)
 {
@@ -126,22 +127,12 @@ void ctl_new_id(char id[CTL_ID_LEN + 1])
 
 bool ctl_valid_id(const char *s)
 {
-	size_t n = 0;
-	for (; s[n]; n++)
-		if (!isdigit((unsigned char)s[n]) && !(s[n] >= 'a' && s[n] <= 'f'))
-			return false;
-	return n == CTL_ID_LEN;
+	return util_is_vm_id(s);
 }
 
 bool ctl_valid_name(const char *s)
 {
-	size_t n = 0;
-	if (!isalnum((unsigned char)s[0]))
-		return false;
-	for (; s[n]; n++)
-		if (!isalnum((unsigned char)s[n]) && !strchr("_.-", s[n]))
-			return false;
-	return n <= CTL_NAME_MAX;
+	return vm_name_valid(s);
 }
 
 void ctl_default_runtime_dir(char *buf, size_t len)

@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "cli/cli.h"
+#include "vmm/config.h"
 #include "control/control.h"
 
 struct vmm *vmm_new(void)
@@ -35,6 +35,7 @@ void vmm_free(struct vmm *v)
 	free(v->image);
 	free(v->cmdline);
 	json_decref(v->args);
+	json_decref(v->config);
 	free(v);
 }
 

@@ -32,7 +32,7 @@
 #include <pthread.h>
 
 #include "arch/x86/x86.h"
-#include "cli/cli.h"
+#include "vmm/config.h"
 #include "control/control.h"
 #include "security/security.h"
 #include "snapshot/snapshot.h"
@@ -621,14 +621,6 @@ static int configure(struct ctl_config *c, int image_fd, char *err, size_t errle
 	int r = read_image(image_fd, sh.me.mem, &img, &size, err, errlen);
 	if (r)
 		return r;
-	struct elf_image ei;
-	if (elf_parse(img, size, &ei, err, errlen) == 0 && !ei.has_wisp_note)
-		snprintf(err, errlen, "ELF has no Wisp note: not a Wisp unikernel");
-	if (!ei.has_wisp_note) {
-		if (img != IMAGE_BUF)
-			free(img);
-		return -ENOEXEC;
-	}
 	c->cmdline[sizeof(c->cmdline) - 1] = 0;
 	r = x86_boot_unikernel(&sh.vm, img, size, c->cmdline, err, errlen);
 	if (img != IMAGE_BUF)
@@ -921,6 +913,7 @@ int shell_main(int argc, char **argv)
 	const char *id = NULL, *dir = NULL;
 	uint64_t mem = 0, fd = UINT64_MAX, ring = CTL_RING_DEFAULT, port = 0;
 	int c;
+	char why[WISP_ERRLEN];
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		int bad = 0;
@@ -933,8 +926,8 @@ int shell_main(int argc, char **argv)
 			dir = optarg;
 			break;
 		case 'm':
-			bad = opt_parse_uint(optarg, WISP_MIN_MEM, WISP_MAX_MEM, &mem) ||
-			      mem % 4096;
+			bad = opt_parse_uint(optarg, 0, UINT64_MAX, &mem) ||
+			      vm_check_mem(mem, "--mem", optarg, why, sizeof(why));
 			break;
 		case 'f':
 			bad = opt_parse_uint(optarg, 0, 1 << 20, &fd) != 0;

@@ -26,7 +26,7 @@
 
 #include <microhttpd.h>
 
-#include "cli/cli.h"
+#include "vmm/config.h"
 #include "control/control.h"
 #include "security/security.h"
 
@@ -53,7 +53,8 @@ int wispd_parse_pool(const char *spec, struct pool_class *c, char *err, size_t e
 	}
 	memcpy(size, spec, (size_t)(eq - spec));
 	size[eq - spec] = 0;
-	if (opt_parse_size(size, &mem) || mem < WISP_MIN_MEM || mem > WISP_MAX_MEM || mem % 4096) {
+	char why[WISP_ERRLEN];
+	if (opt_parse_size(size, &mem) || vm_check_mem(mem, "--pool", size, why, sizeof(why))) {
 		snprintf(err, errlen,
 			 "--pool '%s': '%s' is not a memory size from %llu MiB to %llu GiB", spec,
 			 size, WISP_MIN_MEM >> 20, WISP_MAX_MEM >> 30);

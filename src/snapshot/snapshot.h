@@ -23,6 +23,11 @@
 #include "util/util.h"
 #include "vmm/vmm.h"
 
+/* The CONFIG record of a snapshot: this tag, its NUL, then the VM's
+ * configuration as JSON (vmm/config.h) with absolute host paths. Older
+ * files hold "wisp-run" and an argument vector, or "wisp-vmm". */
+#define SNAP_CONFIG_TAG "wisp-config"
+
 #define SNAP_MAGIC	 "WISPSNAP"
 #define SNAP_VERSION	 1u
 #define SNAP_HEADER_SIZE 4096u

@@ -3,9 +3,10 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "util/util.h"
 
 /* Leading decimal digits of s into *v; returns the first other character. */
 static const char *parse_digits(const char *s, uint64_t *v)
@@ -120,4 +121,13 @@ char *opt_join_args(int argc, char **argv)
 	}
 	*p = 0;
 	return s;
+}
+
+bool util_is_vm_id(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++)
+		if (!isdigit((unsigned char)s[n]) && !(s[n] >= 'a' && s[n] <= 'f'))
+			return false;
+	return n == 12;
 }

@@ -2,6 +2,7 @@
 #ifndef WISP_UTIL_H
 #define WISP_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -114,5 +115,21 @@ void wbuf_align(struct wbuf *b, size_t align);
 int wbuf_error(const struct wbuf *b);
 /* Free the buffer and empty it. */
 void wbuf_free(struct wbuf *b);
+
+/* --- options.c: option values shared by the verbs, wispd and the config ----
+ * Strict: trailing garbage, signs, empty strings and overflow are errors. */
+/* Parse a size: a number with an optional K, M or G suffix (powers of 1024);
+ * a bare number means MiB. */
+int opt_parse_size(const char *s, uint64_t *out);
+/* Parse an unsigned integer in [min, max]. */
+int opt_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Parse a duration: a number with an optional ms, s or m suffix; a bare
+ * number means seconds. Result in milliseconds, > 0. */
+int opt_parse_duration_ms(const char *s, uint64_t *out);
+/* Join argv[0..argc) with spaces, quoting words that hold spaces; NULL if
+ * out of memory. */
+char *opt_join_args(int argc, char **argv);
+/* Is s a VM id: 12 lower-case hex digits? */
+bool util_is_vm_id(const char *s);
 
 #endif

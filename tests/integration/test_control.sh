@@ -178,6 +178,29 @@ expect err-relative-ok 0 '^[0-9a-f]{12}$' '' -- sh -c "cd $UK && $(realpath $WIS
 expect api-unknown-endpoint 0 'no such endpoint: GET /nope' '' -- curl -s --unix-socket "$RUN/wispd.sock" http://wispd/nope
 expect api-bad-json 0 'request body' '' -- curl -s --unix-socket "$RUN/wispd.sock" -d '{nope' http://wispd/vms
 expect api-relative-image 0 'must be an absolute path' '' -- curl -s --unix-socket "$RUN/wispd.sock" -d '{"image": "x.elf"}' http://wispd/vms
+# --- the VM configuration (docs/config.md): POST takes it, GET gives it back ---------------
+IDLE=$(realpath $UK/idle.elf)
+expect api-config-create 0 '"id"' '' -- curl -s --unix-socket "$RUN/wispd.sock" -d '{"version": 1, "kind": "unikernel", "name": "cf1", "image": "'"$IDLE"'", "mem": "16M", "args": ["x", "y z"]}' http://wispd/vms
+curl -s --unix-socket "$RUN/wispd.sock" http://wispd/vms/cf1 >"$TMP/cf1.json"
+if python3 -c "
+import json, sys
+c = json.load(open('$TMP/cf1.json'))['config']
+want = {'version': 1, 'kind': 'unikernel', 'name': 'cf1', 'mem': 16 << 20, 'cpus': 1,
+        'image': '$IDLE', 'args': ['x', 'y z'], 'devices': []}
+sys.exit(0 if c == want else 1)"; then ok api-config-round-trip
+else bad api-config-round-trip "$(head -c 400 "$TMP/cf1.json")"; fi
+$WISP destroy cf1 >/dev/null
+expect create-flags-config 0 '"args": \[\]' '' -- sh -c "$WISP create --name cf2 --mem 16M $IDLE >/dev/null && curl -s --unix-socket $RUN/wispd.sock http://wispd/vms/cf2 | python3 -m json.tool"
+$WISP destroy cf2 >/dev/null
+expect api-config-unknown-field 0 '"error":"memory: unknown field"' '' -- curl -s --unix-socket "$RUN/wispd.sock" -d '{"image": "'"$IDLE"'", "memory": 3}' http://wispd/vms
+expect api-config-bad-device 0 "devices\[0\].type: 'floppy' is not known" '' -- curl -s --unix-socket "$RUN/wispd.sock" -d '{"image": "'"$IDLE"'", "devices": [{"type": "floppy"}]}' http://wispd/vms
+expect api-config-bad-kind 0 'kind: must be \\"unikernel\\" or \\"linux\\"' '' -- curl -s --unix-socket "$RUN/wispd.sock" -d '{"image": "'"$IDLE"'", "kind": "bsd"}' http://wispd/vms
+expect api-config-linux-not-yet 0 'kind \\"linux\\": daemon VMs are unikernels without devices' '' -- curl -s --unix-socket "$RUN/wispd.sock" -d '{"kernel": "/boot/vmlinuz"}' http://wispd/vms
+expect err-create-device-not-yet 125 '' "devices: daemon VMs are unikernels without devices" -- $WISP create --rng $IDLE
+expect err-create-restore-flag 125 '' "create: --timeout is for 'wisp run'" -- $WISP create --timeout 1s $IDLE
+echo '{"image": "'"$IDLE"'", "name": "cf3"}' >"$TMP/cf3.json"
+expect create-config-file 0 '^[0-9a-f]{12}$' '' -- $WISP create --config "$TMP/cf3.json"
+$WISP destroy cf3 >/dev/null
 
 # --- a VMM that dies is reported, never dropped ------------------------------------------
 $WISP create --name k1 $UK/idle.elf >/dev/null

@@ -161,4 +161,16 @@ expect err-no-kvm 125 '' "/nonexistent/kvm: No such file or directory" -- env WI
 vm_expect err-image-too-big 125 '' 'needs [0-9]+ KiB of memory but --mem gives 2048 KiB' -- $WISP run --mem 2M "$UK/big.elf"
 vm_expect err-cmdline-too-long 125 '' 'command line too long' -- $WISP run $UK/echo.elf -- "$(head -c 5000 /dev/zero | tr '\0' x)"
 
+# --- --config FILE: the same VM as the flags (docs/config.md) ------------------------------
+printf '{"image": "%s", "args": ["one", "two words"], "mem": "16M"}\n' "$(realpath $UK/echo.elf)" >"$TMP/echo.json"
+vm_expect config-file-runs 0 '^\[two words\]$' '' -- $WISP run --config "$TMP/echo.json"
+printf '{"image": "%s", "memory": 16}\n' "$(realpath $UK/echo.elf)" >"$TMP/bad.json"
+expect err-config-unknown-field 125 '' "^wisp: --config '$TMP/bad.json': memory: unknown field$" -- $WISP run --config "$TMP/bad.json"
+printf '{"image": "%s", "devices": [{"type": "virtio-blk"}]}\n' "$(realpath $UK/echo.elf)" >"$TMP/bad2.json"
+expect err-config-device-field 125 '' "devices\[0\].path: required for a virtio-blk device" -- $WISP run --config "$TMP/bad2.json"
+expect err-config-missing 125 '' "--config '$TMP/none.json': No such file or directory" -- $WISP run --config "$TMP/none.json"
+expect err-config-with-flags 125 '' "run: --config describes the whole VM" -- $WISP run --mem 64M --config "$TMP/echo.json"
+printf '{nope' >"$TMP/bad3.json"
+expect err-config-not-json 125 '' "--config '$TMP/bad3.json': line 1: not JSON" -- $WISP run --config "$TMP/bad3.json"
+
 summary

@@ -88,7 +88,7 @@ expect err-receive-bad-port 125 '' "receive: --listen '99999': must be a TCP por
 expect err-save-no-daemon 125 '' "cannot reach wispd at $A/wispd.sock" -- $WISP save vm $TMP/x.snap
 
 expect err-run-restore-missing 125 '' "snapshot '$TMP/nope.snap': No such file or directory" -- $WISP run --restore $TMP/nope.snap
-expect err-run-restore-with-image 125 '' 'run: --restore takes the VM \(image, memory, devices\) from the snapshot' -- $WISP run --restore $TMP/x.snap $UK/hello.elf
+expect err-run-restore-with-image 125 '' "run: '$UK/hello.elf': --restore takes no IMAGE" -- $WISP run --restore $TMP/x.snap $UK/hello.elf
 expect err-run-restore-with-mem 125 '' 'run: --restore takes the VM' -- $WISP run --mem 64M --restore $TMP/x.snap
 expect err-run-verify-alone 125 '' 'run: --verify needs --restore' -- $WISP run --verify $UK/hello.elf
 expect err-run-bad-name 125 '' "--name 'a/b': use 1 to 63 letters" -- $WISP run --name a/b $UK/hello.elf
@@ -203,7 +203,12 @@ else
 fi
 
 # --- wisp run VMs: --name opens a control socket, --restore brings them back -----------------
-$WISP run --name fg1 --rng --rng-device $UK/counter.elf -- 30 >"$TMP/fg1.out" 2>&1 &
+truncate -s 64K $TMP/d1.img
+truncate -s 128K $TMP/d2.img
+cp $TMP/d1.img $TMP/d1-copy.img
+# A relative disk path: the snapshot records it absolute.
+W=$(readlink -f $WISP) COUNTER=$(readlink -f $UK/counter.elf)
+(cd $TMP && exec $W run --name fg1 --rng --rng-device --disk d1.img $COUNTER -- 30) >"$TMP/fg1.out" 2>&1 &
 FG=$!
 wait_for 10 grep -q '^tick 5$' "$TMP/fg1.out"
 # The snapshot's tick lies between the last tick printed before the save
@@ -214,9 +219,15 @@ expect run-save 0 "^saved fg1 to $TMP/fg1.snap" '' -- $WISP save fg1 $TMP/fg1.sn
 K=$(sed -n 's/^tick //p' "$TMP/fg1.out" | tail -1)
 kill -9 $FG
 wait $FG 2>/dev/null
-expect run-snapshot-devices 0 'device 0: virtio-rng v1.*' '' -- $SNAPTOOL info $TMP/fg1.snap
+expect run-snapshot-devices 0 'device [0-9]: virtio-rng v1.*' '' -- $SNAPTOOL info $TMP/fg1.snap
 expect run-snapshot-rng-device 0 'rng-device v1' '' -- $SNAPTOOL info $TMP/fg1.snap
-timeout 5 $WISP run --restore $TMP/fg1.snap >"$TMP/fg1r.out" 2>"$TMP/fg1r.err"
+# The snapshot records the configuration, host paths absolute, disk sizes.
+expect run-snapshot-config 0 '"type":"virtio-blk","path":"'"$TMP"'/d1.img","read_only":false,"size":65536' '' -- $SNAPTOOL config $TMP/fg1.snap
+expect err-restore-unnamed-disk-refused 125 '' "device 2: the snapshot has a virtio-blk: give its host side again" -- $WISP run --restore $TMP/fg1.snap
+expect err-restore-disk-size 125 '' "device 2: disk '$TMP/d2.img' has 131072 bytes; the snapshot's had 65536" -- $WISP run --restore $TMP/fg1.snap --disk $TMP/d2.img
+expect err-restore-missing-disk 125 '' "wisp: --disk: No such file or directory" -- $WISP run --restore $TMP/fg1.snap --disk $TMP/none.img
+# Another disk of the same size is fine: the restore opens what it is given.
+timeout 5 $WISP run --restore $TMP/fg1.snap --disk $TMP/d1-copy.img >"$TMP/fg1r.out" 2>"$TMP/fg1r.err"
 f=$(sed -n 's/^tick //p' "$TMP/fg1r.out" | head -1)
 if [ -n "$f" ] && [ "$f" -le $((K + 1)) ] && [ "$f" -ge "$K0" ] &&
 	python3 -c "
@@ -248,9 +259,14 @@ wait $CL
 code=$?
 if [ $code = 1 ]; then ok vsock-old-stream-ends-with-the-vmm
 else bad vsock-old-stream-ends-with-the-vmm "client exit $code: $(head -c 200 "$TMP/vs1.client")"; fi
-expect err-restore-stale-vsock-socket 125 '' "vsock socket '$TMP/vs.sock': Address already in use" -- $WISP run --restore $TMP/vs1.snap
+# A restore opens no host path its user did not name: each device's host
+# side is given again, and checked against the snapshot's configuration.
+expect err-restore-unnamed-vsock-refused 125 '' "^wisp: snapshot '$TMP/vs1.snap': device 0: the snapshot has a virtio-vsock: give its host side again \(--vsock PATH" -- $WISP run --restore $TMP/vs1.snap
+expect err-restore-wrong-kind 125 '' "device 0: the snapshot has a virtio-vsock there, not the virtio-blk given" -- $WISP run --restore $TMP/vs1.snap --disk $TMP/d1.img
+expect err-restore-extra-device 125 '' "virtio-net \(host device 1 given\): the snapshot has no more devices with a host side" -- $WISP run --restore $TMP/vs1.snap --vsock $TMP/vs.sock --net tap=nope0
+expect err-restore-stale-vsock-socket 125 '' "vsock socket '$TMP/vs.sock': Address already in use" -- $WISP run --restore $TMP/vs1.snap --vsock $TMP/vs.sock
 rm -f $TMP/vs.sock
-$WISP run --timeout 20s --restore $TMP/vs1.snap >"$TMP/vs1r.out" 2>"$TMP/vs1r.err" &
+$WISP run --timeout 20s --restore $TMP/vs1.snap --vsock $TMP/vs.sock >"$TMP/vs1r.out" 2>"$TMP/vs1r.err" &
 FG=$!
 check vsock-restored-resets-old-stream wait_for 10 grep -q '^vsockecho: 1 of 1 old stream(s) reset by the device, cid 3$' "$TMP/vs1r.out"
 expect vsock-restored-new-stream 0 '^after$' '' -- $UDS $TMP/vs.sock 'CONNECT 1234\nafter\n' 'after'
@@ -272,7 +288,7 @@ expect console-snapshot-device 0 'virtio-console v1' '' -- $SNAPTOOL info $TMP/h
 kill -9 $FG
 wait $FG 2>/dev/null
 rm -f $TMP/hc.sock
-$WISP run --timeout 20s --restore $TMP/hc1.snap >"$TMP/hc1r.out" 2>"$TMP/hc1r.err" &
+$WISP run --timeout 20s --restore $TMP/hc1.snap --console virtio,sock=$TMP/hc.sock >"$TMP/hc1r.out" 2>"$TMP/hc1r.err" &
 FG=$!
 wait_for 10 test -S $TMP/hc.sock
 expect console-restored-reads 0 '^hvc: got two$' '' -- $UDS $TMP/hc.sock 'two\nquit\n' 'hvc: bye'

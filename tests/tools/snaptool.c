@@ -14,7 +14,8 @@
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: snaptool version FILE N | info FILE | state FILE OUT\n");
+		fprintf(stderr, "usage: snaptool version FILE N | info FILE | config FILE | state "
+				"FILE OUT\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "version") && argc == 4) {
@@ -39,6 +40,13 @@ int main(int argc, char **argv)
 		if (!o || fwrite(f.state, 1, f.hdr.state_len, o) != f.hdr.state_len)
 			return perror(argv[3]), 1;
 		fclose(o);
+	} else if (!strcmp(argv[1], "config")) {
+		/* the CONFIG record: its tag, then (SNAP_CONFIG_TAG) the JSON */
+		const char *c = f.img.config ? f.img.config : "";
+		size_t n = strlen(c) + 1;
+		printf("%s\n", c);
+		if (n < f.img.config_len)
+			printf("%.*s\n", (int)strnlen(c + n, f.img.config_len - n), c + n);
 	} else {
 		printf("version %u, state %llu bytes at %llu, memory %llu MiB at %llu, %llu "
 		       "extents, %d vCPUs, %d devices, config '%s'\n",

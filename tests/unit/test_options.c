@@ -75,18 +75,34 @@ static void test_run_args(void **state)
 	struct run_config cfg;
 	char err[256];
 	assert_int_equal(parse("run --mem 64M --timeout 2s img.elf -- a b", &cfg, err), 0);
-	assert_int_equal(cfg.mem, 64ull << 20);
+	assert_int_equal(cfg.vm.mem, 64ull << 20);
 	assert_int_equal(cfg.timeout_ms, 2000);
-	assert_string_equal(cfg.image, "img.elf");
-	assert_string_equal(cfg.cmdline, "a b");
-	free(cfg.cmdline);
+	assert_string_equal(cfg.vm.image, "img.elf");
+	assert_int_equal(cfg.vm.nargs, 2);
+	assert_string_equal(cfg.vm.args[1], "b");
+	vm_config_free(&cfg.vm);
 	assert_int_equal(parse("run img.elf x", &cfg, err), 0);
-	assert_int_equal(cfg.mem, WISP_DEFAULT_MEM);
-	assert_string_equal(cfg.cmdline, "x");
-	free(cfg.cmdline);
+	assert_int_equal(cfg.vm.mem, WISP_DEFAULT_MEM);
+	assert_string_equal(cfg.vm.args[0], "x");
+	vm_config_free(&cfg.vm);
 	assert_int_equal(parse("run img.elf", &cfg, err), 0);
-	assert_string_equal(cfg.cmdline, "");
-	free(cfg.cmdline);
+	assert_int_equal(cfg.vm.nargs, 0);
+	vm_config_free(&cfg.vm);
+	/* Linux: its own default memory, several vCPUs, devices in order */
+	assert_int_equal(
+		parse("run --kernel bz --cpus 4 --disk d.img --rng-device=7 --rng", &cfg, err), 0);
+	assert_int_equal(cfg.vm.kind, VM_KIND_LINUX);
+	assert_int_equal(cfg.vm.mem, LINUX_DEFAULT_MEM);
+	assert_int_equal(cfg.vm.cpus, 4);
+	assert_int_equal(cfg.vm.ndev, 3);
+	assert_int_equal(cfg.vm.dev[0].kind, VM_DEV_BLK);
+	assert_int_equal(cfg.vm.dev[1].kind, VM_DEV_RNG_DEVICE);
+	assert_int_equal(cfg.vm.dev[1].seed, 7);
+	vm_config_free(&cfg.vm);
+	/* a restore takes device host sides, nothing about the VM's size */
+	assert_int_equal(parse("run --restore s.snap --disk d.img --net tap=t0", &cfg, err), 0);
+	assert_int_equal(cfg.vm.ndev, 2);
+	vm_config_free(&cfg.vm);
 
 	struct {
 		const char *line, *want;
@@ -101,6 +117,14 @@ static void test_run_args(void **state)
 		{"run --timeout soon img", "--timeout 'soon'"},
 		{"run --bogus img", "unknown option '--bogus'"},
 		{"run --mem", "needs a value"},
+		{"run --cpus 2 img", "exactly 1 vCPU"},
+		{"run --initrd i img", "--initrd needs --kernel"},
+		{"run --kernel k img", "not both"},
+		{"run --restore s --mem 64M", "--restore takes"},
+		{"run --config c.json --mem 64M", "--config describes"},
+		{"run --config c.json img", "takes no IMAGE"},
+		{"run --restore s --config c", "not both"},
+		{"run --name 0123456789ab img", "--name"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = 0;
@@ -108,6 +132,7 @@ static void test_run_args(void **state)
 			fail_msg("'%s' was accepted", bad[i].line);
 		if (!strstr(err, bad[i].want))
 			fail_msg("'%s': error '%s' lacks '%s'", bad[i].line, err, bad[i].want);
+		vm_config_free(&cfg.vm);
 	}
 	(void)state;
 }

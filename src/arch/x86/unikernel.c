@@ -31,23 +31,32 @@ int x86_unikernel_set_devices(struct vm *vm, const struct wisp_device *devs, uin
 	return 0;
 }
 
+int x86_check_unikernel(const uint8_t *buf, size_t size, struct elf_image *img, char *err,
+			size_t errlen)
+{
+	int r = elf_parse(buf, size, img, err, errlen);
+	if (r)
+		return r;
+	if (!img->has_wisp_note) {
+		snprintf(err, errlen, "ELF has no Wisp note: not a Wisp unikernel");
+		return -ENOEXEC;
+	}
+	if (img->wisp.abi_version != WISP_ABI_VERSION) {
+		snprintf(err, errlen, "unikernel built for Wisp ABI %u, this Wisp speaks %u",
+			 img->wisp.abi_version, WISP_ABI_VERSION);
+		return -ENOEXEC;
+	}
+	return 0;
+}
+
 int x86_boot_unikernel(struct vm *vm, const uint8_t *buf, size_t size, const char *cmdline,
 		       char *err, size_t errlen)
 {
 	_Static_assert(sizeof(struct wisp_boot_info) <= CMDLINE_OFFSET, "boot info too large");
 	struct elf_image img;
-	int r = elf_parse(buf, size, &img, err, errlen);
+	int r = x86_check_unikernel(buf, size, &img, err, errlen);
 	if (r)
 		return r;
-	if (!img.has_wisp_note) {
-		snprintf(err, errlen, "ELF has no Wisp note: not a Wisp unikernel");
-		return -ENOEXEC;
-	}
-	if (img.wisp.abi_version != WISP_ABI_VERSION) {
-		snprintf(err, errlen, "unikernel built for Wisp ABI %u, this Wisp speaks %u",
-			 img.wisp.abi_version, WISP_ABI_VERSION);
-		return -ENOEXEC;
-	}
 	uint64_t low_top = vm->mem.regions[0].size; /* RAM below the MMIO hole */
 	if (img.highest > low_top || size > vm->mem.size) {
 		snprintf(err, errlen, "image needs %llu KiB of memory but --mem gives %llu KiB",

@@ -101,6 +101,10 @@ struct vm;
 /* Minimum room left between the image and the top of RAM for the stack. */
 #define X86_MIN_STACK (64u << 10)
 
+/* The one check that buf holds a Wisp unikernel: an ELF with a Wisp note
+ * of this ABI. -ENOEXEC with why in err. */
+int x86_check_unikernel(const uint8_t *buf, size_t size, struct elf_image *img, char *err,
+			size_t errlen);
 /* Load a Wisp unikernel ELF (already read into buf) into vm, write its boot
  * info with `cmdline`, and point vCPU 0 at its entry. */
 int x86_boot_unikernel(struct vm *vm, const uint8_t *buf, size_t size, const char *cmdline,
