@@ -12,6 +12,7 @@
 #   control   wispd, wisp-vmm, the verbs   snapshot save/restore/clone/migrate
 #   image     wisp image: redis, nginx, memcached in VMs, driven by their clients
 #   security  the hostile-user suite (docs/security.md)
+#   oci       wisp-oci under podman and containerd (docs/oci.md)
 #   packaging make install and the .deb: the installed wisp runs VMs
 # Exits non-zero if any suite failed.
 cd "$(dirname "$0")/.." || exit 1
@@ -33,6 +34,7 @@ suite() {
 	snapshot) SNAPTOOL=$B/tests/snaptool UDS=$B/tests/uds tests/integration/test_snapshot.sh ;;
 	image) tests/integration/test_image.sh vm ;;
 	security) tests/integration/test_security.sh ;;
+	oci) OCI=$B/asan/wisp-oci tests/integration/test_oci.sh ;;
 	packaging) tests/integration/test_packaging.sh vm ;;
 	*) echo "FAIL: suites: unknown suite '$1' (known: $all)"; return 1 ;;
 	esac

@@ -102,17 +102,27 @@ static const char *exe_dir(void)
 	return dir;
 }
 
-/* $var if set, else the first of the candidates under exe_dir() that exists. */
-static const char *find_file(const char *var, const char *a, const char *b, char *buf, size_t len)
+/* $var if set, else the first of the candidates (NULL-terminated, relative
+ * to exe_dir()) that exists, else the last. */
+static const char *find_file(const char *var, const char *const *cands, char *buf, size_t len)
 {
 	const char *e = getenv(var);
 	if (e && *e)
 		return e;
-	snprintf(buf, len, "%s/%s", exe_dir(), a);
-	if (access(buf, F_OK) && b)
-		snprintf(buf, len, "%s/%s", exe_dir(), b);
+	for (const char *const *c = cands; *c; c++) {
+		if (snprintf(buf, len, "%s/%s", exe_dir(), *c) >= (int)len)
+			continue;
+		if (!access(buf, F_OK))
+			break;
+	}
 	return buf;
 }
+
+static const char *const wisp_cands[] = {"wisp", NULL};
+/* The server kernel (docs/image.md) runs glibc servers; the plain one busybox. */
+static const char *const kernel_cands[] = {"guest-kernel-server/bzImage",
+					   "../guest-kernel-server/bzImage", "guest-kernel/bzImage",
+					   "../guest-kernel/bzImage", NULL};
 
 /* The default --root. */
 static const char *default_root(void)
@@ -298,7 +308,7 @@ static int build_linux_image(const struct oci_spec *spec, const char *out, char 
 {
 	char wisp[PATH_MAX], cmd[65536], user[32];
 	size_t o = 0;
-	const char *wispbin = find_file("WISP_OCI_WISP", "wisp", NULL, wisp, sizeof(wisp));
+	const char *wispbin = find_file("WISP_OCI_WISP", wisp_cands, wisp, sizeof(wisp));
 	cmd[0] = 0;
 	for (int i = 0; i < spec->nargs; i++)
 		quote_word(cmd, sizeof(cmd), &o, spec->args[i]);
@@ -399,8 +409,7 @@ static _Noreturn void vmm_child(int dirfd, int rootfd, int status_fd, int image_
 		struct oci_net net = {0};
 		if (spec->netns && oci_net_setup("wisp0", &net, err, sizeof(err)))
 			goto fail;
-		const char *k = find_file("WISP_OCI_KERNEL", "guest-kernel/bzImage",
-					  "../guest-kernel/bzImage", kernel, sizeof(kernel));
+		const char *k = find_file("WISP_OCI_KERNEL", kernel_cands, kernel, sizeof(kernel));
 		if (oci_vmconf_linux(dirfd, spec, k, initrd, net.cmdline,
 				     spec->netns ? net.tap : NULL, net.mac, err, sizeof(err)))
 			goto fail;
@@ -426,7 +435,7 @@ static _Noreturn void vmm_child(int dirfd, int rootfd, int status_fd, int image_
 	close(fifo);
 	char confpath[64];
 	snprintf(confpath, sizeof(confpath), "/proc/self/fd/%d", conf);
-	const char *w = find_file("WISP_OCI_WISP", "wisp", NULL, wisp, sizeof(wisp));
+	const char *w = find_file("WISP_OCI_WISP", wisp_cands, wisp, sizeof(wisp));
 	execl(w, "wisp", "run", "--config", confpath, (char *)NULL);
 	dprintf(2, "wisp-oci: exec '%s': %s\n", w, strerror(errno));
 	_exit(127);

@@ -1,0 +1,263 @@
+#!/bin/bash
+# wisp-oci, the OCI runtime (issue 14, docs/oci.md): the bare runtime on
+# bundles (lifecycle, every bad input as one line), then Debian's engines
+# calling it: podman with a unikernel image, containerd's ctr, and a Linux
+# image with a published port answered by curl (where Linux guests can run).
+# Usage: test_oci.sh (from the repo root; OCI, WISP, UK select the binaries).
+cd "$(dirname "$0")/../.." || exit 1
+SUITE=oci
+. tests/integration/lib.sh
+OCI=$(realpath "${OCI:-build/asan/wisp-oci}")
+R=$TMP/root
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+
+if ! kvm_ok; then
+	echo "SKIPPED: no /dev/kvm: every VM test below is skipped"
+fi
+
+# bundle DIR CONFIG_JSON: a bundle with the test unikernels in its rootfs.
+bundle() {
+	mkdir -p "$1/rootfs/bin"
+	cp "$UK/echo.elf" "$1/rootfs/bin/echo"
+	cp "$UK/exit.elf" "$1/rootfs/exit"
+	cp "$UK/spin.elf" "$1/rootfs/spin"
+	printf '%s\n' "$2" >"$1/config.json"
+}
+cfg() { # cfg ARGS_JSON [EXTRA_TOP_LEVEL_JSON]
+	echo "{\"ociVersion\":\"1.0.2\",\"process\":{\"args\":$1,\"cwd\":\"/\",\"env\":[\"PATH=/bin:/\"]},\"root\":{\"path\":\"rootfs\"}${2:+,$2}}"
+}
+o() { "$OCI" --root "$R" "$@"; }
+status_is() { o state "$1" 2>/dev/null | grep -q "\"status\": \"$2\""; }
+wait_status() { # wait_status ID STATUS: up to 10 s
+	for _ in $(seq 200); do
+		status_is "$1" "$2" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+# one_line NAME CMD...: fails with exit 1 and exactly one line on stderr.
+one_line() {
+	name=$1
+	shift
+	"$@" >"$TMP/out" 2>"$TMP/err" </dev/null
+	got=$?
+	n=$(wc -l <"$TMP/err")
+	if [ "$got" = 1 ] && [ "$n" = 1 ] && ! grep -q Sanitizer "$TMP/err"; then
+		ok "$name ($(head -c 140 "$TMP/err"))"
+	else
+		bad "$name" "exit $got, $n lines: $(head -c 300 "$TMP/err")"
+	fi
+}
+
+# --- the bare runtime --------------------------------------------------------
+B=$TMP/b1
+bundle "$B" "$(cfg '["echo","one","two words"]')"
+expect "--version names the spec" 0 '^spec: 1\.0' '' -- "$OCI" --version
+expect "features is JSON" 0 '"hooks"' '' -- sh -c "'$OCI' features | python3 -m json.tool"
+expect "exec fails with a clear error" 1 '' 'exec: not supported' -- "$OCI" --root "$R" exec x true
+expect "create" 0 '' '' -- "$OCI" --root "$R" create --bundle "$B" --pid-file "$TMP/pid" c1
+if [ -s "$TMP/pid" ] && kill -0 "$(cat "$TMP/pid")" 2>/dev/null; then ok "the pid file names the VMM process"; else bad "pid file" "$(cat "$TMP/pid" 2>&1)"; fi
+if status_is c1 created; then ok "state: created"; else bad "state: created" "$(o state c1 2>&1)"; fi
+expect "create of an existing ID fails" 1 '' 'exists' -- "$OCI" --root "$R" create --bundle "$B" c1
+if kvm_ok; then
+	out=$TMP/c1.out
+	# The VMM's stdout is create's: capture it by creating again with a file.
+	o delete --force c1
+	o create --bundle "$B" --pid-file "$TMP/pid" c1 >"$out" 2>&1
+	expect "start" 0 '' '' -- "$OCI" --root "$R" start c1
+	if wait_status c1 stopped; then ok "state: stopped after the guest exits"; else bad "state: stopped" "$(o state c1 2>&1)"; fi
+	if grep -q '\[two words\]' "$out"; then ok "process.args reach the unikernel"; else bad "argv" "$(cat "$out")"; fi
+	expect "start of a stopped container fails" 1 '' 'stopped' -- "$OCI" --root "$R" start c1
+	expect "kill of a stopped container: not running" 1 '' 'container not running' -- "$OCI" --root "$R" kill c1 9
+	expect "delete" 0 '' '' -- "$OCI" --root "$R" delete c1
+	if [ ! -e "$R/c1" ]; then ok "delete removes the state"; else bad "delete" "$(ls "$R/c1")"; fi
+
+	B2=$TMP/b2
+	bundle "$B2" "$(cfg '["/spin"]')"
+	o create --bundle "$B2" --pid-file "$TMP/pid2" c2 >/dev/null 2>&1
+	expect "start (spin)" 0 '' '' -- "$OCI" --root "$R" start c2
+	if status_is c2 running; then ok "state: running"; else bad "state: running" "$(o state c2 2>&1)"; fi
+	expect "ps --format json" 0 "^\[$(cat "$TMP/pid2")\]$" '' -- "$OCI" --root "$R" ps --format json c2
+	expect "delete of a running container fails" 1 '' 'not stopped: running' -- "$OCI" --root "$R" delete c2
+	expect "pause" 0 '' '' -- "$OCI" --root "$R" pause c2
+	if status_is c2 paused && grep -q 'State:.*T' "/proc/$(cat "$TMP/pid2")/status"; then ok "state: paused (VMM stopped)"; else bad "paused" "$(o state c2 2>&1)"; fi
+	expect "resume" 0 '' '' -- "$OCI" --root "$R" resume c2
+	if status_is c2 running; then ok "state: running again"; else bad "resume" "$(o state c2 2>&1)"; fi
+	expect "kill by name" 0 '' '' -- "$OCI" --root "$R" kill c2 SIGTERM
+	if wait_status c2 stopped; then ok "SIGTERM stops the VM"; else bad "kill TERM" "$(o state c2 2>&1)"; fi
+	expect "delete after kill" 0 '' '' -- "$OCI" --root "$R" delete c2
+
+	o create --bundle "$B2" c3 >/dev/null 2>&1
+	o start c3
+	pid3=$(o state c3 | grep -o '"pid": [0-9]*' | grep -o '[0-9]*$')
+	expect "delete --force of a running container" 0 '' '' -- "$OCI" --root "$R" delete --force c3
+	if [ -n "$pid3" ] && ! grep -qs 'State:.*[RST]' "/proc/$pid3/status"; then ok "the VMM is gone after delete --force"; else bad "delete --force" "pid $pid3 still there"; fi
+	expect "delete --force of a created container" 0 '' '' -- sh -c "'$OCI' --root '$R' create --bundle '$B2' c4 && '$OCI' --root '$R' delete --force c4"
+else
+	skipped "lifecycle with a running VM" "no /dev/kvm"
+fi
+
+# unknown IDs: the words containerd and podman look for
+expect "state of an unknown ID" 1 '' 'does not exist' -- "$OCI" --root "$R" state nosuch
+expect "start of an unknown ID" 1 '' 'does not exist' -- "$OCI" --root "$R" start nosuch
+expect "kill of an unknown ID" 1 '' 'does not exist' -- "$OCI" --root "$R" kill nosuch 9
+expect "delete of an unknown ID" 1 '' 'does not exist' -- "$OCI" --root "$R" delete nosuch
+o --log "$TMP/log.json" --log-format json kill nosuch 9 2>/dev/null
+if python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).readline()); assert d["level"]=="error" and "does not exist" in d["msg"] and d["time"]' "$TMP/log.json"; then
+	ok "--log-format json writes {level,msg,time} lines"
+else
+	bad "--log json" "$(cat "$TMP/log.json")"
+fi
+
+# every bad bundle, config.json, ID or option: one line, exit 1
+X=$TMP/bad
+mk() { rm -rf "$X" && bundle "$X" "$1"; }
+# corrupt FILE: e_phoff far beyond the file; the Wisp note is still there.
+corrupt() { printf '\377\377\377\377\377\377\377\177' | dd of="$1" bs=1 seek=32 conv=notrunc status=none; }
+one_line "bundle missing" o create --bundle "$TMP/nonexistent" x
+mk "$(cfg '["echo"]')" && rm "$X/config.json"
+one_line "config.json missing" o create --bundle "$X" x
+mk '{"ociVersion":'
+one_line "config.json not JSON" o create --bundle "$X" x
+mk '[1,2]'
+one_line "config.json not an object" o create --bundle "$X" x
+mk '{"ociVersion":"1.0.2","ociVersion":"1.0.2"}'
+one_line "duplicate key" o create --bundle "$X" x
+mk '{"ociVersion":"2.0.0","process":{"args":["echo"]},"root":{"path":"rootfs"}}'
+one_line "ociVersion 2" o create --bundle "$X" x
+mk '{"ociVersion":"1.0.2","root":{"path":"rootfs"}}'
+one_line "process missing" o create --bundle "$X" x
+mk "$(cfg '[]')"
+one_line "process.args empty" o create --bundle "$X" x
+mk "$(cfg '["echo",3]')"
+one_line "process.args not strings" o create --bundle "$X" x
+mk '{"ociVersion":"1.0.2","process":{"args":["echo"]}}'
+one_line "root.path missing" o create --bundle "$X" x
+mk "$(cfg '["nosuchprog"]')"
+one_line "args[0] not in the rootfs" o create --bundle "$X" x
+mk "$(cfg '["/../../../../bin/sh"]')"
+one_line "args[0] cannot escape the rootfs" o create --bundle "$X" x
+mk "$(cfg '["echo"]' '"linux":{"resources":{"memory":{"limit":"lots"}}}')"
+one_line "memory.limit not an integer" o create --bundle "$X" x
+mk "$(cfg '["echo"]' '"linux":{"resources":{"cpu":{"cpus":"0-x"}}}')"
+one_line "cpu.cpus not a list" o create --bundle "$X" x
+mk "$(cfg '["echo"]' '"hooks":{"prestart":[{"path":"relative"}]}')"
+one_line "hook path relative" o create --bundle "$X" x
+mk '{"ociVersion":"1.0.2","process":{"terminal":true,"args":["echo"]},"root":{"path":"rootfs"}}'
+one_line "terminal without --console-socket" o create --bundle "$X" x
+mk "$(cfg '["echo"]')"
+one_line "console socket path of 108 bytes" sh -c "sed -i 's/\"args\"/\"terminal\":true,\"args\"/' '$X/config.json' && '$OCI' --root '$R' create --bundle '$X' --console-socket /$(printf 'a%.0s' $(seq 120)) x"
+mk "$(cfg '["echo"]')"
+corrupt "$X/rootfs/bin/echo"
+one_line "corrupt unikernel" o create --bundle "$X" x
+one_line "bad ID" o create --bundle "$X" '../escape'
+one_line "bad ID (too long)" o state "$(printf 'i%.0s' $(seq 200))"
+one_line "unknown option" o create --bogus x
+one_line "unknown signal" o kill x SIGNOPE
+one_line "--root relative" "$OCI" --root rel state x
+mkdir -p "$TMP/openroot" && chmod 777 "$TMP/openroot"
+one_line "--root writable by others" "$OCI" --root "$TMP/openroot" state x
+ln -s "$R" "$TMP/linkroot"
+one_line "--root a symbolic link" "$OCI" --root "$TMP/linkroot" state x
+mkdir -p "$R/bogus" && echo '{"id":' >"$R/bogus/state.json"
+one_line "corrupt state.json" o state bogus
+expect "delete --force removes a corrupt state" 0 '' '' -- "$OCI" --root "$R" delete --force bogus
+if [ "$(ls "$R")" = "" ]; then ok "failed creates leave no state behind"; else bad "leftover state" "$(ls "$R")"; fi
+
+# hooks get the state on stdin
+H=$TMP/hooked
+bundle "$H" "$(cfg '["echo","hooked"]' "\"hooks\":{\"prestart\":[{\"path\":\"/bin/sh\",\"args\":[\"sh\",\"-c\",\"cat > $TMP/prestart.json\"]}],\"createRuntime\":[{\"path\":\"/bin/sh\",\"args\":[\"sh\",\"-c\",\"cat > $TMP/cr.json\"]}],\"poststop\":[{\"path\":\"/bin/sh\",\"args\":[\"sh\",\"-c\",\"cat > $TMP/poststop.json\"]}]}")"
+o create --bundle "$H" hk >/dev/null 2>&1
+if grep -q '"id":"hk"' "$TMP/prestart.json" 2>/dev/null && grep -q '"pid":[1-9]' "$TMP/cr.json" 2>/dev/null; then ok "prestart and createRuntime hooks get the state on stdin"; else bad "hooks" "$(cat "$TMP/prestart.json" 2>&1)"; fi
+o delete --force hk
+if grep -q '"id":"hk"' "$TMP/poststop.json" 2>/dev/null; then ok "poststop hook runs at delete"; else bad "poststop" "missing"; fi
+bundle "$H" "$(cfg '["echo"]' '"hooks":{"createRuntime":[{"path":"/bin/false"}]}')"
+one_line "a failing createRuntime hook fails create" o create --bundle "$H" hk2
+[ ! -e "$R/hk2" ] && ok "and leaves no state" || bad "hook failure state" "$(ls "$R")"
+
+# --- podman ------------------------------------------------------------------
+if ! command -v podman >/dev/null; then
+	skipped "podman" "not installed (scripts/deps.sh oci)"
+elif ! kvm_ok; then
+	skipped "podman" "no /dev/kvm"
+else
+	# Storage on tmpfs: in the lab / is 9p, where overlayfs cannot sit.
+	P="podman --root $TMP/ps --runroot $TMP/pr --storage-driver vfs --cgroup-manager cgroupfs"
+	RT="--runtime $OCI"
+	(cd "$UK" && tar cf "$TMP/uk.tar" --transform 's,\.elf$,,' echo.elf exit.elf spin.elf)
+	$P import "$TMP/uk.tar" localhost/wisp-uk:1 >/dev/null 2>&1
+	mkdir -p "$TMP/bad" && cp "$UK/echo.elf" "$TMP/bad/echo" && corrupt "$TMP/bad/echo" && tar cf "$TMP/bad.tar" -C "$TMP/bad" echo
+	$P import "$TMP/bad.tar" localhost/wisp-bad:1 >/dev/null 2>&1
+	expect "podman run: argv printed" 0 '\[two words\]' '' -- $P run --rm --network none $RT localhost/wisp-uk:1 /echo one "two words"
+	expect "podman run: exit code 7 propagated" 7 '' '' -- $P run --rm --network none $RT localhost/wisp-uk:1 /exit 7
+	expect "podman run -d" 0 '^[0-9a-f]{64}$' '' -- $P run -d --name wspin --network none $RT localhost/wisp-uk:1 /spin
+	expect "podman pause" 0 '' '' -- $P pause wspin
+	expect "podman inspect: paused" 0 '^paused$' '' -- $P inspect wspin --format '{{.State.Status}}'
+	expect "podman unpause" 0 '' '' -- $P unpause wspin
+	expect "podman stop" 0 '' '' -- $P stop -t 5 wspin
+	expect "podman: stop gives exit 143" 0 '^143$' '' -- $P inspect wspin --format '{{.State.ExitCode}}'
+	expect "podman rm" 0 '' '' -- $P rm wspin
+	expect "podman run -t (console socket)" 0 '\[tty\]' '' -- $P run --rm -t --network none $RT localhost/wisp-uk:1 /echo tty
+	expect "podman: a missing program is 127" 127 '' 'no such file or directory' -- $P run --rm --network none $RT localhost/wisp-uk:1 /nonexistent
+	# (stderr to stdout: podman says "OCI runtime error:", which lib.sh's
+	# sanitizer check would take for UBSan's "runtime error:")
+	expect "podman: a corrupt unikernel's error in podman's message" 126 'not a valid Wisp unikernel' '' -- sh -c "$P run --rm --network none $RT localhost/wisp-bad:1 /echo 2>&1"
+	expect "podman exec fails clearly" 255 'exec: not supported' '' -- sh -c "$P run -d --name wx --network none $RT localhost/wisp-uk:1 /spin >/dev/null && $P exec wx true 2>&1; r=\$?; $P rm -f wx >/dev/null 2>&1; exit \$r"
+fi
+
+# --- containerd (ctr run --runc-binary) ---------------------------------------
+if ! command -v containerd >/dev/null || ! command -v podman >/dev/null; then
+	skipped "containerd" "containerd or podman not installed (scripts/deps.sh oci)"
+elif ! kvm_ok; then
+	skipped "containerd" "no /dev/kvm"
+else
+	C=$TMP/ctrd
+	mkdir -p "$C"
+	printf 'version = 2\nroot = "%s/root"\nstate = "%s/state"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s/sock"\n' "$C" "$C" "$C" >"$C/config.toml"
+	containerd --config "$C/config.toml" >"$C/log" 2>&1 &
+	ctrd=$!
+	CTR="ctr --address $C/sock -n wisp"
+	for _ in $(seq 100); do $CTR version >/dev/null 2>&1 && break; sleep 0.1; done
+	$P save --format oci-archive -o "$TMP/uk.oci" localhost/wisp-uk:1 >/dev/null 2>&1
+	expect "ctr image import" 0 '' '' -- $CTR image import --snapshotter native "$TMP/uk.oci"
+	expect "ctr run --runc-binary: argv" 0 '\[from-ctr\]' '' -- $CTR run --rm --snapshotter native --runc-binary "$OCI" localhost/wisp-uk:1 k1 /echo from-ctr
+	expect "ctr run: exit code 7" 7 '' '' -- $CTR run --rm --snapshotter native --runc-binary "$OCI" localhost/wisp-uk:1 k2 /exit 7
+	$CTR run -d --snapshotter native --runc-binary "$OCI" localhost/wisp-uk:1 k3 /spin >/dev/null 2>&1
+	expect "ctr task pause" 0 '' '' -- $CTR task pause k3
+	expect "ctr task ls: PAUSED" 0 'k3 .*PAUSED' '' -- $CTR task ls
+	expect "ctr task resume" 0 '' '' -- $CTR task resume k3
+	expect "ctr task kill" 0 '' '' -- $CTR task kill -s SIGKILL k3
+	for _ in $(seq 100); do $CTR task ls 2>/dev/null | grep -q 'k3 .*STOPPED' && break; sleep 0.1; done
+	expect "ctr task rm" 0 '' '' -- $CTR task rm k3
+	expect "ctr container rm" 0 '' '' -- $CTR container rm k3
+	kill $ctrd
+	wait $ctrd 2>/dev/null
+fi
+
+# --- a Linux image with -p, answered by curl (needs Linux guests) -------------
+if ! command -v podman >/dev/null; then
+	skipped "podman Linux image" "podman not installed"
+elif ! ${WISP:-build/asan/wisp} check -q 2>/dev/null; then
+	skipped "podman Linux image" "this KVM cannot run Linux guests (wisp check); the lab can"
+else
+	L=$TMP/lroot
+	mkdir -p "$L/bin" "$L/www"
+	cp /bin/busybox "$L/bin/" && ln -s busybox "$L/bin/sh" && ln -s busybox "$L/bin/httpd"
+	echo "hello from a Wisp VM" >"$L/www/index.html"
+	tar cf "$TMP/l.tar" -C "$L" .
+	$P import --change 'CMD ["httpd","-f","-p","80","-h","/www"]' "$TMP/l.tar" localhost/wisp-httpd:1 >/dev/null 2>&1
+	expect "podman run -d -p 18080:80 a Linux image" 0 '' '' -- $P run -d --name web -p 18080:80 $RT localhost/wisp-httpd:1
+	got=""
+	for _ in $(seq 120); do
+		got=$(curl -s -m 2 http://127.0.0.1:18080/ 2>/dev/null) && [ -n "$got" ] && break
+		sleep 1
+	done
+	if [ "$got" = "hello from a Wisp VM" ]; then ok "curl reaches busybox httpd in the VM through -p"; else bad "curl -p" "got '$got'; $($P logs web 2>&1 | tail -5)"; fi
+	expect "podman stop (Linux)" 0 '' '' -- $P stop -t 10 web
+	expect "podman rm (Linux)" 0 '' '' -- $P rm web
+	if ip netns list 2>/dev/null | grep -q .; then :; fi
+	expect "podman run a Linux image: args, env, cwd" 0 'args=a b env=bar cwd=/www' '' -- $P run --rm --network none -e FOO=bar -w /www $RT localhost/wisp-httpd:1 sh -c 'echo args=$0 $1 env=$FOO cwd=$(pwd)' a b
+fi
+
+[ -n "${P:-}" ] && $P rm -af >/dev/null 2>&1
+summary
