@@ -175,6 +175,14 @@ bundle "$H" "$(cfg '["echo"]' '"hooks":{"createRuntime":[{"path":"/bin/false"}]}
 one_line "a failing createRuntime hook fails create" o create --bundle "$H" hk2
 [ ! -e "$R/hk2" ] && ok "and leaves no state" || bad "hook failure state" "$(ls "$R")"
 
+# --- Kubernetes: Debian's containerd loads the CRI runtime class -----------
+if command -v containerd >/dev/null; then
+	expect "containerd config dump: the wisp runtime class, BinaryName wisp-oci" 0 'BinaryName = "/usr/local/bin/wisp-oci"' '' -- sh -c "containerd --config contrib/oci/containerd-wisp.toml config dump | grep -A3 'runtimes.wisp.options]'"
+	expect "containerd config dump: its runc shim" 0 'runtime_type = "io.containerd.runc.v2"' '' -- sh -c "containerd --config contrib/oci/containerd-wisp.toml config dump | sed -n '/runtimes.wisp]/,/runtimes.wisp.options]/p'"
+else
+	skipped "containerd config dump" "containerd not installed (scripts/deps.sh oci)"
+fi
+
 # --- podman ------------------------------------------------------------------
 if ! command -v podman >/dev/null; then
 	skipped "podman" "not installed (scripts/deps.sh oci)"
