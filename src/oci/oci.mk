@@ -10,3 +10,9 @@ all: $(BUILD)/wisp-oci
 test-build: $(BUILD)/asan/wisp-oci $(BUILD)/asan/wisp $(BUILD)/wisp-oci
 oci: $(BUILD)/wisp-oci $(BUILD)/asan/wisp-oci
 .PHONY: oci
+
+# podman run --rm with runc vs wisp-oci (bench/oci.sh), here or in the lab.
+bench-oci: $(BUILD)/wisp-oci $(BUILD)/wisp $(BUILD)/bench/true unikernels
+	scripts/deps.sh oci
+	scripts/on-kvm.sh --name bench-oci -- bench/oci.sh
+.PHONY: bench-oci
