@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,9 +256,46 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+/* Socket activation (wispd.socket): systemd passes the listening API
+ * socket as fd 3 with LISTEN_PID and LISTEN_FDS=1. Returns 1 if it was
+ * taken, 0 if wispd was not socket-activated, -1 on a bad hand-over. */
+static int take_activated_socket(struct wispd *d, char *err, size_t errlen)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	if (!pid || !fds || strtol(pid, NULL, 10) != (long)getpid())
+		return 0;
+	unsetenv("LISTEN_PID"); /* not for the VMMs we start */
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	int listening = 0, type = 0;
+	socklen_t l1 = sizeof(listening), l2 = sizeof(type);
+	struct sockaddr_un a;
+	socklen_t al = sizeof(a);
+	if (strcmp(fds, "1") || getsockopt(3, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l1) < 0 ||
+	    getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &l2) < 0 || !listening ||
+	    type != SOCK_STREAM || getsockname(3, (struct sockaddr *)&a, &al) < 0 ||
+	    a.sun_family != AF_UNIX || al <= offsetof(struct sockaddr_un, sun_path) ||
+	    !a.sun_path[0]) {
+		snprintf(err, errlen, "socket activation: LISTEN_FDS=%s, want one listening unix "
+				      "stream socket with a path on fd 3", fds);
+		return -1;
+	}
+	if (fcntl(3, F_SETFD, FD_CLOEXEC) < 0 || fcntl(3, F_SETFL, O_NONBLOCK) < 0) {
+		snprintf(err, errlen, "socket activation: fd 3: %s", strerror(errno));
+		return -1;
+	}
+	a.sun_path[sizeof(a.sun_path) - 1] = 0;
+	snprintf(d->cfg.socket_path, sizeof(d->cfg.socket_path), "%s", a.sun_path);
+	d->listen_fd = 3;
+	return 1;
+}
+
 /* The API socket; refuses to take over one that a live daemon serves. */
 static int listen_api(struct wispd *d, char *err, size_t errlen)
 {
+	int act = take_activated_socket(d, err, errlen);
+	if (act)
+		return act < 0 ? -1 : 0;
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	memcpy(a.sun_path, d->cfg.socket_path, strlen(d->cfg.socket_path) + 1); /* length checked */
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -53,6 +53,26 @@ if [ "$what" != install ]; then
 		else bad "man-renders-$(basename "$m" .scd)" "$out"; fi
 	done
 
+	# --- socket activation (wispd.socket) ---------------------------------------
+	# systemd-socket-activate plays systemd: it holds the socket and starts
+	# wispd on the first connection, which must answer on that very socket.
+	if command -v systemd-socket-activate >/dev/null; then
+		SA=$TMP/sa
+		mkdir -m 700 "$SA"
+		timeout 30 systemd-socket-activate -l "$SA/api.sock" $B/wispd --foreground \
+			--runtime-dir "$SA" --pool none >"$SA/log" 2>&1 &
+		sa=$!
+		for _ in $(seq 50); do [ -S "$SA/api.sock" ] && break; sleep 0.1; done
+		expect socket-activation-answers 0 '^NAME +ID +STATE' '' -- env WISP_SOCKET="$SA/api.sock" $B/wisp-client list
+		if grep -q "listening on $SA/api.sock" "$SA/log"; then ok socket-activation-takes-fd
+		else bad socket-activation-takes-fd "$(head -c 300 "$SA/log")"; fi
+		pkill -f -- "--runtime-dir $SA " 2>/dev/null
+		kill $sa 2>/dev/null
+		wait $sa 2>/dev/null
+	else
+		bad socket-activation "systemd-socket-activate missing (Debian package systemd)"
+	fi
+
 	# --- bash completion, driven through `complete` ------------------------------
 	# complete_words 'wisp cre' -> what the completion function offers.
 	complete_words() {
