@@ -5,7 +5,9 @@
 # under `runc run`, interleaved round by round; then redis-benchmark against
 # the Wisp VM and the runc container. Ready = the first answer to the
 # server's own protocol on a TCP connection from here (PING, GET /, version).
-# Runs where VMs can (scripts/on-kvm.sh: here or L1); writes
+# The container gets a network namespace with a veth, like a container
+# engine's, at the VMs' address. Runs where VMs can (scripts/on-kvm.sh:
+# here or L1); writes
 # build/bench/image-boot.csv. Sizes: bench/bench_image_sizes.sh; table and
 # chart: bench/bench_image_plot.py.
 cd "$(dirname "$0")/.." || exit 1
@@ -15,7 +17,7 @@ WISP=${WISP:-$B/wisp}
 IMG=${IMAGE_DIR:-$B/images}
 KERNEL=${IMAGE_KERNEL:-$B/guest-kernel-server/bzImage}
 ROUNDS=${BENCH_ROUNDS:-3}
-N=${BENCH_IMAGE_N:-20000}
+N=${BENCH_IMAGE_N:-10000}
 OUT=$B/bench/image-boot.csv
 CMDLINE="console=ttyS0 reboot=t panic=-1 quiet ip=10.0.2.2::10.0.2.1:255.255.255.0::eth0:off"
 TMP=$(mktemp -d)
@@ -62,8 +64,15 @@ subprocess.run(["runc", "spec", "-b", b], check=True)
 c = json.load(open(b + "/config.json"))
 c["process"].update(terminal=False, args=args, env=env, user={"uid": uid, "gid": gid})
 c["root"] = {"path": "rootfs", "readonly": False}
-# The container shares the benchmark's network namespace (its lo).
-c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+# The container's network: a namespace with a veth to ours, as container
+# engines do, at the address the VMs get.
+for n in c["linux"]["namespaces"]:
+    if n["type"] == "network":
+        n["path"] = "/run/netns/wispbench"
+# What a container engine grants by default (nginx chowns, setuids).
+caps = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
+        "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_AUDIT_WRITE"]
+c["process"]["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
 json.dump(c, open(b + "/config.json", "w"))
 EOF
 done
@@ -72,6 +81,8 @@ done
 # in $PID (runc: container id in $CID).
 boot() {
 	local app=$1 vmm=$2 host=10.0.2.2
+	if [ "$vmm" = runc ]; then ip link set wtap0 down; ip link set wv0 up
+	else ip link set wv0 down; ip link set wtap0 up; fi
 	local t0=$EPOCHREALTIME
 	case $vmm in
 	wisp) $WISP run --kernel "$KERNEL" --initrd "$IMG/$app.lz4" --mem 256M --rng --net tap=wtap0 \
@@ -84,7 +95,6 @@ boot() {
 		>"$TMP/vm.out" 2>&1 </dev/null &
 		PID=$! ;;
 	runc) CID=bench-$app-$RANDOM
-		host=127.0.0.1
 		runc run -b "$TMP/$app" "$CID" >"$TMP/vm.out" 2>&1 </dev/null &
 		PID=$! ;;
 	esac
@@ -106,6 +116,12 @@ export -f boot stop
 run() {
 	ip link set lo up && ip tuntap add dev wtap0 mode tap && ip addr add 10.0.2.1/24 dev wtap0 &&
 		ip link set wtap0 up || { echo "bench-image: cannot set up the TAP"; return 1; }
+	# The containers' side: 10.0.2.2 behind a veth, in its own namespace;
+	# the VMs' TAP is down meanwhile (the same address).
+	ip netns add wispbench && ip link add wv0 type veth peer name wv1 &&
+		ip link set wv1 netns wispbench && ip -n wispbench addr add 10.0.2.2/24 dev wv1 &&
+		ip -n wispbench link set wv1 up && ip -n wispbench link set lo up &&
+		ip addr add 10.0.2.1/24 dev wv0 || { echo "bench-image: cannot set up the veth"; return 1; }
 	echo "metric,app,vmm,round,value" >"$OUT"
 	for r in $(seq "$ROUNDS"); do
 		for app in redis nginx memcached; do
@@ -121,9 +137,7 @@ run() {
 	# redis-benchmark: Wisp VM vs runc container (ratios only).
 	for vmm in wisp runc; do
 		boot redis $vmm || continue
-		h=10.0.2.2
-		[ $vmm = runc ] && h=127.0.0.1
-		redis-benchmark -h $h -q -n "$N" -t set,get 2>/dev/null | tr '\r' '\n' | grep 'requests per second' |
+		redis-benchmark -h 10.0.2.2 -q -n "$N" -t set,get 2>/dev/null | tr '\r' '\n' | grep 'requests per second' |
 			while read -r t v _; do
 				echo "bench-image: redis-benchmark $vmm ${t%:} $v req/s (-n $N)"
 				echo "rps,redis-${t%:},$vmm,1,$v" >>"$OUT"
@@ -134,4 +148,5 @@ run() {
 export -f run
 export WISP KERNEL IMG CMDLINE TMP OUT ROUNDS N B
 unshare -n bash -c run
+ip netns del wispbench 2>/dev/null
 echo "bench-image: wrote $OUT"

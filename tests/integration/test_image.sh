@@ -148,11 +148,11 @@ open(sys.argv[1],'wb').write(h+bytes(64))" "$TMP/arm64"
 }
 
 # --- vm phase -------------------------------------------------------------------------
-# vm_server NAME IMAGE CLIENT_FN: boot IMAGE on a TAP in a private network
-# namespace, run CLIENT_FN (in L1, against 10.0.2.2) once the server answers,
-# then stop the VM. Passes if the client passed.
+# vm_server NAME IMAGE PORT CLIENT_FN [qemu]: boot IMAGE on a TAP in a
+# private network namespace, run CLIENT_FN (in L1, against 10.0.2.2) once
+# PORT accepts connections, then stop the VM. Passes if the client passed.
 vm_server() {
-	local name=$1 image=$2 client=$3 vmm=${4:-wisp}
+	local name=$1 image=$2 port=$3 client=$4 vmm=${5:-wisp}
 	serve() {
 		ip link set lo up && ip tuntap add dev wtap0 mode tap && ip addr add 10.0.2.1/24 dev wtap0 &&
 			ip link set wtap0 up || { echo "cannot set up the TAP"; return 1; }
@@ -168,10 +168,16 @@ vm_server() {
 				--cmdline "$CMDLINE_BASE $NET" >"$TMP/$name.out" 2>&1 </dev/null &
 		fi
 		local pid=$! t0=$EPOCHREALTIME r=1
-		for _ in $(seq 900); do
+		# A connect from bash first (cheap), then the real client.
+		for _ in $(seq 3000); do
+			kill -0 $pid 2>/dev/null || break
+			if (exec 3<>"/dev/tcp/10.0.2.2/$port") 2>/dev/null; then break; fi
+			sleep 0.05
+		done
+		for _ in $(seq 20); do
 			kill -0 $pid 2>/dev/null || break
 			if $client >"$TMP/$name.client" 2>&1; then r=0; break; fi
-			sleep 0.2
+			sleep 0.5
 		done
 		local t1=$EPOCHREALTIME
 		echo "$name: client answered after $(((${t1/./} - ${t0/./}) / 1000)) ms (r=$r)"
@@ -182,7 +188,7 @@ vm_server() {
 		return $r
 	}
 	export -f serve
-	export WISP KERNEL TMP CMDLINE_BASE NET name image client vmm
+	export WISP KERNEL TMP CMDLINE_BASE NET name image port client vmm
 	if unshare -n bash -c serve >"$TMP/$name.log" 2>&1; then ok "$name ($(head -1 "$TMP/$name.log" | grep -o 'after [0-9]* ms'))"
 	else bad "$name" "$(tail -c 600 "$TMP/$name.log")"; fi
 }
@@ -223,11 +229,11 @@ vm_phase() {
 	if [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null || [ ! -c /dev/net/tun ]; then
 		skipped vm-servers "needs root, unshare and /dev/net/tun"
 	else
-		vm_server vm-redis "$IMG/redis.lz4" redis_client
-		vm_server vm-nginx "$IMG/nginx.lz4" nginx_client
-		vm_server vm-memcached "$IMG/memcached.lz4" memcached_client
+		vm_server vm-redis "$IMG/redis.lz4" 6379 redis_client
+		vm_server vm-nginx "$IMG/nginx.lz4" 80 nginx_client
+		vm_server vm-memcached "$IMG/memcached.lz4" 11211 memcached_client
 		if command -v qemu-system-x86_64 >/dev/null; then
-			vm_server vm-qemu-microvm-redis "$IMG/redis.lz4" redis_client qemu
+			vm_server vm-qemu-microvm-redis "$IMG/redis.lz4" 6379 redis_client qemu
 		else skipped vm-qemu-microvm-redis "no qemu-system-x86_64"; fi
 	fi
 	# The application's exit status is the init's last line; `wisp run`
