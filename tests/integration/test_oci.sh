@@ -242,6 +242,23 @@ else
 	wait $ctrd 2>/dev/null
 fi
 
+# slow_expect: expect with a 600 s cap instead of 30 s (Linux images in the lab).
+slow_expect() {
+	name=$1 code=$2 out_re=$3 err_re=$4
+	shift 5
+	timeout -k 5 600 "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
+	got=$?
+	if [ "$got" != "$code" ]; then
+		bad "$name" "exit $got, wanted $code; stderr: $(head -c 300 "$TMP/err")"
+	elif [ -n "$out_re" ] && ! grep -qE -e "$out_re" "$TMP/out"; then
+		bad "$name" "stdout lacks /$out_re/: $(head -c 300 "$TMP/out")"
+	elif ! all_match "$err_re" "$TMP/err"; then
+		bad "$name" "stderr lacks /$err_re/: $(head -c 300 "$TMP/err")"
+	else
+		ok "$name"
+	fi
+}
+
 # --- a Linux image with -p, answered by curl (needs Linux guests) -------------
 if ! command -v podman >/dev/null; then
 	skipped "podman Linux image" "podman not installed"
@@ -254,17 +271,19 @@ else
 	echo "hello from a Wisp VM" >"$L/www/index.html"
 	tar cf "$TMP/l.tar" -C "$L" .
 	$P import --change 'CMD ["httpd","-f","-p","80","-h","/www"]' "$TMP/l.tar" localhost/wisp-httpd:1 >/dev/null 2>&1
-	expect "podman run -d -p 18080:80 a Linux image" 0 '' '' -- $P run -d --name web -p 18080:80 $RT localhost/wisp-httpd:1
+	# create packs the rootfs (wisp image build) and the guest boots: minutes under TCG
+	slow_expect "podman run -d -p 18080:80 a Linux image" 0 '' '' -- $P run -d --name web -p 18080:80 $RT localhost/wisp-httpd:1
 	got=""
-	for _ in $(seq 120); do
+	for _ in $(seq 300); do
 		got=$(curl -s -m 2 http://127.0.0.1:18080/ 2>/dev/null) && [ -n "$got" ] && break
 		sleep 1
 	done
 	if [ "$got" = "hello from a Wisp VM" ]; then ok "curl reaches busybox httpd in the VM through -p"; else bad "curl -p" "got '$got'; $($P logs web 2>&1 | tail -5)"; fi
-	expect "podman stop (Linux)" 0 '' '' -- $P stop -t 10 web
-	expect "podman rm (Linux)" 0 '' '' -- $P rm web
-	if ip netns list 2>/dev/null | grep -q .; then :; fi
-	expect "podman run a Linux image: args, env, cwd" 0 'args=a b env=bar cwd=/www' '' -- $P run --rm --network none -e FOO=bar -w /www $RT localhost/wisp-httpd:1 sh -c 'echo args=$0 $1 env=$FOO cwd=$(pwd)' a b
+	webid=$($P inspect web --format '{{.Id}}' 2>/dev/null)
+	slow_expect "podman stop (Linux)" 0 '' '' -- $P stop -t 10 web
+	slow_expect "podman rm (Linux)" 0 '' '' -- $P rm web
+	if [ -n "$webid" ] && [ ! -e "/run/wisp-oci/$webid" ]; then ok "rm leaves no wisp-oci state"; else bad "state after rm" "$(ls /run/wisp-oci)"; fi
+	slow_expect "podman run a Linux image: args, env, cwd" 0 'args=a b env=bar cwd=/www' '' -- $P run --rm --network none -e FOO=bar -w /www $RT localhost/wisp-httpd:1 sh -c 'echo args=$0 $1 env=$FOO cwd=$(pwd)' a b
 fi
 
 [ -n "${P:-}" ] && $P rm -af >/dev/null 2>&1
