@@ -106,4 +106,4 @@ clean:
 	rm -rf $(BUILD)
 
 .PHONY: all deps demo demo-rng format format-check clean unikernels
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -path $(BUILD)/deb -prune -o -type f -name '*.d' -print 2>/dev/null)

@@ -33,8 +33,8 @@ install: all man $(BUILD)/unikernels/rt/wrt.o
 	install -m 644 include/wisp/abi.h $(UK_DIR)/include/*.h $(D)$(PREFIX)/include/wisp/
 	install -m 644 $(BUILD)/unikernels/rt/wrt.o $(UK_BUILD)/rt/note.o $(UK_RT_LIB) \
 		$(UK_DIR)/runtime/unikernel.ld $(D)$(PREFIX)/lib/wisp/unikernel/
-	install -d $(D)$(PREFIX)/share/wisp/unikernels
-	install -m 644 $(UK_BUILD)/hello.elf $(UK_BUILD)/noop.elf $(D)$(PREFIX)/share/wisp/unikernels/
+	install -d $(D)$(PREFIX)/lib/wisp/unikernels
+	install -m 644 $(UK_BUILD)/hello.elf $(UK_BUILD)/noop.elf $(D)$(PREFIX)/lib/wisp/unikernels/
 	install -d $(D)$(PREFIX)/share/man/man1 $(D)$(PREFIX)/share/man/man5 $(D)$(PREFIX)/share/man/man8
 	for m in $(MAN_PAGES); do \
 		install -m 644 $$m $(D)$(PREFIX)/share/man/man$${m##*.}/; done
@@ -48,7 +48,7 @@ install: all man $(BUILD)/unikernels/rt/wrt.o
 
 uninstall:
 	rm -f $(D)$(PREFIX)/bin/wisp $(D)$(PREFIX)/sbin/wispd
-	rm -rf $(D)$(LIBEXECDIR) $(D)$(PREFIX)/include/wisp $(D)$(PREFIX)/lib/wisp $(D)$(PREFIX)/share/wisp
+	rm -rf $(D)$(LIBEXECDIR) $(D)$(PREFIX)/include/wisp $(D)$(PREFIX)/lib/wisp
 	rm -f $(MAN_PAGES:$(BUILD)/man/%=$(D)$(PREFIX)/share/man/man1/%) \
 	      $(MAN_PAGES:$(BUILD)/man/%=$(D)$(PREFIX)/share/man/man5/%) \
 	      $(MAN_PAGES:$(BUILD)/man/%=$(D)$(PREFIX)/share/man/man8/%)

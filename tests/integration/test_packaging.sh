@@ -121,10 +121,10 @@ if [ "$what" != docs ]; then
 		usr/lib/wisp/unikernel/wrt.o usr/share/man/man1/wisp.1 usr/share/man/man8/wispd.8 \
 		usr/share/bash-completion/completions/wisp lib/systemd/system/wispd.service \
 		lib/systemd/system/wispd.socket usr/lib/tmpfiles.d/wisp.conf \
-		usr/share/wisp/unikernels/hello.elf; do
+		usr/lib/wisp/unikernels/hello.elf; do
 		[ -e "$R/$f" ] || { bad install-has-files "missing /$f"; break; }
 	done
-	[ -e "$R/usr/share/wisp/unikernels/hello.elf" ] && ok install-has-files
+	[ -e "$R/usr/lib/wisp/unikernels/hello.elf" ] && ok install-has-files
 	if grep -q '^ExecStart=/usr/sbin/wispd ' "$R/lib/systemd/system/wispd.service"; then ok install-unit-paths
 	else bad install-unit-paths "$(grep ExecStart "$R/lib/systemd/system/wispd.service")"; fi
 	expect installed-version 0 '^wisp ' '' -- "$R/usr/bin/wisp" version
@@ -148,7 +148,7 @@ C
 	fi
 	if [ "$what" = vm ]; then # on a KVM (the `packaging` suite)
 		expect installed-check 0 'this host can run Wisp VMs' '' -- "$R/usr/bin/wisp" check
-		vm_expect installed-run-hello 0 '^Hello from a Wisp unikernel!$' '' -- "$R/usr/bin/wisp" run "$R/usr/share/wisp/unikernels/hello.elf"
+		vm_expect installed-run-hello 0 '^Hello from a Wisp unikernel!$' '' -- "$R/usr/bin/wisp" run "$R/usr/lib/wisp/unikernels/hello.elf"
 		vm_expect installed-runtime-app-runs 3 '^built against the installed runtime$' '' -- "$R/usr/bin/wisp" run "$TMP/app.elf"
 	fi
 	# The Debian package (make deb, the `package` stage), unpacked into a
@@ -158,7 +158,7 @@ C
 		P=$TMP/pkgroot
 		if dpkg-deb -x "$deb" "$P" 2>"$TMP/deb.err"; then ok deb-unpacks; else bad deb-unpacks "$(cat "$TMP/deb.err")"; fi
 		expect deb-wisp-check 0 'this host can run Wisp VMs' '' -- "$P/usr/bin/wisp" check
-		vm_expect deb-wisp-run-hello 0 '^Hello from a Wisp unikernel!$' '' -- "$P/usr/bin/wisp" run "$P/usr/share/wisp/unikernels/hello.elf"
+		vm_expect deb-wisp-run-hello 0 '^Hello from a Wisp unikernel!$' '' -- "$P/usr/bin/wisp" run "$P/usr/lib/wisp/unikernels/hello.elf"
 		rm -rf "$P"
 		if [ -e "$P" ]; then bad deb-root-removed "$P remains"; else ok deb-root-removed; fi
 	elif [ "$what" = vm ]; then
