@@ -43,6 +43,6 @@ bench-image:
 	$(MAKE) $(BUILD)/wisp $(TINIT) image-kernel image-test-images
 	bench/bench_image_sizes.sh
 	scripts/on-kvm.sh --name bench-image -- bench/bench_image.sh
-	python3 bench/bench_image_plot.py
+	$(if $(wildcard /usr/bin/python3),/usr/bin/python3,python3) bench/bench_image_plot.py
 
 .PHONY: bench-image
