@@ -276,8 +276,10 @@ static int take_activated_socket(struct wispd *d, char *err, size_t errlen)
 	    type != SOCK_STREAM || getsockname(3, (struct sockaddr *)&a, &al) < 0 ||
 	    a.sun_family != AF_UNIX || al <= offsetof(struct sockaddr_un, sun_path) ||
 	    !a.sun_path[0]) {
-		snprintf(err, errlen, "socket activation: LISTEN_FDS=%s, want one listening unix "
-				      "stream socket with a path on fd 3", fds);
+		snprintf(err, errlen,
+			 "socket activation: LISTEN_FDS=%s, want one listening unix "
+			 "stream socket with a path on fd 3",
+			 fds);
 		return -1;
 	}
 	if (fcntl(3, F_SETFD, FD_CLOEXEC) < 0 || fcntl(3, F_SETFL, O_NONBLOCK) < 0) {
