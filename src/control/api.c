@@ -115,6 +115,13 @@ static json_int_t ji(uint64_t v)
 	return (json_int_t)(v > INT64_MAX ? INT64_MAX : v);
 }
 
+/* vCPUs of a VM: its configuration's, else 1 (a unikernel). */
+static int vm_cpus(const struct vmm *v)
+{
+	json_t *c = v->config ? json_object_get(v->config, "cpus") : NULL;
+	return c ? (int)json_integer_value(c) : 1;
+}
+
 /* wispd's view of one VM. */
 static json_t *vm_json(const struct vmm *v)
 {
@@ -123,8 +130,8 @@ static json_t *vm_json(const struct vmm *v)
 	uint64_t up = v->request_ns && end > v->request_ns ? end - v->request_ns : 0;
 	json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:i, s:s, s:O?, s:I, s:I, s:b}", "id",
 			      v->id, "name", v->name, "state", ctl_state_name(v->state), "pid",
-			      v->gone ? 0 : (int)v->pid, "mem", ji(v->mem), "cpus", 1, "image",
-			      v->image ? v->image : "", "args", v->args, "created_ns",
+			      v->gone ? 0 : (int)v->pid, "mem", ji(v->mem), "cpus", vm_cpus(v),
+			      "image", v->image ? v->image : "", "args", v->args, "created_ns",
 			      ji(v->created_wall_ns), "uptime_ms", ji(up / 1000000), "from_pool",
 			      v->from_pool);
 	if (o && v->final) {
@@ -487,8 +494,10 @@ static int get_mem(struct request *rq, json_t *o, uint64_t *mem)
 
 /* The request's VM configuration (docs/config.md) besides the request's
  * own keys; 0 and the configuration as JSON with its defaults in *out, or
- * -1 (answered). Daemon VMs are unikernels without devices for now. */
-static int get_config(struct request *rq, json_t *o, json_t **out)
+ * -1 (answered). *built: it needs more than a prepared unikernel shell (a
+ * Linux guest, devices, several vCPUs), so the VMM builds it cold from the
+ * JSON, which must then fit the configuration message. */
+static int get_config(struct request *rq, json_t *o, json_t **out, bool *built)
 {
 	static const char *const request_keys[] = {"snapshot", "verify", "port", NULL};
 	struct vm_config c;
@@ -498,20 +507,35 @@ static int get_config(struct request *rq, json_t *o, json_t **out)
 		return -1;
 	}
 	int r = 0;
-	if (c.kind == VM_KIND_LINUX || c.ndev) {
+	*built = c.kind == VM_KIND_LINUX || c.ndev || c.cpus > 1;
+	/* wispd does not know the client's working directory */
+	const char *rel = c.kernel && c.kernel[0] != '/'   ? "kernel"
+			  : c.initrd && c.initrd[0] != '/' ? "initrd"
+							   : NULL;
+	for (int i = 0; !rel && i < c.ndev; i++)
+		if (c.dev[i].path && c.dev[i].path[0] != '/')
+			rel = "a device's path";
+	char *text = NULL;
+	if (rel) {
 		answer_error(rq, 400,
-			     "%s: daemon VMs are unikernels without devices in this Wisp; run it "
-			     "with 'wisp run'",
-			     c.kind == VM_KIND_LINUX ? "kind \"linux\"" : "devices");
+			     "%s: must be an absolute path (wispd does not know the "
+			     "client's working directory)",
+			     rel);
 		r = -1;
-	} else if (!(*out = vm_config_to_jobj(&c))) {
+	} else if (!(*out = vm_config_to_jobj(&c)) ||
+		   !(text = json_dumps(*out, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
 		answer_error(rq, 500, "out of memory");
 		r = -1;
+	} else if (*built && strlen(text) >= CTL_CMDLINE_MAX) {
+		answer_error(rq, 400,
+			     "configuration too long for a daemon VM (%zu bytes, at most %d)",
+			     strlen(text), CTL_CMDLINE_MAX - 1);
+		r = -1;
 	}
+	free(text);
 	vm_config_free(&c);
 	return r;
 }
-
 /* Join the "args" array into a command line; NULL (answered) on error. */
 static char *get_cmdline(struct request *rq, json_t *args)
 {
@@ -634,6 +658,7 @@ static void handle_create(struct request *rq, bool receive)
 	json_t *port = json_object_get(o, "port");
 	char *cmdline = NULL;
 	json_t *config = NULL; /* what GET /vms/{vm} gives back */
+	bool built = false;    /* made by the VMM's builder from config (cold) */
 	int fd = -1;
 	if (get_string(rq, o, "image", &image) || get_string(rq, o, "name", &name) ||
 	    get_string(rq, o, "snapshot", &snapshot) || get_mem(rq, o, &mem))
@@ -650,9 +675,12 @@ static void handle_create(struct request *rq, bool receive)
 		}
 	} else if (!image && !snapshot &&
 		   (json_object_get(o, "kernel") || json_object_get(o, "kind"))) {
-		get_config(rq, o, &config); /* says what it does not take */
-		goto out;
-	} else if (!image && !snapshot) {
+		/* A Linux guest: the kernel is the file wispd checks first. */
+		if (get_config(rq, o, &config, &built))
+			goto out;
+		image = json_string_value(json_object_get(config, "kernel"));
+	}
+	if (!image && !snapshot && !receive) {
 		answer_error(rq, 400, "no image given ('image' or 'snapshot' is required)");
 		goto out;
 	} else if (image && snapshot) {
@@ -668,7 +696,7 @@ static void handle_create(struct request *rq, bool receive)
 		answer_error(rq, 400, "cpus: must be a number from 1 to %d", WISP_MAX_VCPUS);
 		goto out;
 	}
-	if (cpus && json_integer_value(cpus) != 1) {
+	if (cpus && json_integer_value(cpus) != 1 && !built) {
 		answer_error(rq, 400,
 			     "image '%s': unikernels run on exactly 1 vCPU (cpus %d given)",
 			     image ? image : "", (int)json_integer_value(cpus));
@@ -697,13 +725,14 @@ static void handle_create(struct request *rq, bool receive)
 		if ((fd = open_snapshot(rq, snapshot, &mem)) < 0)
 			goto out;
 		image = snapshot;
-	} else if (image && (get_config(rq, o, &config) || (fd = open_image(rq, image)) < 0)) {
+	} else if (image && ((!config && get_config(rq, o, &config, &built)) ||
+			     (fd = open_image(rq, image)) < 0)) {
 		goto out;
 	}
 
 	/* The split toolstack: a prepared shell if there is one. A receiver
 	 * learns its memory size from the source: it always starts cold. */
-	struct vmm *v = receive ? NULL : pool_take(d, mem);
+	struct vmm *v = receive || built ? NULL : pool_take(d, mem);
 	bool from_pool = v != NULL;
 	if (!v) {
 		char err[CTL_REASON_MAX];
@@ -740,11 +769,15 @@ static void handle_create(struct request *rq, bool receive)
 		struct ctl_config c = {.type = CTL_CONFIG,
 				       .flags = (from_pool ? CTL_FLAG_FROM_POOL : 0) |
 						(snapshot ? CTL_FLAG_RESTORE : 0) |
-						(json_is_true(verify) ? CTL_FLAG_VERIFY : 0),
+						(json_is_true(verify) ? CTL_FLAG_VERIFY : 0) |
+						(built ? CTL_FLAG_VMCONFIG : 0),
 				       .created_wall_ns = v->created_wall_ns,
 				       .request_ns = v->request_ns};
 		snprintf(c.name, sizeof(c.name), "%s", v->name);
-		snprintf(c.cmdline, sizeof(c.cmdline), "%s", v->cmdline);
+		char *json =
+			built ? json_dumps(v->config, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+		snprintf(c.cmdline, sizeof(c.cmdline), "%s", json ? json : v->cmdline);
+		free(json);
 		r = vmm_queue(d, v, rq);
 		if (!r && (r = ctl_send(v->fd, &c, sizeof(c), fd)))
 			vmm_unqueue(d, v, rq);

@@ -72,7 +72,11 @@ enum ctl_state {
 #define CTL_FLAG_FROM_POOL (1u << 0) /* the VM came from a pre-created shell */
 #define CTL_FLAG_RESTORE   (1u << 1) /* CTL_CONFIG: the fd is a snapshot to restore */
 #define CTL_FLAG_VERIFY	   (1u << 2) /* ... and check its memory checksums first */
-#define CTL_PATH_MAX	   1024
+/* CTL_CONFIG: `cmdline` holds the VM configuration as JSON (vmm/config.h),
+ * for what a prepared unikernel shell cannot be: a Linux guest, devices,
+ * several vCPUs (the cold path: the VMM builds it with the one builder). */
+#define CTL_FLAG_VMCONFIG (1u << 3)
+#define CTL_PATH_MAX	  1024
 
 /* wispd -> VMM: the final configuration of a shell. */
 struct ctl_config {

@@ -58,6 +58,10 @@ static struct shell {
 	_Atomic bool migrating;
 	struct ctl_target mig_to;
 	char migrated_to[300];
+	/* A VM made by the builder from its configuration (configure_built). */
+	bool built;
+	struct vm_config cfg;
+	struct serial *serial;
 } sh = {.conn = -1, .listen_fd = -1, .epfd = -1};
 
 /* What a snapshot of a daemon VM says about how to rebuild it. */
@@ -334,6 +338,11 @@ static void do_save(const struct ctl_file *m)
 	char path[CTL_PATH_MAX], err[WISP_ERRLEN];
 	memcpy(path, m->path, sizeof(path));
 	path[sizeof(path) - 1] = 0;
+	if (sh.built) {
+		send_failed(-EOPNOTSUPP, "snapshots of daemon VMs with a Linux guest, devices or "
+					 "several vCPUs are not supported yet");
+		return;
+	}
 	if (sh.migrating) {
 		send_failed(-EBUSY, "a migration is running");
 		return;
@@ -406,6 +415,11 @@ static void *mig_main(void *arg)
 
 static void do_migrate(const struct ctl_target *m)
 {
+	if (sh.built) {
+		send_failed(-EOPNOTSUPP, "migrating daemon VMs with a Linux guest, devices or "
+					 "several vCPUs is not supported yet");
+		return;
+	}
 	if (sh.migrating) {
 		send_failed(-EBUSY, "a migration is already running");
 		return;
@@ -459,6 +473,12 @@ static void handle_cmd(uint32_t type, const void *msg, size_t len)
 	case CTL_PAUSE:
 		if (sh.migrating) {
 			send_failed(-EBUSY, "a migration is running");
+			break;
+		}
+		if (sh.vm.nr_vcpus > 1) { /* only vCPU 0 serves and parks here */
+			send_failed(-EOPNOTSUPP,
+				    "pausing a daemon VM of %d vCPUs is not supported yet",
+				    sh.vm.nr_vcpus);
 			break;
 		}
 		sh.paused = true;
@@ -611,11 +631,60 @@ static int configure_restore(struct ctl_config *c, int fd, char *err, size_t err
 	return 0;
 }
 
+/* Who the VM is, from its configuration message. */
+static void take_identity(const struct ctl_config *c)
+{
+	memcpy(sh.me.name, c->name, sizeof(sh.me.name));
+	sh.me.name[sizeof(sh.me.name) - 1] = 0;
+	sh.me.flags = c->flags & CTL_FLAG_FROM_POOL;
+	sh.me.created_wall_ns = c->created_wall_ns;
+	sh.me.request_ns = c->request_ns;
+}
+
+/* A VM the prepared shell cannot be (a Linux guest, devices, several
+ * vCPUs): the prepared unikernel VM is dropped and the one builder makes
+ * this one from its configuration, with the same KVM handle, memory size
+ * and console ring. The files it names are opened here, by wispd's user. */
+static int configure_built(struct ctl_config *c, char *err, size_t errlen)
+{
+	char why[WISP_ERRLEN - 32];
+	c->cmdline[sizeof(c->cmdline) - 1] = 0;
+	int r = vm_config_from_json(c->cmdline, strlen(c->cmdline), NULL, &sh.cfg, why,
+				    sizeof(why));
+	if (r) {
+		snprintf(err, errlen, "configuration: %s", why);
+		return r;
+	}
+	if (sh.cfg.mem != sh.me.mem) {
+		snprintf(err, errlen, "configuration asks for %llu MiB, this VMM has %llu MiB",
+			 (unsigned long long)(sh.cfg.mem >> 20),
+			 (unsigned long long)(sh.me.mem >> 20));
+		return -EINVAL;
+	}
+	struct vm_build b = {.cfg = &sh.cfg, .console_in = -1, .console_ring = &sh.ring};
+	r = vm_build_check(&b, err, errlen);
+	if (!r) {
+		vm_destroy(&sh.vm);
+		r = vm_build_create(&b, &sh.kvm, &sh.vm, err, errlen);
+	}
+	if (!r)
+		r = vm_build_boot(&b, &sh.vm, err, errlen);
+	sh.serial = b.serial;
+	vm_build_free(&b);
+	if (r)
+		return r;
+	sh.built = true;
+	take_identity(c);
+	return 0;
+}
+
 /* Apply the final configuration: load the image and aim the vCPU at it. */
 static int configure(struct ctl_config *c, int image_fd, char *err, size_t errlen)
 {
 	if (c->flags & CTL_FLAG_RESTORE)
 		return configure_restore(c, image_fd, err, errlen);
+	if (c->flags & CTL_FLAG_VMCONFIG)
+		return configure_built(c, err, errlen);
 	uint8_t *img = NULL;
 	size_t size = 0;
 	int r = read_image(image_fd, sh.me.mem, &img, &size, err, errlen);
@@ -750,6 +819,11 @@ static void report_end(void)
 		in.exit_status = sh.vm.exit_status;
 		snprintf(in.reason, sizeof(in.reason), "guest exited with status %d",
 			 sh.vm.exit_status);
+		break;
+	case VM_STOP_RESET: /* how a Linux guest powers off */
+		in.state = CTL_STATE_EXITED;
+		in.exit_status = 0;
+		snprintf(in.reason, sizeof(in.reason), "guest rebooted (its power-off)");
 		break;
 	case VM_STOP_SIGNAL:
 		in.state = CTL_STATE_EXITED;

@@ -133,6 +133,14 @@ int vm_build_check(struct vm_build *b, char *err, size_t errlen)
 	return r;
 }
 
+/* A console line of a Linux guest into the VM's console ring. */
+static void console_line_to_ring(void *opaque, const char *line)
+{
+	struct vm *vm = opaque;
+	vm_console_write(vm, line, strlen(line));
+	vm_console_write(vm, "\n", 1);
+}
+
 /* The devices of the configuration, in its order, on the created VM. */
 static int create_devices(struct vm_build *b, struct build_state *s, struct vm *vm, char *err,
 			  size_t errlen)
@@ -142,10 +150,12 @@ static int create_devices(struct vm_build *b, struct build_state *s, struct vm *
 	if (c->kind == VM_KIND_LINUX) {
 		struct serial_config sc = {.base = SERIAL_COM1_BASE,
 					   .irq = SERIAL_COM1_IRQ,
-					   .out_fd = vm->console_fd,
+					   .out_fd = vm->console_ring ? -1 : vm->console_fd,
 					   .in_fd = b->console_in,
 					   .escape = b->console_escape};
 		r = serial_create(vm, &sc, &b->serial);
+		if (!r && vm->console_ring) /* the ring takes whole lines */
+			serial_set_line_hook(b->serial, console_line_to_ring, vm);
 		if (!r)
 			r = i8042_register(vm);
 		if (r)
@@ -185,9 +195,9 @@ int vm_build_create(struct vm_build *b, struct kvm *kvm, struct vm *vm, char *er
 	const struct vm_config *c = b->cfg;
 	char why[WISP_ERRLEN];
 	bool lx = c->kind == VM_KIND_LINUX;
-	memset(vm, 0, sizeof(*vm));
 	if (vm_create(vm, kvm, c->mem, why, sizeof(why)))
 		return fail(err, errlen, -EIO, "cannot create the VM: %s", why);
+	vm->console_ring = b->console_ring;
 	if (lx) {
 		/* The irqchip comes after the memslots: created first, it makes
 		 * the next memslot update wait ~7 ms for SRCU grace periods. */

@@ -139,13 +139,15 @@ int vm_config_record_sizes(struct vm_config *c);
 struct vm;
 struct kvm;
 struct serial;
+struct ring;
 struct vm_build {
 	const struct vm_config *cfg;
 	/* inputs besides cfg */
-	bool restore;	     /* build for a snapshot: no image to read or load */
-	bool restore_cpl0;   /* restoring a unikernel that runs at CPL0 */
-	int console_in;	     /* Linux: host input of the 8250 (-1: none) */
-	bool console_escape; /* Ctrl-A x on console_in stops the VM */
+	bool restore;		   /* build for a snapshot: no image to read or load */
+	bool restore_cpl0;	   /* restoring a unikernel that runs at CPL0 */
+	int console_in;		   /* Linux: host input of the 8250 (-1: none) */
+	struct ring *console_ring; /* the console goes there (wisp-vmm), else to stdout */
+	bool console_escape;	   /* Ctrl-A x on console_in stops the VM */
 	/* filled by the steps */
 	struct serial *serial; /* Linux: the 8250 console (destroy after the VM stops) */
 	void *priv;	       /* the builder's own state (image buffers, devices) */

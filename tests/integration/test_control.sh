@@ -195,8 +195,14 @@ $WISP destroy cf2 >/dev/null
 expect api-config-unknown-field 0 '"error":"memory: unknown field"' '' -- curl -s --unix-socket "$RUN/wispd.sock" -d '{"image": "'"$IDLE"'", "memory": 3}' http://wispd/vms
 expect api-config-bad-device 0 "devices\[0\].type: 'floppy' is not known" '' -- curl -s --unix-socket "$RUN/wispd.sock" -d '{"image": "'"$IDLE"'", "devices": [{"type": "floppy"}]}' http://wispd/vms
 expect api-config-bad-kind 0 'kind: must be \\"unikernel\\" or \\"linux\\"' '' -- curl -s --unix-socket "$RUN/wispd.sock" -d '{"image": "'"$IDLE"'", "kind": "bsd"}' http://wispd/vms
-expect api-config-linux-not-yet 0 'kind \\"linux\\": daemon VMs are unikernels without devices' '' -- curl -s --unix-socket "$RUN/wispd.sock" -d '{"kernel": "/boot/vmlinuz"}' http://wispd/vms
-expect err-create-device-not-yet 125 '' "devices: daemon VMs are unikernels without devices" -- $WISP create --rng $IDLE
+expect api-config-relative-kernel 0 'kernel: must be an absolute path' '' -- curl -s --unix-socket "$RUN/wispd.sock" -d '{"kernel": "vmlinuz"}' http://wispd/vms
+expect api-config-linux-missing-kernel 0 "image '/nonexistent/bz': No such file or directory" '' -- curl -s --unix-socket "$RUN/wispd.sock" -d '{"kernel": "/nonexistent/bz", "cpus": 2}' http://wispd/vms
+# A unikernel with devices: built cold by the VMM from its configuration.
+expect create-with-devices 0 '^[0-9a-f]{12}$' '' -- $WISP create --name dv1 --rng $(realpath $UK/vrng.elf) -- 4096
+check create-with-devices-runs wait_for 10 console_has dv1 '^vrng: ok$'
+expect create-with-devices-cold 0 'created +from the cold' '' -- $WISP stats dv1
+expect err-create-device-save 125 '' 'snapshots of daemon VMs with a Linux guest, devices or several vCPUs are not supported yet' -- sh -c "$WISP create --name dv2 --rng $IDLE >/dev/null && $WISP save dv2 $TMP/dv2.snap"
+$WISP destroy dv1 dv2 >/dev/null
 expect err-create-restore-flag 125 '' "create: --timeout is for 'wisp run'" -- $WISP create --timeout 1s $IDLE
 echo '{"image": "'"$IDLE"'", "name": "cf3"}' >"$TMP/cf3.json"
 expect create-config-file 0 '^[0-9a-f]{12}$' '' -- $WISP create --config "$TMP/cf3.json"
