@@ -685,7 +685,9 @@ static int cmd_delete(const char *root, int argc, char **argv)
 	}
 	const char *status = oci_state_status(&st);
 	if (strcmp(status, "stopped")) {
-		if (!o.force)
+		/* Like runc: a created container (no guest code has run) goes
+		 * without --force; a running or paused one needs it. */
+		if (!o.force && strcmp(status, "created"))
 			die("cannot delete container \"%s\" that is not stopped: %s", id, status);
 		kill(st.pid, SIGKILL);
 		kill(st.pid, SIGCONT);

@@ -93,6 +93,7 @@ if kvm_ok; then
 	expect "delete --force of a running container" 0 '' '' -- "$OCI" --root "$R" delete --force c3
 	if [ -n "$pid3" ] && ! grep -qs 'State:.*[RST]' "/proc/$pid3/status"; then ok "the VMM is gone after delete --force"; else bad "delete --force" "pid $pid3 still there"; fi
 	expect "delete --force of a created container" 0 '' '' -- sh -c "'$OCI' --root '$R' create --bundle '$B2' c4 && '$OCI' --root '$R' delete --force c4"
+	expect "delete of a created container (as runc)" 0 '' '' -- sh -c "'$OCI' --root '$R' create --bundle '$B2' c5 && '$OCI' --root '$R' delete c5"
 else
 	skipped "lifecycle with a running VM" "no /dev/kvm"
 fi
@@ -267,7 +268,7 @@ elif ! ${WISP:-build/asan/wisp} check -q 2>/dev/null; then
 else
 	L=$TMP/lroot
 	mkdir -p "$L/bin" "$L/www"
-	cp /bin/busybox "$L/bin/" && ln -s busybox "$L/bin/sh" && ln -s busybox "$L/bin/httpd"
+	cp /bin/busybox "$L/bin/" && ln -s busybox "$L/bin/sh" && ln -s busybox "$L/bin/httpd" && ln -s busybox "$L/bin/id"
 	echo "hello from a Wisp VM" >"$L/www/index.html"
 	tar cf "$TMP/l.tar" -C "$L" .
 	$P import --change 'CMD ["httpd","-f","-p","80","-h","/www"]' "$TMP/l.tar" localhost/wisp-httpd:1 >/dev/null 2>&1
@@ -283,7 +284,7 @@ else
 	slow_expect "podman stop (Linux)" 0 '' '' -- $P stop -t 10 web
 	slow_expect "podman rm (Linux)" 0 '' '' -- $P rm web
 	if [ -n "$webid" ] && [ ! -e "/run/wisp-oci/$webid" ]; then ok "rm leaves no wisp-oci state"; else bad "state after rm" "$(ls /run/wisp-oci)"; fi
-	slow_expect "podman run a Linux image: args, env, cwd" 0 'args=a b env=bar cwd=/www' '' -- $P run --rm --network none -e FOO=bar -w /www $RT localhost/wisp-httpd:1 sh -c 'echo args=$0 $1 env=$FOO cwd=$(pwd)' a b
+	slow_expect "podman run a Linux image: args, env, cwd, user" 0 'args=a b env=bar cwd=/www uid=1000' '' -- $P run --rm --network none -e FOO=bar -w /www -u 1000:1000 $RT localhost/wisp-httpd:1 sh -c 'echo args=$0 $1 env=$FOO cwd=$(pwd) uid=$(id -u)' a b
 fi
 
 [ -n "${P:-}" ] && $P rm -af >/dev/null 2>&1
