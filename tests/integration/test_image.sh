@@ -174,13 +174,14 @@ vm_server() {
 			if (exec 3<>"/dev/tcp/10.0.2.2/$port") 2>/dev/null; then break; fi
 			sleep 0.05
 		done
+		local tp=$EPOCHREALTIME
 		for _ in $(seq 20); do
 			kill -0 $pid 2>/dev/null || break
 			if $client >"$TMP/$name.client" 2>&1; then r=0; break; fi
 			sleep 0.5
 		done
 		local t1=$EPOCHREALTIME
-		echo "$name: client answered after $(((${t1/./} - ${t0/./}) / 1000)) ms (r=$r)"
+		echo "$name: client answered after $(((${t1/./} - ${t0/./}) / 1000)) ms, port open after $(((${tp/./} - ${t0/./}) / 1000)) ms (r=$r)"
 		cat "$TMP/$name.client"
 		kill $pid 2>/dev/null
 		wait $pid
@@ -189,7 +190,7 @@ vm_server() {
 	}
 	export -f serve
 	export WISP KERNEL TMP CMDLINE_BASE NET name image port client vmm
-	if unshare -n bash -c serve >"$TMP/$name.log" 2>&1; then ok "$name ($(head -1 "$TMP/$name.log" | grep -o 'after [0-9]* ms'))"
+	if unshare -n bash -c serve >"$TMP/$name.log" 2>&1; then ok "$name ($(head -1 "$TMP/$name.log" | grep -o 'after [0-9]* ms.*ms'))"
 	else bad "$name" "$(tail -c 600 "$TMP/$name.log")"; fi
 }
 
