@@ -13,6 +13,8 @@
 #   image     wisp image: redis, nginx, memcached in VMs, driven by their clients
 #   security  the hostile-user suite (docs/security.md)
 #   oci       wisp-oci under podman and containerd (docs/oci.md)
+#   daemon-linux  a wispd Linux VM (2 vCPUs, disk, TAP, vsock) serving HTTP
+#             to curl; needs a KVM that runs Linux (the lab, host-root mode)
 #   packaging make install and the .deb: the installed wisp runs VMs
 # Exits non-zero if any suite failed.
 cd "$(dirname "$0")/.." || exit 1
@@ -35,6 +37,7 @@ suite() {
 	image) tests/integration/test_image.sh vm ;;
 	security) tests/integration/test_security.sh ;;
 	oci) OCI=$B/asan/wisp-oci tests/integration/test_oci.sh ;;
+	daemon-linux) tests/integration/test_daemon_linux.sh ;;
 	packaging) tests/integration/test_packaging.sh vm ;;
 	*) echo "FAIL: suites: unknown suite '$1' (known: $all)"; return 1 ;;
 	esac
