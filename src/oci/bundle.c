@@ -404,6 +404,8 @@ static int parse_config(json_t *root, struct oci_spec *spec, char *err, size_t e
 	if ((r = parse_hooks(json_object_get(root, "hooks"), spec, err, errlen)))
 		return r;
 	spec->annotations_json = ann ? json_dumps(ann, JSON_COMPACT) : strdup("{}");
+	json_t *ctype = ann ? json_object_get(ann, "io.kubernetes.cri.container-type") : NULL;
+	spec->cri_sandbox = json_is_string(ctype) && !strcmp(json_string_value(ctype), "sandbox");
 	if (!spec->annotations_json)
 		return -ENOMEM;
 	return 0;

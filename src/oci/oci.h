@@ -50,6 +50,7 @@ struct oci_spec {
 	int cpus;		/* from linux.resources.cpu (quota/period, or cpus), 0: none */
 	char *netns;		/* linux.namespaces network path, NULL: none */
 	char *annotations_json; /* the "annotations" object, serialised ("{}" if none) */
+	bool cri_sandbox; /* io.kubernetes.cri.container-type: sandbox (a pod's pause process) */
 	struct oci_hook hooks[OCI_HOOK_KINDS][OCI_MAX_HOOKS];
 	int nhooks[OCI_HOOK_KINDS];
 };

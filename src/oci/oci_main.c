@@ -386,10 +386,14 @@ static int build_linux_image(const struct oci_spec *spec, const char *out, char 
 	return 0;
 }
 
+/* What a container becomes. */
+enum kind { KIND_UNIKERNEL, KIND_LINUX, KIND_SANDBOX };
+static const char *const kind_name[] = {"unikernel", "linux", "sandbox"};
+
 /* The VMM process before `start`: set up, report to create, wait on the
  * FIFO, exec `wisp run --config`. Never returns. */
 static _Noreturn void vmm_child(int dirfd, int rootfd, int status_fd, int image_fd, int console_fd,
-				const struct oci_spec *spec, bool linux_image, const char *initrd)
+				const struct oci_spec *spec, enum kind kind, const char *initrd)
 {
 	char err[OCI_ERR] = "";
 	char wisp[PATH_MAX], kernel[PATH_MAX];
@@ -405,7 +409,7 @@ static _Noreturn void vmm_child(int dirfd, int rootfd, int status_fd, int image_
 	}
 	if (spec->netns && oci_netns_enter(spec->netns, err, sizeof(err)))
 		goto fail;
-	if (linux_image) {
+	if (kind == KIND_LINUX) {
 		struct oci_net net = {0};
 		if (spec->netns && oci_net_setup("wisp0", &net, err, sizeof(err)))
 			goto fail;
@@ -415,7 +419,7 @@ static _Noreturn void vmm_child(int dirfd, int rootfd, int status_fd, int image_
 			goto fail;
 	}
 	fifo = openat(dirfd, "start", O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-	conf = openat(dirfd, "vm.json", O_RDONLY | O_NOFOLLOW);
+	conf = kind == KIND_SANDBOX ? 0 : openat(dirfd, "vm.json", O_RDONLY | O_NOFOLLOW);
 	if (fifo < 0 || conf < 0) {
 		snprintf(err, sizeof(err), "opening the start FIFO or vm.json: %s",
 			 strerror(errno));
@@ -433,6 +437,19 @@ static _Noreturn void vmm_child(int dirfd, int rootfd, int status_fd, int image_
 	if (read(fifo, &c, 1) != 1)
 		_exit(1); /* start never came: deleted */
 	close(fifo);
+	if (kind == KIND_SANDBOX) {
+		/* A pod's pause process only holds the pod's namespaces: it runs
+		 * natively, in its rootfs, in the pod's network namespace. */
+		if (chroot(spec->rootfs) || chdir("/")) {
+			dprintf(2, "wisp-oci: sandbox rootfs '%s': %s\n", spec->rootfs,
+				strerror(errno));
+			_exit(127);
+		}
+		static char *const empty[] = {NULL};
+		execvpe(spec->args[0], spec->args, spec->env ? spec->env : empty);
+		dprintf(2, "wisp-oci: sandbox '%s': %s\n", spec->args[0], strerror(errno));
+		_exit(127);
+	}
 	char confpath[64];
 	snprintf(confpath, sizeof(confpath), "/proc/self/fd/%d", conf);
 	const char *w = find_file("WISP_OCI_WISP", wisp_cands, wisp, sizeof(wisp));
@@ -453,6 +470,7 @@ static int cmd_create(const char *root, int argc, char **argv)
 	struct oci_state st;
 	char err[OCI_ERR], initrd[PATH_MAX] = "";
 	int rootfd, dirfd, image_fd, uni, console_fd = -1, p[2];
+	enum kind kind;
 
 	parse_opts("create", argc, argv, &o);
 	const char *id = want_id("create", &o);
@@ -464,6 +482,7 @@ static int cmd_create(const char *root, int argc, char **argv)
 	uni = oci_image_is_unikernel(image_fd, err, sizeof(err));
 	if (uni < 0)
 		die("process.args[0] '%.200s': %s", spec.args[0], err);
+	kind = uni ? KIND_UNIKERNEL : spec.cri_sandbox ? KIND_SANDBOX : KIND_LINUX;
 	if (!uni) {
 		close(image_fd);
 		image_fd = -1;
@@ -486,7 +505,7 @@ static int cmd_create(const char *root, int argc, char **argv)
 	if (uni) {
 		if (oci_vmconf_unikernel(dirfd, &spec, image_fd, err, sizeof(err)))
 			goto fail;
-	} else {
+	} else if (kind == KIND_LINUX) {
 		snprintf(initrd, sizeof(initrd), "%s/%s/image.lz4", root, id);
 		if (build_linux_image(&spec, initrd, err, sizeof(err)))
 			goto fail;
@@ -502,7 +521,7 @@ static int cmd_create(const char *root, int argc, char **argv)
 		goto fail_errno;
 	if (pid == 0) {
 		close(p[0]);
-		vmm_child(dirfd, rootfd, p[1], image_fd, console_fd, &spec, !uni, initrd);
+		vmm_child(dirfd, rootfd, p[1], image_fd, console_fd, &spec, kind, initrd);
 	}
 	close(p[1]);
 	if (console_fd >= 0)
@@ -524,9 +543,9 @@ static int cmd_create(const char *root, int argc, char **argv)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	st.created_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	snprintf(st.kind, sizeof(st.kind), "%s", uni ? "unikernel" : "linux");
-	st.netns = !uni ? spec.netns : NULL;
-	snprintf(st.tap, sizeof(st.tap), "%s", !uni && spec.netns ? "wisp0" : "");
+	snprintf(st.kind, sizeof(st.kind), "%s", kind_name[kind]);
+	st.netns = kind == KIND_LINUX ? spec.netns : NULL;
+	snprintf(st.tap, sizeof(st.tap), "%s", kind == KIND_LINUX && spec.netns ? "wisp0" : "");
 	if (oci_state_write(dirfd, &st, err, sizeof(err)))
 		goto fail_kill;
 	char *sj = oci_state_json(&st, false);
@@ -552,7 +571,7 @@ fail_kill:
 fail_errno:
 	snprintf(err, sizeof(err), "container \"%s\": %s", id, strerror(errno));
 fail:
-	if (spec.netns && !uni) {
+	if (spec.netns && kind == KIND_LINUX) {
 		char e2[OCI_ERR];
 		oci_net_teardown(spec.netns, "wisp0", e2, sizeof(e2));
 	}

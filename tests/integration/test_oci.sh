@@ -98,6 +98,17 @@ else
 	skipped "lifecycle with a running VM" "no /dev/kvm"
 fi
 
+# a Kubernetes pod's sandbox (pause) container runs natively, in its rootfs
+S=$TMP/sandbox
+mkdir -p "$S/rootfs/bin" && cp /bin/busybox "$S/rootfs/bin/" && ln -s busybox "$S/rootfs/bin/sleep"
+printf '%s\n' '{"ociVersion":"1.0.2","process":{"args":["sleep","300"],"env":["PATH=/bin"]},"root":{"path":"rootfs"},"annotations":{"io.kubernetes.cri.container-type":"sandbox"}}' >"$S/config.json"
+expect "CRI sandbox: create" 0 '' '' -- "$OCI" --root "$R" create --bundle "$S" --pid-file "$TMP/spid" pod1
+expect "CRI sandbox: start" 0 '' '' -- "$OCI" --root "$R" start pod1
+sleep 0.2
+if status_is pod1 running && [ "$(readlink "/proc/$(cat "$TMP/spid")/exe")" != "$(readlink -f build/wisp)" ] &&
+	grep -q sleep "/proc/$(cat "$TMP/spid")/cmdline"; then ok "CRI sandbox: the pause process runs natively"; else bad "sandbox" "$(o state pod1 2>&1)"; fi
+expect "CRI sandbox: delete --force" 0 '' '' -- "$OCI" --root "$R" delete --force pod1
+
 # unknown IDs: the words containerd and podman look for
 expect "state of an unknown ID" 1 '' 'does not exist' -- "$OCI" --root "$R" state nosuch
 expect "start of an unknown ID" 1 '' 'does not exist' -- "$OCI" --root "$R" start nosuch
