@@ -9,7 +9,7 @@ $(BUILD)/asan/tests/%: tests/unit/%.c $(BUILD)/asan/libwisp.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $< $(BUILD)/asan/libwisp.a -lcmocka $(LDLIBS)
 
 test-deps:
-	scripts/deps.sh build test fuzz lab deb
+	scripts/deps.sh build test fuzz lab deb image oci
 
 # test_virtio_attach needs a real VM: it is the kvm-unit suite of test-vm.
 HOST_UNIT_BINS := $(filter-out %/test_virtio_attach,$(UNIT_BINS))
