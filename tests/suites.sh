@@ -20,7 +20,7 @@
 # Exits non-zero if any suite failed.
 cd "$(dirname "$0")/.." || exit 1
 B=${BUILD:-build}
-all="kvm-unit run linux rng virtio control snapshot security image packaging"
+all="kvm-unit run linux rng virtio control snapshot security image oci daemon-linux packaging"
 [ "$*" = --list ] && { echo "$all"; exit 0; }
 [ "$*" = all ] && set -- $all
 [ $# -gt 0 ] || { echo "usage: tests/suites.sh SUITE... (or all: $all)" >&2; exit 2; }

@@ -100,7 +100,7 @@ head -c 100000 /dev/urandom >"$TMP/random.snap"
 expect err-restore-missing 125 '' "snapshot '$TMP/nope.snap': No such file or directory" -- $WISP restore $TMP/nope.snap
 expect err-restore-empty 125 '' "snapshot '$TMP/empty.snap': not a Wisp snapshot: file of 0 bytes is too short" -- $WISP restore $TMP/empty.snap
 expect err-restore-random 125 '' "snapshot '$TMP/random.snap': not a Wisp snapshot \(bad magic\)" -- $WISP restore $TMP/random.snap
-expect err-restore-directory 125 '' "snapshot '$TMP': not a regular file" -- $WISP restore $TMP
+expect err-restore-directory 125 '' "snapshot '$TMP': Is a directory" -- $WISP restore $TMP
 expect err-save-unknown-vm 125 '' "no VM with name or id 'ghost'" -- $WISP save ghost $TMP/x.snap
 
 if ! kvm_ok; then
