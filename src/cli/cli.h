@@ -16,6 +16,7 @@ struct run_config {
 	uint64_t timeout_ms;	 /* 0: none */
 	bool stats;		 /* print exit statistics on stderr at the end */
 	const char *config_file; /* --config FILE */
+	const char *image_file;	 /* --image IMG: a `wisp image` image, with --kernel */
 	bool vm_flags;		 /* some option describing the VM was given */
 	/* Snapshots (run_restore.c, run_control.c) */
 	const char *name;	/* --name: a control socket, so that `wisp save NAME` works */

@@ -12,6 +12,7 @@
 
 #include "arch/x86/x86.h"
 #include "cli/cli.h"
+#include "image/image.h"
 #include "devices/devices.h"
 #include "devices/virtio/virtio.h"
 #include "snapshot/snapshot.h"
@@ -25,6 +26,7 @@ static const char usage[] =
 	"                [--vsock PATH[,cid=N]] IMAGE [-- ARGS...]\n"
 	"       wisp run --kernel KERNEL [--initrd FILE] [--cmdline TEXT] [--mem SIZE] [--cpus N]\n"
 	"                [--timeout DURATION] [--stats] [device options as above]\n"
+	"       wisp run --kernel KERNEL --image IMG [options as above]   (wisp image build)\n"
 	"       wisp run --config FILE [--timeout DURATION] [--stats]\n"
 	"       wisp run --restore FILE [--verify] [--timeout DURATION] [--stats]\n"
 	"                [--disk PATH]... [--net tap=NAME]... [--vsock PATH]\n"
@@ -35,6 +37,7 @@ static const char usage[] =
 #define OPT_RESTORE 0x102
 #define OPT_VERIFY  0x103
 #define OPT_CONFIG  0x104
+#define OPT_IMAGE   0x105
 #define OPT_DEVICE  1000 /* --rng-device ... --vsock: 1000 + index in device_flags */
 static const char *const device_flags[] = {"rng-device", "rng", "disk", "net", "console", "vsock"};
 
@@ -101,6 +104,44 @@ static int parse_operands(int argc, char **argv, struct run_config *cfg, char *e
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
+	return 0;
+}
+
+/* --image IMG (docs/image.md): an initramfs image is the initrd; an ext4
+ * image is the first disk, with the kernel told to mount it as root. */
+static int apply_image(struct run_config *cfg, char *err, size_t errlen)
+{
+	struct vm_config *vm = &cfg->vm;
+	if (cfg->restore) {
+		snprintf(err, errlen, "run: --restore takes the VM from the snapshot, not --image");
+		return -1;
+	}
+	if (!vm->kernel) {
+		snprintf(err, errlen, "run: --image needs --kernel (the Wisp guest kernel)");
+		return -1;
+	}
+	struct image_boot boot;
+	char why[WISP_ERRLEN];
+	if (image_boot_info(cfg->image_file, &boot, why, sizeof(why))) {
+		snprintf(err, errlen, "%s", why); /* names the image */
+		return -1;
+	}
+	if (boot.format == IMAGE_INITRAMFS) {
+		if (vm->initrd) {
+			snprintf(err, errlen, "run: --image '%s' is an initramfs: give no --initrd",
+				 cfg->image_file);
+			return -1;
+		}
+		return (vm->initrd = strdup(cfg->image_file)) ? 0 : -1;
+	}
+	if (vm_config_add_flag(vm, "disk", cfg->image_file, err, errlen))
+		return -1;
+	char *cmdline;
+	if (asprintf(&cmdline, "%s %s", vm->cmdline ? vm->cmdline : LINUX_DEFAULT_CMDLINE,
+		     boot.cmdline) < 0)
+		return -1;
+	free(vm->cmdline);
+	vm->cmdline = cmdline;
 	return 0;
 }
 
@@ -193,6 +234,7 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		{"restore", required_argument, NULL, OPT_RESTORE},
 		{"verify", no_argument, NULL, OPT_VERIFY},
 		{"config", required_argument, NULL, OPT_CONFIG},
+		{"image", required_argument, NULL, OPT_IMAGE},
 		/* devices: vm_config_add_flag parses their values */
 		{"rng-device", optional_argument, NULL, OPT_DEVICE + 0},
 		{"rng", no_argument, NULL, OPT_DEVICE + 1},
@@ -247,6 +289,10 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		case OPT_CONFIG:
 			cfg->config_file = optarg;
 			break;
+		case OPT_IMAGE:
+			cfg->image_file = optarg;
+			cfg->vm_flags = true;
+			break;
 		case 'h':
 			snprintf(err, errlen, "%s", "");
 			return 1;
@@ -281,6 +327,8 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 			return -1;
 		}
 	}
+	if (cfg->image_file && apply_image(cfg, err, errlen))
+		return -1;
 	if (parse_operands(argc, argv, cfg, err, errlen))
 		return -1;
 	if (cfg->restore)

@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "devices/devices.h"
 #include "devices/virtio/virtio.h"
+#include "image/image.h"
 #include "snapshot/snapshot.h"
 #include "util/util.h"
 #include "vmm/vmm.h"
@@ -32,12 +33,18 @@
 struct panic_watch {
 	struct vm *vm;
 	_Atomic bool panicked;
+	_Atomic int app_exit; /* from "wisp-init: exit N", else -1 */
 	char reason[SERIAL_LINE_MAX];
 };
 
 static void watch_console_line(void *opaque, const char *line)
 {
 	struct panic_watch *w = opaque;
+	/* Our inits (guest/linux/init, the images' tinit) report the
+	 * application's status in one line before they reboot. */
+	int app = image_exit_line(line);
+	if (app >= 0)
+		atomic_store(&w->app_exit, app);
 	if (strstr(line, PANIC_END_BANNER)) {
 		/* panic=0: the kernel now spins for ever; stop it here. */
 		atomic_store(&w->panicked, true);
@@ -86,6 +93,7 @@ struct linux_watch *run_linux_watch(struct vm *vm, struct serial *console)
 	if (!w)
 		return NULL;
 	w->pw.vm = vm;
+	atomic_store(&w->pw.app_exit, -1);
 	w->console = console;
 	serial_set_line_hook(console, watch_console_line, &w->pw);
 	tty_make_raw();
@@ -105,6 +113,9 @@ int run_linux_outcome(struct linux_watch *w, int code)
 	} else if (stop == VM_STOP_CRASH) {
 		fprintf(stderr, "wisp: last console lines:\n");
 		serial_print_tail(w->console, 2, TAIL_LINES);
+	} else if (stop == VM_STOP_RESET && atomic_load(&w->pw.app_exit) >= 0) {
+		/* The init's reboot after the application: its status is the VM's. */
+		code = atomic_load(&w->pw.app_exit);
 	}
 	serial_set_line_hook(w->console, NULL, NULL);
 	free(w);

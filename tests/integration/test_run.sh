@@ -34,6 +34,11 @@ expect check-not-kvm 1 'KVM API version|Inappropriate ioctl' '' -- env WISP_KVM_
 expect check-bad-option 125 '' 'usage: wisp check' -- $WISP check --frob
 expect check-extra-argument 125 '' "wisp check: unexpected argument 'x'" -- $WISP check x
 
+# --- wisp run --image: bad uses are refused before any guest runs -----------
+expect image-needs-kernel 125 '' 'run: --image needs --kernel' -- $WISP run --image $UK/hello.elf
+expect image-not-an-image 125 '' "image '$UK/hello.elf': " -- $WISP run --kernel /bin/true --image $UK/hello.elf
+expect image-missing 125 '' "image '/nonexistent.img': " -- $WISP run --kernel /bin/true --image /nonexistent.img
+
 # Wall clock from the guest is the host's (within 5 s).
 if kvm_ok; then
 	now=$(date +%s)
