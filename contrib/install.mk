@@ -9,6 +9,7 @@
 # and wispd wisp-vmm, next to themselves), with wisp in bin and wispd in
 # sbin as symbolic links to them.
 PREFIX          ?= /usr/local
+SYSCONFDIR      ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 SYSTEMDUNITDIR  ?= $(PREFIX)/lib/systemd/system
 LIBEXECDIR      := $(PREFIX)/libexec/wisp
 D               := $(DESTDIR)
@@ -41,10 +42,12 @@ install: all man $(BUILD)/unikernels/rt/wrt.o
 	install -d $(D)$(PREFIX)/share/bash-completion/completions
 	install -m 644 contrib/wisp.bash-completion $(D)$(PREFIX)/share/bash-completion/completions/wisp
 	install -d $(D)$(SYSTEMDUNITDIR) $(D)$(PREFIX)/lib/tmpfiles.d
-	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' contrib/wispd.service.in >$(D)$(SYSTEMDUNITDIR)/wispd.service
+	sed 's|@SBINDIR@|$(PREFIX)/sbin|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' contrib/wispd.service.in >$(D)$(SYSTEMDUNITDIR)/wispd.service
 	chmod 644 $(D)$(SYSTEMDUNITDIR)/wispd.service
 	install -m 644 contrib/wispd.socket $(D)$(SYSTEMDUNITDIR)/
 	install -m 644 contrib/wisp.tmpfiles $(D)$(PREFIX)/lib/tmpfiles.d/wisp.conf
+	install -d $(D)$(SYSCONFDIR)/wisp
+	install -m 644 contrib/wispd.conf $(D)$(SYSCONFDIR)/wisp/wispd.conf
 
 uninstall:
 	rm -f $(D)$(PREFIX)/bin/wisp $(D)$(PREFIX)/sbin/wispd
@@ -54,6 +57,7 @@ uninstall:
 	      $(MAN_PAGES:$(BUILD)/man/%=$(D)$(PREFIX)/share/man/man8/%)
 	rm -f $(D)$(PREFIX)/share/bash-completion/completions/wisp
 	rm -f $(D)$(SYSTEMDUNITDIR)/wispd.service $(D)$(SYSTEMDUNITDIR)/wispd.socket $(D)$(PREFIX)/lib/tmpfiles.d/wisp.conf
+	rm -f $(D)$(SYSCONFDIR)/wisp/wispd.conf
 
 # The Debian package, built with Debian's own tools (dpkg-buildpackage,
 # debhelper), then checked by lintian; lands in $(BUILD)/deb/.

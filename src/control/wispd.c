@@ -41,7 +41,7 @@
 static const char usage[] =
 	"usage: wispd [--runtime-dir DIR] [--socket PATH] [--pool SIZE=COUNT]... [--vmm PATH]\n"
 	"             [--console-size SIZE] [--answer-timeout DURATION] [--foreground]\n"
-	"             [--api-group GROUP]\n";
+	"             [--api-group GROUP] [--config FILE]\n";
 
 int wispd_parse_pool(const char *spec, struct pool_class *c, char *err, size_t errlen)
 {
@@ -72,7 +72,8 @@ int wispd_parse_pool(const char *spec, struct pool_class *c, char *err, size_t e
 	return 0;
 }
 
-int wispd_parse_args(int argc, char **argv, struct wispd_config *cfg, char *err, size_t errlen)
+/* The options themselves, from argv (the config file's already in it). */
+static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err, size_t errlen)
 {
 	static const struct option opts[] = {
 		{"runtime-dir", required_argument, NULL, 'r'},
@@ -201,6 +202,146 @@ int wispd_parse_args(int argc, char **argv, struct wispd_config *cfg, char *err,
 		snprintf(cfg->vmm_path, sizeof(cfg->vmm_path), "%.1000s/wisp-vmm", self);
 	}
 	return 0;
+}
+
+/* The settings wispd.conf(5) may hold: wispd's long options. */
+static const char *const conf_keys[] = {"runtime-dir", "socket",       "pool",
+					"vmm",	       "console-size", "answer-timeout",
+					"api-group",   "foreground"};
+
+/* One line of a config file ("key = value", '#' comments) as an option
+ * ("--key=value"); *opt is NULL for a blank line. */
+static int conf_line(const char *path, int lineno, char *line, char **opt, char *err, size_t errlen)
+{
+	*opt = NULL;
+	char *hash = strchr(line, '#');
+	if (hash)
+		*hash = 0;
+	char *key = line + strspn(line, " \t");
+	size_t klen = strcspn(key, " \t=\n");
+	if (!klen)
+		return 0;
+	char *val = key + klen;
+	val += strspn(val, " \t");
+	if (*val == '=')
+		val++;
+	val += strspn(val, " \t");
+	size_t vlen = strcspn(val, "\n");
+	while (vlen && (val[vlen - 1] == ' ' || val[vlen - 1] == '\t'))
+		vlen--;
+	key[klen] = 0;
+	val[vlen] = 0;
+	bool known = false;
+	for (size_t i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++)
+		known |= !strcmp(key, conf_keys[i]);
+	if (!known) {
+		snprintf(err, errlen,
+			 "%s:%d: unknown setting '%s' (known: runtime-dir, socket, pool, vmm, "
+			 "console-size, answer-timeout, api-group, foreground)",
+			 path, lineno, key);
+		return -1;
+	}
+	if (!strcmp(key, "foreground")) {
+		if (!strcmp(val, "no"))
+			return 0;
+		if (strcmp(val, "yes")) {
+			snprintf(err, errlen, "%s:%d: foreground: '%s' is neither yes nor no", path,
+				 lineno, val);
+			return -1;
+		}
+		*opt = strdup("--foreground");
+	} else if (!*val) {
+		snprintf(err, errlen, "%s:%d: %s: no value", path, lineno, key);
+		return -1;
+	} else if (asprintf(opt, "--%s=%s", key, val) < 0) {
+		*opt = NULL;
+	}
+	if (!*opt) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+int wispd_parse_args(int argc, char **argv, struct wispd_config *cfg, char *err, size_t errlen)
+{
+	/* --config FILE: its settings come first, so the command line wins. */
+	const char *path = NULL;
+	int at = -1;
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+			path = argv[i + 1];
+			at = i;
+			break;
+		}
+		if (!strncmp(argv[i], "--config=", 9)) {
+			path = argv[i] + 9;
+			at = i;
+			break;
+		}
+	}
+	if (!path)
+		return parse_argv(argc, argv, cfg, err, errlen);
+	int skip = strchr(argv[at], '=') ? 1 : 2;
+	/* A FIFO must not block us, and only a regular file is a config. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	FILE *f = NULL;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !(f = fdopen(fd, "r"))) {
+		snprintf(err, errlen, "--config '%s': %s", path,
+			 fd < 0 ? strerror(errno) : "not a regular file");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	char **nargv = calloc((size_t)argc + 1, sizeof(char *));
+	char **owned = NULL; /* the options read from the file */
+	int nowned = 0, r = -1, lineno = 0;
+	char line[1024];
+	if (!nargv)
+		goto out;
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			snprintf(err, errlen, "%s:%d: line too long", path, lineno);
+			goto out;
+		}
+		char *opt;
+		if (conf_line(path, lineno, line, &opt, err, errlen))
+			goto out;
+		if (!opt)
+			continue;
+		char **grown = realloc(owned, (size_t)(nowned + 1) * sizeof(char *));
+		if (!grown) {
+			free(opt);
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+		owned = grown;
+		owned[nowned++] = opt;
+	}
+	char **all = realloc(nargv, (size_t)(argc + nowned + 1) * sizeof(char *));
+	if (!all) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	nargv = all;
+	int n = 0;
+	nargv[n++] = argv[0];
+	for (int i = 0; i < nowned; i++)
+		nargv[n++] = owned[i];
+	for (int i = 1; i < argc; i++)
+		if (i < at || i >= at + skip)
+			nargv[n++] = argv[i];
+	nargv[n] = NULL;
+	r = parse_argv(n, nargv, cfg, err, errlen);
+out:
+	fclose(f);
+	for (int i = 0; i < nowned; i++)
+		free(owned[i]);
+	free(owned);
+	free(nargv);
+	return r;
 }
 
 void wispd_watch(struct wispd *d, struct vmm *v)

@@ -73,6 +73,30 @@ if [ "$what" != install ]; then
 		bad socket-activation "systemd-socket-activate missing (Debian package systemd)"
 	fi
 
+	# --- wispd.conf: settings from a file, the command line winning --------------
+	C=$TMP/conf
+	mkdir -m 700 "$C" "$C/run"
+	printf '# a comment\n\nsocket = %s/from-file.sock   # trailing comment\npool none\nconsole-size = 128K\n' "$C" >"$C/ok.conf"
+	$B/wispd --config "$C/ok.conf" --runtime-dir "$C/run" >"$C/log" 2>&1
+	if [ -S "$C/from-file.sock" ]; then ok config-file-settings-apply; else bad config-file-settings-apply "$(cat "$C/log")"; fi
+	expect config-file-daemon-answers 0 '^NAME' '' -- env WISP_SOCKET="$C/from-file.sock" $B/wisp-client list
+	[ -f "$C/run/wispd.lock" ] && kill "$(head -1 "$C/run/wispd.lock")" 2>/dev/null
+	for _ in $(seq 50); do [ -S "$C/from-file.sock" ] || break; sleep 0.1; done
+	$B/wispd --config "$C/ok.conf" --socket "$C/cli.sock" --runtime-dir "$C/run" >"$C/log" 2>&1
+	if [ -S "$C/cli.sock" ] && [ ! -S "$C/from-file.sock" ]; then ok config-file-command-line-wins
+	else bad config-file-command-line-wins "$(ls "$C") $(cat "$C/log")"; fi
+	[ -f "$C/run/wispd.lock" ] && kill "$(head -1 "$C/run/wispd.lock")" 2>/dev/null
+	printf 'pool = none\npools = 32M=1\n' >"$C/bad.conf"
+	expect config-file-unknown-key 125 '' "wispd: $C/bad.conf:2: unknown setting 'pools' \\(known: " -- $B/wispd --config "$C/bad.conf"
+	printf 'socket =\n' >"$C/novalue.conf"
+	expect config-file-no-value 125 '' "wispd: $C/novalue.conf:1: socket: no value" -- $B/wispd --config "$C/novalue.conf"
+	printf 'console-size = lots\n' >"$C/badvalue.conf"
+	expect config-file-bad-value 125 '' "console-size 'lots'" -- $B/wispd --config "$C/badvalue.conf"
+	expect config-file-missing 125 '' "wispd: --config '$C/none.conf': No such file or directory" -- $B/wispd --config "$C/none.conf"
+	mkfifo "$C/fifo"
+	expect config-file-fifo-refused 125 '' "wispd: --config '$C/fifo': not a regular file" -- $B/wispd --config "$C/fifo"
+	expect config-file-shipped-parses 0 '^usage: wispd' '' -- $B/wispd --config contrib/wispd.conf --help
+
 	# --- bash completion, driven through `complete` ------------------------------
 	# complete_words 'wisp cre' -> what the completion function offers.
 	complete_words() {
@@ -125,7 +149,7 @@ if [ "$what" != docs ]; then
 		[ -e "$R/$f" ] || { bad install-has-files "missing /$f"; break; }
 	done
 	[ -e "$R/usr/lib/wisp/unikernels/hello.elf" ] && ok install-has-files
-	if grep -q '^ExecStart=/usr/sbin/wispd ' "$R/lib/systemd/system/wispd.service"; then ok install-unit-paths
+	if grep -q '^ExecStart=/usr/sbin/wispd --config /etc/wisp/wispd.conf ' "$R/lib/systemd/system/wispd.service"; then ok install-unit-paths
 	else bad install-unit-paths "$(grep ExecStart "$R/lib/systemd/system/wispd.service")"; fi
 	expect installed-version 0 '^wisp ' '' -- "$R/usr/bin/wisp" version
 	# Through the bin/ symlink, wisp finds wisp-client next to its real self.
