@@ -72,20 +72,6 @@ struct build {
 	size_t errlen;
 };
 
-static void progress(struct build *b, const char *step, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void progress(struct build *b, const char *step, const char *fmt, ...)
-{
-	if (!b->spec->progress)
-		return;
-	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	b->spec->progress(b->spec->progress_ctx, step, buf);
-}
-
 static int fail(struct build *b, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(struct build *b, int r, const char *fmt, ...)
 {
@@ -562,7 +548,8 @@ static int add_package(struct build *b, struct deb_set *d)
 	if (r)
 		return r;
 	b->root = d->root;
-	progress(b, "closure", "files of %d own packages and every ELF they ship", d->nr_own);
+	image_progress(b->spec, "closure", "files of %d own packages and every ELF they ship",
+		       d->nr_own);
 	for (int i = 0; i < d->nr_own && !r; i++) {
 		char reason[300];
 		snprintf(reason, sizeof(reason), "package %s", d->own_names[i]);
@@ -685,12 +672,12 @@ int image_build(const struct image_spec *spec, char *err, size_t errlen)
 			r = fail(&b, -ENOTDIR, "rootfs '%s': not a directory", spec->rootfs);
 			goto out;
 		}
-		progress(&b, "closure", "the root file system %s", spec->rootfs);
+		image_progress(b.spec, "closure", "the root file system %s", spec->rootfs);
 		r = add_walk(&b, spec->rootfs, "", "rootfs", NULL, true);
 	}
 	if (r)
 		goto out;
-	progress(&b, "closure", "entry command %s, busybox, init", b.argv[0]);
+	image_progress(b.spec, "closure", "entry command %s, busybox, init", b.argv[0]);
 	if ((r = add_base(&b)) || (r = add_entry(&b)) || (r = add_script_commands(&b)) ||
 	    (r = add_users(&b)) || (r = add_config(&b)))
 		goto out;
@@ -704,8 +691,8 @@ int image_build(const struct image_spec *spec, char *err, size_t errlen)
 	free(manifest);
 	if (r)
 		goto out;
-	progress(&b, "pack", "%zu entries as %s", b.tree.n,
-		 spec->format == IMAGE_EXT4 ? "ext4 (mke2fs -d)" : "initramfs (cpio + lz4)");
+	image_progress(b.spec, "pack", "%zu entries as %s", b.tree.n,
+		       spec->format == IMAGE_EXT4 ? "ext4 (mke2fs -d)" : "initramfs (cpio + lz4)");
 	if (spec->format == IMAGE_EXT4)
 		r = image_pack_ext4(&b.tree, b.staging, out, err, errlen);
 	else
@@ -722,7 +709,7 @@ int image_build(const struct image_spec *spec, char *err, size_t errlen)
 	if (!r) {
 		struct stat st;
 		stat(spec->out, &st);
-		progress(&b, "pack", "%s: %lld bytes", spec->out, (long long)st.st_size);
+		image_progress(b.spec, "pack", "%s: %lld bytes", spec->out, (long long)st.st_size);
 	}
 out:
 	if (r == -ENOMEM && !err[0])

@@ -24,9 +24,7 @@
 
 #define MAX_PKGS 512
 
-static void progress(const struct image_spec *s, const char *step, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void progress(const struct image_spec *s, const char *step, const char *fmt, ...)
+void image_progress(const struct image_spec *s, const char *step, const char *fmt, ...)
 {
 	if (!s->progress)
 		return;
@@ -285,7 +283,7 @@ static int download(const struct image_spec *spec, struct pkg *p, int n, const c
 			argv[k++] = p[i].name;
 	}
 	argv[k] = NULL;
-	progress(spec, "download", "%d packages (%d cached) into %s", n, cached, dir);
+	image_progress(spec, "download", "%d packages (%d cached) into %s", n, cached, dir);
 	if (!r && k > 2)
 		r = tool_run_in(dir, argv, -1, -1, err, errlen);
 	free(argv);
@@ -317,7 +315,7 @@ int deb_fetch(const struct image_spec *spec, const char *staging, struct deb_set
 		snprintf(err, errlen, "package '%s': not a Debian package name", spec->package);
 		return -EINVAL;
 	}
-	progress(spec, "download", "resolving the dependencies of %s", spec->package);
+	image_progress(spec, "download", "resolving the dependencies of %s", spec->package);
 	struct pkg *all;
 	int n;
 	int r = list_depends(spec->package, &all, &n, err, errlen);
@@ -369,7 +367,7 @@ int deb_fetch(const struct image_spec *spec, const char *staging, struct deb_set
 		r = -ENOMEM;
 		goto out_keep;
 	}
-	progress(spec, "extract", "%d packages into %s", nk, dir);
+	image_progress(spec, "extract", "%d packages into %s", nk, dir);
 	for (int i = 0; !r && i < nk; i++) {
 		snprintf(path, sizeof(path), "%s/%s", debs, keep[i].file);
 		r = extract(path, dir, err, errlen);
@@ -392,8 +390,8 @@ int deb_fetch(const struct image_spec *spec, const char *staging, struct deb_set
 	if (!r && wbuf_error(&cf))
 		r = -ENOMEM;
 	if (!r)
-		progress(spec, "extract", "%d packages unpacked, %d of them %s's own", nk,
-			 d->nr_own, spec->package);
+		image_progress(spec, "extract", "%d packages unpacked, %d of them %s's own", nk,
+			       d->nr_own, spec->package);
 out_keep:
 	pkgs_free(keep, nk);
 out:

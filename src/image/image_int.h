@@ -149,6 +149,11 @@ int tool_output(char *const argv[], char **out, char *err, size_t errlen);
 int tool_cache_dir(char *buf, size_t len);
 
 /* --- deb.c: a Debian package and the libraries it depends on --------- */
+/* One progress line of a long step (download, extract, closure, pack) to
+ * the spec's progress callback, if it has one. */
+void image_progress(const struct image_spec *s, const char *step, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 struct deb_set {
 	char *root;	  /* every package extracted here */
 	char **own;	  /* the package and its source's siblings: dirs */
