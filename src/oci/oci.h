@@ -102,6 +102,8 @@ void oci_state_free(struct oci_state *st);
 const char *oci_state_status(const struct oci_state *st);
 /* Is the process alive (not gone, not a zombie, not a reused PID)? */
 bool oci_state_alive(const struct oci_state *st);
+/* The state letter of pid in /proc/PID/stat (R, S, T, Z...), 0 if gone. */
+char oci_proc_state(pid_t pid);
 /* Start time of pid from /proc (0 if gone). */
 uint64_t oci_proc_starttime(pid_t pid);
 /* The OCI state JSON of st (malloc'd, one line). */
@@ -133,6 +135,16 @@ int oci_vmconf_unikernel(int dirfd, const struct oci_spec *spec, int image_fd, c
 int oci_vmconf_linux(int dirfd, const struct oci_spec *spec, const char *kernel, const char *initrd,
 		     const char *cmdline_extra, const char *tap, const char *mac, char *err,
 		     size_t errlen);
+
+/* --- imgcache.c -------------------------------------------------------- */
+/* The cache key (32 hex digits) of a Linux image packed from spec's rootfs
+ * with its args/env/cwd/user, by the tools named (their identity counts). */
+int oci_imgcache_key(const struct oci_spec *spec, const char *const *tools, char key[33], char *err,
+		     size_t errlen);
+/* Hard-link the cached image of key to dirfd/name: 0, or -ENOENT on a miss. */
+int oci_imgcache_get(int rootfd, const char *key, int dirfd, const char *name);
+/* Keep dirfd/name in the cache under key; the least recently used go. */
+void oci_imgcache_put(int rootfd, const char *key, int dirfd, const char *name);
 
 /* --- net.c ------------------------------------------------------------- */
 /* What the guest takes over from the namespace's eth0. */

@@ -506,9 +506,21 @@ static int cmd_create(const char *root, int argc, char **argv)
 		if (oci_vmconf_unikernel(dirfd, &spec, image_fd, err, sizeof(err)))
 			goto fail;
 	} else if (kind == KIND_LINUX) {
+		char key[33], wisp[PATH_MAX], tinit[PATH_MAX];
+		static const char *const tinit_cands[] = {"tinit", "../tinit", NULL};
+		const char *tools[] = {find_file("WISP_OCI_WISP", wisp_cands, wisp, sizeof(wisp)),
+				       find_file("WISP_TINIT", tinit_cands, tinit, sizeof(tinit)),
+				       "/bin/busybox", NULL};
 		snprintf(initrd, sizeof(initrd), "%s/%s/image.lz4", root, id);
-		if (build_linux_image(&spec, initrd, err, sizeof(err)))
+		bool cached = getenv("WISP_OCI_NO_CACHE") == NULL;
+		if (cached && oci_imgcache_key(&spec, tools, key, err, sizeof(err)))
 			goto fail;
+		if (!cached || oci_imgcache_get(rootfd, key, dirfd, "image.lz4")) {
+			if (build_linux_image(&spec, initrd, err, sizeof(err)))
+				goto fail;
+			if (cached)
+				oci_imgcache_put(rootfd, key, dirfd, "image.lz4");
+		}
 	}
 	if (spec.terminal &&
 	    (console_fd = oci_console_setup(o.console_socket, err, sizeof(err))) < 0)
@@ -677,6 +689,11 @@ static int cmd_pause(const char *root, int argc, char **argv, bool pause)
 		    !strcmp(status, "stopped") ? " (not running)" : "");
 	if (kill(st.pid, pause ? SIGSTOP : SIGCONT))
 		die("container \"%s\": container not running (%s)", id, strerror(errno));
+	/* Return once it is done, as runc does once the cgroup is frozen: a
+	 * signal is delivered asynchronously. */
+	for (int i = 0; i < 400 && (oci_proc_state(st.pid) == 'T') != pause && oci_state_alive(&st);
+	     i++)
+		usleep(5000);
 	st.paused = pause;
 	save_or_die(dirfd, &st);
 	oci_state_free(&st);

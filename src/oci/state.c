@@ -269,6 +269,13 @@ uint64_t oci_proc_starttime(pid_t pid)
 	return proc_stat(pid, NULL);
 }
 
+/* The state letter of pid (R, S, T, Z...), 0 if gone. */
+char oci_proc_state(pid_t pid)
+{
+	char s = 0;
+	return proc_stat(pid, &s) ? s : 0;
+}
+
 /* Is the VMM process alive? */
 bool oci_state_alive(const struct oci_state *st)
 {

@@ -187,6 +187,21 @@ bundle "$H" "$(cfg '["echo"]' '"hooks":{"createRuntime":[{"path":"/bin/false"}]}
 one_line "a failing createRuntime hook fails create" o create --bundle "$H" hk2
 [ ! -e "$R/hk2" ] && ok "and leaves no state" || bad "hook failure state" "$(ls "$R")"
 
+# Linux images: the packed rootfs is cached under ROOT/@cache by content
+LB=$TMP/linux
+mkdir -p "$LB/rootfs/bin" && cp /bin/busybox "$LB/rootfs/bin/" && ln -s busybox "$LB/rootfs/bin/sh"
+printf '%s\n' '{"ociVersion":"1.0.2","process":{"args":["sh","-c","echo hi"],"env":["PATH=/bin"]},"root":{"path":"rootfs"}}' >"$LB/config.json"
+expect "Linux image: create packs the rootfs" 0 '' '' -- "$OCI" --root "$R" create --bundle "$LB" lx1
+expect "Linux image: a second create" 0 '' '' -- "$OCI" --root "$R" create --bundle "$LB" lx2
+echo changed >"$LB/rootfs/new-file"
+expect "Linux image: a create after the rootfs changed" 0 '' '' -- "$OCI" --root "$R" create --bundle "$LB" lx3
+i1=$(stat -c %i "$R/lx1/image.lz4" 2>/dev/null) i2=$(stat -c %i "$R/lx2/image.lz4" 2>/dev/null) i3=$(stat -c %i "$R/lx3/image.lz4" 2>/dev/null)
+if [ -n "$i1" ] && [ "$i1" = "$i2" ]; then ok "the same rootfs is packed once (cached)"; else bad "cache hit" "$i1 $i2"; fi
+if [ -n "$i3" ] && [ "$i3" != "$i1" ]; then ok "a changed rootfs is packed again"; else bad "cache miss" "$i1 $i3"; fi
+grep -q '"kind": "linux"' "$R/lx1/vm.json" && ok "vm.json: a Linux VM" || bad "vm.json" "$(cat "$R/lx1/vm.json")"
+for c in lx1 lx2 lx3; do o delete --force $c; done
+rm -rf "$R/@cache"
+
 # --- Kubernetes: Debian's containerd loads the CRI runtime class -----------
 if command -v containerd >/dev/null; then
 	expect "containerd config dump: the wisp runtime class, BinaryName wisp-oci" 0 'BinaryName = "/usr/local/bin/wisp-oci"' '' -- sh -c "containerd --config contrib/oci/containerd-wisp.toml config dump | grep -A3 'runtimes.wisp.options]'"
