@@ -20,14 +20,14 @@ kvm_ok() {
 }
 
 # expect NAME CODE OUT_RE ERR_RE -- CMD...
-# Runs CMD (30 s cap); passes if the exit code is CODE, stdout matches the
+# Runs CMD (a 30 s cap, or EXPECT_TIMEOUT seconds); passes if the exit code is CODE, stdout matches the
 # extended regex OUT_RE and stderr matches ERR_RE (empty RE: anything; ERR_RE
 # may list several regexes joined by ' && ', each matching some line), and no
 # sanitizer complained.
 expect() {
 	name=$1 code=$2 out_re=$3 err_re=$4
 	shift 5
-	timeout -k 5 30 "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
+	timeout -k 5 "${EXPECT_TIMEOUT:-30}" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
 	got=$?
 	if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$TMP/err"; then
 		bad "$name" "sanitizer report: $(grep -m1 -E 'Sanitizer|runtime error' "$TMP/err")"
