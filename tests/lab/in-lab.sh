@@ -10,7 +10,8 @@
 # Prints CMD's output as it comes and exits with CMD's status; 125 if the
 # lab itself failed (L1 did not boot, or ended without the command's status).
 # Env: LAB_MEM (L1 memory, default 4G), LAB_SMP (L1 vCPUs, default 1: two
-# vCPUs stalled on a loaded 2-core host), LAB_TIMEOUT (seconds, 3600).
+# vCPUs stalled on a loaded 2-core host), LAB_TIMEOUT (seconds, 3600),
+# LAB_SLOTS (L1s allowed at once on this host, 2; later ones wait).
 set -uo pipefail
 name=job
 while [ $# -gt 0 ]; do
@@ -45,6 +46,22 @@ log=$jobs/$name.log
 	printf ' %q' "$@"
 	echo
 } >"$job"
+
+# At most LAB_SLOTS L1s at once on this host (default 2: each TCG L1 takes
+# a core, and more starve one another); the slot is a lock held by QEMU.
+slots=${LAB_SLOTS:-2} slotdir=${LAB_SLOT_DIR:-/tmp/wisp-lab-slots-$(id -u)}
+mkdir -p "$slotdir" || die "cannot make $slotdir"
+waited=0
+while :; do
+	for ((i = 0; i < slots; i++)); do
+		exec {slotfd}>"$slotdir/$i" || die "cannot open $slotdir/$i"
+		flock -n "$slotfd" && break 2
+		exec {slotfd}>&-
+	done
+	[ $waited = 0 ] && echo "in-lab: $name: all $slots lab slots busy, waiting" >&2
+	waited=1
+	sleep 2
+done
 
 start=$EPOCHREALTIME
 stamp() { # seconds since start, from bash's microsecond clock
