@@ -28,7 +28,8 @@ die() { echo "in-lab: $name: $*" >&2; exit 125; }
 
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (scripts/deps.sh lab)"
 case "$repo$PWD" in *[[:space:]]*) die "the tree's path has a space: '$repo' ('$PWD')" ;; esac
-read -r l1_kernel l1_initrd < <("$here/mkl1.sh") || die "cannot build the L1 initramfs"
+. "$here/l1.sh"
+read -r L1_KERNEL L1_INITRD < <("$here/mkl1.sh") || die "cannot build the L1 initramfs"
 
 # The job: a script in the tree (the tree is shared at its own path, so
 # L1 sees it where we do). It recreates this environment, less what names
@@ -47,42 +48,16 @@ log=$jobs/$name.log
 	echo
 } >"$job"
 
-# At most LAB_SLOTS L1s at once on this host (default 2: each TCG L1 takes
-# a core, and more starve one another); the slot is a lock held by QEMU.
-slots=${LAB_SLOTS:-2} slotdir=${LAB_SLOT_DIR:-/tmp/wisp-lab-slots-$(id -u)}
-mkdir -p "$slotdir" || die "cannot make $slotdir"
-waited=0
-while :; do
-	for ((i = 0; i < slots; i++)); do
-		exec {slotfd}>"$slotdir/$i" || die "cannot open $slotdir/$i"
-		flock -n "$slotfd" && break 2
-		exec {slotfd}>&-
-	done
-	[ $waited = 0 ] && echo "in-lab: $name: all $slots lab slots busy, waiting" >&2
-	waited=1
-	sleep 2
-done
-
-start=$EPOCHREALTIME
-stamp() { # seconds since start, from bash's microsecond clock
-	local now=${EPOCHREALTIME/./} s=${start/./}
-	local d=$(((now - s) / 10000))
-	printf '%d.%02d' $((d / 100)) $((d % 100))
-}
-echo "in-lab: $name: L1 on QEMU TCG ($(basename "$l1_kernel")), log in ${log#"$repo"/}" >&2
+l1_slot "$name" || die "cannot take a lab slot"
+echo "in-lab: $name: L1 on QEMU TCG ($(basename "$L1_KERNEL")), log in ${log#"$repo"/}" >&2
 rm -f "$log"
-timeout -k 10 "${LAB_TIMEOUT:-3600}" qemu-system-x86_64 -accel tcg -cpu max \
-	-m "${LAB_MEM:-4G}" -smp "${LAB_SMP:-1}" \
-	-nographic -nodefaults -no-user-config -serial stdio -no-reboot \
-	-kernel "$l1_kernel" -initrd "$l1_initrd" \
+l1_boot "${LAB_TIMEOUT:-3600}" "${LAB_MEM:-4G}" "LAB_JOB=$job LAB_REPO=$repo" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,id=hostroot,multidevs=remap \
-	-virtfs local,path="$repo",mount_tag=repo,security_model=none,id=repo,multidevs=remap \
-	-append "console=ttyS0 panic=-1 quiet loglevel=4 LAB_JOB=$job LAB_REPO=$repo" </dev/null 2>&1 |
-	sed -u 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g; s/\r$//' |
+	-virtfs local,path="$repo",mount_tag=repo,security_model=none,id=repo,multidevs=remap |
 	{
 		inside=0 # only the job's own output; firmware and boot text go to the log
 		while IFS= read -r l; do
-			echo "[$(stamp)] $l" >>"$log"
+			echo "[$(l1_stamp)] $l" >>"$log"
 			case "$l" in
 			*"lab-l1: job starts"*) inside=1 ;;
 			*lab-job:*) inside=0 ;;
@@ -91,7 +66,7 @@ timeout -k 10 "${LAB_TIMEOUT:-3600}" qemu-system-x86_64 -accel tcg -cpu max \
 			esac
 		done
 	}
-total=$(stamp)
+total=$(l1_stamp)
 up=$(sed -n 's/^\[\([0-9.]*\)\] .*lab-l1: job starts.*/\1/p' "$log" | head -1)
 rc=$(sed -n 's/^\[[0-9.]*\] .*lab-job: exit \([0-9]*\) .*/\1/p' "$log" | tail -1)
 if [ -z "$rc" ]; then

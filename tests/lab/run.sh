@@ -31,7 +31,8 @@ command -v gcc >/dev/null || die "gcc missing"
 for f in "$wisp" "$kdir/bzImage" "$kdir/vmlinux" "$initrd"; do
 	[ -e "$f" ] || die "$f missing (run 'make lab-test', which builds it)"
 done
-read -r l1_kernel l1_initrd < <($here/mkl1.sh) || die "cannot build the L1 initramfs"
+. $here/l1.sh
+read -r L1_KERNEL L1_INITRD < <($here/mkl1.sh) || die "cannot build the L1 initramfs"
 
 # Stage the share: plain copies, since 9p shows host symlinks as symlinks.
 rm -rf "$share"
@@ -69,34 +70,25 @@ exec "$d/lib/ld-linux-x86-64.so.2" --library-path "$d/lib" "$d/bin/qemu-system-x
 QEMU
 chmod +x "$share/qemu/qemu"
 
-args="console=ttyS0 panic=-1 quiet loglevel=4"
+args=""
 [ -n "${LAB_FILTER:-}" ] && args="$args LAB_FILTER=$LAB_FILTER"
 for v in LAB_BENCH_ROUNDS LAB_VIRTIO_ROUNDS LAB_BLK_MIB LAB_NET_MIB; do
 	[ -n "${!v:-}" ] && args="$args $v=${!v}"
 done
-echo "lab: L1 = $l1_kernel under QEMU TCG (-cpu max: AMD SVM + NPT), log in $log"
+echo "lab: L1 = $L1_KERNEL under QEMU TCG (-cpu max: AMD SVM + NPT), log in $log"
+l1_slot lab || die "cannot take a lab slot"
 rm -f "$log.tmp"
-start=$EPOCHREALTIME
-stamp() { # seconds since start, from bash's microsecond clock
-	local now=${EPOCHREALTIME/./} s=${start/./}
-	local d=$(((now - s) / 10000))
-	printf '%d.%02d' $((d / 100)) $((d % 100))
-}
-timeout -k 10 "${LAB_TIMEOUT:-1500}" qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp "${LAB_SMP:-1}" \
-	-nographic -nodefaults -no-user-config -serial stdio -no-reboot \
-	-kernel "$l1_kernel" -initrd "$l1_initrd" \
-	-virtfs local,path="$share",mount_tag=lab,security_model=none,id=lab \
-	-append "$args" </dev/null 2>&1 |
-	sed -u 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g; s/\r$//' |
+l1_boot "${LAB_TIMEOUT:-1500}" 2G "$args" \
+	-virtfs local,path="$share",mount_tag=lab,security_model=none,id=lab |
 	while IFS= read -r l; do
-		echo "[$(stamp)] $l" >>"$log.tmp"
+		echo "[$(l1_stamp)] $l" >>"$log.tmp"
 		case "$l" in
 		PASS:* | FAIL:* | SKIPPED:* | bench:* | demo:*) echo "$l" ;;
 		*lab-l1:*) echo "lab-l1:${l#*lab-l1:}" ;; # may follow firmware text
 		esac
 	done
 mv "$log.tmp" "$log"
-total=$(stamp)
+total=$(l1_stamp)
 
 pass=$(grep -c '^\[[0-9.]*\] PASS: ' "$log")
 fail=$(grep -c '^\[[0-9.]*\] FAIL: ' "$log")
