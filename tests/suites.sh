@@ -36,7 +36,7 @@ suite() {
 	control) tests/integration/test_control.sh ;;
 	snapshot) SNAPTOOL=$B/tests/snaptool UDS=$B/tests/uds tests/integration/test_snapshot.sh ;;
 	image) tests/integration/test_image.sh vm ;;
-	security) tests/integration/test_security.sh ;;
+	security) SNAPTOOL=$B/tests/snaptool tests/integration/test_security.sh ;;
 	oci) OCI=$B/asan/wisp-oci tests/integration/test_oci.sh ;;
 	daemon-linux) tests/integration/test_daemon_linux.sh ;;
 	packaging) tests/integration/test_packaging.sh vm ;;

@@ -53,6 +53,18 @@ all_match() {
 	return 0
 }
 
+# wait_for SECONDS CMD...: until CMD succeeds, polling every 50 ms; by the
+# clock, not by a count of polls (a loaded lab makes each poll slow).
+wait_for() {
+	local end=$((SECONDS + $1))
+	shift
+	while :; do
+		"$@" >/dev/null 2>&1 && return 0
+		[ $SECONDS -lt $end ] || return 1
+		sleep 0.05
+	done
+}
+
 # vm_expect: like expect, but SKIPPED when there is no usable /dev/kvm.
 vm_expect() {
 	if ! kvm_ok; then

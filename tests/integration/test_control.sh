@@ -32,12 +32,6 @@ trap cleanup EXIT
 # when pid 1 does not reap, so kill -0 is not enough.
 alive() { [ -n "$1" ] && [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 # wait_for SECONDS CMD...: poll CMD every 50 ms until it succeeds.
-wait_for() {
-	local n=$(($1 * 20))
-	shift
-	for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
-	return 1
-}
 field() { # field VM KEY: a member of the VM's `wisp list --json` entry
 	$WISP list --json | python3 -c "import json,sys
 for v in json.load(sys.stdin):

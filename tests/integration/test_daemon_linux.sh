@@ -10,15 +10,6 @@ cd "$(dirname "$0")/../.." || exit 1
 SUITE=daemon-linux
 . tests/integration/lib.sh
 
-wait_for() { # wait_for SECONDS CMD...: until CMD succeeds (by the clock: L1 is slow)
-	local end=$((SECONDS + $1))
-	shift
-	while [ $SECONDS -lt $end ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 1
-	done
-	return 1
-}
 check() { # check NAME CMD...: PASS if CMD succeeds
 	local name=$1
 	shift

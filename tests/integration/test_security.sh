@@ -77,6 +77,35 @@ vm_expect halt-at-cpl0-reported 126 '' 'guest halted \(HLT\) with nothing to wak
 # must be the guest's, or none at all, never the reset state.
 vm_expect triple-fault-regs-not-reset 126 '' 'triple fault \(KVM_EXIT_SHUTDOWN\)' -- sh -c "$WISP run --timeout 10s $UK/attack-cpl0.elf -- triple 2>&1 >/dev/null | tee /dev/stderr | grep -q 'rip 000000000000fff0' && exit 1; exit 126"
 
+# --- a snapshot chooses no host resource (Why 2) --------------------------------
+# The snapshot's recorded disk path is rewritten to name another host file
+# (same length, both hashes fixed: every integrity check passes). Restoring
+# it must not open that file: a restore opens only the host sides it is
+# given, and the victim keeps its bytes.
+SNAPTOOL=${SNAPTOOL:-build/tests/snaptool}
+if kvm_ok; then
+	truncate -s 64K "$TMP/disk.img" "$TMP/gift.img"
+	printf 'precious' >"$TMP/vict.img" && truncate -s 64K "$TMP/vict.img"
+	sum0=$(sha256sum <"$TMP/vict.img")
+	$WISP run --name s2 --disk "$TMP/disk.img" $UK/counter.elf -- 30 >"$TMP/s2.out" 2>&1 &
+	S2=$!
+	wait_for 10 grep -q '^tick 2$' "$TMP/s2.out"
+	expect crafted-snapshot-saved 0 '^saved s2' '' -- $WISP save s2 "$TMP/s2.snap"
+	kill -9 $S2 2>/dev/null
+	wait $S2 2>/dev/null
+	expect crafted-snapshot-made 0 'replaced' '' -- $SNAPTOOL sub "$TMP/s2.snap" "$TMP/disk.img" "$TMP/vict.img"
+	expect crafted-snapshot-names-victim 0 "\"path\":\"$TMP/vict.img\"" '' -- $SNAPTOOL config "$TMP/s2.snap"
+	expect crafted-snapshot-opens-nothing 125 '' 'the snapshot has a virtio-blk: give its host side again' -- $WISP run --restore "$TMP/s2.snap"
+	expect crafted-snapshot-opens-what-it-is-given 124 '^tick ' '' -- $WISP run --timeout 2s --restore "$TMP/s2.snap" --disk "$TMP/gift.img"
+	if [ "$(sha256sum <"$TMP/vict.img")" = "$sum0" ]; then
+		ok crafted-snapshot-victim-intact
+	else
+		bad crafted-snapshot-victim-intact "the victim file changed"
+	fi
+else
+	skipped crafted-snapshot "no /dev/kvm"
+fi
+
 # --- local trust (Why 4-7) -------------------------------------------------------
 RUN=$TMP/run
 export WISP_RUNTIME_DIR=$RUN

@@ -36,12 +36,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for() {
-	local n=$(($1 * 20))
-	shift
-	for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
-	return 1
-}
 field() { # field VM KEY [RUNTIME_DIR]
 	WISP_RUNTIME_DIR=${3:-$A} $WISP list --json | python3 -c "import json,sys
 for v in json.load(sys.stdin):

@@ -2,7 +2,9 @@
  * rewrites the header's format version (and its checksum, so that only the
  * version is wrong); `snaptool info FILE` prints what the header and the
  * state say; `snaptool state FILE OUT` writes the state section alone (a
- * fuzzing seed). */
+ * fuzzing seed); `snaptool sub FILE OLD NEW` replaces the bytes OLD by NEW
+ * (same length) wherever they occur in the state section and fixes both
+ * hashes: a crafted snapshot that passes every integrity check. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,11 +13,46 @@
 
 #include "snapshot/snapshot.h"
 
+/* Replace OLD by NEW (same length) in FILE's state section; fix the hashes. */
+static int sub(const char *path, const char *old, const char *new)
+{
+	size_t n = strlen(old);
+	if (n == 0 || strlen(new) != n) {
+		fprintf(stderr, "snaptool: sub: '%s' and '%s' differ in length\n", old, new);
+		return 2;
+	}
+	int fd = open(path, O_RDWR);
+	struct snap_header h;
+	if (fd < 0 || pread(fd, &h, sizeof(h), 0) != sizeof(h))
+		return perror(path), 1;
+	char *st = malloc(h.state_len);
+	if (!st || pread(fd, st, h.state_len, (off_t)h.state_off) != (ssize_t)h.state_len)
+		return perror(path), 1;
+	int hits = 0;
+	for (char *p = st; (p = memmem(p, h.state_len - (size_t)(p - st), old, n)); p += n) {
+		memcpy(p, new, n);
+		hits++;
+	}
+	if (!hits) {
+		fprintf(stderr, "snaptool: sub: '%s' is not in the state\n", old);
+		return 1;
+	}
+	h.state_hash = snap_hash(st, h.state_len);
+	h.header_hash = snap_hash(&h, offsetof(struct snap_header, header_hash));
+	if (pwrite(fd, st, h.state_len, (off_t)h.state_off) != (ssize_t)h.state_len ||
+	    pwrite(fd, &h, sizeof(h), 0) != sizeof(h))
+		return perror(path), 1;
+	free(st);
+	close(fd);
+	printf("%d replaced\n", hits);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
 		fprintf(stderr, "usage: snaptool version FILE N | info FILE | config FILE | state "
-				"FILE OUT\n");
+				"FILE OUT | sub FILE OLD NEW\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "version") && argc == 4) {
@@ -29,6 +66,8 @@ int main(int argc, char **argv)
 			return perror(argv[2]), 1;
 		return close(fd), 0;
 	}
+	if (!strcmp(argv[1], "sub") && argc == 5)
+		return sub(argv[2], argv[3], argv[4]);
 	struct snap_file f;
 	char err[WISP_ERRLEN];
 	if (snap_open(argv[2], &f, err, sizeof(err))) {
