@@ -65,6 +65,8 @@ struct request {
 	struct request *next_follower;
 	bool following;
 	bool client_gone; /* the follower's client hung up */
+	char *query;	  /* without MHD (api_request_*): the URL's query, '&' made NUL */
+	size_t query_len;
 };
 
 /* --- building answers --------------------------------------------------------- */
@@ -217,8 +219,17 @@ static void resume(struct request *rq)
 {
 	if (rq->suspended) {
 		rq->suspended = false;
-		MHD_resume_connection(rq->conn);
+		if (rq->conn)
+			MHD_resume_connection(rq->conn);
 	}
+}
+
+/* Wait for a VMM's answer (api_reply and co. resume). */
+static void suspend(struct request *rq)
+{
+	if (rq->conn)
+		MHD_suspend_connection(rq->conn);
+	rq->suspended = true;
 }
 
 /* Is this failure the image's fault (400) rather than wispd's (500)? */
@@ -356,8 +367,7 @@ static ssize_t console_reader(void *cls, uint64_t pos, char *buf, size_t max)
 	if (follow_over(rq->d, rq))
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	/* Nothing yet: sleep until the timer sees the ring move. */
-	MHD_suspend_connection(rq->conn);
-	rq->suspended = true;
+	suspend(rq);
 	if (!rq->following) {
 		rq->following = true;
 		rq->next_follower = rq->d->followers;
@@ -406,11 +416,23 @@ void api_poll_followers(struct wispd *d)
 	}
 }
 
+/* The value of the URL's query argument `name`, or NULL. */
+static const char *query_arg(struct request *rq, const char *name)
+{
+	if (rq->conn)
+		return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
+	size_t n = strlen(name);
+	for (size_t i = 0; i < rq->query_len; i += strlen(rq->query + i) + 1)
+		if (!strncmp(rq->query + i, name, n) &&
+		    (rq->query[i + n] == '=' || rq->query[i + n] == 0))
+			return rq->query[i + n] ? rq->query + i + n + 1 : "";
+	return NULL;
+}
+
 static void handle_console(struct request *rq, struct vmm *v)
 {
 	struct wispd *d = rq->d;
-	const char *off = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "offset");
-	const char *follow = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "follow");
+	const char *off = query_arg(rq, "offset"), *follow = query_arg(rq, "follow");
 	uint64_t pos = 0;
 	if (off && opt_parse_uint(off, 0, UINT64_MAX, &pos)) {
 		answer_error(rq, 400, "offset '%s': not a number", off);
@@ -793,8 +815,7 @@ static void handle_create(struct request *rq, bool receive)
 		pool_adopt_dir(d, v);
 	rq->kind = receive ? RQ_RECEIVE : RQ_CREATE;
 	d->creating++;
-	MHD_suspend_connection(rq->conn);
-	rq->suspended = true;
+	suspend(rq);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -814,8 +835,7 @@ static int ask_vmm(struct request *rq, struct vmm *v, enum req_kind kind, const 
 		answer_error(rq, 500, "VM '%s': %s", v->name, strerror(-r));
 		return r;
 	}
-	MHD_suspend_connection(rq->conn);
-	rq->suspended = true;
+	suspend(rq);
 	return 0;
 }
 
@@ -986,8 +1006,7 @@ static void route_vm(struct request *rq, const char *method, const char *key, co
 			answer_json(rq, 200, stats_json(v));
 			return;
 		}
-		MHD_suspend_connection(rq->conn);
-		rq->suspended = true;
+		suspend(rq);
 	} else if (!strcmp(sub, "console") && get) {
 		handle_console(rq, v);
 	} else if (!strcmp(sub, "save") && post) {
@@ -1062,6 +1081,63 @@ static enum MHD_Result queue(struct request *rq)
 	return ret;
 }
 
+/* --- one request, with or without HTTP ------------------------------------------------ */
+
+struct request *api_request_new(struct wispd *d, struct MHD_Connection *conn)
+{
+	struct request *rq = calloc(1, sizeof(*rq));
+	if (!rq)
+		return NULL;
+	rq->d = d;
+	rq->conn = conn;
+	rq->t0 = util_now_ns();
+	return rq;
+}
+
+int api_request_body(struct request *rq, const char *data, size_t len)
+{
+	if (rq->len + len > BODY_MAX) {
+		rq->too_big = true; /* answered 413 once the body is complete */
+		return 0;
+	}
+	char *b = realloc(rq->body, rq->len + len + 1);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b + rq->len, data, len);
+	rq->body = b;
+	rq->len += len;
+	return 0;
+}
+
+unsigned api_request_route(struct request *rq, const char *method, const char *url,
+			   const char **reply, size_t *reply_len)
+{
+	if (!rq->answered && !rq->suspended) {
+		const char *q = rq->conn ? NULL : strchr(url, '?');
+		char *path = q ? strndup(url, (size_t)(q - url)) : NULL;
+		if (q && path && (rq->query = strdup(q + 1))) {
+			rq->query_len = strlen(rq->query) + 1;
+			for (char *a = rq->query; (a = strchr(a, '&'));)
+				*a++ = 0;
+		}
+		route(rq, method, path ? path : url);
+		free(path);
+	}
+	*reply = rq->reply ? rq->reply : "";
+	*reply_len = rq->reply_len;
+	return rq->answered ? rq->status : 0;
+}
+
+void api_request_free(struct wispd *d, struct request *rq)
+{
+	unfollow(d, rq);
+	ring_close(&rq->ring);
+	free(rq->body);
+	free(rq->reply);
+	free(rq->query);
+	free(rq);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
 			      const char *method, const char *version, const char *upload,
 			      size_t *upload_size, void **con_cls)
@@ -1069,42 +1145,27 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	(void)version;
 	struct request *rq = *con_cls;
 	if (!rq) {
-		rq = calloc(1, sizeof(*rq));
-		if (!rq)
-			return MHD_NO;
-		rq->d = cls;
-		rq->conn = conn;
 		/* The socket's mode already keeps strangers out; the peer's
 		 * credentials are checked too (a socket passed on, a mode
 		 * changed by hand). */
+		struct wispd *d = cls;
 		const union MHD_ConnectionInfo *ci =
 			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-		if (!ci || sec_peer_allowed(ci->connect_fd, rq->d->cfg.api_gid, NULL)) {
-			free(rq);
-			*con_cls = NULL;
+		if (!ci || sec_peer_allowed(ci->connect_fd, d->cfg.api_gid, NULL) ||
+		    !(rq = api_request_new(d, conn)))
 			return MHD_NO;
-		}
-		rq->t0 = util_now_ns();
 		*con_cls = rq;
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		if (rq->len + *upload_size > BODY_MAX) {
-			rq->too_big = true;
-		} else {
-			char *b = realloc(rq->body, rq->len + *upload_size + 1);
-			if (!b)
-				return MHD_NO;
-			memcpy(b + rq->len, upload, *upload_size);
-			rq->body = b;
-			rq->len += *upload_size;
-		}
+		if (api_request_body(rq, upload, *upload_size))
+			return MHD_NO;
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	if (!rq->answered && !rq->suspended)
-		route(rq, method, url);
-	if (!rq->answered)
+	const char *reply;
+	size_t reply_len;
+	if (!api_request_route(rq, method, url, &reply, &reply_len))
 		return MHD_YES; /* suspended until a VMM answers */
 	return queue(rq);
 }
@@ -1117,11 +1178,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct request *rq = *con_cls;
 	if (!rq)
 		return;
-	unfollow(cls, rq);
-	ring_close(&rq->ring);
-	free(rq->body);
-	free(rq->reply);
-	free(rq);
+	api_request_free(cls, rq);
 	*con_cls = NULL;
 }
 

@@ -353,6 +353,11 @@ struct pool_class *pool_class_for(struct wispd *d, uint64_t mem);
 /* Remove a directory and the files in it (not recursive below that). */
 void dir_remove(int parent_fd, const char *name);
 
+/* --- spawn.c: a VMM process ----------------------------------------------- */
+/* Start argv (argv[0] the VMM) with its end of a new control socketpair as
+ * fd 3; 0 with its pid and wispd's end (non-blocking) in *fd, or -errno. */
+int vmm_spawn_process(char *const argv[], pid_t *pid, int *fd);
+
 /* --- adopt.c: after a restart ------------------------------------------------ */
 /* Re-adopt the VMs in vms/ (live VMMs answer on ctl.sock; dead ones are
  * reported from their status/info files) and clear stale shells. */
@@ -373,5 +378,15 @@ void api_timeout(struct wispd *d, struct request *req, struct vmm *v);
 void api_abandon(struct request *req);
 /* Wake console followers whose ring moved or whose VM stopped. */
 void api_poll_followers(struct wispd *d);
+/* One request, with HTTP (conn) or without (conn NULL: the fuzz target's way
+ * in, where the URL may carry its ?query). New, add body bytes (-ENOMEM), then
+ * route: the status and *reply once answered, 0 while it waits for a VMM
+ * (route again once api_reply answered it); free when done. */
+struct MHD_Connection;
+struct request *api_request_new(struct wispd *d, struct MHD_Connection *conn);
+int api_request_body(struct request *rq, const char *data, size_t len);
+unsigned api_request_route(struct request *rq, const char *method, const char *url,
+			   const char **reply, size_t *reply_len);
+void api_request_free(struct wispd *d, struct request *rq);
 
 #endif

@@ -5,18 +5,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "control/control.h"
-
-extern char **environ;
 
 /* Refill backs off after consecutive failures: 100 ms, doubling, to 5 s. */
 #define RETRY_BASE_NS (100ull * 1000000)
@@ -79,13 +74,6 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, unsigned receiv
 		vmm_free(v);
 		return NULL;
 	}
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		snprintf(err, errlen, "socketpair: %s", strerror(errno));
-		dir_remove(parent, v->id);
-		vmm_free(v);
-		return NULL;
-	}
 	char dir[512], memstr[24], ringstr[24], portstr[16];
 	snprintf(dir, sizeof(dir), "%s/%s/%s", d->cfg.runtime_dir, where, v->id);
 	snprintf(memstr, sizeof(memstr), "%llu", (unsigned long long)mem);
@@ -97,41 +85,14 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, unsigned receiv
 		argv[11] = "--receive";
 		argv[12] = portstr;
 	}
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
-	posix_spawnattr_init(&at);
-	/* Own session: a terminal's ^C for wispd must not reach the VMs.
-	 * wispd blocks signals for its signalfd: the VMM must not inherit that. */
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-					      POSIX_SPAWN_SETSIGDEF);
-	sigset_t none, def;
-	sigemptyset(&none);
-	sigemptyset(&def);
-	sigaddset(&def, SIGPIPE);
-	sigaddset(&def, SIGCHLD);
-	sigaddset(&def, SIGTERM);
-	sigaddset(&def, SIGINT);
-	sigaddset(&def, SIGHUP);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &def);
-	pid_t pid;
-	int r = posix_spawn(&pid, d->cfg.vmm_path, &fa, &at, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	close(sv[1]);
+	int r = vmm_spawn_process(argv, &v->pid, &v->fd);
 	if (r) {
 		snprintf(err, errlen, "cannot start the VMM '%s': %s", d->cfg.vmm_path,
-			 strerror(r));
-		close(sv[0]);
+			 strerror(-r));
 		dir_remove(parent, v->id);
 		vmm_free(v);
 		return NULL;
 	}
-	fcntl(sv[0], F_SETFL, O_NONBLOCK);
-	v->fd = sv[0];
-	v->pid = pid;
 	v->child = true;
 	v->mem = mem;
 	v->cold = cold;

@@ -90,6 +90,43 @@ struct.pack_into("<QIHH", ram, 0x1800, 0x1200, 8, 2, 0)
 struct.pack_into("<HHHH", ram, 0x100, 0, 2, 0, 2)
 seeds["virtq"] = [bytes([3, 3]) + struct.pack("<HHH", 0, 0x100, 0x200) + bytes(ram)]
 
+# wispd's API (fuzz_api.c): the requests of docs/api.md, records separated
+# by 0x1e; '!' VMM type state err REASON is a fake VMM's reply (type and
+# state as in control.h less 16: 2 INFO, 1 FAILED, 3 EXIT, 4 PROGRESS).
+RS = b"\x1e"
+
+
+def api(*records):
+    return RS.join(records)
+
+
+def vmm_reply(vmm, kind, state, err=0, reason=b""):
+    return b"!" + bytes([vmm, kind, state, err]) + reason
+
+
+RUNNING, PAUSED, EXITED = 2, 3, 4
+create = b'POST /vms\n{"image": "/etc/passwd", "name": "web1", "mem": "32M", "args": ["a", "b c"]}'
+seeds["api"] = [
+    api(b"GET /version", b"GET /stats", b"GET /vms", b"GET /vms/none", b"PUT /vms"),
+    api(create, vmm_reply(0, 2, RUNNING), b"GET /vms/web1", b"GET /vms", b"POST /vms/web1/pause",
+        vmm_reply(0, 2, PAUSED), b"POST /vms/web1/resume", vmm_reply(0, 2, RUNNING),
+        b'POST /vms/web1/save\n{"file": "/srv/web1.snap"}', vmm_reply(0, 2, RUNNING),
+        b"GET /vms/web1/stats", vmm_reply(0, 2, RUNNING), b"GET /vms/web1/console",
+        b"GET /vms/web1/console?offset=1024", b"GET /vms/web1/console?follow=1",
+        b'POST /vms/web1/migrate\n{"to": "127.0.0.1:7000"}', vmm_reply(0, 2, RUNNING),
+        vmm_reply(0, 4, RUNNING, 0x20), b"GET /vms/web1/migration", b"GET /stats",
+        b"DELETE /vms/web1", b"GET /vms/web1"),
+    api(b'POST /vms\n{"image": "/etc/passwd", "mem": 67108864, "cpus": 1}', vmm_reply(1, 1, 1, 1, b"not an ELF"),
+        b'POST /vms\n{"snapshot": "/srv/web1.snap", "name": "web2"}',
+        b'POST /vms/receive\n{"port": 7000, "name": "web3"}', vmm_reply(1, 2, 6), b"GET /vms/web3",
+        vmm_reply(1, 5, RUNNING), b"GET /vms/web3/stats", b"T", b"G\x01", b"GET /vms/web3"),
+    api(b'POST /vms\n{"kernel": "/etc/passwd", "kind": "linux", "mem": "64M", "cpus": 2, '
+        b'"cmdline": "console=ttyS0", "devices": [{"type": "virtio-rng"}]}', vmm_reply(1, 2, RUNNING),
+        b"POST /vms/web1/pause", create, vmm_reply(2, 3, EXITED, 0, b"guest exited with status 0"),
+        b"GET /vms/web1", b'POST /vms\n{"image": "relative.elf"}', b'POST /vms\n[1, 2]',
+        b'POST /vms\n{"image": 5}', b'POST /vms\n{"image": "/etc/passwd", "mem": "1T"}'),
+]
+
 for target, inputs in seeds.items():
     d = os.path.join(HERE, "seeds", target)
     os.makedirs(d, exist_ok=True)

@@ -1,0 +1,50 @@
+/* Starting a VMM process (pool.c decides which and when). Alone in its file
+ * so that the fuzz targets can link a fake VMM in its place: wispd's code
+ * above it then runs unchanged, with no process and no KVM. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "control/control.h"
+
+extern char **environ;
+
+int vmm_spawn_process(char *const argv[], pid_t *pid, int *fd)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+	posix_spawnattr_init(&at);
+	/* Own session: a terminal's ^C for wispd must not reach the VMs.
+	 * wispd blocks signals for its signalfd: the VMM must not inherit that. */
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+					      POSIX_SPAWN_SETSIGDEF);
+	sigset_t none, def;
+	sigemptyset(&none);
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	sigaddset(&def, SIGCHLD);
+	sigaddset(&def, SIGTERM);
+	sigaddset(&def, SIGINT);
+	sigaddset(&def, SIGHUP);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &def);
+	int r = posix_spawn(pid, argv[0], &fa, &at, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(sv[1]);
+	if (r) {
+		close(sv[0]);
+		return -r;
+	}
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	*fd = sv[0];
+	return 0;
+}

@@ -1,0 +1,246 @@
+/* Fuzz target: wispd's HTTP API (src/control/api.c) without HTTP, through
+ * api_request_* (the same entry point as the libmicrohttpd callback), on a
+ * scratch wispd whose VMMs are fakes: vmm_spawn_process below replaces
+ * spawn.c at link time with a socketpair whose far end is this file, so
+ * creates, pauses, saves and migrations reach table.c and pool.c unchanged,
+ * and the replies a VMM could send come from the input too.
+ *
+ * Input: records separated by 0x1e. A record is
+ *   METHOD ' ' URL ['?' QUERY] '\n' BODY   an API request
+ *   '!' u8 vmm u8 type u8 state u8 err REASON   a VMM's reply (a ctl_info
+ *        with those fields; vmm picks one of the fake VMMs spawned so far)
+ *   '#' u8 vmm BYTES    raw bytes as one message from that VMM
+ *   'T'                 every request waiting for a VMM times out
+ *   'G' u8 vmm          that VMM's process ends (killed by SIGKILL)
+ * Each input starts with one ready pool shell of 32 MiB (vmm 0).
+ *
+ * Checked: every answer is a status from 200 to 599 and, but for a console
+ * or a 204, a JSON object; a request waiting for a VMM is answered once the
+ * VMM replies, times out, dies or is destroyed; ASan/UBSan see the rest. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "control/control.h"
+
+#define MAX_FAKES 16
+#define MAX_REQS  64
+#define FAKE_PID0 (1 << 30) /* above any pid_max: kill() finds no such process */
+
+static struct wispd d;
+static char root[64];
+static struct {
+	pid_t pid;
+	int peer; /* the VMM's end */
+} fakes[MAX_FAKES];
+static int nr_fakes, next_pid;
+
+/* The fake VMM process: a socketpair, no process. */
+int vmm_spawn_process(char *const argv[], pid_t *pid, int *fd)
+{
+	(void)argv;
+	if (nr_fakes == MAX_FAKES)
+		return -EAGAIN;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
+		return -errno;
+	fakes[nr_fakes].pid = *pid = FAKE_PID0 + next_pid++;
+	fakes[nr_fakes++].peer = sv[1];
+	*fd = sv[0];
+	return 0;
+}
+
+static void cleanup_root(void)
+{
+	char p[96];
+	snprintf(p, sizeof(p), "%s/vms", root);
+	rmdir(p);
+	snprintf(p, sizeof(p), "%s/shells", root);
+	rmdir(p);
+	rmdir(root);
+}
+
+static void init(void)
+{
+	snprintf(root, sizeof(root), "/dev/shm/wisp-fuzz-api-XXXXXX");
+	if (!mkdtemp(root))
+		abort();
+	atexit(cleanup_root);
+	char p[96];
+	snprintf(p, sizeof(p), "%s/vms", root);
+	mkdir(p, 0700);
+	d.vms_fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	snprintf(p, sizeof(p), "%s/shells", root);
+	mkdir(p, 0700);
+	d.shells_fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d.vms_fd < 0 || d.shells_fd < 0)
+		abort();
+	d.run_fd = d.lock_fd = d.listen_fd = d.epfd = d.sig_fd = d.timer_fd = -1;
+	snprintf(d.cfg.runtime_dir, sizeof(d.cfg.runtime_dir), "%s", root);
+	snprintf(d.cfg.vmm_path, sizeof(d.cfg.vmm_path), "/nonexistent/wisp-vmm");
+	d.cfg.ring_size = CTL_RING_DEFAULT;
+	d.cfg.answer_timeout_ms = 5000;
+	d.cfg.api_gid = (gid_t)-1;
+	d.cfg.nr_classes = 1;
+	d.cfg.classes[0].mem = 32u << 20;
+	if (hmap_init(&d.by_id, 64) || hmap_init(&d.by_name, 64) || hmap_init(&d.by_pid, 64))
+		abort();
+	d.started_ns = util_now_ns();
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void free_graveyard(void)
+{
+	while (d.graveyard) {
+		struct vmm *v = d.graveyard;
+		d.graveyard = v->next_dead;
+		vmm_free(v);
+	}
+}
+
+/* A fake VMM says something; wispd reads it as from its event loop. */
+static void vmm_says(int i, const void *msg, size_t len)
+{
+	struct vmm *v = table_find_pid(&d, fakes[i].pid);
+	if (!v || send(fakes[i].peer, msg, len, MSG_DONTWAIT) < 0)
+		return;
+	vmm_on_ready(&d, v, 0);
+}
+
+static struct request *reqs[MAX_REQS];
+static unsigned nr_reqs;
+static bool is_console[MAX_REQS];
+
+/* Check an answered request; false while it waits. */
+static bool check(unsigned i)
+{
+	const char *reply;
+	size_t len;
+	unsigned status = api_request_route(reqs[i], "", "", &reply, &len);
+	if (!status)
+		return false;
+	if (status < 200 || status > 599) {
+		fprintf(stderr, "status %u\n", status);
+		abort();
+	}
+	if (status != 204 && !is_console[i]) {
+		json_error_t je;
+		json_t *j = json_loadb(reply, len, 0, &je);
+		if (!j || !(json_is_object(j) || json_is_array(j))) {
+			fprintf(stderr, "status %u, answer not JSON (%s): %.*s\n", status, je.text,
+				(int)len, reply);
+			abort();
+		}
+		json_decref(j);
+	}
+	return true;
+}
+
+static void request(const char *rec, size_t n)
+{
+	const char *nl = memchr(rec, '\n', n);
+	size_t head = nl ? (size_t)(nl - rec) : n;
+	const char *sp = memchr(rec, ' ', head);
+	if (!sp || nr_reqs == MAX_REQS)
+		return;
+	char *method = strndup(rec, (size_t)(sp - rec));
+	char *url = strndup(sp + 1, head - (size_t)(sp + 1 - rec));
+	struct request *rq = api_request_new(&d, NULL);
+	if (!method || !url || !rq)
+		abort();
+	if (nl && api_request_body(rq, nl + 1, n - head - 1))
+		abort();
+	const char *reply;
+	size_t len;
+	unsigned i = nr_reqs++;
+	reqs[i] = rq;
+	is_console[i] = strstr(url, "/console") != NULL;
+	api_request_route(rq, method, url, &reply, &len);
+	check(i);
+	free(method);
+	free(url);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (!d.by_id.buckets)
+		init();
+	/* One prepared shell in the pool. */
+	char err[CTL_REASON_MAX];
+	if (pool_spawn(&d, 32u << 20, false, 0, err, sizeof(err))) {
+		struct ctl_info ready = {.type = CTL_READY};
+		vmm_says(0, &ready, sizeof(ready));
+	}
+	const char *p = (const char *)data, *end = p + size;
+	while (p < end) {
+		const char *e = memchr(p, 0x1e, (size_t)(end - p));
+		size_t n = (size_t)((e ? e : end) - p);
+		const uint8_t *u = (const uint8_t *)p;
+		int vmm = n > 1 && nr_fakes ? u[1] % nr_fakes : 0;
+		if (n >= 5 && p[0] == '!' && nr_fakes) {
+			static const int errs[] = {0,	     -ENOEXEC, -E2BIG,	-EINVAL, -EPROTO,
+						   -ENODATA, -ENOENT,  -EACCES, -EIO,	 -EBUSY};
+			struct ctl_info in = {.type = u[2] < 16 ? 16u + u[2] % 6 : u[2],
+					      .state = u[3] < 16 ? u[3] % 8u : u[3] * 0x01010101u,
+					      .error = errs[u[4] % 10],
+					      .mem = u[3] & 1 ? 64u << 20 : 0,
+					      .mig_state = u[4] >> 4};
+			memcpy(in.reason, p + 5,
+			       n - 5 < sizeof(in.reason) ? n - 5 : sizeof(in.reason));
+			vmm_says(vmm, &in, sizeof(in));
+		} else if (n >= 2 && p[0] == '#' && nr_fakes) {
+			vmm_says(vmm, p + 2, n - 2);
+		} else if (n >= 1 && p[0] == 'T') {
+			table_expire(&d, UINT64_MAX);
+		} else if (n >= 2 && p[0] == 'G' && nr_fakes) {
+			struct vmm *v = table_find_pid(&d, fakes[vmm].pid);
+			if (v)
+				vmm_on_gone(&d, v, SIGKILL);
+		} else {
+			request(p, n);
+		}
+		free_graveyard();
+		p += n + 1;
+	}
+	/* Every VMM goes; every request must then have its answer. */
+	for (int i = 0; i < nr_fakes; i++) {
+		struct vmm *v = table_find_pid(&d, fakes[i].pid);
+		if (v) {
+			if (v->cls && !v->is_vm) { /* a shell: out of the pool too */
+				v->cls->ready = v->cls->starting = 0;
+				v->cls->ready_list = NULL;
+			}
+			vmm_destroy(&d, v);
+		}
+		close(fakes[i].peer);
+	}
+	size_t b = 0;
+	struct hmap_node *h;
+	while ((h = hmap_next(&d.by_id, &b, NULL)))
+		vmm_destroy(&d, (struct vmm *)((char *)h - offsetof(struct vmm, by_id)));
+	free_graveyard();
+	for (unsigned i = 0; i < nr_reqs; i++) {
+		if (!check(i)) {
+			fprintf(stderr, "request %u never answered\n", i);
+			abort();
+		}
+		api_request_free(&d, reqs[i]);
+	}
+	nr_reqs = 0;
+	nr_fakes = 0;
+	if (d.nr_vms || d.creating || d.waiting || d.info_due) {
+		fprintf(stderr, "wispd left with %u VMs, %u creating\n", d.nr_vms, d.creating);
+		abort();
+	}
+	d.cfg.classes[0] = (struct pool_class){.mem = 32u << 20};
+	return 0;
+}
