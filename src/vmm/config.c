@@ -176,6 +176,33 @@ static struct vm_dev_config *dev_new(struct vm_config *c, enum vm_dev_kind k, co
 	return d;
 }
 
+/* Is s valid UTF-8 (no overlong forms, surrogates or code points past
+ * U+10FFFF)? The JSON form can hold nothing else: a string it cannot hold
+ * would vanish from a snapshot's or a daemon VM's configuration. */
+static bool utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		unsigned c = *p++, n = c < 0x80		       ? 0
+				       : c >= 0xc2 && c < 0xe0 ? 1
+				       : c >= 0xe0 && c < 0xf0 ? 2
+				       : c >= 0xf0 && c < 0xf5 ? 3
+							       : 4;
+		if (n == 4)
+			return false;
+		uint32_t cp = c & (0x3fu >> n);
+		for (unsigned i = 0; i < n; i++, p++) {
+			if ((*p & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (*p & 0x3fu);
+		}
+		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
+		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+	}
+	return true;
+}
+
 /* Set one option of d (key = value; value NULL for a bare key); on error
  * returns why (static text), else NULL. Shared by flags and JSON. */
 static const char *dev_set(struct vm_dev_config *d, const char *key, const char *v, bool *oom)
@@ -254,6 +281,8 @@ static const char *dev_set(struct vm_dev_config *d, const char *key, const char 
 	}
 	if (!dst)
 		return "unknown option";
+	if (!utf8_valid(v))
+		return "not valid UTF-8";
 	free(*dst);
 	if (!(*dst = strdup(v)))
 		*oom = true;
@@ -367,6 +396,23 @@ int vm_config_finish(struct vm_config *c, char *err, size_t errlen)
 			    "name '%s': use 1 to %d letters, digits, '_', '.' or '-', starting "
 			    "with a letter or digit, and not 12 hex digits (that is an id)",
 			    c->name, VM_NAME_MAX);
+	const char *bad = c->image && !utf8_valid(c->image)	  ? "image"
+			  : c->kernel && !utf8_valid(c->kernel)	  ? "kernel"
+			  : c->initrd && !utf8_valid(c->initrd)	  ? "initrd"
+			  : c->cmdline && !utf8_valid(c->cmdline) ? "cmdline"
+								  : NULL;
+	for (int i = 0; !bad && i < c->nargs; i++)
+		if (!utf8_valid(c->args[i]))
+			bad = "args";
+	if (bad)
+		return fail(err, errlen, "%s: not valid UTF-8", bad);
+	/* As the JSON form says (a flag's value may be empty). */
+	bad = c->image && !*c->image	 ? "image"
+	      : c->kernel && !*c->kernel ? "kernel"
+	      : c->initrd && !*c->initrd ? "initrd"
+					 : NULL;
+	if (bad)
+		return fail(err, errlen, "%s: must not be empty", bad);
 	if (!c->mem)
 		c->mem = lx ? LINUX_DEFAULT_MEM : WISP_DEFAULT_MEM;
 	char shown[32];

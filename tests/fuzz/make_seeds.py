@@ -127,6 +127,34 @@ seeds["api"] = [
         b'POST /vms\n{"image": 5}', b'POST /vms\n{"image": "/etc/passwd", "mem": "1T"}'),
 ]
 
+# The VM configuration (fuzz_config.c): byte 0 even, JSON (docs/config.md);
+# odd, `wisp run`'s flags one per line.
+seeds["config"] = [
+    b"\0" + b"""{
+  "version": 1,
+  "kind": "linux",
+  "name": "web1",
+  "mem": "256M",
+  "cpus": 2,
+  "kernel": "/srv/guest/bzImage",
+  "initrd": "/srv/guest/initrd.lz4",
+  "cmdline": "console=ttyS0 reboot=t panic=-1",
+  "devices": [
+    {"type": "virtio-blk", "path": "/srv/web1.ext4"},
+    {"type": "virtio-net", "tap": "tap-web1"},
+    {"type": "virtio-vsock", "socket": "/run/web1.vsock", "cid": 3},
+    {"type": "virtio-rng"}
+  ]
+}""",
+    b"\0" + b'{"image": "/srv/echo.elf", "args": ["one", "two words"]}',
+    b"\0" + b'{"image": "a.elf", "mem": 67108864, "devices": [{"type": "rng-device", "seed": 7}, '
+    b'{"type": "virtio-blk", "path": "d.img", "ro": true, "id": "disk0", "size": 1048576}, '
+    b'{"type": "virtio-net", "tap": "tap0", "mac": "52:54:00:12:34:56"}, '
+    b'{"type": "virtio-console", "socket": "/run/c.sock"}]}',
+    b"\1image=hello.elf\nmem=64M\ndisk=/srv/a.img,ro,id=root\nnet=tap=tap0,mac=52:54:00:00:00:01\n"
+    b"vsock=/run/v.sock,cid=5\nconsole=virtio,sock=/run/c.sock\nrng\nrng-device=42",
+]
+
 for target, inputs in seeds.items():
     d = os.path.join(HERE, "seeds", target)
     os.makedirs(d, exist_ok=True)

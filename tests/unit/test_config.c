@@ -237,12 +237,39 @@ static void test_mem_check(void **state)
 	assert_string_equal(err, "--mem '1M': must be between 2 MiB and 64 GiB");
 }
 
+/* Found by fuzz_config: a flag's path that is not UTF-8 vanished from the
+ * JSON form (a snapshot's, a daemon VM's): refused instead, by name. */
+static void test_not_utf8(void **state)
+{
+	(void)state;
+	struct vm_config c;
+	vm_config_init(&c);
+	assert_int_not_equal(vm_config_add_flag(&c, "disk", "/s\x8e\x89,ro", err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "not valid UTF-8"));
+	assert_int_equal(vm_config_add_flag(&c, "disk", "/d\xc3\xa9.img", err, sizeof(err)), 0);
+	c.image = strdup("/u\xed\xa0\x80.elf"); /* a surrogate */
+	assert_int_not_equal(vm_config_finish(&c, err, sizeof(err)), 0);
+	assert_string_equal(err, "image: not valid UTF-8");
+	free(c.image);
+	c.image = strdup("/u.elf");
+	c.args = calloc(2, sizeof(char *));
+	c.args[0] = strdup("\xc0\xaf"); /* overlong '/' */
+	c.nargs = 1;
+	assert_int_not_equal(vm_config_finish(&c, err, sizeof(err)), 0);
+	assert_string_equal(err, "args: not valid UTF-8");
+	free(c.args[0]);
+	c.args[0] = strdup("\xf0\x9f\x98\x80");
+	assert_int_equal(vm_config_finish(&c, err, sizeof(err)), 0);
+	vm_config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),   cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_bad_fields), cmocka_unit_test(test_extra_keys),
 		cmocka_unit_test(test_host_sides), cmocka_unit_test(test_mem_check),
+		cmocka_unit_test(test_not_utf8),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
