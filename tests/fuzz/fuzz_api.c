@@ -12,7 +12,7 @@
  *   '#' u8 vmm BYTES    raw bytes as one message from that VMM
  *   'T'                 every request waiting for a VMM times out
  *   'G' u8 vmm          that VMM's process ends (killed by SIGKILL)
- * Each input starts with one ready pool shell of 32 MiB (vmm 0).
+ *   'P'                 a pool shell of 32 MiB is spawned and says READY
  *
  * Checked: every answer is a status from 200 to 599 and, but for a console
  * or a 204, a JSON object; a request waiting for a VMM is answered once the
@@ -174,12 +174,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!d.by_id.buckets)
 		init();
-	/* One prepared shell in the pool. */
-	char err[CTL_REASON_MAX];
-	if (pool_spawn(&d, 32u << 20, false, 0, err, sizeof(err))) {
-		struct ctl_info ready = {.type = CTL_READY};
-		vmm_says(0, &ready, sizeof(ready));
-	}
 	const char *p = (const char *)data, *end = p + size;
 	while (p < end) {
 		const char *e = memchr(p, 0x1e, (size_t)(end - p));
@@ -199,6 +193,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			vmm_says(vmm, &in, sizeof(in));
 		} else if (n >= 2 && p[0] == '#' && nr_fakes) {
 			vmm_says(vmm, p + 2, n - 2);
+		} else if (n == 1 && p[0] == 'P') {
+			char err[CTL_REASON_MAX];
+			if (pool_spawn(&d, 32u << 20, false, 0, err, sizeof(err))) {
+				struct ctl_info ready = {.type = CTL_READY};
+				vmm_says(nr_fakes - 1, &ready, sizeof(ready));
+			}
 		} else if (n >= 1 && p[0] == 'T') {
 			table_expire(&d, UINT64_MAX);
 		} else if (n >= 2 && p[0] == 'G' && nr_fakes) {
