@@ -155,6 +155,30 @@ seeds["config"] = [
     b"vsock=/run/v.sock,cid=5\nconsole=virtio,sock=/run/c.sock\nrng\nrng-device=42",
 ]
 
+# PCI config space (fuzz_pci.c): 7-byte commands op, a, b, u32 v. What a
+# driver does (docs/pci.md, docs/rng-device.md): find the RNG device in
+# slot 1 by its IDs, size BAR0, place it back, enable memory decoding, read
+# RNG and write SEED; then move the BAR, snapshot the bus, turn decoding off.
+def pcmd(op, a, b, v):
+    return struct.pack("<BBBI", op, a, b, v)
+
+
+def cfg(slot, reg, width=4, value=None):
+    b = {1: 0, 2: 1, 4: 2}[width] | (4 if value is not None else 0) | (reg >> 2) << 3
+    return pcmd(1, slot | (reg & 3) << 5, b, value or 0)
+
+
+RNG_BAR = 0xc0000000
+seeds["pci"] = [
+    cfg(0, 0x00) + cfg(1, 0x00) + cfg(1, 0x08) + cfg(1, 0x10) + cfg(1, 0x10, 4, 0xffffffff)
+    + cfg(1, 0x10) + cfg(1, 0x10, 4, RNG_BAR) + cfg(1, 0x04, 2, 2) + pcmd(2, 0, 2, RNG_BAR)
+    + pcmd(2, 0, 2, RNG_BAR) + pcmd(2, 7, 6, RNG_BAR + 4) + pcmd(2, 0, 2, RNG_BAR),
+    cfg(1, 0x04, 2, 2) + cfg(1, 0x10, 4, 0xc0100000) + pcmd(2, 0, 2, 0xc0100000)
+    + pcmd(3, 0x55, 0, 0x100) + pcmd(3, 0, 0, 0) + pcmd(3, 1, 0, 0x1c3c) + cfg(1, 0x3c, 1, 0x0a)
+    + cfg(1, 0x04, 2, 0) + pcmd(2, 0, 2, 0xc0100000) + pcmd(0, 0, 1, 0) + pcmd(0, 4, 0, 0)
+    + pcmd(0, 0, 6, 0x80000800) + pcmd(0, 5, 1, 0) + cfg(2, 0x00),
+]
+
 for target, inputs in seeds.items():
     d = os.path.join(HERE, "seeds", target)
     os.makedirs(d, exist_ok=True)
