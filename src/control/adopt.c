@@ -43,11 +43,14 @@ static bool query(int s, struct ctl_info *in)
 	if (ctl_send(s, &c, sizeof(c), -1))
 		return false;
 	for (int i = 0; i < 4; i++) {
+		char why[128];
 		ssize_t n = ctl_recv(s, in, sizeof(*in), NULL);
-		if (n != (ssize_t)sizeof(*in))
+		if (n < 0 || ctl_check_info(in, (size_t)n, why, sizeof(why))) {
+			if (n >= 0)
+				fprintf(stderr, "wispd: adopting a VMM: malformed report: %s\n",
+					why);
 			return false;
-		in->reason[sizeof(in->reason) - 1] = 0;
-		in->name[sizeof(in->name) - 1] = 0;
+		}
 		if (in->type == CTL_INFO || in->type == CTL_EXIT)
 			return true;
 	}
@@ -145,7 +148,11 @@ static bool adopt_one(struct wispd *d, const char *id)
 	json_t *info = load(id, CTL_INFO_NAME);
 	if (s >= 0 && query(s, &in) && !strcmp(in.id, id)) {
 		snprintf(v->name, sizeof(v->name), "%s", in.name);
-		v->pid = in.pid;
+		/* Its pid from the kernel, not from its word: a pid it made up
+		 * could be a child's of ours, and SIGCHLD would find the wrong VM. */
+		struct ucred cr;
+		socklen_t crlen = sizeof(cr);
+		v->pid = getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) == 0 ? cr.pid : -1;
 		v->mem = in.mem;
 		v->created_wall_ns = in.created_wall_ns;
 		v->request_ns = in.request_ns;
@@ -188,7 +195,8 @@ static bool adopt_one(struct wispd *d, const char *id)
 	if (name_taken)
 		memcpy(v->name, name, sizeof(name));
 	if (v->fd >= 0) {
-		table_add_pid(d, v);
+		if (v->pid > 0) /* the pid map forgets only pids > 0 */
+			table_add_pid(d, v);
 		wispd_watch(d, v);
 	}
 	d->adopted++;

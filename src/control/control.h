@@ -145,6 +145,11 @@ int ctl_send(int sock, const void *msg, size_t len, int fd);
  * *fd (else -1). Returns the length, 0 at end of stream, or -errno
  * (-EAGAIN when a non-blocking socket has nothing). */
 ssize_t ctl_recv(int sock, void *buf, size_t cap, int *fd);
+/* Is msg (len bytes, from a VMM) a well-formed struct ctl_info: a known
+ * type, states in range, terminated and valid strings, a memory size wispd
+ * would accept, an errno class? 0, or -EPROTO with why. A VMM's word is
+ * input like any other (a state out of range would index arrays). */
+int ctl_check_info(const void *msg, size_t len, char *why, size_t whylen);
 /* "running", "paused", ... */
 const char *ctl_state_name(enum ctl_state s);
 /* Random VM id: CTL_ID_LEN lowercase hex digits. */
@@ -216,14 +221,15 @@ struct vmm {
 	char id[CTL_ID_LEN + 1];
 	char name[CTL_NAME_MAX + 1];
 	pid_t pid;
-	bool child;    /* spawned by this wispd: waitpid tells how it ended */
-	bool is_vm;    /* configured (or being configured); else a pool shell */
-	bool ready;    /* the shell sent CTL_READY */
-	bool cold;     /* spawned for one create, outside the pool */
-	bool gone;     /* the process has ended (reaped, or its socket closed) */
-	bool final;    /* state is final (exited or crashed) */
-	bool info_due; /* the info file is still to be written */
-	int fd;	       /* control connection, -1 once closed */
+	bool child;	       /* spawned by this wispd: waitpid tells how it ended */
+	bool is_vm;	       /* configured (or being configured); else a pool shell */
+	bool ready;	       /* the shell sent CTL_READY */
+	bool cold;	       /* spawned for one create, outside the pool */
+	bool gone;	       /* the process has ended (reaped, or its socket closed) */
+	bool final;	       /* state is final (exited or crashed) */
+	bool info_due;	       /* the info file is still to be written */
+	unsigned bad_messages; /* malformed messages from its VMM (ignored) */
+	int fd;		       /* control connection, -1 once closed */
 	enum ctl_state state;
 	struct pool_class *cls; /* pool shells: their class */
 	struct vmm *next_ready;
@@ -308,6 +314,10 @@ struct vmm *table_find_pid(struct wispd *d, pid_t pid);
 void vmm_close(struct wispd *d, struct vmm *v);
 /* Handle everything v's VMM sent (called when its fd is ready). */
 void vmm_on_ready(struct wispd *d, struct vmm *v, uint32_t events);
+/* One message of n bytes from v's VMM (as vmm_on_ready reads them): one
+ * that is not a valid report (ctl_check_info) is dropped with a line on
+ * stderr, as is a READY from a shell that already said it. */
+void vmm_on_message(struct wispd *d, struct vmm *v, const void *msg, size_t n);
 /* The process behind v ended with wait status `status` (children) or
  * without one (status < 0: adopted, or connection closed). */
 void vmm_on_gone(struct wispd *d, struct vmm *v, int status);

@@ -3,6 +3,7 @@
  * small shared vocabulary (states, ids, names, the runtime directory). */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,55 @@ ssize_t ctl_recv(int sock, void *buf, size_t cap, int *fd)
 		return -EMSGSIZE;
 	}
 	return n;
+}
+
+/* Is the array a NUL-terminated string? */
+static bool terminated(const char *s, size_t cap)
+{
+	return memchr(s, 0, cap) != NULL;
+}
+
+static int bad_info(char *why, size_t whylen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int bad_info(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+	return -EPROTO;
+}
+
+int ctl_check_info(const void *msg, size_t len, char *why, size_t whylen)
+{
+	const struct ctl_info *in = msg;
+	char err[WISP_ERRLEN];
+	if (len != sizeof(*in))
+		return bad_info(why, whylen, "%zu bytes, not a report (%zu)", len, sizeof(*in));
+	if (in->type < CTL_READY || in->type > CTL_STATE)
+		return bad_info(why, whylen, "unknown message type %u", in->type);
+	if (in->state > CTL_STATE_LAST)
+		return bad_info(why, whylen, "state %u out of range", in->state);
+	if (in->type == CTL_EXIT && in->state != CTL_STATE_EXITED && in->state != CTL_STATE_CRASHED)
+		return bad_info(why, whylen, "an exit report with the live state %s",
+				ctl_state_name((enum ctl_state)in->state));
+	if (in->flags & ~CTL_FLAG_FROM_POOL)
+		return bad_info(why, whylen, "unknown flags %#x", in->flags);
+	if (in->pid < 0)
+		return bad_info(why, whylen, "pid %d", in->pid);
+	if (in->error > 0 || in->error < -4095)
+		return bad_info(why, whylen, "error %d is not an errno", in->error);
+	if (!terminated(in->id, sizeof(in->id)) || (in->id[0] && !ctl_valid_id(in->id)))
+		return bad_info(why, whylen, "malformed id");
+	if (!terminated(in->name, sizeof(in->name)) || (in->name[0] && !ctl_valid_name(in->name)))
+		return bad_info(why, whylen, "malformed name");
+	if (!terminated(in->reason, sizeof(in->reason)))
+		return bad_info(why, whylen, "reason not terminated");
+	if (in->mem && vm_check_mem(in->mem, "memory size", "reported", err, sizeof(err)))
+		return bad_info(why, whylen, "%s", err);
+	if (in->mig_state > CTL_MIG_FAILED)
+		return bad_info(why, whylen, "migration state %u out of range", in->mig_state);
+	return 0;
 }
 
 const char *ctl_state_name(enum ctl_state s)

@@ -392,6 +392,29 @@ static void on_message(struct wispd *d, struct vmm *v, const struct ctl_info *in
 	}
 }
 
+void vmm_on_message(struct wispd *d, struct vmm *v, const void *msg, size_t n)
+{
+	char why[128];
+	struct ctl_info in;
+	int r = ctl_check_info(msg, n, why, sizeof(why));
+	if (!r) {
+		memcpy(&in, msg, sizeof(in));
+		if (in.type == CTL_READY && v->ready) { /* twice in the pool's list would alias */
+			snprintf(why, sizeof(why), "READY again");
+			r = -EPROTO;
+		}
+	}
+	if (r) {
+		/* Said once per VMM: a VMM must not be able to flood wispd's log. */
+		if (!v->bad_messages++)
+			fprintf(stderr,
+				"wispd: VM %s: malformed message (ignored, as any later): %s\n",
+				v->id, why);
+		return;
+	}
+	on_message(d, v, &in);
+}
+
 /* Read everything waiting on v's connection; false once it has closed. */
 static bool drain(struct wispd *d, struct vmm *v)
 {
@@ -410,13 +433,8 @@ static bool drain(struct wispd *d, struct vmm *v)
 			continue;
 		if (n <= 0)
 			return false;
-		if (n != (ssize_t)sizeof(m.info)) {
-			fprintf(stderr, "wispd: VM %s: malformed message (%zd bytes)\n", v->id, n);
-			continue;
-		}
-		m.info.reason[sizeof(m.info.reason) - 1] = 0;
 		bool was_vm = v->is_vm;
-		on_message(d, v, &m.info);
+		vmm_on_message(d, v, &m, (size_t)n);
 		if (v->gone || was_vm != v->is_vm)
 			return v->fd >= 0;
 	}

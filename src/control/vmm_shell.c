@@ -502,6 +502,17 @@ static void handle_cmd(uint32_t type, const void *msg, size_t len)
 	}
 }
 
+/* One message from wispd while the VM exists (n bytes at m, aligned for
+ * any of them); shorter than a command, it is not one: ignored. */
+static void serve_message(const void *m, size_t n)
+{
+	uint32_t type;
+	if (n < sizeof(struct ctl_cmd))
+		return;
+	memcpy(&type, m, sizeof(type));
+	handle_cmd(type, m, n);
+}
+
 /* vm->ctl_serve: called on the vCPU thread between KVM_RUNs. Serves every
  * waiting message; while paused, stays here until resumed. */
 static void serve(struct vm *vm)
@@ -519,13 +530,13 @@ static void serve(struct vm *vm)
 			ssize_t n = ctl_recv(sh.conn, &m, sizeof(m), NULL);
 			if (n == -EAGAIN)
 				break;
-			if (n == -EMSGSIZE || (n > 0 && n < (ssize_t)sizeof(m.cmd)))
+			if (n == -EMSGSIZE)
 				continue; /* not a command: ignore it */
 			if (n <= 0) {	  /* wispd went away */
 				drop_conn();
 				break;
 			}
-			handle_cmd(m.cmd.type, &m, (size_t)n);
+			serve_message(&m, (size_t)n);
 		}
 		if (!sh.paused || atomic_load(&vm->stop))
 			return;
@@ -719,6 +730,66 @@ static int open_control(char *err, size_t errlen)
 	return 0;
 }
 
+/* What is wrong with a configuration message (n bytes), or NULL. wispd
+ * checked all of it; the VMM checks again what it relies on. */
+static const char *config_invalid(const struct ctl_config *c, size_t n, int fd)
+{
+	if (n != sizeof(*c))
+		return "bad configuration message";
+	if (fd < 0)
+		return "bad configuration message: no file";
+	if (c->flags &
+	    ~(CTL_FLAG_FROM_POOL | CTL_FLAG_RESTORE | CTL_FLAG_VERIFY | CTL_FLAG_VMCONFIG))
+		return "bad configuration message: unknown flags";
+	if (!memchr(c->name, 0, sizeof(c->name)) || (c->name[0] && !ctl_valid_name(c->name)))
+		return "bad configuration message: malformed name";
+	if (!memchr(c->cmdline, 0, sizeof(c->cmdline)))
+		return "bad configuration message: command line not terminated";
+	return NULL;
+}
+
+/* One message (n bytes at m) from wispd while the shell waits for its
+ * configuration; fd is the file that came with it, or -1 (it is closed
+ * here). 1: configured; 0: go (wispd said so, or configuring failed and the
+ * guest memory may be written: never reuse); -1: keep waiting. */
+static int config_message(void *m, size_t n, int fd)
+{
+	struct ctl_cmd cmd;
+	if (n < sizeof(cmd)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	memcpy(&cmd, m, sizeof(cmd));
+	if (cmd.type == CTL_DESTROY) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	if (cmd.type == CTL_QUERY) {
+		if (fd >= 0)
+			close(fd);
+		send_info(CTL_INFO);
+		return -1;
+	}
+	const char *bad =
+		cmd.type == CTL_CONFIG ? config_invalid(m, n, fd) : "bad configuration message";
+	if (bad) {
+		if (fd >= 0)
+			close(fd);
+		send_failed(-EINVAL, "%s", bad);
+		return -1;
+	}
+	char err[WISP_ERRLEN];
+	int r = configure(m, fd, err, sizeof(err));
+	close(fd);
+	if (r) {
+		send_failed(r, "%s", err);
+		return 0;
+	}
+	return 1;
+}
+
 /* Wait for CTL_CONFIG; false when wispd went away (or told us to go). */
 static bool wait_config(void)
 {
@@ -734,34 +805,9 @@ static bool wait_config(void)
 			continue;
 		if (n <= 0)
 			return false;
-		if (n < (ssize_t)sizeof(m->cmd)) {
-			if (fd >= 0)
-				close(fd);
-			continue;
-		}
-		if (m->cmd.type == CTL_DESTROY) {
-			if (fd >= 0)
-				close(fd);
-			return false;
-		}
-		if (m->cmd.type == CTL_QUERY) {
-			send_info(CTL_INFO);
-			continue;
-		}
-		if (m->cmd.type != CTL_CONFIG || n != (ssize_t)sizeof(m->cfg) || fd < 0) {
-			if (fd >= 0)
-				close(fd);
-			send_failed(-EINVAL, "bad configuration message");
-			continue;
-		}
-		char err[WISP_ERRLEN];
-		int r = configure(&m->cfg, fd, err, sizeof(err));
-		close(fd);
-		if (r) {
-			send_failed(r, "%s", err);
-			return false; /* guest memory may be written: never reuse */
-		}
-		return true;
+		int r = config_message(m, (size_t)n, fd);
+		if (r >= 0)
+			return r;
 	}
 }
 

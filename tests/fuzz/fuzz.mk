@@ -6,7 +6,7 @@ FUZZ_CC      ?= clang
 FUZZ_CFLAGS  := $(CFLAGS_COMMON) -O1 -g -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -Wno-gnu-variable-sized-type-not-at-end
-FUZZ_TARGETS := virtq rng blk net console vsock linux snapshot api config pci
+FUZZ_TARGETS := virtq rng blk net console vsock linux snapshot api config pci ctl
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/fuzz/obj/%.o)
 FUZZ_SECONDS ?= 60
@@ -20,8 +20,9 @@ $(BUILD)/fuzz/libwisp.a: $(FUZZ_LIB_OBJS)
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/fuzz/libwisp.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/fuzz/libwisp.a $(LDLIBS)
 
-# wispd's API links what wispd links (its fake VMMs replace spawn.c).
-$(BUILD)/fuzz/fuzz_api: LDLIBS += $(WISPD_LIBS)
+# wispd's API links what wispd links (its fake VMMs replace spawn.c); so
+# does the wispd side of the control messages.
+$(BUILD)/fuzz/fuzz_api $(BUILD)/fuzz/fuzz_ctl: LDLIBS += $(WISPD_LIBS)
 
 fuzz-deps:
 	scripts/deps.sh build fuzz

@@ -179,6 +179,54 @@ seeds["pci"] = [
     + pcmd(0, 0, 6, 0x80000800) + pcmd(0, 5, 1, 0) + cfg(2, 0x00),
 ]
 
+# The control messages (fuzz_ctl.c): records of head, u16 length, u16
+# present, bytes. To wispd (head bit 0 clear) from VMM head >> 2: 0 a
+# starting shell, 1 a ready one, 2 a starting cold VM, 3 running, 4 adopted;
+# to the VMM (bit 0 set; bit 1: with a file). Layouts as in control.h.
+def ctl_rec(head, msg, length=None):
+    length = len(msg) if length is None else length
+    return struct.pack("<BHH", head, length, len(msg)) + msg
+
+
+def info(kind, state, mem=32 << 20, reason=b"", error=0, exit_status=0, name=b"", mig=(0, 0)):
+    m = bytearray(544)
+    struct.pack_into("<IIIiii", m, 0, kind, state, 0, 4242, exit_status, error)
+    m[24:24 + 12] = b"0123456789ab"
+    m[40:40 + len(name)] = name
+    struct.pack_into("<Q", m, 104, mem)
+    m[208:208 + len(reason)] = reason
+    struct.pack_into("<II", m, 504, *mig)
+    return bytes(m)
+
+
+def to_wispd(vmm, msg):
+    return ctl_rec(vmm << 2, msg)
+
+
+def to_vmm(msg, fd=False, length=None):
+    return ctl_rec(1 | (2 if fd else 0), msg, length)
+
+
+READY, FAILED, INFO, EXIT, PROGRESS, STATE = 16, 17, 18, 19, 20, 21
+CONFIG, PAUSE, RESUME, QUERY, DESTROY, SAVE, MIGRATE = 1, 2, 3, 4, 5, 6, 7
+vmconfig = b'{"version":1,"kind":"linux","mem":33554432,"cpus":2,"kernel":"/srv/bzImage","cmdline":"console=ttyS0","devices":[{"type":"virtio-rng"}]}'
+cfg_msg = struct.pack("<II", CONFIG, 8 | 1) + b"web1".ljust(64, b"\0") + struct.pack("<QQ", 1, 2) + vmconfig
+seeds["ctl"] = [
+    to_wispd(0, info(READY, 0)) + to_wispd(2, info(INFO, 2, name=b"vm2")) + to_wispd(3, info(INFO, 3))
+    + to_wispd(3, info(PROGRESS, 2, mig=(1, 1))) + to_wispd(3, info(PROGRESS, 2, reason=b"refused", mig=(3, 2)))
+    + to_wispd(4, info(EXIT, 4, reason=b"guest exited with status 3", exit_status=3))
+    + to_wispd(1, info(FAILED, 0, reason=b"no KVM", error=-19)) + to_wispd(3, info(STATE, 2)),
+    to_wispd(2, info(FAILED, 1, reason=b"image: not an ELF file", error=-8)) + to_wispd(0, info(READY, 0))
+    + to_wispd(0, info(READY, 0)) + to_wispd(3, info(EXIT, 5, reason=b"triple fault", exit_status=126)),
+    to_vmm(struct.pack("<II", QUERY, 0)) + to_vmm(cfg_msg, True, 4184)
+    + to_vmm(struct.pack("<II", PAUSE, 0)) + to_vmm(struct.pack("<II", RESUME, 0))
+    + to_vmm(struct.pack("<II", QUERY, 0)) + to_vmm(struct.pack("<II", SAVE, 0) + b"/srv/web1.snap", length=1032)
+    + to_vmm(struct.pack("<II", MIGRATE, 0) + b"target".ljust(256, b"\0") + b"7000", length=280)
+    + to_vmm(struct.pack("<II", DESTROY, 0)),
+    to_vmm(cfg_msg[:8] + b"bad name!", True, 4184) + to_vmm(struct.pack("<II", CONFIG, 0), True, 4184)
+    + to_vmm(struct.pack("<II", CONFIG, 0), False, 4184) + to_vmm(struct.pack("<II", DESTROY, 0)),
+]
+
 for target, inputs in seeds.items():
     d = os.path.join(HERE, "seeds", target)
     os.makedirs(d, exist_ok=True)
