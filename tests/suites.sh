@@ -17,10 +17,11 @@
 #   daemon-linux  a wispd Linux VM (2 vCPUs, disk, TAP, vsock) serving HTTP
 #             to curl; needs a KVM that runs Linux (the lab, host-root mode)
 #   packaging make install and the .deb: the installed wisp runs VMs
+#   observability  JSON logs, wisp top under tmux, progress lines
 # Exits non-zero if any suite failed.
 cd "$(dirname "$0")/.." || exit 1
 B=${BUILD:-build}
-all="kvm-unit run linux rng virtio control snapshot security image oci daemon-linux packaging"
+all="kvm-unit run linux rng virtio control snapshot security image oci daemon-linux packaging observability"
 [ "$*" = --list ] && { echo "$all"; exit 0; }
 [ "$*" = all ] && set -- $all
 [ $# -gt 0 ] || { echo "usage: tests/suites.sh SUITE... (or all: $all)" >&2; exit 2; }
@@ -40,6 +41,7 @@ suite() {
 	oci) OCI=$B/asan/wisp-oci tests/integration/test_oci.sh ;;
 	daemon-linux) tests/integration/test_daemon_linux.sh ;;
 	packaging) tests/integration/test_packaging.sh vm ;;
+	observability) tests/integration/test_observability.sh ;;
 	*) echo "FAIL: suites: unknown suite '$1' (known: $all)"; return 1 ;;
 	esac
 }

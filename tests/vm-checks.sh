@@ -17,7 +17,7 @@ B=${BUILD:-build}
 out=$B/vm-checks
 rm -rf "$out"
 mkdir -p "$out"
-lane_a="kvm-unit run linux rng virtio control packaging"
+lane_a="kvm-unit run linux rng virtio control packaging observability"
 lane_b="snapshot security image daemon-linux oci"
 
 # Every suite runs in some lane: a suite added to suites.sh but to no lane

@@ -31,13 +31,15 @@ static const char usage[] =
 	"       wisp run --restore FILE [--verify] [--timeout DURATION] [--stats]\n"
 	"                [--disk PATH]... [--net tap=NAME]... [--vsock PATH]\n"
 	"                [--console virtio,sock=PATH]   (the host side of each device)\n"
-	"       (any of them with --name NAME: `wisp save NAME FILE` can snapshot the VM)\n";
+	"       (any of them with --name NAME: `wisp save NAME FILE` can snapshot the VM,\n"
+	"       and with --log-format json: the VMM's messages as JSON lines)\n";
 
 #define OPT_NAME    0x101 /* long-only options */
 #define OPT_RESTORE 0x102
 #define OPT_VERIFY  0x103
 #define OPT_CONFIG  0x104
 #define OPT_IMAGE   0x105
+#define OPT_LOG	    0x106
 #define OPT_DEVICE  1000 /* --rng-device ... --vsock: 1000 + index in device_flags */
 static const char *const device_flags[] = {"rng-device", "rng", "disk", "net", "console", "vsock"};
 
@@ -235,6 +237,7 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		{"verify", no_argument, NULL, OPT_VERIFY},
 		{"config", required_argument, NULL, OPT_CONFIG},
 		{"image", required_argument, NULL, OPT_IMAGE},
+		{"log-format", required_argument, NULL, OPT_LOG},
 		/* devices: vm_config_add_flag parses their values */
 		{"rng-device", optional_argument, NULL, OPT_DEVICE + 0},
 		{"rng", no_argument, NULL, OPT_DEVICE + 1},
@@ -293,6 +296,16 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 			cfg->image_file = optarg;
 			cfg->vm_flags = true;
 			break;
+		case OPT_LOG: {
+			enum log_format f;
+			if (log_parse_format(optarg, &f)) {
+				snprintf(err, errlen, "--log-format '%s': must be text or json",
+					 optarg);
+				return -1;
+			}
+			log_setup("wisp", f);
+			break;
+		}
 		case 'h':
 			snprintf(err, errlen, "%s", "");
 			return 1;
@@ -358,20 +371,19 @@ int run_outcome(struct vm *vm, const struct run_config *cfg)
 	case VM_STOP_EXIT:
 		return vm->exit_status;
 	case VM_STOP_TIMEOUT:
-		fprintf(stderr, "wisp: guest stopped: --timeout of %llu ms elapsed\n",
-			(unsigned long long)cfg->timeout_ms);
+		log_info(NULL, "guest stopped: --timeout of %llu ms elapsed",
+			 (unsigned long long)cfg->timeout_ms);
 		return WISP_EXIT_TIMEOUT;
 	case VM_STOP_SIGNAL:
-		fprintf(stderr, "wisp: guest stopped by signal %s\n",
-			sigabbrev_np(vm->stop_signal));
+		log_info(NULL, "guest stopped by signal %s", sigabbrev_np(vm->stop_signal));
 		return WISP_EXIT_SIGNAL + vm->stop_signal;
 	case VM_STOP_CRASH:
-		vm_print_crash(vm, 2);
+		vm_log_crash(vm);
 		return WISP_EXIT_CRASH;
 	case VM_STOP_RESET:
 		return 0; /* the guest rebooted: that is how a Linux guest powers off */
 	default:
-		fprintf(stderr, "wisp: %s\n", vm->crash);
+		log_error(NULL, "%s", vm->crash);
 		return WISP_EXIT_ERROR;
 	}
 }
@@ -404,7 +416,7 @@ int run_vm_foreground(struct vm *vm, const struct run_config *cfg)
 	if (cfg->name) {
 		char err[WISP_ERRLEN];
 		if (run_control_start(vm, cfg, err, sizeof(err))) {
-			fprintf(stderr, "wisp: --name '%s': %s\n", cfg->name, err);
+			log_error(NULL, "--name '%s': %s", cfg->name, err);
 			return -1;
 		}
 	}
@@ -500,36 +512,36 @@ int run_built(struct run_config *cfg)
 	/* Everything about the guest's files and the device backends is
 	 * checked before KVM is touched, so bad input fails fast. */
 	if (vm_build_check(&b, err, sizeof(err))) {
-		fprintf(stderr, "wisp: %s\n", err);
+		log_error(NULL, "%s", err);
 		goto out;
 	}
 	util_trace("image read");
 	if (kvm_open(&kvm, err, sizeof(err))) {
-		fprintf(stderr, "wisp: %s\n", err);
+		log_error(NULL, "%s", err);
 		goto out;
 	}
 	util_trace("kvm opened, CPUID queried");
 	vm = calloc(1, sizeof(*vm));
 	if (!vm) {
-		fprintf(stderr, "wisp: out of memory\n");
+		log_error(NULL, "out of memory");
 		goto out;
 	}
 	if (vm_build_create(&b, &kvm, vm, err, sizeof(err))) {
-		fprintf(stderr, "wisp: %s\n", err);
+		log_error(NULL, "%s", err);
 		goto out;
 	}
 	if (cfg->snap) {
 		if (snap_restore_file(vm, cfg->snap, cfg->verify, NULL, err, sizeof(err))) {
-			fprintf(stderr, "wisp: snapshot '%s': %s\n", cfg->restore, err);
+			log_error(NULL, "snapshot '%s': %s", cfg->restore, err);
 			goto out;
 		}
 	} else if (vm_build_boot(&b, vm, err, sizeof(err))) {
-		fprintf(stderr, "wisp: %s\n", err);
+		log_error(NULL, "%s", err);
 		goto out;
 	}
 	vm_build_free(&b);
 	if (lx && !(watch = run_linux_watch(vm, b.serial))) {
-		fprintf(stderr, "wisp: out of memory\n");
+		log_error(NULL, "out of memory");
 		goto out;
 	}
 	int fg = run_vm_foreground(vm, cfg);

@@ -47,8 +47,7 @@ static bool query(int s, struct ctl_info *in)
 		ssize_t n = ctl_recv(s, in, sizeof(*in), NULL);
 		if (n < 0 || ctl_check_info(in, (size_t)n, why, sizeof(why))) {
 			if (n >= 0)
-				fprintf(stderr, "wispd: adopting a VMM: malformed report: %s\n",
-					why);
+				log_warn(NULL, "adopting a VMM: malformed report: %s", why);
 			return false;
 		}
 		if (in->type == CTL_INFO || in->type == CTL_EXIT)
@@ -219,8 +218,8 @@ static void scan(struct wispd *d, int dirfd, bool vms)
 		if (e->d_name[0] == '.')
 			continue;
 		if (!ctl_valid_id(e->d_name)) {
-			fprintf(stderr, "wispd: ignoring %s/%s: not a VM directory\n",
-				vms ? "vms" : "shells", e->d_name);
+			log_warn(NULL, "ignoring %s/%s: not a VM directory", vms ? "vms" : "shells",
+				 e->d_name);
 			continue;
 		}
 		if (!vms) {

@@ -192,6 +192,7 @@ struct wispd_config {
 	char socket_path[256];
 	char vmm_path[1024];
 	bool foreground;
+	enum log_format log_format; /* --log-format; passed on to the VMMs */
 	uint64_t ring_size;
 	uint64_t answer_timeout_ms; /* a VMM must answer a request within this */
 	gid_t api_gid;		    /* --api-group: may also use the API; (gid_t)-1: none */

@@ -79,11 +79,17 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, unsigned receiv
 	snprintf(memstr, sizeof(memstr), "%llu", (unsigned long long)mem);
 	snprintf(ringstr, sizeof(ringstr), "%llu", (unsigned long long)d->cfg.ring_size);
 	snprintf(portstr, sizeof(portstr), "%u", receive_port);
-	char *argv[] = {d->cfg.vmm_path, "--id", v->id,	   "--dir", dir,  "--mem", memstr,
-			"--fd",		 "3",	 "--ring", ringstr, NULL, NULL,	   NULL};
+	char *argv[] = {
+		d->cfg.vmm_path, "--id",  v->id, "--dir", dir,	"--mem", memstr, "--fd", "3",
+		"--ring",	 ringstr, NULL,	 NULL,	  NULL, NULL,	 NULL};
+	int argc = 11;
 	if (receive_port) {
-		argv[11] = "--receive";
-		argv[12] = portstr;
+		argv[argc++] = "--receive";
+		argv[argc++] = portstr;
+	}
+	if (d->cfg.log_format != LOG_FORMAT_TEXT) { /* the VMM logs as wispd does */
+		argv[argc++] = "--log-format";
+		argv[argc++] = (char *)log_format_name(d->cfg.log_format);
 	}
 	int r = vmm_spawn_process(argv, &v->pid, &v->fd);
 	if (r) {
@@ -142,8 +148,7 @@ void pool_adopt_dir(struct wispd *d, struct vmm *v)
 	 * moves along). Until this runs, a restarted wispd still finds the VM
 	 * in shells/: its socket listens, so adopt.c moves it. */
 	if (renameat(d->shells_fd, v->id, d->vms_fd, v->id) < 0)
-		fprintf(stderr, "wispd: VM %s: cannot move shells/%s to vms/: %s\n", v->id, v->id,
-			strerror(errno));
+		log_warn(v->id, "cannot move shells/%s to vms/: %s", v->id, strerror(errno));
 }
 
 void pool_shell_ready(struct wispd *d, struct vmm *v)
@@ -167,8 +172,8 @@ static void back_off(struct wispd *d, struct pool_class *c, const char *why)
 	uint64_t delay = RETRY_BASE_NS << (c->failures < 6 ? c->failures - 1 : 5);
 	c->retry_at_ns = util_now_ns() + (delay < RETRY_MAX_NS ? delay : RETRY_MAX_NS);
 	if (strcmp(c->last_error, why))
-		fprintf(stderr, "wispd: pool %lluM: shell failed: %s\n",
-			(unsigned long long)(c->mem >> 20), why);
+		log_warn(NULL, "pool %lluM: shell failed: %s", (unsigned long long)(c->mem >> 20),
+			 why);
 	snprintf(c->last_error, sizeof(c->last_error), "%s", why);
 	wispd_update_timer(d);
 }

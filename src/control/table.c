@@ -388,7 +388,7 @@ static void on_message(struct wispd *d, struct vmm *v, const struct ctl_info *in
 			snprintf(v->mig.error, sizeof(v->mig.error), "%s", in->reason);
 		break;
 	default:
-		fprintf(stderr, "wispd: VM %s: unknown message type %u\n", v->id, in->type);
+		log_warn(v->id, "unknown message type %u", in->type);
 	}
 }
 
@@ -407,9 +407,7 @@ void vmm_on_message(struct wispd *d, struct vmm *v, const void *msg, size_t n)
 	if (r) {
 		/* Said once per VMM: a VMM must not be able to flood wispd's log. */
 		if (!v->bad_messages++)
-			fprintf(stderr,
-				"wispd: VM %s: malformed message (ignored, as any later): %s\n",
-				v->id, why);
+			log_warn(v->id, "malformed message (ignored, as any later): %s", why);
 		return;
 	}
 	on_message(d, v, &in);
@@ -493,7 +491,7 @@ void vmm_on_gone(struct wispd *d, struct vmm *v, int status)
 		v->exit_status = WISP_EXIT_CRASH;
 		snprintf(v->reason, sizeof(v->reason), "%s", why);
 		write_status(d, v);
-		fprintf(stderr, "wispd: VM %s (%s) crashed: %s\n", v->id, v->name, why);
+		log_error(v->id, "crashed (name '%s'): %s", v->name, why);
 	}
 	fail_pending(d, v, NULL);
 }

@@ -1016,7 +1016,7 @@ static int receive_main(unsigned port, uint64_t ring)
 }
 
 static const char usage[] = "usage: wisp-vmm --id ID --dir DIR --mem BYTES --fd FD [--ring BYTES]\n"
-			    "       [--receive PORT]\n"
+			    "       [--receive PORT] [--log-format text|json]\n"
 			    "(started by wispd; not meant to be run by hand)\n";
 
 int shell_main(int argc, char **argv)
@@ -1028,10 +1028,12 @@ int shell_main(int argc, char **argv)
 		{"fd", required_argument, NULL, 'f'},
 		{"ring", required_argument, NULL, 'r'},
 		{"receive", required_argument, NULL, 'R'},
+		{"log-format", required_argument, NULL, 'l'},
 		{0},
 	};
 	const char *id = NULL, *dir = NULL;
 	uint64_t mem = 0, fd = UINT64_MAX, ring = CTL_RING_DEFAULT, port = 0;
+	enum log_format log_format = LOG_FORMAT_TEXT;
 	int c;
 	char why[WISP_ERRLEN];
 	opterr = 0;
@@ -1058,6 +1060,9 @@ int shell_main(int argc, char **argv)
 		case 'R':
 			bad = opt_parse_uint(optarg, 1, 65535, &port) != 0;
 			break;
+		case 'l':
+			bad = log_parse_format(optarg, &log_format) != 0;
+			break;
 		default:
 			bad = 1;
 		}
@@ -1072,6 +1077,8 @@ int shell_main(int argc, char **argv)
 	}
 	sh.conn = (int)fd;
 	snprintf(sh.me.id, sizeof(sh.me.id), "%s", id);
+	log_setup("wisp-vmm", log_format);
+	log_set_vm(id);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGIO, SIG_IGN); /* never expected: control readiness comes as the kick signal */
 	char err[WISP_ERRLEN];

@@ -41,7 +41,7 @@
 static const char usage[] =
 	"usage: wispd [--runtime-dir DIR] [--socket PATH] [--pool SIZE=COUNT]... [--vmm PATH]\n"
 	"             [--console-size SIZE] [--answer-timeout DURATION] [--foreground]\n"
-	"             [--api-group GROUP] [--config FILE]\n";
+	"             [--api-group GROUP] [--log-format text|json] [--config FILE]\n";
 
 int wispd_parse_pool(const char *spec, struct pool_class *c, char *err, size_t errlen)
 {
@@ -84,6 +84,7 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 		{"answer-timeout", required_argument, NULL, 't'},
 		{"api-group", required_argument, NULL, 'g'},
 		{"foreground", no_argument, NULL, 'f'},
+		{"log-format", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -162,6 +163,13 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 		case 'f':
 			cfg->foreground = true;
 			break;
+		case 'l':
+			if (log_parse_format(optarg, &cfg->log_format)) {
+				snprintf(err, errlen, "--log-format '%s': must be text or json",
+					 optarg);
+				return -1;
+			}
+			break;
 		case 'h':
 			return 1;
 		default:
@@ -207,7 +215,7 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 /* The settings wispd.conf(5) may hold: wispd's long options. */
 static const char *const conf_keys[] = {"runtime-dir", "socket",       "pool",
 					"vmm",	       "console-size", "answer-timeout",
-					"api-group",   "foreground"};
+					"api-group",   "foreground",   "log-format"};
 
 /* One line of a config file ("key = value", '#' comments) as an option
  * ("--key=value"); *opt is NULL for a blank line. */
@@ -237,7 +245,7 @@ static int conf_line(const char *path, int lineno, char *line, char **opt, char 
 	if (!known) {
 		snprintf(err, errlen,
 			 "%s:%d: unknown setting '%s' (known: runtime-dir, socket, pool, vmm, "
-			 "console-size, answer-timeout, api-group, foreground)",
+			 "console-size, answer-timeout, api-group, foreground, log-format)",
 			 path, lineno, key);
 		return -1;
 	}
@@ -580,7 +588,7 @@ static void on_signals(struct wispd *d)
 		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
 			d->stopping = true;
 		} else if (si.ssi_signo == SIGHUP) {
-			fprintf(stderr, "wispd: SIGHUP ignored (nothing to reload)\n");
+			log_info(NULL, "SIGHUP ignored (nothing to reload)");
 		}
 	}
 	for (;;) {
@@ -744,10 +752,8 @@ static int daemonize(const char *runtime_dir)
 		char msg[512];
 		ssize_t n = read(p[0], msg, sizeof(msg) - 1);
 		if (n <= 0) {
-			fprintf(stderr,
-				"wispd: the daemon died while starting (see %s/wispd.log)\n",
-				runtime_dir);
-			fflush(stderr);
+			log_error(NULL, "the daemon died while starting (see %s/wispd.log)",
+				  runtime_dir);
 			_exit(WISP_EXIT_ERROR);
 		}
 		msg[n] = 0;
@@ -780,12 +786,13 @@ int wispd_main(int argc, char **argv)
 		fprintf(stderr, "wispd: %s\n%s", err, usage);
 		return WISP_EXIT_ERROR;
 	}
+	log_setup("wispd", d.cfg.log_format);
 	d.listen_fd = d.lock_fd = d.vms_fd = d.shells_fd = d.run_fd = -1;
 	int report = -1;
 	if (!d.cfg.foreground) {
 		report = daemonize(d.cfg.runtime_dir);
 		if (report < 0) {
-			fprintf(stderr, "wispd: cannot detach: %s\n", strerror(errno));
+			log_error(NULL, "cannot detach: %s", strerror(errno));
 			return WISP_EXIT_ERROR;
 		}
 	}
@@ -793,7 +800,7 @@ int wispd_main(int argc, char **argv)
 		if (report >= 0)
 			dprintf(report, "wispd: %s", err);
 		else
-			fprintf(stderr, "wispd: %s\n", err);
+			log_error(NULL, "%s", err);
 		return WISP_EXIT_ERROR;
 	}
 	if (report >= 0) {
@@ -811,10 +818,10 @@ int wispd_main(int argc, char **argv)
 	adopt_all(&d);
 	pool_refill(&d);
 	notify_systemd();
-	fprintf(stderr, "wispd: pid %d, listening on %s, runtime directory %s, %u VMs adopted\n",
-		(int)getpid(), d.cfg.socket_path, d.cfg.runtime_dir, d.nr_vms);
+	log_info(NULL, "pid %d, listening on %s, runtime directory %s, %u VMs adopted",
+		 (int)getpid(), d.cfg.socket_path, d.cfg.runtime_dir, d.nr_vms);
 	run(&d);
-	fprintf(stderr, "wispd: stopping; %u VMs keep running\n", d.nr_vms);
+	log_info(NULL, "stopping; %u VMs keep running", d.nr_vms);
 	shutdown_daemon(&d);
 	return 0;
 }

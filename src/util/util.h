@@ -2,6 +2,7 @@
 #ifndef WISP_UTIL_H
 #define WISP_UTIL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -131,5 +132,33 @@ int opt_parse_duration_ms(const char *s, uint64_t *out);
 char *opt_join_args(int argc, char **argv);
 /* Is s a VM id: 12 lower-case hex digits? */
 bool util_is_vm_id(const char *s);
+
+/* --- log.c: the structured logger -------------------------------------------
+ * wispd, wisp-vmm and `wisp run` write their messages through it: plain
+ * text ("COMPONENT: [VM ID: ]message") by default, or one JSON object per
+ * line (time, level, component, pid, vm, msg) with --log-format json. */
+enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
+
+/* Name the program in every line ("wispd") and choose the format; call
+ * once, before any thread logs. component must stay valid. */
+void log_setup(const char *component, enum log_format format);
+/* The vm field of messages that name no VM (wisp-vmm's own VM); NULL: none. */
+void log_set_vm(const char *vm);
+/* Parse "text" or "json"; -EINVAL for anything else. */
+int log_parse_format(const char *s, enum log_format *out);
+/* The format chosen by log_setup (to pass on to child processes). */
+enum log_format log_get_format(void);
+/* "text" or "json". */
+const char *log_format_name(enum log_format format);
+/* Write one message about VM vm (NULL: the default, if any) as one line. */
+void log_msg(enum log_level level, const char *vm, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The same with a va_list. */
+void log_vmsg(enum log_level level, const char *vm, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+#define log_info(vm, ...)  log_msg(LOG_LEVEL_INFO, vm, __VA_ARGS__)
+#define log_warn(vm, ...)  log_msg(LOG_LEVEL_WARN, vm, __VA_ARGS__)
+#define log_error(vm, ...) log_msg(LOG_LEVEL_ERROR, vm, __VA_ARGS__)
 
 #endif

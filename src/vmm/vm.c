@@ -318,24 +318,29 @@ void vm_stats(const struct vm *vm, struct exit_stats *out)
 	}
 }
 
-void vm_print_crash(struct vm *vm, int fd)
+void vm_log_crash(struct vm *vm)
 {
-	dprintf(fd, "wisp: guest crashed: %s\n", vm->crash[0] ? vm->crash : "unknown reason");
-	if (!vm->crash_regs_valid)
+	const char *why = vm->crash[0] ? vm->crash : "unknown reason";
+	if (!vm->crash_regs_valid) {
+		log_error(NULL, "guest crashed: %s", why);
 		return;
+	}
 	const struct kvm_regs *r = &vm->crash_regs;
 	const struct kvm_sregs *s = &vm->crash_sregs;
-	dprintf(fd,
-		"  rip %016llx  rsp %016llx  rflags %08llx\n"
-		"  rax %016llx  rbx %016llx  rcx %016llx  rdx %016llx\n"
-		"  rsi %016llx  rdi %016llx  rbp %016llx\n"
-		"  r8  %016llx  r9  %016llx  r10 %016llx  r11 %016llx\n"
-		"  r12 %016llx  r13 %016llx  r14 %016llx  r15 %016llx\n"
-		"  cs %04x (dpl %u, l %u)  ss %04x  cr0 %08llx  cr2 %016llx  cr3 %016llx  cr4 "
-		"%08llx  efer %llx\n",
-		r->rip, r->rsp, r->rflags, r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rbp,
-		r->r8, r->r9, r->r10, r->r11, r->r12, r->r13, r->r14, r->r15, s->cs.selector,
-		s->cs.dpl, s->cs.l, s->ss.selector, s->cr0, s->cr2, s->cr3, s->cr4, s->efer);
+	/* One message: the registers stay with the reason in a JSON log. */
+	log_error(NULL,
+		  "guest crashed: %s\n"
+		  "  rip %016llx  rsp %016llx  rflags %08llx\n"
+		  "  rax %016llx  rbx %016llx  rcx %016llx  rdx %016llx\n"
+		  "  rsi %016llx  rdi %016llx  rbp %016llx\n"
+		  "  r8  %016llx  r9  %016llx  r10 %016llx  r11 %016llx\n"
+		  "  r12 %016llx  r13 %016llx  r14 %016llx  r15 %016llx\n"
+		  "  cs %04x (dpl %u, l %u)  ss %04x  cr0 %08llx  cr2 %016llx  cr3 %016llx  cr4 "
+		  "%08llx  efer %llx",
+		  why, r->rip, r->rsp, r->rflags, r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi,
+		  r->rbp, r->r8, r->r9, r->r10, r->r11, r->r12, r->r13, r->r14, r->r15,
+		  s->cs.selector, s->cs.dpl, s->cs.l, s->ss.selector, s->cr0, s->cr2, s->cr3,
+		  s->cr4, s->efer);
 }
 
 int64_t vm_console_write(struct vm *vm, const void *buf, size_t len)

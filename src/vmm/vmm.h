@@ -244,8 +244,8 @@ void vm_crash(struct vm *vm, const char *fmt, ...) __attribute__((format(printf,
 int vm_run(struct vm *vm);
 /* Sum the exit counters of every vCPU. */
 void vm_stats(const struct vm *vm, struct exit_stats *out);
-/* Print why the VM crashed and the registers of the crashed vCPU. */
-void vm_print_crash(struct vm *vm, int fd);
+/* Log why the VM crashed with the registers of the crashed vCPU (one message). */
+void vm_log_crash(struct vm *vm);
 /* Mark device events pending and wake vCPUs sleeping in POLL (I/O threads). */
 void vm_raise_events(struct vm *vm, uint64_t mask);
 /* POLL: take pending events, sleeping up to timeout_ns if there are none. */

@@ -60,10 +60,20 @@ void virtio_signal_used(struct virtio_dev *d, struct virtq *q)
 		raise_irq(d, VIRTIO_MMIO_INT_VRING);
 }
 
-void virtio_needs_reset(struct virtio_dev *d, const char *why)
+/* Count a guest error and log it: the first, then at 2, 4, 8, ... so that a
+ * guest that repeats one cannot flood the log. */
+static void count_guest_error(struct virtio_dev *d, const char *why)
 {
 	d->guest_errors++;
 	d->last_error = why;
+	if (!(d->guest_errors & (d->guest_errors - 1)))
+		log_warn(NULL, "%s: guest error: %s (%" PRIu64 " so far)", d->ops->name, why,
+			 d->guest_errors);
+}
+
+void virtio_needs_reset(struct virtio_dev *d, const char *why)
+{
+	count_guest_error(d, why);
 	if (d->t.status & VIRTIO_CONFIG_S_NEEDS_RESET)
 		return;
 	d->t.status |= VIRTIO_CONFIG_S_NEEDS_RESET;
@@ -75,8 +85,7 @@ void virtio_needs_reset(struct virtio_dev *d, const char *why)
 
 void virtio_guest_error(struct virtio_dev *d, const char *why)
 {
-	d->guest_errors++;
-	d->last_error = why;
+	count_guest_error(d, why);
 }
 
 bool virtio_running(const struct virtio_dev *d)

@@ -1,0 +1,130 @@
+#!/bin/bash
+# What an operator watches: the logs (text as always, or JSON lines with
+# --log-format json, from wispd, its VMMs and `wisp run`), `wisp top`
+# (driven under tmux) and the progress of long work (a live line on a
+# terminal, one summary line otherwise, nothing with --quiet).
+# Usage: test_observability.sh (from the repo root; WISP selects the
+# binary, whose directory also holds wispd and wisp-vmm; UK the images).
+cd "$(dirname "$0")/../.." || exit 1
+SUITE=observability
+. tests/integration/lib.sh
+
+export WISP_RUNTIME_DIR=$TMP/run
+unset WISP_SOCKET
+RUN=$WISP_RUNTIME_DIR
+cleanup() {
+	for r in "$TMP"/run*; do
+		[ -f "$r/wispd.lock" ] && kill -9 "$(head -1 "$r/wispd.lock")" 2>/dev/null
+		for d in "$r"/vms/* "$r"/shells/*; do
+			[ -d "$d" ] || continue
+			for p in $(pgrep -f -- "--id $(basename "$d") "); do kill -9 "$p" 2>/dev/null; done
+		done
+	done
+	[ -n "${TMUX_SOCK:-}" ] && tmux -S "$TMUX_SOCK" kill-server 2>/dev/null
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+wait_for() { # wait_for SECONDS CMD...
+	local n=$(($1 * 20))
+	shift
+	for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
+	return 1
+}
+check() { # check NAME CMD...
+	local name=$1
+	shift
+	if "$@"; then ok "$name"; else bad "$name" "'$*' failed"; fi
+}
+
+# json_lines FILE [REQUIRE...]: every line of FILE is a JSON object with
+# time (RFC 3339 UTC, ms), level, component, pid and msg; each REQUIRE
+# (key=regex, e.g. vm=^[0-9a-f]{12}$ or msg=crashed) matches some one line.
+json_lines() {
+	python3 - "$@" <<'EOF'
+import json, re, sys
+path, reqs = sys.argv[1], sys.argv[2:]
+lines = open(path, encoding="utf-8").read().splitlines()
+if not lines:
+    sys.exit("no lines")
+objs = []
+for n, l in enumerate(lines, 1):
+    try:
+        o = json.loads(l)
+    except ValueError as e:
+        sys.exit(f"line {n} is not JSON ({e}): {l[:200]}")
+    if not isinstance(o, dict):
+        sys.exit(f"line {n} is not an object")
+    if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(o.get("time"))):
+        sys.exit(f"line {n}: bad time {o.get('time')!r}")
+    if o.get("level") not in ("debug", "info", "warn", "error"):
+        sys.exit(f"line {n}: bad level {o.get('level')!r}")
+    if not isinstance(o.get("msg"), str) or not o["msg"]:
+        sys.exit(f"line {n}: no msg")
+    if not isinstance(o.get("pid"), int) or not isinstance(o.get("component"), str):
+        sys.exit(f"line {n}: no pid or component")
+    objs.append(o)
+for r in reqs:
+    conds = [c.split("=", 1) for c in r.split("&")]
+    if not any(all(k in o and re.search(v, str(o[k])) for k, v in conds) for o in objs):
+        sys.exit(f"no line has {r}")
+EOF
+}
+
+# --- logs: errors in the options, no KVM needed --------------------------------
+expect log-format-bad-run 125 '' "--log-format 'xml': must be text or json" -- $WISP run --log-format xml $UK/hello.elf
+expect log-format-bad-wispd 125 '' "wispd: --log-format 'xml': must be text or json" -- $WISP daemon --log-format xml
+printf 'log-format = yaml\n' >"$TMP/bad.conf"
+expect log-format-bad-conf 125 '' "--log-format 'yaml': must be text or json" -- $WISP daemon --config "$TMP/bad.conf"
+
+if ! kvm_ok; then
+	skipped observability-vms "no /dev/kvm: the VM tests of logs, wisp top and progress are skipped"
+	summary
+	exit
+fi
+
+# --- logs of `wisp run`: text as before, JSON lines on request -----------------
+expect log-run-text-timeout 124 '' '^wisp: guest stopped: --timeout of 300 ms elapsed$' -- $WISP run --timeout 300ms $UK/spin.elf
+expect log-run-text-crash 126 '' '^wisp: guest crashed: #UD invalid opcode' -- $WISP run $UK/fault.elf -- ud
+expect log-run-text-guest-error 0 '^vhostile: loop: ok$' '^wisp: virtio-rng: guest error: descriptor chain loops \(1 so far\)$' -- $WISP run --rng $UK/vhostile.elf -- loop
+$WISP run --log-format json --timeout 300ms $UK/spin.elf >/dev/null 2>"$TMP/run1.json"
+check log-run-json-timeout json_lines "$TMP/run1.json" 'level=^info$&component=^wisp$&msg=^guest stopped: --timeout of 300 ms elapsed$'
+$WISP run --log-format json $UK/fault.elf -- ud >/dev/null 2>"$TMP/run2.json"
+check log-run-json-crash json_lines "$TMP/run2.json" 'level=^error$&msg=^guest crashed: #UD invalid opcode'
+$WISP run --log-format json --rng $UK/vhostile.elf -- loop >/dev/null 2>"$TMP/run3.json"
+check log-run-json-guest-error json_lines "$TMP/run3.json" 'level=^warn$&msg=^virtio-rng: guest error: descriptor chain loops'
+
+# --- logs of wispd and its VMMs -------------------------------------------------
+vm_pid() { $WISP list --json | python3 -c "import json,sys
+print(next(v['pid'] for v in json.load(sys.stdin) if v['name'] == '$1'))"; }
+state_is() { $WISP list | awk -v n="$1" -v s="$2" '$1 == n && $3 == s { f = 1 } END { exit !f }'; }
+log_daemon() { # log_daemon FORMAT: a wispd, a VM with a guest error, a VM killed
+	rm -rf "$RUN"
+	$WISP daemon --log-format "$1" --pool 32M=1 >/dev/null || return 1
+	id_h=$($WISP create --name hostile --rng $UK/vhostile.elf -- loop) || return 1
+	id_k=$($WISP create --name victim $UK/counter.elf -- 1000) || return 1
+	wait_for 10 state_is hostile exited || return 1
+	kill -9 "$(vm_pid victim)"
+	wait_for 10 state_is victim crashed || return 1
+	kill "$(head -1 "$RUN/wispd.lock")"
+	wait_for 10 sh -c "! kill -0 $(head -1 "$RUN/wispd.lock")"
+}
+if log_daemon text; then
+	check log-wispd-text-start grep -qE "^wispd: pid [0-9]+, listening on $RUN/wispd.sock, runtime directory $RUN, 0 VMs adopted\$" "$RUN/wispd.log"
+	check log-wispd-text-vmm grep -qx "wisp-vmm: VM $id_h: virtio-rng: guest error: descriptor chain loops (1 so far)" "$RUN/wispd.log"
+	check log-wispd-text-crash grep -qE "^wispd: VM $id_k: crashed \(name 'victim'\): VMM process killed by signal 9" "$RUN/wispd.log"
+	check log-wispd-text-stop grep -qx "wispd: stopping; 2 VMs keep running" "$RUN/wispd.log"
+	check log-wispd-text-no-json sh -c "! grep -q '^{' '$RUN/wispd.log'"
+else
+	bad log-wispd-text "the daemon run failed: $(tail -3 "$RUN/wispd.log" 2>/dev/null)"
+fi
+if log_daemon json; then
+	check log-wispd-json json_lines "$RUN/wispd.log" \
+		'component=^wispd$&level=^info$&msg=^pid [0-9]+, listening on' \
+		"component=^wisp-vmm\$&vm=^$id_h\$&level=^warn\$&msg=^virtio-rng: guest error: descriptor chain loops" \
+		"component=^wispd\$&vm=^$id_k\$&level=^error\$&msg=crashed \\(name 'victim'\\): VMM process killed by signal 9" \
+		'component=^wispd$&msg=^stopping; 2 VMs keep running$'
+else
+	bad log-wispd-json "the daemon run failed: $(tail -3 "$RUN/wispd.log" 2>/dev/null)"
+fi
+
+summary
