@@ -92,6 +92,9 @@ const char *client_socket(void);
 /* One request (body is consumed). 0 on a 2xx answer; otherwise prints why
  * (daemon unreachable, or its error message) and returns -1. */
 int api_call(const char *method, const char *path, struct json_t *body, struct api_reply *r);
+/* The same without a body, printing nothing when the daemon answers with
+ * an error (a VM gone meanwhile): -1 then, and r is empty. */
+int api_call_quiet(const char *method, const char *path, struct api_reply *r);
 /* Free an answer. */
 void api_reply_free(struct api_reply *r);
 /* GET path and copy the streamed body to stdout until the daemon ends it. */
@@ -131,6 +134,7 @@ int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_console(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 int cmd_daemon(int argc, char **argv);
 int cmd_save(int argc, char **argv);
 int cmd_restore(int argc, char **argv);

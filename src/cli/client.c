@@ -297,6 +297,23 @@ static int perform(const char *method, const char *path, struct json_t *body, st
 	return 0;
 }
 
+int api_call_quiet(const char *method, const char *path, struct api_reply *r)
+{
+	struct sink sink = {0};
+	memset(r, 0, sizeof(*r));
+	if (perform(method, path, NULL, &sink, &r->status)) {
+		free(sink.buf);
+		return -1;
+	}
+	if (sink.len)
+		r->json = L.json_loadb(sink.buf, sink.len, 0, NULL);
+	r->body = sink.buf;
+	if (r->status >= 200 && r->status < 300)
+		return 0;
+	api_reply_free(r);
+	return -1;
+}
+
 int api_call(const char *method, const char *path, struct json_t *body, struct api_reply *r)
 {
 	struct sink sink = {0};

@@ -41,6 +41,7 @@ static const struct verb {
 	{"console", CLIENT_VERB(cmd_console), "print a VM's console output (-f: follow it)"},
 	{"stats", CLIENT_VERB(cmd_stats),
 	 "exit counts, memory and boot time of a VM, or the daemon's"},
+	{"top", CLIENT_VERB(cmd_top), "a live view of the VMs: CPU, exits/s, memory, I/O"},
 	{"pause", CLIENT_VERB(cmd_pause), "stop running a VM's vCPU"},
 	{"resume", CLIENT_VERB(cmd_resume), "run a paused VM again"},
 	{"destroy", CLIENT_VERB(cmd_destroy), "stop a VM and forget it"},

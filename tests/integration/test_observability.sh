@@ -127,4 +127,81 @@ else
 	bad log-wispd-json "the daemon run failed: $(tail -3 "$RUN/wispd.log" 2>/dev/null)"
 fi
 
+# --- wisp top: batch frames, then the live screen under tmux --------------------
+expect top-bad-sort 125 '' "top: -o 'bogus': not a column \(name, state, cpu, exits, mem, rss or io\)" -- $WISP top -o bogus
+expect top-bad-delay 125 '' "top: -d '0': not a duration of at least 100ms" -- $WISP top -d 0
+rm -rf "$RUN"
+if $WISP daemon --pool 32M=1 >/dev/null &&
+	$WISP create --name alpha --mem 128M $UK/counter.elf -- 20 >/dev/null &&
+	$WISP create --name beta $UK/spin.elf >/dev/null &&
+	$WISP create --name gamma --mem 64M $UK/counter.elf -- 200 >/dev/null; then
+	ok top-vms-started
+else
+	bad top-vms-started "$(tail -3 "$RUN/wispd.log")"
+fi
+# rows_of FILE: the VM names of the last frame in FILE, in order.
+rows_of() { awk '/^NAME +ID +STATE/ { n = "" ; on = 1; next } on && NF >= 9 { n = n $1 " " } END { print n }' "$1"; }
+# col FILE VM COLUMN#: a VM's value in the last frame.
+col() { awk -v vm="$2" -v c="$3" '$1 == vm { v = $c } END { print v }' "$1"; }
+$WISP top -b -n 2 -d 500ms -o cpu >"$TMP/top.b" 2>"$TMP/top.err"
+echo "exit $?" >>"$TMP/top.err"
+check top-batch-exit grep -qx 'exit 0' "$TMP/top.err"
+check top-batch-two-frames [ "$(grep -c '^NAME  *ID  *STATE  *PID  *CPU%  *EXITS/s  *MEM  *RSS  *IO/s$' "$TMP/top.b")" = 2 ]
+check top-batch-header grep -qE '^VMs: 3, 3 running, 0 paused, 0 exited, 0 crashed; CPU [0-9.]+%' "$TMP/top.b"
+check top-batch-rows [ "$(rows_of "$TMP/top.b" | wc -w)" = 3 ]
+check top-batch-cpu-sort-spin-first [ "$(rows_of "$TMP/top.b" | cut -d' ' -f1)" = beta ]
+check top-batch-mem [ "$(col "$TMP/top.b" alpha 7) $(col "$TMP/top.b" gamma 7)" = "128.0M 64.0M" ]
+check top-batch-exits-rate awk -v v="$(col "$TMP/top.b" alpha 6)" 'BEGIN { exit !(v + 0 >= 10) }'
+check top-batch-cpu-rate awk -v v="$(col "$TMP/top.b" beta 5)" 'BEGIN { exit !(v + 0 > 1) }'
+check top-batch-state [ "$(col "$TMP/top.b" gamma 3)" = running ]
+
+if ! command -v tmux >/dev/null; then
+	skipped top-tmux "tmux is not installed (scripts/deps.sh test)"
+else
+	TMUX_SOCK=$TMP/tmux.sock
+	tm() { tmux -S "$TMUX_SOCK" "$@"; }
+	pane() { tm capture-pane -p -t top; }
+	pane_has() { pane | grep -qE -- "$1"; }
+	# The names in the pane's table, in order.
+	pane_rows() { pane | awk '/^NAME +ID +STATE/ { on = 1; next } on && NF >= 9 { printf "%s ", $1 }'; }
+	tm new-session -d -s top -x 120 -y 30 "env PS1='shell\$ ' bash --norc --noprofile -i"
+	wait_for 10 pane_has 'shell\$'
+	tm send-keys -t top "stty -a >$TMP/stty.before; $WISP top -d 500ms -o name --socket $RUN/wispd.sock; echo top-exit=\$?; stty -a >$TMP/stty.after" Enter
+	if wait_for 15 pane_has '^gamma  '; then ok top-tmux-shows-vms; else bad top-tmux-shows-vms "$(pane)"; fi
+	check top-tmux-columns pane_has '^NAME +ID +STATE +PID +CPU% +EXITS/s +MEM +RSS +IO/s'
+	check top-tmux-header pane_has 'sorted by name'
+	check top-tmux-name-order [ "$(pane_rows)" = "alpha beta gamma " ]
+	check top-tmux-row pane_has '^alpha +[0-9a-f]{12} running +[0-9]+ +[0-9.]+ +[0-9]+ +128.0M'
+	tm send-keys -t top m
+	if wait_for 5 pane_has 'sorted by mem'; then ok top-tmux-key-m; else bad top-tmux-key-m "$(pane)"; fi
+	check top-tmux-mem-order [ "$(pane_rows)" = "alpha gamma beta " ]
+	tm send-keys -t top c
+	if wait_for 5 pane_has 'sorted by cpu'; then ok top-tmux-key-c; else bad top-tmux-key-c "$(pane)"; fi
+	check top-tmux-cpu-order [ "$(pane_rows | cut -d' ' -f1)" = beta ]
+	tm send-keys -t top q
+	if wait_for 5 pane_has '^top-exit=0'; then ok top-tmux-q-exits; else bad top-tmux-q-exits "$(pane)"; fi
+	wait_for 5 test -s "$TMP/stty.after"
+	# The terminal as it was: line mode and echo back, the screen the shell's.
+	check top-tmux-tty-restored cmp -s <(grep -oE -- '-?(icanon|echo) ' "$TMP/stty.before") <(grep -oE -- '-?(icanon|echo) ' "$TMP/stty.after")
+	check top-tmux-tty-line-mode grep -qE '(^| )icanon ' "$TMP/stty.after"
+	check top-tmux-screen-back sh -c "! tmux -S '$TMUX_SOCK' capture-pane -p -t top | grep -q '^NAME '"
+	# SIGTERM (and SIGINT) restore it as well.
+	rm -f "$TMP/stty.after"
+	tm send-keys -t top "clear; $WISP top --socket $RUN/wispd.sock; echo top-exit=\$?; stty -a >$TMP/stty.after" Enter
+	wait_for 15 pane_has '^NAME '
+	pkill -TERM -f -- "top --socket $RUN/wispd.sock"
+	if wait_for 5 pane_has '^top-exit=0'; then ok top-tmux-sigterm-exits; else bad top-tmux-sigterm-exits "$(pane)"; fi
+	wait_for 5 test -s "$TMP/stty.after"
+	check top-tmux-sigterm-tty-restored grep -qE '(^| )icanon ' "$TMP/stty.after"
+	rm -f "$TMP/stty.after"
+	tm send-keys -t top "clear; $WISP top --socket $RUN/wispd.sock; echo top-exit=\$?; stty -a >$TMP/stty.after" Enter
+	wait_for 15 pane_has '^NAME '
+	tm send-keys -t top C-c
+	if wait_for 5 pane_has '^top-exit=0'; then ok top-tmux-ctrl-c-exits; else bad top-tmux-ctrl-c-exits "$(pane)"; fi
+	wait_for 5 test -s "$TMP/stty.after"
+	check top-tmux-ctrl-c-tty-restored grep -qE '(^| )icanon ' "$TMP/stty.after"
+	tm kill-server
+fi
+kill "$(head -1 "$RUN/wispd.lock")" 2>/dev/null
+
 summary
