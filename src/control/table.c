@@ -249,7 +249,8 @@ void table_abandon(struct wispd *d)
 
 void vmm_apply_info(struct vmm *v, const struct ctl_info *in)
 {
-	if (in->state <= CTL_STATE_LAST && in->state != CTL_STATE_SHELL)
+	/* Final is final: a late report must not bring an ended VM back. */
+	if (!v->final && in->state <= CTL_STATE_LAST && in->state != CTL_STATE_SHELL)
 		v->state = (enum ctl_state)in->state;
 	if (in->mem)
 		v->mem = in->mem; /* a received VM learns its size from the source */

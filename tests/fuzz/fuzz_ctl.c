@@ -12,11 +12,12 @@
  * Input: records of u8 head, u16 length, u16 present, then `present` bytes;
  * the message is `length` bytes (at most CTL_MSG_MAX), zero past the bytes
  * present. head bit 0: 0 to wispd (from VMM (head >> 2) % 5), 1 to the VMM
- * (bit 1: with a file attached, /dev/null).
+ * (bit 1: with a file attached, /dev/null). head 0xff (no message): GET
+ * /stats and GET /vms, whose answers must be JSON.
  *
  * Checked: the pool's counts match its list, which has no cycle; a VM's
  * state is in range and final only as exited or crashed; every command of
- * a configured VMM is answered; GET /stats and GET /vms stay JSON. */
+ * a configured VMM is answered; GET /stats and GET /vms give JSON. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -359,13 +360,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(m.buf, data, present < len ? present : len);
 		data += present;
 		size -= present;
-		if (head & 1)
+		if (head == 0xff) { /* the API's view: 3/4 of the time when every input did it */
+			check_api("/stats");
+			check_api("/vms");
+		} else if (head & 1)
 			vmm_hears(&m, len, head & 2);
 		else
 			wispd_hears((head >> 2) % NR_VMMS, &m, len);
 	}
-	check_api("/stats");
-	check_api("/vms");
 	for (int i = 0; i < NR_VMMS; i++)
 		if (vmms[i]) {
 			vmms[i]->child = false;

@@ -207,6 +207,9 @@ def to_vmm(msg, fd=False, length=None):
     return ctl_rec(1 | (2 if fd else 0), msg, length)
 
 
+api_view = struct.pack("<BHH", 0xff, 0, 0)
+
+
 READY, FAILED, INFO, EXIT, PROGRESS, STATE = 16, 17, 18, 19, 20, 21
 CONFIG, PAUSE, RESUME, QUERY, DESTROY, SAVE, MIGRATE = 1, 2, 3, 4, 5, 6, 7
 vmconfig = b'{"version":1,"kind":"linux","mem":33554432,"cpus":2,"kernel":"/srv/bzImage","cmdline":"console=ttyS0","devices":[{"type":"virtio-rng"}]}'
@@ -215,14 +218,15 @@ seeds["ctl"] = [
     to_wispd(0, info(READY, 0)) + to_wispd(2, info(INFO, 2, name=b"vm2")) + to_wispd(3, info(INFO, 3))
     + to_wispd(3, info(PROGRESS, 2, mig=(1, 1))) + to_wispd(3, info(PROGRESS, 2, reason=b"refused", mig=(3, 2)))
     + to_wispd(4, info(EXIT, 4, reason=b"guest exited with status 3", exit_status=3))
-    + to_wispd(1, info(FAILED, 0, reason=b"no KVM", error=-19)) + to_wispd(3, info(STATE, 2)),
+    + to_wispd(1, info(FAILED, 0, reason=b"no KVM", error=-19)) + to_wispd(3, info(STATE, 2)) + api_view,
     to_wispd(2, info(FAILED, 1, reason=b"image: not an ELF file", error=-8)) + to_wispd(0, info(READY, 0))
-    + to_wispd(0, info(READY, 0)) + to_wispd(3, info(EXIT, 5, reason=b"triple fault", exit_status=126)),
+    + to_wispd(0, info(READY, 0)) + to_wispd(3, info(EXIT, 5, reason=b"triple fault", exit_status=126))
+    + to_wispd(3, info(INFO, 2)) + api_view,
     to_vmm(struct.pack("<II", QUERY, 0)) + to_vmm(cfg_msg, True, 4184)
     + to_vmm(struct.pack("<II", PAUSE, 0)) + to_vmm(struct.pack("<II", RESUME, 0))
     + to_vmm(struct.pack("<II", QUERY, 0)) + to_vmm(struct.pack("<II", SAVE, 0) + b"/srv/web1.snap", length=1032)
     + to_vmm(struct.pack("<II", MIGRATE, 0) + b"target".ljust(256, b"\0") + b"7000", length=280)
-    + to_vmm(struct.pack("<II", DESTROY, 0)),
+    + api_view + to_vmm(struct.pack("<II", DESTROY, 0)),
     to_vmm(cfg_msg[:8] + b"bad name!", True, 4184) + to_vmm(struct.pack("<II", CONFIG, 0), True, 4184)
     + to_vmm(struct.pack("<II", CONFIG, 0), False, 4184) + to_vmm(struct.pack("<II", DESTROY, 0)),
 ]
