@@ -67,7 +67,20 @@ struct request {
 	bool client_gone; /* the follower's client hung up */
 	char *query;	  /* without MHD (api_request_*): the URL's query, '&' made NUL */
 	size_t query_len;
+	/* A save: the file wispd opened for the VMM (a jailed VMM opens no
+	 * path), named once the VMM has written it. */
+	struct snap_target *save;
 };
+
+/* Forget a save's temporary file (the save failed or was not answered). */
+static void save_abort(struct request *rq)
+{
+	if (!rq->save)
+		return;
+	snap_target_abort(rq->save);
+	free(rq->save);
+	rq->save = NULL;
+}
 
 /* --- building answers --------------------------------------------------------- */
 
@@ -338,6 +351,17 @@ void api_reply(struct wispd *d, struct request *rq, struct vmm *v, const struct 
 			answer_error(rq, 500, "VM '%s': %s", v->name, why ? why : "no answer");
 		break;
 	case RQ_SAVE:
+		if (ok && rq->save) {
+			char err[WISP_ERRLEN];
+			int r = snap_target_commit(rq->save, NULL, NULL, err, sizeof(err));
+			free(rq->save);
+			rq->save = NULL;
+			if (r) {
+				answer_error(rq, 500, "cannot save VM '%s': %s", v->name, err);
+				break;
+			}
+		}
+		save_abort(rq);
 		if (ok)
 			answer_json(rq, 200,
 				    json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:I}", "id", v->id,
@@ -380,6 +404,7 @@ void api_reply(struct wispd *d, struct request *rq, struct vmm *v, const struct 
 
 void api_timeout(struct wispd *d, struct request *rq, struct vmm *v)
 {
+	save_abort(rq);
 	if (rq->kind == RQ_CREATE || rq->kind == RQ_RECEIVE) {
 		d->creating--;
 		d->create_errors++;
@@ -391,6 +416,7 @@ void api_timeout(struct wispd *d, struct request *rq, struct vmm *v)
 
 void api_abandon(struct request *rq)
 {
+	save_abort(rq);
 	answer_error(rq, 503, "wispd is stopping");
 	resume(rq);
 }
@@ -878,7 +904,7 @@ static int ask_vmm(struct request *rq, struct vmm *v, enum req_kind kind, const 
 		   size_t len)
 {
 	rq->kind = kind;
-	int r = vmm_ask_msg(rq->d, v, msg, len, rq);
+	int r = vmm_ask_msg_fd(rq->d, v, msg, len, rq->save ? rq->save->fd : -1, rq);
 	if (r) {
 		answer_error(rq, 500, "VM '%s': %s", v->name, strerror(-r));
 		return r;
@@ -908,9 +934,30 @@ static void handle_save(struct request *rq, struct vmm *v)
 		answer_error(rq, 409, "VM '%s' is %s", v->name, ctl_state_name(v->state));
 		goto out;
 	}
+	/* For a jailed VMM, which can open no path, wispd makes the file and
+	 * the VMM writes into it; an unjailed one opens the path itself. */
+	char err[WISP_ERRLEN];
+	int r = 0;
+	if (v->jailed) {
+		rq->save = malloc(sizeof(*rq->save));
+		r = rq->save ? snap_target_open(file, rq->save, err, sizeof(err)) : -ENOMEM;
+	}
+	if (r) {
+		free(rq->save);
+		rq->save = NULL;
+		answer_error(rq,
+			     r == -ENOENT || r == -EACCES || r == -EISDIR || r == -EINVAL ||
+					     r == -ENAMETOOLONG || r == -ENOTDIR
+				     ? 400
+				     : 500,
+			     "cannot save VM '%s': %s", v->name,
+			     r == -ENOMEM ? "out of memory" : err);
+		goto out;
+	}
 	struct ctl_file m = {.type = CTL_SAVE};
 	memcpy(m.path, file, strlen(file) + 1);
-	ask_vmm(rq, v, RQ_SAVE, &m, sizeof(m));
+	if (ask_vmm(rq, v, RQ_SAVE, &m, sizeof(m)))
+		save_abort(rq);
 out:
 	json_decref(o);
 }
@@ -1179,6 +1226,7 @@ unsigned api_request_route(struct request *rq, const char *method, const char *u
 void api_request_free(struct wispd *d, struct request *rq)
 {
 	unfollow(d, rq);
+	save_abort(rq);
 	ring_close(&rq->ring);
 	free(rq->body);
 	free(rq->reply);

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "security/security.h"
 #include "util/util.h"
 #include "vmm/vmm.h"
 
@@ -194,8 +195,10 @@ struct wispd_config {
 	bool foreground;
 	enum log_format log_format; /* --log-format; passed on to the VMMs */
 	uint64_t ring_size;
-	uint64_t answer_timeout_ms; /* a VMM must answer a request within this */
-	gid_t api_gid;		    /* --api-group: may also use the API; (gid_t)-1: none */
+	uint64_t answer_timeout_ms;   /* a VMM must answer a request within this */
+	gid_t api_gid;		      /* --api-group: may also use the API; (gid_t)-1: none */
+	int jail_mode;		      /* --jail: 1 on, 0 off, -1 auto (on as root) */
+	struct jail_range jail_range; /* --jail-uid-range */
 	int nr_classes;
 	struct pool_class classes[WISPD_MAX_CLASSES];
 };
@@ -257,6 +260,9 @@ struct vmm {
 	uint16_t receive_port; /* a VM waiting for an incoming migration */
 	struct vmm *next_dead; /* wispd's graveyard */
 	struct vmm *next_due;  /* wispd's list of info files to write */
+	bool jailed;	       /* its VMM runs in a jail (jails.c) */
+	bool jail_released;    /* its jail directory and cgroup are gone */
+	uid_t jail_uid;
 };
 
 /* The daemon. */
@@ -277,6 +283,16 @@ struct wispd {
 	uint64_t busy_ns; /* CLOCK_MONOTONIC of the last event: refills wait for a quiet moment */
 	bool stopping;
 	uint64_t started_ns;
+	/* The jail (jails.c): on or off, <runtime-dir>/jail and its uids/,
+	 * the cgroup subtree (empty: no cgroup limits), cgroups of dead VMMs
+	 * still to remove. */
+	bool jail, cgroups;
+	int jail_fd, uids_fd;
+	uint32_t uid_hint;
+	char cgroup_base[256];
+	char (*cg_dead)[CTL_ID_LEN + 1];
+	unsigned *cg_dead_tries;
+	unsigned nr_cg_dead, cap_cg_dead;
 	/* Counters for GET /stats. */
 	uint64_t creates, creates_pool, creates_cold, destroys, create_errors, adopted;
 };
@@ -329,6 +345,9 @@ void vmm_destroy(struct wispd *d, struct vmm *v);
 int vmm_ask(struct wispd *d, struct vmm *v, uint32_t type, struct request *req);
 /* The same with a whole message (msg starts with its uint32_t type). */
 int vmm_ask_msg(struct wispd *d, struct vmm *v, const void *msg, size_t len, struct request *req);
+/* The same with fd attached (SCM_RIGHTS), or none when fd < 0. */
+int vmm_ask_msg_fd(struct wispd *d, struct vmm *v, const void *msg, size_t len, int fd,
+		   struct request *req);
 /* Queue req for v's next reply; vmm_unqueue takes it back. */
 int vmm_queue(struct wispd *d, struct vmm *v, struct request *req);
 void vmm_unqueue(struct wispd *d, struct vmm *v, struct request *req);
@@ -366,8 +385,33 @@ void dir_remove(int parent_fd, const char *name);
 
 /* --- spawn.c: a VMM process ----------------------------------------------- */
 /* Start argv (argv[0] the VMM) with its end of a new control socketpair as
- * fd 3; 0 with its pid and wispd's end (non-blocking) in *fd, or -errno. */
-int vmm_spawn_process(char *const argv[], pid_t *pid, int *fd);
+ * fd 3 and keep_fd (if >= 0) as fd 4, no other fd of ours; 0 with its pid
+ * and wispd's end (non-blocking) in *fd, or -errno. */
+int vmm_spawn_process(char *const argv[], int keep_fd, pid_t *pid, int *fd);
+
+/* --- jails.c: wispd's side of the VMM jail ------------------------------------ */
+/* What pool_spawn passes to a jailed VMM. */
+struct jail_spawn {
+	int lock_fd; /* the uid's lock, inherited by the VMM; -1: no jail */
+	char uid[16];
+	char dir[512];
+	char cgroup[320];
+};
+/* Decide on the jail (--jail, root), make <runtime-dir>/jail and find the
+ * cgroup subtree (without one, say so in one line and go on). */
+int jails_init(struct wispd *d, char *err, size_t errlen);
+/* Claim a uid, make the jail directory and cgroup for v's VMM (mem bytes
+ * of guest RAM); js->lock_fd stays -1 when there is no jail. */
+int jails_spawn_prepare(struct wispd *d, struct vmm *v, uint64_t mem, struct jail_spawn *js,
+			char *err, size_t errlen);
+/* Apply a VM's own limits to its cgroup; asked: the configuration set
+ * them, so having no cgroup is an error (else it is not). */
+int jails_set_limits(struct wispd *d, struct vmm *v, const struct jail_limits *l, bool asked,
+		     char *err, size_t errlen);
+/* v's VMM is gone or forgotten: remove its jail directory and cgroup. */
+void jails_release(struct wispd *d, struct vmm *v);
+/* Remove the cgroups of VMMs that were still exiting. */
+void jails_sweep(struct wispd *d);
 
 /* --- adopt.c: after a restart ------------------------------------------------ */
 /* Re-adopt the VMs in vms/ (live VMMs answer on ctl.sock; dead ones are

@@ -74,14 +74,19 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, unsigned receiv
 		vmm_free(v);
 		return NULL;
 	}
+	struct jail_spawn js;
+	if (jails_spawn_prepare(d, v, mem, &js, err, errlen)) {
+		dir_remove(parent, v->id);
+		vmm_free(v);
+		return NULL;
+	}
 	char dir[512], memstr[24], ringstr[24], portstr[16];
 	snprintf(dir, sizeof(dir), "%s/%s/%s", d->cfg.runtime_dir, where, v->id);
 	snprintf(memstr, sizeof(memstr), "%llu", (unsigned long long)mem);
 	snprintf(ringstr, sizeof(ringstr), "%llu", (unsigned long long)d->cfg.ring_size);
 	snprintf(portstr, sizeof(portstr), "%u", receive_port);
-	char *argv[] = {
-		d->cfg.vmm_path, "--id",  v->id, "--dir", dir,	"--mem", memstr, "--fd", "3",
-		"--ring",	 ringstr, NULL,	 NULL,	  NULL, NULL,	 NULL};
+	char *argv[20] = {d->cfg.vmm_path, "--id", v->id, "--dir",  dir,    "--mem",
+			  memstr,	   "--fd", "3",	  "--ring", ringstr};
 	int argc = 11;
 	if (receive_port) {
 		argv[argc++] = "--receive";
@@ -91,13 +96,26 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, unsigned receiv
 		argv[argc++] = "--log-format";
 		argv[argc++] = (char *)log_format_name(d->cfg.log_format);
 	}
-	int r = vmm_spawn_process(argv, &v->pid, &v->fd);
+	if (js.lock_fd >= 0) {
+		argv[argc++] = "--jail-uid";
+		argv[argc++] = js.uid;
+		argv[argc++] = "--jail-dir";
+		argv[argc++] = js.dir;
+		if (js.cgroup[0]) {
+			argv[argc++] = "--cgroup";
+			argv[argc++] = js.cgroup;
+		}
+	}
+	argv[argc] = NULL;
+	/* The VMM holds its uid's lock (as fd 4) for life. */
+	int r = vmm_spawn_process(argv, js.lock_fd, &v->pid, &v->fd);
+	if (js.lock_fd >= 0)
+		close(js.lock_fd);
+	js.lock_fd = -1;
 	if (r) {
 		snprintf(err, errlen, "cannot start the VMM '%s': %s", d->cfg.vmm_path,
 			 strerror(-r));
-		dir_remove(parent, v->id);
-		vmm_free(v);
-		return NULL;
+		goto fail;
 	}
 	v->child = true;
 	v->mem = mem;
@@ -110,6 +128,13 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, unsigned receiv
 		v->cls->starting++;
 	}
 	return v;
+fail:
+	if (js.lock_fd >= 0)
+		close(js.lock_fd);
+	jails_release(d, v);
+	dir_remove(parent, v->id);
+	vmm_free(v);
+	return NULL;
 }
 
 void pool_refill(struct wispd *d)

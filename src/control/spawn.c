@@ -12,7 +12,7 @@
 
 extern char **environ;
 
-int vmm_spawn_process(char *const argv[], pid_t *pid, int *fd)
+int vmm_spawn_process(char *const argv[], int keep_fd, pid_t *pid, int *fd)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -21,6 +21,10 @@ int vmm_spawn_process(char *const argv[], pid_t *pid, int *fd)
 	posix_spawnattr_t at;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+	if (keep_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, keep_fd, 4);
+	/* Nothing else of ours reaches the VMM. */
+	posix_spawn_file_actions_addclosefrom_np(&fa, keep_fd >= 0 ? 5 : 4);
 	posix_spawnattr_init(&at);
 	/* Own session: a terminal's ^C for wispd must not reach the VMs.
 	 * wispd blocks signals for its signalfd: the VMM must not inherit that. */

@@ -187,13 +187,19 @@ int vmm_queue(struct wispd *d, struct vmm *v, struct request *req)
 
 int vmm_ask_msg(struct wispd *d, struct vmm *v, const void *msg, size_t len, struct request *req)
 {
+	return vmm_ask_msg_fd(d, v, msg, len, -1, req);
+}
+
+int vmm_ask_msg_fd(struct wispd *d, struct vmm *v, const void *msg, size_t len, int fd,
+		   struct request *req)
+{
 	if (!vmm_live(v))
 		return -ESRCH;
 	/* Queued first: a reply must never find an empty queue. */
 	int r = vmm_queue(d, v, req);
 	if (r)
 		return r;
-	r = ctl_send(v->fd, msg, len, -1);
+	r = ctl_send(v->fd, msg, len, fd);
 	if (r)
 		vmm_unqueue(d, v, req);
 	return r;
@@ -464,6 +470,7 @@ void vmm_on_gone(struct wispd *d, struct vmm *v, int status)
 	vmm_close(d, v);
 	v->gone = true;
 	table_forget_pid(d, v);
+	jails_release(d, v);
 	char why[CTL_REASON_MAX];
 	if (status >= 0)
 		describe_wait(status, why, sizeof(why));

@@ -62,7 +62,11 @@ static struct shell {
 	bool built;
 	struct vm_config cfg;
 	struct serial *serial;
-} sh = {.conn = -1, .listen_fd = -1, .epfd = -1};
+	/* The jail (--jail-uid): entered once the VM is built. */
+	struct jail jail;
+	bool jailed;
+	int status_fd; /* the status file, opened before the jail hides its directory */
+} sh = {.conn = -1, .listen_fd = -1, .epfd = -1, .status_fd = -1};
 
 /* What a snapshot of a daemon VM says about how to rebuild it. */
 static const char vmm_config[] = "wisp-vmm";
@@ -333,7 +337,7 @@ static void close_later(int fd)
 /* CTL_SAVE, on the vCPU thread between two KVM_RUNs: the guest is not
  * running, so its state is consistent once the exit it may be in (a POLL
  * hypercall) is completed. */
-static void do_save(const struct ctl_file *m)
+static void do_save(const struct ctl_file *m, int fd)
 {
 	char path[CTL_PATH_MAX], err[WISP_ERRLEN];
 	memcpy(path, m->path, sizeof(path));
@@ -350,7 +354,11 @@ static void do_save(const struct ctl_file *m)
 	int r = vcpu_complete_io(&sh.vm.vcpus[0]);
 	struct snap_times t;
 	int old = -1;
-	if (!r)
+	/* wispd opened the file for us (a jailed VMM sees no path), or names it. */
+	if (!r && fd >= 0)
+		r = snap_save_fd(&sh.vm, fd, path, vmm_config, sizeof(vmm_config), &t, err,
+				 sizeof(err));
+	else if (!r)
 		r = snap_save_file(&sh.vm, path, vmm_config, sizeof(vmm_config), &t, &old, err,
 				   sizeof(err));
 	else
@@ -455,12 +463,12 @@ static void do_migrate(const struct ctl_target *m)
 }
 
 /* One command from wispd while the VM exists. */
-static void handle_cmd(uint32_t type, const void *msg, size_t len)
+static void handle_cmd(uint32_t type, const void *msg, size_t len, int fd)
 {
 	switch (type) {
 	case CTL_SAVE:
 		if (len == sizeof(struct ctl_file))
-			do_save(msg);
+			do_save(msg, fd);
 		else
 			send_failed(-EINVAL, "malformed save message");
 		break;
@@ -504,13 +512,13 @@ static void handle_cmd(uint32_t type, const void *msg, size_t len)
 
 /* One message from wispd while the VM exists (n bytes at m, aligned for
  * any of them); shorter than a command, it is not one: ignored. */
-static void serve_message(const void *m, size_t n)
+static void serve_message(const void *m, size_t n, int fd)
 {
 	uint32_t type;
 	if (n < sizeof(struct ctl_cmd))
 		return;
 	memcpy(&type, m, sizeof(type));
-	handle_cmd(type, m, n);
+	handle_cmd(type, m, n, fd);
 }
 
 /* vm->ctl_serve: called on the vCPU thread between KVM_RUNs. Serves every
@@ -527,7 +535,12 @@ static void serve(struct vm *vm)
 				struct ctl_file file;
 				struct ctl_target target;
 			} m;
-			ssize_t n = ctl_recv(sh.conn, &m, sizeof(m), NULL);
+			int fd = -1;
+			ssize_t n = ctl_recv(sh.conn, &m, sizeof(m), &fd);
+			if (fd >= 0 && (n < (ssize_t)sizeof(m.cmd) || m.cmd.type != CTL_SAVE)) {
+				close(fd); /* only a save takes a file */
+				fd = -1;
+			}
 			if (n == -EAGAIN)
 				break;
 			if (n == -EMSGSIZE)
@@ -536,7 +549,9 @@ static void serve(struct vm *vm)
 				drop_conn();
 				break;
 			}
-			serve_message(&m, (size_t)n);
+			serve_message(&m, (size_t)n, fd);
+			if (fd >= 0)
+				close(fd);
 		}
 		if (!sh.paused || atomic_load(&vm->stop))
 			return;
@@ -814,7 +829,9 @@ static bool wait_config(void)
 /* Write the status file: how the VM ended, for a wispd that was away. */
 static void write_status(const struct ctl_info *in)
 {
-	int fd = open(CTL_STATUS_NAME ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = sh.status_fd >= 0 ? sh.status_fd
+				   : open(CTL_STATUS_NAME ".tmp",
+					  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return;
 	char reason[2 * CTL_REASON_MAX], *o = reason;
@@ -846,7 +863,25 @@ static void write_status(const struct ctl_info *in)
 		(unsigned long long)s->shutdown, (unsigned long long)s->unhandled,
 		(unsigned long long)s->other);
 	close(fd);
-	rename(CTL_STATUS_NAME ".tmp", CTL_STATUS_NAME);
+	if (fd != sh.status_fd)
+		rename(CTL_STATUS_NAME ".tmp", CTL_STATUS_NAME);
+}
+
+/* Enter the jail (--jail-uid), if any, now that everything the VM needs is
+ * open: the status file is opened first, as the jail hides its directory
+ * (written in place at the end: empty until then, which a restarted wispd
+ * reads as "no status"). */
+static int enter_jail(char *err, size_t errlen)
+{
+	if (!sh.jailed)
+		return 0;
+	sh.status_fd =
+		open(CTL_STATUS_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (sh.status_fd < 0) {
+		snprintf(err, errlen, "status file: %s", strerror(errno));
+		return -errno;
+	}
+	return jail_enter(&sh.jail, err, errlen);
 }
 
 /* The guest stopped: record and report how. */
@@ -988,6 +1023,8 @@ static int receive_main(unsigned port, uint64_t ring)
 		r = -errno;
 		snprintf(err, sizeof(err), "clearing guest memory: %s", strerror(errno));
 	}
+	if (!r) /* before the first byte of the source's memory arrives */
+		r = enter_jail(err, sizeof(err));
 	if (!r)
 		r = mig_receive(conn, &sh.vm, err, sizeof(err));
 	if (r) {
@@ -1017,6 +1054,7 @@ static int receive_main(unsigned port, uint64_t ring)
 
 static const char usage[] = "usage: wisp-vmm --id ID --dir DIR --mem BYTES --fd FD [--ring BYTES]\n"
 			    "       [--receive PORT] [--log-format text|json]\n"
+			    "       [--jail-uid UID --jail-dir DIR [--cgroup DIR]]\n"
 			    "(started by wispd; not meant to be run by hand)\n";
 
 int shell_main(int argc, char **argv)
@@ -1029,10 +1067,13 @@ int shell_main(int argc, char **argv)
 		{"ring", required_argument, NULL, 'r'},
 		{"receive", required_argument, NULL, 'R'},
 		{"log-format", required_argument, NULL, 'l'},
+		{"jail-uid", required_argument, NULL, 'u'},
+		{"jail-dir", required_argument, NULL, 'J'},
+		{"cgroup", required_argument, NULL, 'C'},
 		{0},
 	};
 	const char *id = NULL, *dir = NULL;
-	uint64_t mem = 0, fd = UINT64_MAX, ring = CTL_RING_DEFAULT, port = 0;
+	uint64_t mem = 0, fd = UINT64_MAX, ring = CTL_RING_DEFAULT, port = 0, juid = 0;
 	enum log_format log_format = LOG_FORMAT_TEXT;
 	int c;
 	char why[WISP_ERRLEN];
@@ -1063,6 +1104,18 @@ int shell_main(int argc, char **argv)
 		case 'l':
 			bad = log_parse_format(optarg, &log_format) != 0;
 			break;
+		case 'u':
+			bad = opt_parse_uint(optarg, 1, 0xfffffffe, &juid) != 0;
+			sh.jail.uid = (uid_t)juid;
+			sh.jail.gid = (gid_t)juid;
+			sh.jailed = true;
+			break;
+		case 'J':
+			sh.jail.dir = optarg;
+			break;
+		case 'C':
+			sh.jail.cgroup = optarg;
+			break;
 		default:
 			bad = 1;
 		}
@@ -1071,7 +1124,8 @@ int shell_main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!id || !dir || !mem || fd == UINT64_MAX || optind != argc) {
+	if (!id || !dir || !mem || fd == UINT64_MAX || optind != argc ||
+	    sh.jailed != (sh.jail.dir != NULL)) {
 		fprintf(stderr, "wisp-vmm: missing arguments\n%s", usage);
 		return 2;
 	}
@@ -1084,6 +1138,11 @@ int shell_main(int argc, char **argv)
 	char err[WISP_ERRLEN];
 	if (chdir(dir) < 0) {
 		send_failed(-errno, "runtime directory '%s': %s", dir, strerror(errno));
+		return 1;
+	}
+	/* Still one thread: the jail's mount namespace is made now. */
+	if (sh.jailed && jail_prepare(&sh.jail, err, sizeof(err))) {
+		send_failed(-EPERM, "%s", err);
 		return 1;
 	}
 	struct sigaction sa = {.sa_handler = on_stop_signal};
@@ -1104,6 +1163,10 @@ int shell_main(int argc, char **argv)
 	sh.configured = true;
 	if (open_control(err, sizeof(err))) {
 		send_failed(-EIO, "%s", err);
+		return 1;
+	}
+	if (enter_jail(err, sizeof(err))) {
+		send_failed(-EPERM, "%s", err);
 		return 1;
 	}
 	sh.me.state = CTL_STATE_RUNNING;

@@ -41,7 +41,8 @@
 static const char usage[] =
 	"usage: wispd [--runtime-dir DIR] [--socket PATH] [--pool SIZE=COUNT]... [--vmm PATH]\n"
 	"             [--console-size SIZE] [--answer-timeout DURATION] [--foreground]\n"
-	"             [--api-group GROUP] [--log-format text|json] [--config FILE]\n";
+	"             [--api-group GROUP] [--jail on|off|auto] [--jail-uid-range FIRST-LAST]\n"
+	"             [--log-format text|json] [--config FILE]\n";
 
 int wispd_parse_pool(const char *spec, struct pool_class *c, char *err, size_t errlen)
 {
@@ -83,6 +84,8 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 		{"console-size", required_argument, NULL, 'c'},
 		{"answer-timeout", required_argument, NULL, 't'},
 		{"api-group", required_argument, NULL, 'g'},
+		{"jail", required_argument, NULL, 'j'},
+		{"jail-uid-range", required_argument, NULL, 'u'},
 		{"foreground", no_argument, NULL, 'f'},
 		{"log-format", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
@@ -93,6 +96,8 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 	cfg->ring_size = CTL_RING_DEFAULT;
 	cfg->answer_timeout_ms = 10000;
 	cfg->api_gid = (gid_t)-1;
+	cfg->jail_mode = -1;
+	cfg->jail_range = (struct jail_range){JAIL_UID_FIRST, JAIL_UID_LAST};
 	bool pool_given = false;
 	optind = 0;
 	opterr = 0;
@@ -160,6 +165,18 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 			cfg->api_gid = g->gr_gid;
 			break;
 		}
+		case 'j':
+			if (!strcmp(optarg, "on") || !strcmp(optarg, "off") ||
+			    !strcmp(optarg, "auto")) {
+				cfg->jail_mode = optarg[1] == 'n' ? 1 : optarg[1] == 'f' ? 0 : -1;
+				break;
+			}
+			snprintf(err, errlen, "--jail '%s': use on, off or auto", optarg);
+			return -1;
+		case 'u':
+			if (jail_parse_range(optarg, &cfg->jail_range, err, errlen))
+				return -1;
+			break;
 		case 'f':
 			cfg->foreground = true;
 			break;
@@ -213,9 +230,9 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 }
 
 /* The settings wispd.conf(5) may hold: wispd's long options. */
-static const char *const conf_keys[] = {"runtime-dir", "socket",       "pool",
-					"vmm",	       "console-size", "answer-timeout",
-					"api-group",   "foreground",   "log-format"};
+static const char *const conf_keys[] = {"runtime-dir",	  "socket",	    "pool",	 "vmm",
+					"console-size",	  "answer-timeout", "api-group", "jail",
+					"jail-uid-range", "foreground",	    "log-format"};
 
 /* One line of a config file ("key = value", '#' comments) as an option
  * ("--key=value"); *opt is NULL for a blank line. */
@@ -245,7 +262,8 @@ static int conf_line(const char *path, int lineno, char *line, char **opt, char 
 	if (!known) {
 		snprintf(err, errlen,
 			 "%s:%d: unknown setting '%s' (known: runtime-dir, socket, pool, vmm, "
-			 "console-size, answer-timeout, api-group, foreground, log-format)",
+			 "console-size, answer-timeout, api-group, jail, jail-uid-range, "
+			 "foreground, log-format)",
 			 path, lineno, key);
 		return -1;
 	}
@@ -360,6 +378,7 @@ void wispd_watch(struct wispd *d, struct vmm *v)
 
 void wispd_bury(struct wispd *d, struct vmm *v)
 {
+	jails_release(d, v);
 	if (v->info_due) { /* it must not be written, nor reached once freed */
 		struct vmm **p = &d->info_due;
 		while (*p && *p != v)
@@ -374,7 +393,7 @@ void wispd_bury(struct wispd *d, struct vmm *v)
 
 void wispd_update_timer(struct wispd *d)
 {
-	bool need = d->followers != NULL || d->waiting != NULL;
+	bool need = d->followers != NULL || d->waiting != NULL || d->nr_cg_dead;
 	uint64_t now = util_now_ns();
 	for (int i = 0; i < d->cfg.nr_classes; i++)
 		need |= d->cfg.classes[i].retry_at_ns > now;
@@ -543,7 +562,8 @@ static int setup(struct wispd *d, char *err, size_t errlen)
 		snprintf(err, errlen, "VMM binary '%.400s': %s", d->cfg.vmm_path, strerror(errno));
 		return -1;
 	}
-	if (take_runtime_dir(d, err, errlen) || listen_api(d, err, errlen))
+	if (take_runtime_dir(d, err, errlen) || jails_init(d, err, errlen) ||
+	    listen_api(d, err, errlen))
 		return -1;
 	sigset_t s;
 	sigemptyset(&s);
@@ -602,6 +622,7 @@ static void on_signals(struct wispd *d)
 		if (v)
 			vmm_on_gone(d, v, ws);
 	}
+	jails_sweep(d); /* a destroyed VMM's cgroup is empty once it is reaped */
 }
 
 /* Info files are for a future wispd, not for anyone waiting now: they are
@@ -682,6 +703,7 @@ static void run(struct wispd *d)
 					break;
 				api_poll_followers(d);
 				table_expire(d, util_now_ns());
+				jails_sweep(d);
 				wispd_update_timer(d);
 				break;
 			}
@@ -788,6 +810,7 @@ int wispd_main(int argc, char **argv)
 	}
 	log_setup("wispd", d.cfg.log_format);
 	d.listen_fd = d.lock_fd = d.vms_fd = d.shells_fd = d.run_fd = -1;
+	d.jail_fd = d.uids_fd = -1;
 	int report = -1;
 	if (!d.cfg.foreground) {
 		report = daemonize(d.cfg.runtime_dir);

@@ -61,4 +61,57 @@ int sec_open_client_file(const char *path);
  * peer's uid is stored in *peer_uid when not NULL. */
 int sec_peer_allowed(int fd, gid_t gid, uid_t *peer_uid);
 
+/* --- jail.c: a jail for every VMM ---------------------------------------------
+ * The supervisor (wispd, or `wisp run --jail`'s parent) claims a uid, makes
+ * the jail directory and the cgroup; the VMM enters them (docs/security.md). */
+#define JAIL_UID_FIRST 100000 /* the default range of jail uids (and gids) */
+#define JAIL_UID_LAST  165535
+
+struct jail_range {
+	uint32_t first, last;
+};
+
+/* What a VMM's cgroup allows. cpu_quota_us: per 100 ms period, 0: no limit. */
+struct jail_limits {
+	uint64_t mem_max;
+	uint64_t cpu_quota_us;
+	uint32_t pids_max;
+};
+
+/* What a VMM enters. */
+struct jail {
+	uid_t uid;
+	gid_t gid;
+	const char *dir;    /* an empty directory: the root (a private tmpfs on it) */
+	const char *cgroup; /* the cgroup directory to join, or NULL */
+};
+
+/* Parse "FIRST-LAST" (--jail-uid-range). */
+int jail_parse_range(const char *s, struct jail_range *r, char *err, size_t errlen);
+/* Claim a uid of r nobody holds: a lock file per uid in directory uids_fd,
+ * held (flock) for as long as the returned fd is open anywhere (the VMM
+ * keeps it: its death frees the uid). *hint rotates the search. Returns the
+ * fd and sets *uid, or -EUSERS when every uid is taken, or -errno. */
+int jail_claim_uid(int uids_fd, const struct jail_range *r, uint32_t *hint, uid_t *uid);
+/* Find the cgroup2 mount and delegate memory, cpu and pids to its wisp/
+ * subtree, whose path goes to base. -errno with a one-line why otherwise. */
+int jail_cgroup_init(char *base, size_t len, char *err, size_t errlen);
+/* The default limits of a VM: guest memory plus the VMM's overhead, one
+ * CPU per vCPU, a few dozen threads. */
+void jail_limits_default(struct jail_limits *l, uint64_t guest_mem, unsigned vcpus);
+/* Make base/name with limits l / change its limits / remove it (-EBUSY
+ * while a process is still in it). */
+int jail_cgroup_create(const char *base, const char *name, const struct jail_limits *l, char *err,
+		       size_t errlen);
+int jail_cgroup_set(const char *base, const char *name, const struct jail_limits *l, char *err,
+		    size_t errlen);
+int jail_cgroup_remove(const char *base, const char *name);
+/* In the VMM, while it is still single-threaded: join the cgroup, drop the
+ * capability bounding and ambient sets, set no_new_privs, make a private
+ * mount namespace and mount the jail's root (not yet entered). */
+int jail_prepare(const struct jail *j, char *err, size_t errlen);
+/* Once everything the VMM needs is open: pivot into the root, take the
+ * jail's uid and gid, drop every capability. Checked: 0 only if none is left. */
+int jail_enter(const struct jail *j, char *err, size_t errlen);
+
 #endif

@@ -98,19 +98,24 @@ static int write_memory(int fd, const struct guest_mem *mem, uint64_t mem_off, s
 	return r;
 }
 
-int snap_save_file(struct vm *vm, const char *path, const char *config, size_t config_len,
-		   struct snap_times *t, int *old_fd, char *err, size_t errlen)
+void snap_target_abort(struct snap_target *t)
 {
-	if (old_fd)
-		*old_fd = -1;
-	uint64_t t0 = util_now_ns();
-	struct snap_times tm = {0};
+	if (t->fd >= 0)
+		close(t->fd);
+	if (t->dfd >= 0 && t->tmp[0])
+		unlinkat(t->dfd, t->tmp, 0);
+	if (t->dfd >= 0)
+		close(t->dfd);
+	t->fd = t->dfd = -1;
+	t->tmp[0] = 0;
+}
+
+int snap_target_open(const char *path, struct snap_target *t, char *err, size_t errlen)
+{
+	memset(t, 0, sizeof(*t));
+	t->fd = t->dfd = -1;
 	char *d1 = strdup(path), *b1 = strdup(path);
-	char tmp[4096 + 64] = "";
-	int fd = -1, dfd = -1, r;
-	bool quiesced = false;
-	struct wbuf st = {0};
-	struct extents x = {0};
+	int r = 0;
 	if (!d1 || !b1) {
 		snprintf(err, errlen, "out of memory");
 		r = -ENOMEM;
@@ -122,14 +127,21 @@ int snap_save_file(struct vm *vm, const char *path, const char *config, size_t c
 		r = -EINVAL;
 		goto out;
 	}
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
+	if (strlen(path) >= sizeof(t->path) || strlen(base) >= sizeof(t->base)) {
+		snprintf(err, errlen, "snapshot file '%.200s': name too long", path);
+		r = -ENAMETOOLONG;
+		goto out;
+	}
+	snprintf(t->path, sizeof(t->path), "%s", path);
+	snprintf(t->base, sizeof(t->base), "%s", base);
+	t->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (t->dfd < 0) {
 		r = -errno;
 		snprintf(err, errlen, "snapshot directory '%s': %s", dir, strerror(-r));
 		goto out;
 	}
 	struct stat sb;
-	if (fstatat(dfd, base, &sb, 0) == 0 && S_ISDIR(sb.st_mode)) {
+	if (fstatat(t->dfd, base, &sb, 0) == 0 && S_ISDIR(sb.st_mode)) {
 		snprintf(err, errlen, "snapshot file '%s' is a directory", path);
 		r = -EISDIR;
 		goto out;
@@ -137,13 +149,65 @@ int snap_save_file(struct vm *vm, const char *path, const char *config, size_t c
 	uint32_t rnd = 0;
 	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
 		rnd = (uint32_t)util_now_ns();
-	snprintf(tmp, sizeof(tmp), ".%.200s.%d.%08x.tmp", base, (int)getpid(), rnd);
+	snprintf(t->tmp, sizeof(t->tmp), ".%.200s.%d.%08x.tmp", base, (int)getpid(), rnd);
 	/* Guest memory may hold secrets: the file is for its owner only. */
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
+	t->fd = openat(t->dfd, t->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (t->fd < 0) {
 		r = -errno;
+		t->tmp[0] = 0;
 		snprintf(err, errlen, "snapshot file '%s': cannot create it in '%s': %s", path, dir,
 			 strerror(-r));
+		goto out;
+	}
+out:
+	if (r)
+		snap_target_abort(t);
+	free(d1);
+	free(b1);
+	return r;
+}
+
+int snap_target_commit(struct snap_target *t, int *old_fd, uint64_t *sync_ns, char *err,
+		       size_t errlen)
+{
+	uint64_t t1 = util_now_ns();
+	if (old_fd)
+		*old_fd = -1;
+	close(t->fd);
+	t->fd = -1;
+	int old = old_fd ? openat(t->dfd, t->base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+	if (renameat(t->dfd, t->tmp, t->dfd, t->base) < 0) {
+		int r = -errno;
+		if (old >= 0)
+			close(old);
+		snprintf(err, errlen, "snapshot file '%s': rename: %s", t->path, strerror(-r));
+		snap_target_abort(t);
+		return r;
+	}
+	t->tmp[0] = 0;
+	if (old_fd)
+		*old_fd = old;
+	fsync(t->dfd);
+	close(t->dfd);
+	t->dfd = -1;
+	if (sync_ns)
+		*sync_ns += util_now_ns() - t1;
+	return 0;
+}
+
+int snap_save_fd(struct vm *vm, int fd, const char *name, const char *config, size_t config_len,
+		 struct snap_times *t, char *err, size_t errlen)
+{
+	uint64_t t0 = util_now_ns();
+	struct snap_times tm = {0};
+	int r;
+	bool quiesced = false;
+	struct wbuf st = {0};
+	struct extents x = {0};
+	struct stat fsb;
+	if (fstat(fd, &fsb) < 0 || !S_ISREG(fsb.st_mode) || fsb.st_size != 0) {
+		snprintf(err, errlen, "snapshot file '%s': not an empty regular file", name);
+		r = -EINVAL;
 		goto out;
 	}
 
@@ -174,11 +238,11 @@ int snap_save_file(struct vm *vm, const char *path, const char *config, size_t c
 	t1 = util_now_ns();
 	if (ftruncate(fd, (off_t)(mem_off + vm->mem.size)) < 0) {
 		r = -errno;
-		snprintf(err, errlen, "snapshot file '%s': %s", path, strerror(-r));
+		snprintf(err, errlen, "snapshot file '%s': %s", name, strerror(-r));
 		goto out;
 	}
 	if ((r = write_memory(fd, &vm->mem, mem_off, &x, &tm.mem_bytes))) {
-		snprintf(err, errlen, "writing snapshot file '%s': %s", path, strerror(-r));
+		snprintf(err, errlen, "writing snapshot file '%s': %s", name, strerror(-r));
 		goto out;
 	}
 	memcpy(st.p + map_at, x.e, x.n * sizeof(struct snap_extent));
@@ -196,7 +260,7 @@ int snap_save_file(struct vm *vm, const char *path, const char *config, size_t c
 	memcpy(hdr, &h, sizeof(h));
 	if ((r = pwrite_all(fd, hdr, sizeof(hdr), 0)) ||
 	    (r = pwrite_all(fd, st.p, st.len, SNAP_HEADER_SIZE))) {
-		snprintf(err, errlen, "writing snapshot file '%s': %s", path, strerror(-r));
+		snprintf(err, errlen, "writing snapshot file '%s': %s", name, strerror(-r));
 		goto out;
 	}
 	/* Durable before it takes the name: a crash leaves the old file or
@@ -204,38 +268,38 @@ int snap_save_file(struct vm *vm, const char *path, const char *config, size_t c
 	t1 = util_now_ns();
 	if (fsync(fd) < 0) {
 		r = -errno;
-		snprintf(err, errlen, "snapshot file '%s': fsync: %s", path, strerror(-r));
+		snprintf(err, errlen, "snapshot file '%s': fsync: %s", name, strerror(-r));
 		goto out;
 	}
-	close(fd);
-	fd = -1;
-	int old = old_fd ? openat(dfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
-	if (renameat(dfd, tmp, dfd, base) < 0) {
-		if (old >= 0)
-			close(old);
-		r = -errno;
-		snprintf(err, errlen, "snapshot file '%s': rename: %s", path, strerror(-r));
-		goto out;
-	}
-	tmp[0] = 0;
-	if (old_fd)
-		*old_fd = old;
-	fsync(dfd);
 	tm.sync = util_now_ns() - t1;
 	r = 0;
 out:
 	if (quiesced)
 		snap_quiesce(vm, false);
-	if (fd >= 0)
-		close(fd);
-	if (r && dfd >= 0 && tmp[0])
-		unlinkat(dfd, tmp, 0);
-	if (dfd >= 0)
-		close(dfd);
-	free(d1);
-	free(b1);
 	free(x.e);
 	wbuf_free(&st);
+	tm.total = util_now_ns() - t0;
+	if (t)
+		*t = tm;
+	return r;
+}
+
+int snap_save_file(struct vm *vm, const char *path, const char *config, size_t config_len,
+		   struct snap_times *t, int *old_fd, char *err, size_t errlen)
+{
+	if (old_fd)
+		*old_fd = -1;
+	uint64_t t0 = util_now_ns();
+	struct snap_target tg;
+	struct snap_times tm = {0};
+	int r = snap_target_open(path, &tg, err, errlen);
+	if (!r) {
+		r = snap_save_fd(vm, tg.fd, path, config, config_len, &tm, err, errlen);
+		if (r)
+			snap_target_abort(&tg);
+		else
+			r = snap_target_commit(&tg, old_fd, &tm.sync, err, errlen);
+	}
 	tm.total = util_now_ns() - t0;
 	if (t)
 		*t = tm;

@@ -219,6 +219,26 @@ void snap_quiesce(struct vm *vm, bool pause);
  * happens when the caller closes it, after it has answered. */
 int snap_save_file(struct vm *vm, const char *path, const char *config, size_t config_len,
 		   struct snap_times *t, int *old_fd, char *err, size_t errlen);
+/* Where a save goes when the writer (a jailed VMM) cannot open paths: the
+ * supervisor opens a temporary file beside path (snap_target_open), the
+ * VMM writes into its fd (snap_save_fd), the supervisor gives it the name
+ * (snap_target_commit) or removes it (snap_target_abort). */
+struct snap_target {
+	int fd, dfd;
+	char path[4096];
+	char base[256];
+	char tmp[320];
+};
+int snap_target_open(const char *path, struct snap_target *t, char *err, size_t errlen);
+/* Rename the written file to its name and fsync the directory; old_fd as
+ * for snap_save_file; the time taken is added to *sync_ns if not NULL. */
+int snap_target_commit(struct snap_target *t, int *old_fd, uint64_t *sync_ns, char *err,
+		       size_t errlen);
+void snap_target_abort(struct snap_target *t);
+/* Write a snapshot of vm (paused by the caller) into fd, an empty regular
+ * file, and fsync it; name is for messages. */
+int snap_save_fd(struct vm *vm, int fd, const char *name, const char *config, size_t config_len,
+		 struct snap_times *t, char *err, size_t errlen);
 /* Open path and check its header and state section. */
 int snap_open(const char *path, struct snap_file *f, char *err, size_t errlen);
 /* The same on an open fd (taken over: closed by snap_close). */

@@ -44,9 +44,10 @@ static struct {
 static int nr_fakes, next_pid;
 
 /* The fake VMM process: a socketpair, no process. */
-int vmm_spawn_process(char *const argv[], pid_t *pid, int *fd)
+int vmm_spawn_process(char *const argv[], int keep_fd, pid_t *pid, int *fd)
 {
 	(void)argv;
+	(void)keep_fd; /* the jail's uid lock: wispd closes its copy */
 	if (nr_fakes == MAX_FAKES)
 		return -EAGAIN;
 	int sv[2];
