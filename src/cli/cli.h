@@ -25,6 +25,7 @@ struct run_config {
 	struct snap_file *snap; /* the snapshot being restored, else NULL */
 	char *config;		/* the CONFIG record of this VM's snapshots */
 	size_t config_len;
+	bool jail; /* --jail: the VM runs jailed (run_jail.c) */
 };
 struct snap_file;
 
@@ -54,6 +55,15 @@ int run_built(struct run_config *cfg);
 int run_outcome(struct vm *vm, const struct run_config *cfg);
 /* Print the exit counters on stderr (--stats). */
 void run_print_stats(struct vm *vm);
+
+/* --- run_jail.c: wisp run --jail ------------------------------------------ */
+/* Fork the jailed child: returns 0 in the child (which goes on to run the
+ * VM), or 1 in this process, the supervisor, once the child ended (or could
+ * not start), with the exit code in *code. */
+int run_jail_start(struct run_config *cfg, int *code);
+/* In the child, with the VM built and its control socket bound: enter the
+ * jail (a no-op without --jail). */
+int run_jail_enter(struct vm *vm, const struct run_config *cfg, char *err, size_t errlen);
 
 /* --- run_restore.c ------------------------------------------------------- */
 /* `wisp run --restore FILE`: bring a saved VM back in the foreground, with

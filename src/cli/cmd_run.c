@@ -15,8 +15,10 @@
 #include "image/image.h"
 #include "devices/devices.h"
 #include "devices/virtio/virtio.h"
+#include "security/security.h"
 #include "snapshot/snapshot.h"
 #include "util/util.h"
+#include "vmm/config.h"
 #include "vmm/vmm.h"
 
 static const char usage[] =
@@ -32,7 +34,8 @@ static const char usage[] =
 	"                [--disk PATH]... [--net tap=NAME]... [--vsock PATH]\n"
 	"                [--console virtio,sock=PATH]   (the host side of each device)\n"
 	"       (any of them with --name NAME: `wisp save NAME FILE` can snapshot the VM,\n"
-	"       and with --log-format json: the VMM's messages as JSON lines)\n";
+	"        with --log-format json: the VMM's messages as JSON lines,\n"
+	"        and with --jail: the VMM runs jailed, as root; docs/security.md)\n";
 
 #define OPT_NAME    0x101 /* long-only options */
 #define OPT_RESTORE 0x102
@@ -40,6 +43,7 @@ static const char usage[] =
 #define OPT_CONFIG  0x104
 #define OPT_IMAGE   0x105
 #define OPT_LOG	    0x106
+#define OPT_JAIL    0x107
 #define OPT_DEVICE  1000 /* --rng-device ... --vsock: 1000 + index in device_flags */
 static const char *const device_flags[] = {"rng-device", "rng", "disk", "net", "console", "vsock"};
 
@@ -238,6 +242,7 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		{"config", required_argument, NULL, OPT_CONFIG},
 		{"image", required_argument, NULL, OPT_IMAGE},
 		{"log-format", required_argument, NULL, OPT_LOG},
+		{"jail", no_argument, NULL, OPT_JAIL},
 		/* devices: vm_config_add_flag parses their values */
 		{"rng-device", optional_argument, NULL, OPT_DEVICE + 0},
 		{"rng", no_argument, NULL, OPT_DEVICE + 1},
@@ -306,6 +311,9 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 			log_setup("wisp", f);
 			break;
 		}
+		case OPT_JAIL:
+			cfg->jail = true;
+			break;
 		case 'h':
 			snprintf(err, errlen, "%s", "");
 			return 1;
@@ -420,6 +428,13 @@ int run_vm_foreground(struct vm *vm, const struct run_config *cfg)
 			return -1;
 		}
 	}
+	char jerr[WISP_ERRLEN];
+	if (run_jail_enter(vm, cfg, jerr, sizeof(jerr))) {
+		fprintf(stderr, "wisp: %s\n", jerr);
+		if (cfg->name)
+			run_control_stop();
+		return -1;
+	}
 	running_vm = vm;
 	struct sigaction sa = {.sa_handler = on_stop_signal};
 	sigemptyset(&sa.sa_mask);
@@ -483,8 +498,16 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "wisp: %s\n%s", err, usage);
 		return WISP_EXIT_ERROR;
 	}
+	struct jail_limits lim;
+	if (!cfg.jail && !cfg.restore && vm_config_limits(&cfg.vm, &lim)) {
+		fprintf(stderr, "wisp: limits: the VM's cgroup limits need --jail (as root)\n");
+		vm_config_free(&cfg.vm);
+		return WISP_EXIT_ERROR;
+	}
 	int code;
-	if (cfg.restore)
+	if (cfg.jail && run_jail_start(&cfg, &code)) {
+		/* the supervisor: the jailed child ran the VM */
+	} else if (cfg.restore)
 		code = run_restore(&cfg);
 	else if (run_config_record(&cfg))
 		code = WISP_EXIT_ERROR;

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -60,8 +61,18 @@ int run_control_save(const char *name, const char *file)
 		return WISP_EXIT_ERROR;
 	}
 	memcpy(m.path, file, strlen(file) + 1);
+	/* We make the file and the VM writes into it (a jailed VM opens no
+	 * path); it takes its name once written. */
+	char err[WISP_ERRLEN];
+	struct snap_target *t = malloc(sizeof(*t));
+	if (!t || snap_target_open(file, t, err, sizeof(err))) {
+		fprintf(stderr, "wisp: cannot save VM '%s': %s\n", name, t ? err : "out of memory");
+		free(t);
+		close(fd);
+		return WISP_EXIT_ERROR;
+	}
 	struct ctl_info in;
-	int r = ctl_send(fd, &m, sizeof(m), -1);
+	int r = ctl_send(fd, &m, sizeof(m), t->fd);
 	ssize_t n = 0;
 	if (!r) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -77,11 +88,21 @@ int run_control_save(const char *name, const char *file)
 			strerror(r	 ? -r
 				 : n < 0 ? (int)-n
 					 : EPROTO));
+		snap_target_abort(t);
+		free(t);
 		return WISP_EXIT_ERROR;
 	}
 	in.reason[sizeof(in.reason) - 1] = 0;
 	if (in.type != CTL_INFO) {
 		fprintf(stderr, "wisp: cannot save VM '%s': %s\n", name, in.reason);
+		snap_target_abort(t);
+		free(t);
+		return WISP_EXIT_ERROR;
+	}
+	r = snap_target_commit(t, NULL, NULL, err, sizeof(err));
+	free(t);
+	if (r) {
+		fprintf(stderr, "wisp: cannot save VM '%s': %s\n", name, err);
 		return WISP_EXIT_ERROR;
 	}
 	printf("saved %s to %s (%.1f MiB of memory written, %.2f ms)\n", name, file,
@@ -119,8 +140,11 @@ static void serve_client(struct vm *vm, int fd)
 	} m;
 	if (poll(&p, 1, 1000) <= 0)
 		return;
-	ssize_t n = ctl_recv(fd, &m, sizeof(m), NULL);
+	int out = -1; /* the file the client made for the snapshot */
+	ssize_t n = ctl_recv(fd, &m, sizeof(m), &out);
 	if (n != (ssize_t)sizeof(m.file) || m.cmd.type != CTL_SAVE) {
+		if (out >= 0)
+			close(out);
 		reply_failed(fd, -EINVAL, "this VM only takes save requests");
 		return;
 	}
@@ -134,12 +158,17 @@ static void serve_client(struct vm *vm, int fd)
 		return;
 	}
 	r = vcpu_complete_io(self);
-	if (!r)
+	if (!r && out >= 0)
+		r = snap_save_fd(vm, out, m.file.path, rc.cfg->config, rc.cfg->config_len, &t, err,
+				 sizeof(err));
+	else if (!r)
 		r = snap_save_file(vm, m.file.path, rc.cfg->config, rc.cfg->config_len, &t, NULL,
 				   err, sizeof(err));
 	else
 		snprintf(err, sizeof(err), "cannot complete vCPU 0's exit: %s", strerror(-r));
 	vm_unpause(vm);
+	if (out >= 0)
+		close(out);
 	if (r) {
 		reply_failed(fd, r, err);
 		return;

@@ -593,7 +593,8 @@ static int get_mem(struct request *rq, json_t *o, uint64_t *mem)
  * -1 (answered). *built: it needs more than a prepared unikernel shell (a
  * Linux guest, devices, several vCPUs), so the VMM builds it cold from the
  * JSON, which must then fit the configuration message. */
-static int get_config(struct request *rq, json_t *o, json_t **out, bool *built)
+static int get_config(struct request *rq, json_t *o, json_t **out, bool *built,
+		      struct jail_limits *lim, bool *lim_asked)
 {
 	static const char *const request_keys[] = {"snapshot", "verify", "port", NULL};
 	struct vm_config c;
@@ -604,6 +605,7 @@ static int get_config(struct request *rq, json_t *o, json_t **out, bool *built)
 	}
 	int r = 0;
 	*built = c.kind == VM_KIND_LINUX || c.ndev || c.cpus > 1;
+	*lim_asked = vm_config_limits(&c, lim);
 	/* wispd does not know the client's working directory */
 	const char *rel = c.kernel && c.kernel[0] != '/'   ? "kernel"
 			  : c.initrd && c.initrd[0] != '/' ? "initrd"
@@ -753,8 +755,10 @@ static void handle_create(struct request *rq, bool receive)
 	json_t *verify = json_object_get(o, "verify");
 	json_t *port = json_object_get(o, "port");
 	char *cmdline = NULL;
-	json_t *config = NULL; /* what GET /vms/{vm} gives back */
-	bool built = false;    /* made by the VMM's builder from config (cold) */
+	json_t *config = NULL;	/* what GET /vms/{vm} gives back */
+	bool built = false;	/* made by the VMM's builder from config (cold) */
+	struct jail_limits lim; /* its cgroup's limits (the jail) */
+	bool lim_asked = false; /* ... set by its configuration */
 	int fd = -1;
 	if (get_string(rq, o, "image", &image) || get_string(rq, o, "name", &name) ||
 	    get_string(rq, o, "snapshot", &snapshot) || get_mem(rq, o, &mem))
@@ -772,7 +776,7 @@ static void handle_create(struct request *rq, bool receive)
 	} else if (!image && !snapshot &&
 		   (json_object_get(o, "kernel") || json_object_get(o, "kind"))) {
 		/* A Linux guest: the kernel is the file wispd checks first. */
-		if (get_config(rq, o, &config, &built))
+		if (get_config(rq, o, &config, &built, &lim, &lim_asked))
 			goto out;
 		image = json_string_value(json_object_get(config, "kernel"));
 	}
@@ -821,8 +825,15 @@ static void handle_create(struct request *rq, bool receive)
 		if ((fd = open_snapshot(rq, snapshot, &mem)) < 0)
 			goto out;
 		image = snapshot;
-	} else if (image && ((!config && get_config(rq, o, &config, &built)) ||
+	} else if (image && ((!config && get_config(rq, o, &config, &built, &lim, &lim_asked)) ||
 			     (fd = open_image(rq, image)) < 0)) {
+		goto out;
+	}
+
+	char lerr[CTL_REASON_MAX];
+	if (lim_asked && (!d->jail || !d->cgroups)) {
+		jails_set_limits(d, NULL, &lim, true, lerr, sizeof(lerr));
+		answer_error(rq, 400, "%s", lerr);
 		goto out;
 	}
 
@@ -840,6 +851,9 @@ static void handle_create(struct request *rq, bool receive)
 			goto out;
 		}
 	}
+	/* Its own limits, before it runs a guest instruction. */
+	if (config && jails_set_limits(d, v, &lim, lim_asked, lerr, sizeof(lerr)))
+		log_warn(v->id, "%s", lerr);
 	snprintf(v->name, sizeof(v->name), "%s", name ? name : v->id);
 	v->image = strdup(receive ? "" : image);
 	v->snapshot = snapshot != NULL;

@@ -92,7 +92,7 @@ int jails_spawn_prepare(struct wispd *d, struct vmm *v, uint64_t mem, struct jai
 int jails_set_limits(struct wispd *d, struct vmm *v, const struct jail_limits *l, bool asked,
 		     char *err, size_t errlen)
 {
-	if (!v->jailed || !d->cgroups) {
+	if (!v || !v->jailed || !d->cgroups) {
 		if (!asked)
 			return 0;
 		snprintf(err, errlen, "the configuration asks for cgroup limits, which %s",

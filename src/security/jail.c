@@ -52,8 +52,8 @@ int jail_parse_range(const char *s, struct jail_range *r, char *err, size_t errl
 	}
 	memcpy(first, s, (size_t)(dash - s));
 	first[dash - s] = 0;
-	if (opt_parse_uint(first, 1, 0xfffffffe, &a) || opt_parse_uint(dash + 1, 1, 0xfffffffe, &b) ||
-	    b < a) {
+	if (opt_parse_uint(first, 1, 0xfffffffe, &a) ||
+	    opt_parse_uint(dash + 1, 1, 0xfffffffe, &b) || b < a) {
 		snprintf(err, errlen,
 			 "--jail-uid-range '%s': FIRST and LAST must be uids from 1 to 4294967294, "
 			 "FIRST <= LAST",
@@ -72,8 +72,8 @@ int jail_claim_uid(int uids_fd, const struct jail_range *r, uint32_t *hint, uid_
 		uint32_t u = r->first + (uint32_t)((*hint + i) % count);
 		char name[16];
 		snprintf(name, sizeof(name), "%u", u);
-		int fd = openat(uids_fd, name, O_RDONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
-				0600);
+		int fd = openat(uids_fd, name,
+				O_RDONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
 		if (fd < 0) {
 			if (errno == ELOOP || errno == ENXIO || errno == EACCES)
 				continue; /* something planted: not this one */
@@ -149,8 +149,10 @@ int jail_cgroup_init(char *base, size_t len, char *err, size_t errlen)
 		return -ENOENT;
 	}
 	if (!has_controllers(mnt, "cgroup.controllers")) {
-		snprintf(err, errlen, "the cgroup2 hierarchy at %s lacks the memory, cpu or pids "
-				      "controller (held by cgroup v1?)", mnt);
+		snprintf(err, errlen,
+			 "the cgroup2 hierarchy at %s lacks the memory, cpu or pids "
+			 "controller (held by cgroup v1?)",
+			 mnt);
 		return -ENOTSUP;
 	}
 	int r = has_controllers(mnt, "cgroup.subtree_control")

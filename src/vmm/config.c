@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "util/util.h"
+#include "security/security.h"
 #include "vmm/config.h"
 #include "vmm/vmm.h"
 
@@ -422,6 +423,12 @@ int vm_config_finish(struct vm_config *c, char *err, size_t errlen)
 		return r;
 	if (c->cpus < 1 || c->cpus > WISP_MAX_VCPUS)
 		return fail(err, errlen, "cpus: must be a number from 1 to %d", WISP_MAX_VCPUS);
+	if (c->limits.memory && c->limits.memory < c->mem + (16ull << 20))
+		return fail(err, errlen,
+			    "limits.memory: %llu MiB cannot hold the guest's %llu MiB and its VMM "
+			    "(give at least mem + 16M)",
+			    (unsigned long long)(c->limits.memory >> 20),
+			    (unsigned long long)(c->mem >> 20));
 	if (lx) {
 		if (!c->kernel)
 			return fail(err, errlen, "kernel: required for a Linux VM");
@@ -576,6 +583,46 @@ static int parse_device(struct vm_config *c, json_t *o, size_t idx, char *err, s
 	return 0;
 }
 
+/* "limits": {"memory": SIZE, "cpus": N, "pids": N}, each optional. */
+static int parse_limits(struct vm_config *c, json_t *o, char *err, size_t errlen)
+{
+	if (!json_is_object(o))
+		return fail(err, errlen, "limits: must be an object (memory, cpus, pids)");
+	const char *key;
+	json_t *v;
+	json_object_foreach(o, key, v)
+	{
+		if (!strcmp(key, "memory")) {
+			uint64_t m = 0;
+			if (json_is_string(v) ? opt_parse_size(json_string_value(v), &m)
+					      : !json_is_integer(v) || json_integer_value(v) <= 0)
+				return fail(err, errlen,
+					    "limits.memory: must be a size string (e.g. \"256M\") "
+					    "or bytes");
+			c->limits.memory = json_is_integer(v) ? (uint64_t)json_integer_value(v) : m;
+			if (c->limits.memory > (1ull << 50))
+				return fail(err, errlen, "limits.memory: at most 1P");
+		} else if (!strcmp(key, "cpus")) {
+			double n = json_number_value(v);
+			if (!json_is_number(v) || !(n >= 0.01 && n <= 1024))
+				return fail(
+					err, errlen,
+					"limits.cpus: must be a number of CPUs from 0.01 to 1024");
+			c->limits.cpu_milli = (uint64_t)(n * 1000 + 0.5);
+		} else if (!strcmp(key, "pids")) {
+			if (!json_is_integer(v) || json_integer_value(v) < 16 ||
+			    json_integer_value(v) > 4194304)
+				return fail(err, errlen,
+					    "limits.pids: must be a number from 16 to 4194304");
+			c->limits.pids = (uint32_t)json_integer_value(v);
+		} else {
+			return fail(err, errlen, "limits.%s: unknown field (memory, cpus, pids)",
+				    key);
+		}
+	}
+	return 0;
+}
+
 int vm_config_from_jobj(json_t *o, const char *const *extra, struct vm_config *c, char *err,
 			size_t errlen)
 {
@@ -657,6 +704,8 @@ int vm_config_from_jobj(json_t *o, const char *const *extra, struct vm_config *c
 				else if (!(c->args[c->nargs++] = strdup(json_string_value(a))))
 					r = fail(err, errlen, "out of memory");
 			}
+		} else if (!strcmp(key, "limits")) {
+			r = parse_limits(c, v, err, errlen);
 		} else if (!strcmp(key, "devices")) {
 			if (!json_is_array(v)) {
 				r = fail(err, errlen, "devices: must be an array of objects");
@@ -761,6 +810,18 @@ json_t *vm_config_to_jobj(const struct vm_config *c)
 	for (int i = 0; i < c->ndev; i++)
 		json_array_append_new(devs, dev_to_jobj(&c->dev[i]));
 	json_object_set_new(o, "devices", devs);
+	if (c->limits.memory || c->limits.cpu_milli || c->limits.pids) {
+		json_t *l = json_object();
+		if (l && c->limits.memory)
+			json_object_set_new(l, "memory",
+					    json_integer((json_int_t)c->limits.memory));
+		if (l && c->limits.cpu_milli)
+			json_object_set_new(l, "cpus",
+					    json_real((double)c->limits.cpu_milli / 1000));
+		if (l && c->limits.pids)
+			json_object_set_new(l, "pids", json_integer(c->limits.pids));
+		json_object_set_new(o, "limits", l);
+	}
 	return o;
 }
 
@@ -933,4 +994,16 @@ int vm_config_record_sizes(struct vm_config *c)
 		c->dev[i].size = (uint64_t)st.st_size;
 	}
 	return 0;
+}
+
+bool vm_config_limits(const struct vm_config *c, struct jail_limits *l)
+{
+	jail_limits_default(l, c->mem, (unsigned)c->cpus);
+	if (c->limits.memory)
+		l->mem_max = c->limits.memory;
+	if (c->limits.cpu_milli)
+		l->cpu_quota_us = c->limits.cpu_milli * 100; /* of a 100 ms period */
+	if (c->limits.pids)
+		l->pids_max = c->limits.pids;
+	return c->limits.memory || c->limits.cpu_milli || c->limits.pids;
 }

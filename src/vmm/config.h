@@ -72,6 +72,12 @@ struct vm_config {
 	char *kernel, *initrd, *cmdline; /* Linux; cmdline NULL: the default */
 	int ndev;
 	struct vm_dev_config dev[VM_CONFIG_MAX_DEVICES];
+	/* "limits": the jailed VMM's cgroup (docs/config.md); 0: the default. */
+	struct {
+		uint64_t memory;    /* memory.max, bytes: at least mem */
+		uint64_t cpu_milli; /* cpu.max: thousandths of a CPU */
+		uint32_t pids;	    /* pids.max */
+	} limits;
 };
 
 /* Description of a device kind (config.c's table). */
@@ -161,5 +167,10 @@ int vm_build_create(struct vm_build *b, struct kvm *kvm, struct vm *vm, char *er
 int vm_build_boot(struct vm_build *b, struct vm *vm, char *err, size_t errlen);
 /* Free what the steps kept (the VM itself is the caller's). */
 void vm_build_free(struct vm_build *b);
+
+struct jail_limits;
+/* The cgroup limits of this VM (security/jail.c): its "limits", else the
+ * defaults for its memory and vCPUs. True if the configuration set any. */
+bool vm_config_limits(const struct vm_config *c, struct jail_limits *l);
 
 #endif

@@ -174,4 +174,146 @@ else
 	skipped daemon-tests "no /dev/kvm"
 fi
 
+
+# --- jail (Deliver 1) -------------------------------------------------------------
+# Every VMM of a root wispd is jailed; checked from outside, in /proc: a uid
+# and gid of its own from the range, no capability in any set, no_new_privs,
+# a mount namespace of its own whose only mounts are its empty tmpfs root and
+# its /proc, and a cgroup with limits (where cgroup2 can delegate them).
+# jail_vm_pid NAME: the VMM's pid, from wispd.
+jail_vm_pid() {
+	$WISP list --json 2>/dev/null | python3 -c "import json,sys; print([v.get('pid') or '' for v in json.load(sys.stdin) if v['name']==sys.argv[1]][0])" "$1" 2>/dev/null
+}
+# The cgroup2 mount, if it has the controllers the jail needs.
+jail_cg_mnt() {
+	m=$(awk '$0 ~ / - cgroup2 / {print $5; exit}' /proc/self/mountinfo)
+	[ -n "$m" ] && grep -qw memory "$m/cgroup.controllers" 2>/dev/null && grep -qw pids "$m/cgroup.controllers" && grep -qw cpu "$m/cgroup.controllers" && echo "$m"
+}
+# jail_check PREFIX PID FIRST LAST SUPERVISOR_PID: every outside check of a jailed VMM.
+jail_check() {
+	pre=$1 pid=$2 first=$3 last=$4 sup=$5
+	st=/proc/$pid/status
+	if [ -z "$pid" ] || [ ! -r "$st" ]; then
+		bad "$pre-found" "no VMM process (pid '$pid')"
+		return
+	fi
+	read -r _ u1 u2 u3 u4 <<<"$(grep '^Uid:' "$st")"
+	read -r _ g1 g2 g3 g4 <<<"$(grep '^Gid:' "$st")"
+	if [ "$u1" = "$u2" ] && [ "$u1" = "$u3" ] && [ "$u1" = "$u4" ] && [ "$u1" -ge "$first" ] && [ "$u1" -le "$last" ] && [ "$u1" != 0 ]; then ok "$pre-uid-from-range ($u1)"; else bad "$pre-uid-from-range" "Uid: $u1 $u2 $u3 $u4, range $first-$last"; fi
+	if [ "$g1" = "$u1" ] && [ "$g2" = "$u1" ] && [ "$g3" = "$u1" ] && [ "$g4" = "$u1" ]; then ok "$pre-gid-from-range"; else bad "$pre-gid-from-range" "Gid: $g1 $g2 $g3 $g4"; fi
+	caps=$(grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' "$st" | awk '{print $2}' | sort -u)
+	if [ "$caps" = 0000000000000000 ]; then ok "$pre-no-capabilities"; else bad "$pre-no-capabilities" "$(grep -E '^Cap' "$st" | tr '\n' ' ')"; fi
+	if grep -q '^NoNewPrivs:[[:space:]]*1$' "$st"; then ok "$pre-no-new-privs"; else bad "$pre-no-new-privs" "$(grep NoNewPrivs "$st")"; fi
+	mine=$(readlink /proc/"$pid"/ns/mnt) theirs=$(readlink /proc/"$sup"/ns/mnt)
+	if [ -n "$mine" ] && [ "$mine" != "$theirs" ]; then ok "$pre-own-mount-namespace"; else bad "$pre-own-mount-namespace" "VMM $mine, supervisor $theirs"; fi
+	mounts=$(awk '{print $4, $5, $(NF-2)}' /proc/"$pid"/mountinfo | sort | tr '\n' ';')
+	if [ "$mounts" = "/ / tmpfs;/ /proc proc;" ] && ! grep -q "$TMP" /proc/"$pid"/mountinfo; then ok "$pre-root-is-jail (no host path)"; else bad "$pre-root-is-jail" "mounts: $mounts"; fi
+	if ls -l /proc/"$pid"/fd 2>/dev/null | grep -qE 'wispd\.(sock|lock)'; then bad "$pre-fds-closed" "$(ls -l /proc/$pid/fd | grep -E 'wispd')"; else ok "$pre-fds-closed"; fi
+	cg=$(jail_cg_mnt)
+	if [ -z "$cg" ]; then
+		skipped "$pre-cgroup-limits" "no cgroup2 hierarchy with memory, cpu and pids here"
+		return
+	fi
+	path=$(sed -n 's/^0:://p' /proc/"$pid"/cgroup)
+	mem=$(cat "$cg$path/memory.max" 2>/dev/null) pids=$(cat "$cg$path/pids.max" 2>/dev/null) cpu=$(cat "$cg$path/cpu.max" 2>/dev/null)
+	case "$path" in /wisp/*) ;; *) path="not under /wisp: $path" ;; esac
+	if [ "${path#/wisp/}" != "$path" ] && [ "$mem" -gt 0 ] 2>/dev/null && [ "$pids" -gt 0 ] 2>/dev/null && [ "${cpu%% *}" != max ]; then ok "$pre-cgroup-limits ($path: memory.max $mem, pids.max $pids, cpu.max $cpu)"; else bad "$pre-cgroup-limits" "cgroup $path: memory.max '$mem' pids.max '$pids' cpu.max '$cpu'"; fi
+}
+
+JAIL_FIRST=100000 JAIL_LAST=165535 # the default range (wisp run --jail uses it)
+# A VM's own limits (its configuration's "limits", docs/config.md).
+echo "{\"image\": \"$PWD/$UK/idle.elf\", \"limits\": {\"memory\": \"80M\", \"cpus\": 0.5, \"pids\": 40}}" >"$TMP/limits.json"
+echo "{\"image\": \"$PWD/$UK/idle.elf\", \"limits\": {\"memory\": \"20M\"}}" >"$TMP/limits-small.json"
+echo "{\"image\": \"$PWD/$UK/idle.elf\", \"limits\": {\"cpus\": 0}}" >"$TMP/limits-bad.json"
+expect jail-limits-too-small 125 '' 'limits.memory: 20 MiB cannot hold the guest' -- $WISP run --config "$TMP/limits-small.json"
+expect jail-limits-bad-cpus 125 '' 'limits.cpus: must be a number of CPUs from 0.01 to 1024' -- $WISP run --config "$TMP/limits-bad.json"
+expect jail-limits-need-jail 125 '' 'limits need --jail' -- $WISP run --config "$TMP/limits.json"
+if ! kvm_ok; then
+	skipped jail "no /dev/kvm"
+elif [ "$(id -u)" != 0 ]; then
+	skipped jail "needs root (without it VMMs run unjailed: docs/security.md)"
+else
+	RUN=$TMP/jrun
+	export WISP_RUNTIME_DIR=$RUN
+	expect jail-bad-uid-range 125 '' "jail-uid-range '5-1': FIRST and LAST" -- $WISP daemon --jail-uid-range 5-1
+	expect jail-daemon-starts 0 '' '' -- $WISP daemon --pool 32M=1 --jail-uid-range 200000-200009
+	sup=$(head -1 "$RUN/wispd.lock")
+	expect jail-vm1-created 0 '' '' -- $WISP create --name j1 $UK/idle.elf
+	expect jail-vm2-created 0 '' '' -- $WISP create --name j2 $UK/idle.elf
+	# Limits from the configuration: applied, or refused in one line where
+	# cgroup2 cannot give them (never silently dropped).
+	if [ -n "$(jail_cg_mnt)" ]; then
+		expect jail-limits-created 0 '' '' -- $WISP create --name jl --config "$TMP/limits.json"
+		pl=$(jail_vm_pid jl)
+		path=$(sed -n 's/^0:://p' /proc/"$pl"/cgroup 2>/dev/null)
+		got="$(cat "$(jail_cg_mnt)$path/memory.max" "$(jail_cg_mnt)$path/cpu.max" "$(jail_cg_mnt)$path/pids.max" 2>/dev/null | tr '\n' ' ')"
+		if [ "$got" = "83886080 50000 100000 40 " ]; then ok "jail-limits-applied ($path: $got)"; else bad jail-limits-applied "cgroup '$path': '$got'"; fi
+		expect jail-limits-vm-destroyed 0 '' '' -- $WISP destroy jl
+	else
+		expect jail-limits-refused-without-cgroup 125 '' 'asks for cgroup limits, which this host cannot give' -- $WISP create --name jl --config "$TMP/limits.json"
+	fi
+	p1=$(jail_vm_pid j1) p2=$(jail_vm_pid j2)
+	jail_check jail-daemon "$p1" 200000 200009 "$sup"
+	ju1=$(awk '/^Uid:/{print $2}' /proc/"$p1"/status 2>/dev/null) ju2=$(awk '/^Uid:/{print $2}' /proc/"$p2"/status 2>/dev/null)
+	if [ -n "$ju1" ] && [ -n "$ju2" ] && [ "$ju1" != "$ju2" ]; then ok "jail-two-vms-two-uids ($ju1, $ju2)"; else bad jail-two-vms-two-uids "uids '$ju1' and '$ju2'"; fi
+	# The VM still works: console output, and a save/restore round trip
+	# (wispd opens the file, the jailed VMM writes into it).
+	expect jail-hello-created 0 '' '' -- $WISP create --name jh $UK/hello.elf
+	for _ in $(seq 50); do $WISP console jh 2>/dev/null | grep -q 'Hello from' && break; sleep 0.1; done
+	expect jail-hello-output 0 'Hello from a Wisp unikernel' '' -- $WISP console jh
+	expect jail-counter-created 0 '' '' -- $WISP create --name jc $UK/counter.elf
+	sleep 0.5
+	expect jail-save 0 'saved jc' '' -- $WISP save jc "$TMP/jail.snap"
+	m=$(stat -c '%u %a' "$TMP/jail.snap" 2>/dev/null)
+	if [ "$m" = "0 600" ]; then ok jail-snapshot-owned-by-wispd; else bad jail-snapshot-owned-by-wispd "owner and mode '$m'"; fi
+	expect jail-restore 0 '' '' -- $WISP restore --name jr "$TMP/jail.snap"
+	sleep 0.5
+	expect jail-restored-runs 0 'tick' '' -- $WISP console jr
+	jail_check jail-restored "$(jail_vm_pid jr)" 200000 200009 "$sup"
+	expect jail-restored-saves 0 'saved jr' '' -- $WISP save jr "$TMP/jail2.snap"
+	# Destroy: the jail directory, the cgroup and the uid all go.
+	id1=$($WISP list --json | python3 -c "import json,sys; print([v['id'] for v in json.load(sys.stdin) if v['name']=='j1'][0])")
+	cgp=$(sed -n 's/^0:://p' /proc/"$p1"/cgroup 2>/dev/null)
+	[ -d "$RUN/jail/$id1" ] && ok jail-dir-exists || bad jail-dir-exists "no $RUN/jail/$id1"
+	expect jail-vm1-destroyed 0 '' '' -- $WISP destroy j1
+	for _ in $(seq 30); do [ -d /proc/"$p1" ] || break; sleep 0.1; done
+	sleep 0.3
+	[ ! -e "$RUN/jail/$id1" ] && ok jail-destroy-removes-dir || bad jail-destroy-removes-dir "$RUN/jail/$id1 still there"
+	cg=$(jail_cg_mnt)
+	if [ -z "$cg" ]; then
+		skipped jail-destroy-removes-cgroup "no cgroup2 hierarchy with memory, cpu and pids here"
+	elif [ -n "$cgp" ] && [ "${cgp#/wisp/}" != "$cgp" ] && [ ! -e "$cg$cgp" ]; then
+		ok jail-destroy-removes-cgroup
+	else
+		bad jail-destroy-removes-cgroup "cgroup '$cgp' still there (or never was)"
+	fi
+	if [ -n "$ju1" ] && flock -n "$RUN/jail/uids/$ju1" true; then ok jail-destroy-frees-uid; else bad jail-destroy-frees-uid "uid '$ju1' still locked"; fi
+	stop_daemon
+	# The jail can be turned off: then the VMM runs as wispd's user.
+	RUN=$TMP/jrun-off
+	export WISP_RUNTIME_DIR=$RUN
+	expect jail-off-daemon-starts 0 '' '' -- $WISP daemon --pool 32M=0 --jail off
+	expect jail-off-vm-created 0 '' '' -- $WISP create --name o1 $UK/idle.elf
+	u=$(awk '/^Uid:/{print $2}' /proc/"$(jail_vm_pid o1)"/status 2>/dev/null)
+	if [ "$u" = 0 ]; then ok jail-off-runs-as-root; else bad jail-off-runs-as-root "uid '$u'"; fi
+	stop_daemon
+	# wisp run --jail: the same jail around a foreground VM, whose
+	# supervisor (the wisp run process) stays outside.
+	RUN=$TMP/jrun-fg
+	export WISP_RUNTIME_DIR=$RUN
+	expect jail-run-hello 0 'Hello from a Wisp unikernel' '' -- $WISP run --jail $UK/hello.elf
+	$WISP run --jail --name jfg $UK/counter.elf >"$TMP/jfg.out" 2>"$TMP/jfg.err" </dev/null &
+	sup=$!
+	for _ in $(seq 100); do [ -S "$RUN/run/jfg.sock" ] && grep -q tick "$TMP/jfg.out" && break; sleep 0.1; done
+	jail_check jail-run "$(pgrep -P $sup | head -1)" "$JAIL_FIRST" "$JAIL_LAST" "$sup"
+	expect jail-run-save 0 'saved jfg' '' -- $WISP save jfg "$TMP/jfg.snap"
+	kill -TERM $sup
+	wait $sup
+	code=$?
+	if [ "$code" = 143 ] && grep -q 'stopped by signal TERM' "$TMP/jfg.err"; then ok jail-run-sigterm-reaches-vm; else bad jail-run-sigterm-reaches-vm "exit $code: $(head -c 300 "$TMP/jfg.err")"; fi
+	expect jail-run-restore 124 'tick' '' -- $WISP run --jail --restore "$TMP/jfg.snap" --timeout 1s
+	left=$(ls "$RUN/jail" 2>/dev/null | grep -v '^uids$'; ls "$RUN/run" 2>/dev/null)
+	if [ -z "$left" ]; then ok jail-run-cleans-up; else bad jail-run-cleans-up "left behind: $left"; fi
+fi
+
 summary
