@@ -9,7 +9,7 @@
  * serve_message() once configured; whatever it answers must pass wispd's
  * own check (ctl_check_info) and goes to wispd's side as from the cold VM.
  *
- * Input: records of u8 head, u16 length, u16 present, then `present` bytes;
+ * Input: up to 32 records of u8 head, u16 length, u16 present, then `present` bytes;
  * the message is `length` bytes (at most CTL_MSG_MAX), zero past the bytes
  * present. head bit 0: 0 to wispd (from VMM (head >> 2) % 5), 1 to the VMM
  * (bit 1: with a file attached, /dev/null). head 0xff (no message): GET
@@ -362,7 +362,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} m;
 	setup();
 	vmm_reset();
-	while (size >= 5) {
+	for (int nr = 0; size >= 5 && nr < 32; nr++) { /* 32 messages: enough for any story */
 		uint8_t head = data[0];
 		size_t len = (size_t)(data[1] | data[2] << 8),
 		       present = (size_t)(data[3] | data[4] << 8);
