@@ -150,12 +150,51 @@ static void test_messages(void **state)
 	(void)state;
 }
 
+/* What a VMM says is checked before wispd uses it (docs/security.md). */
+static void test_check_info(void **state)
+{
+	(void)state;
+	char why[128];
+	struct ctl_info ok = {
+		.type = CTL_INFO, .state = CTL_STATE_RUNNING, .pid = 42, .mem = 32u << 20};
+	snprintf(ok.id, sizeof(ok.id), "0123456789ab");
+	snprintf(ok.name, sizeof(ok.name), "web1");
+	assert_int_equal(ctl_check_info(&ok, sizeof(ok), why, sizeof(why)), 0);
+	assert_int_equal(ctl_check_info(&ok, sizeof(ok) - 1, why, sizeof(why)), -EPROTO);
+	struct ctl_info in;
+#define BAD(stmt, want)                                                                            \
+	do {                                                                                       \
+		in = ok;                                                                           \
+		stmt;                                                                              \
+		why[0] = 0;                                                                        \
+		assert_int_equal(ctl_check_info(&in, sizeof(in), why, sizeof(why)), -EPROTO);      \
+		assert_non_null(strstr(why, want));                                                \
+	} while (0)
+	BAD(in.type = 99, "unknown message type 99");
+	BAD(in.state = 7, "state 7 out of range");
+	BAD((in.type = CTL_EXIT, in.state = CTL_STATE_RUNNING), "exit report with the live state");
+	BAD(in.flags = 8, "unknown flags");
+	BAD(in.pid = -1, "pid -1");
+	BAD(in.error = 5, "not an errno");
+	BAD(memset(in.id, 'a', sizeof(in.id)), "malformed id");
+	BAD(snprintf(in.id, sizeof(in.id), "xyz"), "malformed id");
+	BAD(snprintf(in.name, sizeof(in.name), "-bad"), "malformed name");
+	BAD(memset(in.reason, 'x', sizeof(in.reason)), "reason not terminated");
+	BAD(in.mem = 1, "memory size");
+	BAD(in.mig_state = 9, "migration state 9 out of range");
+#undef BAD
+	in = ok;
+	in.type = CTL_EXIT;
+	in.state = CTL_STATE_CRASHED;
+	assert_int_equal(ctl_check_info(&in, sizeof(in), why, sizeof(why)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),    cmocka_unit_test(test_options),
 		cmocka_unit_test(test_bad_options), cmocka_unit_test(test_names),
-		cmocka_unit_test(test_messages),
+		cmocka_unit_test(test_messages),    cmocka_unit_test(test_check_info),
 	};
 	return cmocka_run_group_tests_name("wispd", tests, NULL, NULL);
 }
