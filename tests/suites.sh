@@ -18,10 +18,12 @@
 #             to curl; needs a KVM that runs Linux (the lab, host-root mode)
 #   packaging make install and the .deb: the installed wisp runs VMs
 #   observability  JSON logs, wisp top under tmux, progress lines
+#   metrics   GET /metrics (strict parsers, values against wisp stats) and
+#             docs/openapi.yaml against the running wispd, both ways
 # Exits non-zero if any suite failed.
 cd "$(dirname "$0")/.." || exit 1
 B=${BUILD:-build}
-all="kvm-unit run linux rng virtio control snapshot security image oci daemon-linux packaging observability"
+all="kvm-unit run linux rng virtio control snapshot security image oci daemon-linux packaging observability metrics"
 [ "$*" = --list ] && { echo "$all"; exit 0; }
 [ "$*" = all ] && set -- $all
 [ $# -gt 0 ] || { echo "usage: tests/suites.sh SUITE... (or all: $all)" >&2; exit 2; }
@@ -42,6 +44,7 @@ suite() {
 	daemon-linux) tests/integration/test_daemon_linux.sh ;;
 	packaging) tests/integration/test_packaging.sh vm ;;
 	observability) tests/integration/test_observability.sh ;;
+	metrics) tests/integration/test_metrics.sh ;;
 	*) echo "FAIL: suites: unknown suite '$1' (known: $all)"; return 1 ;;
 	esac
 }

@@ -18,7 +18,7 @@ out=$B/vm-checks
 rm -rf "$out"
 mkdir -p "$out"
 lane_a="kvm-unit run linux rng virtio control packaging observability"
-lane_b="snapshot security image daemon-linux oci"
+lane_b="snapshot security image daemon-linux oci metrics"
 
 # Every suite runs in some lane: a suite added to suites.sh but to no lane
 # would otherwise never run in the lab.

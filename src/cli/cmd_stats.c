@@ -1,5 +1,5 @@
-/* `wisp stats [--json] [VM]`: a VM's exit counts by kind, memory and boot
- * timing; without a VM, the daemon's: VMs by state, creates (from the pool
+/* `wisp stats [--json] [VM]`: a VM's exit counts by kind, memory, boot
+ * timing and its devices' I/O; without a VM, the daemon's: VMs by state, creates (from the pool
  * or cold) and the pool per size class. */
 #include <getopt.h>
 #include <stdio.h>
@@ -24,6 +24,15 @@ static void print_vm(struct json_t *s)
 		       (double)jint(b, "first_hypercall_ns") / 1e3 -
 			       (double)jint(b, "request_ns") / 1e3);
 	printf("\n");
+	struct json_t *devs = jget(s, "devices");
+	for (size_t i = 0; i < jlen(devs); i++) {
+		struct json_t *d = jat(devs, i);
+		printf("device %-4lld %s: ops %lld, tx %lld bytes, rx %lld bytes, notifies %lld, "
+		       "interrupts %lld, guest errors %lld\n",
+		       jint(d, "slot"), jstr(d, "type"), jint(d, "ops"), jint(d, "tx_bytes"),
+		       jint(d, "rx_bytes"), jint(d, "notifies"), jint(d, "interrupts"),
+		       jint(d, "guest_errors"));
+	}
 }
 
 static void print_daemon(struct json_t *s)
@@ -42,9 +51,9 @@ static void print_daemon(struct json_t *s)
 	struct json_t *pool = jget(s, "pool");
 	for (size_t i = 0; i < jlen(pool); i++) {
 		struct json_t *c = jat(pool, i);
-		printf("pool %4lldM ready %lld/%lld, starting %lld, hits %lld%s%s\n",
+		printf("pool %4lldM ready %lld/%lld, starting %lld, hits %lld, refills %lld%s%s\n",
 		       jint(c, "mem") >> 20, jint(c, "ready"), jint(c, "target"),
-		       jint(c, "starting"), jint(c, "hits"),
+		       jint(c, "starting"), jint(c, "hits"), jint(c, "refills"),
 		       *jstr(c, "last_error") ? "; last error: " : "", jstr(c, "last_error"));
 	}
 }

@@ -39,7 +39,8 @@ enum req_kind {
 	RQ_CONSOLE,
 	RQ_SAVE,
 	RQ_MIGRATE,
-	RQ_RECEIVE
+	RQ_RECEIVE,
+	RQ_METRICS
 };
 
 /* One HTTP request, from its first header to its completion. */
@@ -70,6 +71,7 @@ struct request {
 	/* A save: the file wispd opened for the VMM (a jailed VMM opens no
 	 * path), named once the VMM has written it. */
 	struct snap_target *save;
+	unsigned asked; /* GET /metrics: VMs yet to answer */
 };
 
 /* Forget a save's temporary file (the save failed or was not answered). */
@@ -140,9 +142,7 @@ static int vm_cpus(const struct vmm *v)
 /* wispd's view of one VM. */
 static json_t *vm_json(const struct vmm *v)
 {
-	uint64_t now = util_now_ns();
-	uint64_t end = v->final ? v->ended_ns : now;
-	uint64_t up = v->request_ns && end > v->request_ns ? end - v->request_ns : 0;
+	uint64_t up = vmm_uptime_ns(v);
 	json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:i, s:s, s:O?, s:I, s:I, s:b}", "id",
 			      v->id, "name", v->name, "state", ctl_state_name(v->state), "pid",
 			      v->gone ? 0 : (int)v->pid, "mem", ji(v->mem), "cpus", vm_cpus(v),
@@ -179,27 +179,6 @@ static json_t *mig_json(const struct vmm *v)
 	if (o && v->mig.state == CTL_MIG_FAILED)
 		json_object_set_new(o, "error", json_string(v->mig.error));
 	return o;
-}
-
-/* Rss and Pss of a live VMM, from /proc/PID/smaps_rollup (bytes; 0 if unknown). */
-static void vmm_memory(const struct vmm *v, uint64_t *rss, uint64_t *pss)
-{
-	*rss = *pss = 0;
-	if (!vmm_live(v))
-		return;
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)v->pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return;
-	unsigned long long kb;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "Rss: %llu kB", &kb) == 1)
-			*rss = kb << 10;
-		else if (sscanf(line, "Pss: %llu kB", &kb) == 1)
-			*pss = kb << 10;
-	}
-	fclose(f);
 }
 
 /* Add a live VMM's CPU time ("cpu_ns": user + system, all its threads, from
@@ -262,14 +241,14 @@ static json_t *stats_json(const struct vmm *v)
 		json_object_set_new(
 			boot, "request_to_first_hypercall_us",
 			json_real((double)(v->first_hypercall_ns - v->request_ns) / 1e3));
-	json_t *o =
-		json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
-			  "s:{s:I, s:I, s:I}, s:o?}",
-			  "id", v->id, "name", v->name, "state", ctl_state_name(v->state), "exits",
-			  "io", ji(e->io), "mmio", ji(e->mmio), "hypercall", ji(e->hypercall),
-			  "hlt", ji(e->hlt), "intr", ji(e->intr), "shutdown", ji(e->shutdown),
-			  "unhandled", ji(e->unhandled), "other", ji(e->other), "memory", "guest",
-			  ji(v->mem), "vmm_rss", ji(rss), "vmm_pss", ji(pss), "boot", boot);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
+			      "s:{s:I, s:I, s:I}, s:o?, s:o?}",
+			      "id", v->id, "name", v->name, "state", ctl_state_name(v->state),
+			      "exits", "io", ji(e->io), "mmio", ji(e->mmio), "hypercall",
+			      ji(e->hypercall), "hlt", ji(e->hlt), "intr", ji(e->intr), "shutdown",
+			      ji(e->shutdown), "unhandled", ji(e->unhandled), "other", ji(e->other),
+			      "memory", "guest", ji(v->mem), "vmm_rss", ji(rss), "vmm_pss", ji(pss),
+			      "boot", boot, "devices", metrics_devices_json(v));
 	vmm_usage(v, o);
 	return o;
 }
@@ -299,10 +278,27 @@ static bool image_error(int error)
 	return error == -ENOEXEC || error == -E2BIG || error == -EINVAL;
 }
 
+/* GET /metrics: one more VM answered (or could not); the last one renders. */
+static void metrics_part(struct wispd *d, struct request *rq)
+{
+	if (rq->asked && --rq->asked)
+		return;
+	char *text = metrics_render(d);
+	if (text)
+		answer_text(rq, 200, text, "text/plain; version=0.0.4; charset=utf-8");
+	else
+		answer_error(rq, 500, "out of memory");
+	resume(rq);
+}
+
 void api_reply(struct wispd *d, struct request *rq, struct vmm *v, const struct ctl_info *in,
 	       const char *why)
 {
 	bool ok = in && in->type == CTL_INFO;
+	if (rq->kind == RQ_METRICS) {
+		metrics_part(d, rq);
+		return;
+	}
 	switch (rq->kind) {
 	case RQ_RECEIVE:
 	case RQ_CREATE:
@@ -404,6 +400,10 @@ void api_reply(struct wispd *d, struct request *rq, struct vmm *v, const struct 
 
 void api_timeout(struct wispd *d, struct request *rq, struct vmm *v)
 {
+	if (rq->kind == RQ_METRICS) { /* what wispd knows will do */
+		metrics_part(d, rq);
+		return;
+	}
 	save_abort(rq);
 	if (rq->kind == RQ_CREATE || rq->kind == RQ_RECEIVE) {
 		d->creating--;
@@ -416,6 +416,10 @@ void api_timeout(struct wispd *d, struct request *rq, struct vmm *v)
 
 void api_abandon(struct request *rq)
 {
+	if (rq->kind == RQ_METRICS) {
+		metrics_part(rq->d, rq);
+		return;
+	}
 	save_abort(rq);
 	answer_error(rq, 503, "wispd is stopping");
 	resume(rq);
@@ -1063,11 +1067,12 @@ static void handle_daemon_stats(struct request *rq)
 	json_t *pool = json_array();
 	for (int i = 0; i < d->cfg.nr_classes; i++) {
 		const struct pool_class *c = &d->cfg.classes[i];
-		json_array_append_new(pool,
-				      json_pack("{s:I, s:i, s:i, s:i, s:I, s:s}", "mem", ji(c->mem),
-						"target", (int)c->target, "ready", (int)c->ready,
-						"starting", (int)c->starting, "hits", ji(c->hits),
-						"last_error", c->last_error));
+		json_array_append_new(
+			pool, json_pack("{s:I, s:i, s:i, s:i, s:I, s:I, s:I, s:s}", "mem",
+					ji(c->mem), "target", (int)c->target, "ready",
+					(int)c->ready, "starting", (int)c->starting, "hits",
+					ji(c->hits), "refills", ji(c->refills), "shell_failures",
+					ji(c->shell_failures), "last_error", c->last_error));
 	}
 	json_t *states = json_object();
 	for (int s = CTL_STATE_STARTING; s <= CTL_STATE_LAST; s++)
@@ -1141,6 +1146,13 @@ static void route(struct request *rq, const char *method, const char *url)
 		answer_json(rq, 200, json_pack("{s:s, s:i}", "version", WISP_VERSION, "api", 1));
 	} else if (!strcmp(url, "/stats") && get) {
 		handle_daemon_stats(rq);
+	} else if (!strcmp(url, "/metrics") && get) {
+		rq->kind = RQ_METRICS;
+		if ((rq->asked = metrics_query_vms(rq->d, rq))) {
+			suspend(rq); /* until they all answer */
+		} else {
+			metrics_part(rq->d, rq);
+		}
 	} else if (!strcmp(url, "/vms") || !strcmp(url, "/vms/")) {
 		if (get)
 			handle_list(rq);
@@ -1277,6 +1289,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	size_t reply_len;
 	if (!api_request_route(rq, method, url, &reply, &reply_len))
 		return MHD_YES; /* suspended until a VMM answers */
+	metrics_observe_api(rq->d, method, url, rq->status, util_now_ns() - rq->t0);
 	return queue(rq);
 }
 

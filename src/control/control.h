@@ -113,6 +113,18 @@ struct ctl_cmd {
 	uint32_t reserved;
 };
 
+/* One device's I/O counters (ctl_info.devs): virtio devices, counted in
+ * their common queue path (devices/virtio/virtio.h, struct virtio_io_stats). */
+#define CTL_DEV_MAX 8
+struct ctl_dev_stats {
+	char type[16]; /* "virtio-blk", NUL-terminated */
+	uint32_t slot; /* its place in the VM's virtio-mmio window */
+	uint32_t reserved;
+	uint64_t ops;		     /* requests (descriptor chains) served */
+	uint64_t tx_bytes, rx_bytes; /* guest -> device, device -> guest */
+	uint64_t notifies, interrupts, guest_errors;
+};
+
 /* VMM -> wispd: who the VMM is and how its VM is doing. */
 struct ctl_info {
 	uint32_t type;	/* enum ctl_type */
@@ -137,6 +149,9 @@ struct ctl_info {
 	 * the downtime; `reason` says why it failed. */
 	uint32_t mig_state, mig_round;
 	uint64_t mig_bytes, mig_dirty_rate, mig_total_ns, mig_downtime_ns;
+	/* The VM's devices' I/O counters (CTL_INFO, CTL_EXIT, CTL_STATE). */
+	uint32_t nr_devs, reserved2;
+	struct ctl_dev_stats devs[CTL_DEV_MAX];
 };
 
 /* --- proto.c: both sides --------------------------------------------------- */
@@ -176,13 +191,15 @@ struct request;
 
 /* A memory-size class of the shell pool. */
 struct pool_class {
-	uint64_t mem;	      /* guest RAM of its shells */
-	unsigned target;      /* shells to keep ready */
-	unsigned ready;	      /* prepared, waiting */
-	unsigned starting;    /* spawned, not yet prepared */
-	uint64_t hits;	      /* creates served from this class */
-	unsigned failures;    /* consecutive shell failures (refill backs off) */
-	uint64_t retry_at_ns; /* refill paused until then after failures */
+	uint64_t mem;		 /* guest RAM of its shells */
+	unsigned target;	 /* shells to keep ready */
+	unsigned ready;		 /* prepared, waiting */
+	unsigned starting;	 /* spawned, not yet prepared */
+	uint64_t hits;		 /* creates served from this class */
+	uint64_t refills;	 /* shells spawned to keep the target */
+	uint64_t shell_failures; /* shells that failed or died before use */
+	unsigned failures;	 /* consecutive shell failures (refill backs off) */
+	uint64_t retry_at_ns;	 /* refill paused until then after failures */
 	struct vmm *ready_list;
 	char last_error[CTL_REASON_MAX];
 };
@@ -201,6 +218,17 @@ struct wispd_config {
 	struct jail_range jail_range; /* --jail-uid-range */
 	int nr_classes;
 	struct pool_class classes[WISPD_MAX_CLASSES];
+};
+
+/* API latency by route and method (metrics.c), for GET /metrics. */
+#define METRICS_ROUTES	 14 /* "/version" ... "/vms/{vm}/migration", other */
+#define METRICS_METHODS	 4  /* GET, POST, DELETE, other */
+#define METRICS_BUCKETS	 17 /* upper bounds in metrics.c; the last is +Inf */
+#define METRICS_CODE_MAX 600
+struct api_metrics {
+	uint64_t bucket[METRICS_ROUTES][METRICS_METHODS][METRICS_BUCKETS]; /* not cumulative */
+	uint64_t sum_ns[METRICS_ROUTES][METRICS_METHODS];
+	uint64_t codes[METRICS_CODE_MAX]; /* responses by HTTP status */
 };
 
 /* Why an fd is in wispd's epoll set. */
@@ -249,6 +277,8 @@ struct vmm {
 	int exit_status;
 	char reason[CTL_REASON_MAX];
 	struct exit_stats exits;
+	unsigned nr_devs; /* the devices' I/O counters, as last reported */
+	struct ctl_dev_stats devs[CTL_DEV_MAX];
 	struct pending *pending, *pending_tail;
 	/* The last migration of this VM (CTL_PROGRESS), for GET .../migration. */
 	struct {
@@ -295,6 +325,7 @@ struct wispd {
 	unsigned nr_cg_dead, cap_cg_dead;
 	/* Counters for GET /stats. */
 	uint64_t creates, creates_pool, creates_cold, destroys, create_errors, adopted;
+	struct api_metrics api; /* for GET /metrics */
 };
 
 /* --- wispd.c: the daemon and its event loop ---------------------------------- */
@@ -417,6 +448,24 @@ void jails_sweep(struct wispd *d);
 /* Re-adopt the VMs in vms/ (live VMMs answer on ctl.sock; dead ones are
  * reported from their status/info files) and clear stale shells. */
 void adopt_all(struct wispd *d);
+
+/* --- metrics.c: GET /metrics (Prometheus text format 0.0.4) ------------------ */
+/* Count one answered API request: its route (from method and url), status
+ * and time from arrival to the answer. */
+void metrics_observe_api(struct wispd *d, const char *method, const char *url, unsigned status,
+			 uint64_t ns);
+/* Ask every running or paused VM for fresh counters (CTL_QUERY) on req's
+ * behalf; returns how many were asked (each answers through api_reply). */
+unsigned metrics_query_vms(struct wispd *d, struct request *req);
+/* The exposition: every VM's series and wispd's own; malloc'd, NULL when
+ * out of memory. */
+char *metrics_render(struct wispd *d);
+/* A VM's devices' I/O counters as a JSON array (GET /vms/{vm}/stats). */
+struct json_t *metrics_devices_json(const struct vmm *v);
+/* Rss and Pss of a live VMM, from /proc/PID/smaps_rollup (bytes; 0 if unknown). */
+void vmm_memory(const struct vmm *v, uint64_t *rss, uint64_t *pss);
+/* Time since the create request, until the VM ended if it has. */
+uint64_t vmm_uptime_ns(const struct vmm *v);
 
 /* --- api.c: the HTTP API ------------------------------------------------------ */
 /* Start the HTTP server on d->listen_fd (inside wispd's event loop). */

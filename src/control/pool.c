@@ -126,6 +126,7 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, unsigned receiv
 	if (!cold) {
 		v->cls = pool_class_for(d, mem);
 		v->cls->starting++;
+		v->cls->refills++;
 	}
 	return v;
 fail:
@@ -223,6 +224,7 @@ void pool_shell_failed(struct wispd *d, struct vmm *v, const char *why)
 		} else {
 			c->starting--;
 		}
+		c->shell_failures++;
 		/* A ready shell that dies is not a reason to slow refills. */
 		if (!v->ready)
 			back_off(d, c, why);

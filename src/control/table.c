@@ -261,6 +261,12 @@ void vmm_apply_info(struct vmm *v, const struct ctl_info *in)
 	if (in->mem)
 		v->mem = in->mem; /* a received VM learns its size from the source */
 	v->exits = in->exits;
+	if (in->nr_devs <= CTL_DEV_MAX) {
+		v->nr_devs = in->nr_devs;
+		memcpy(v->devs, in->devs, sizeof(v->devs));
+		for (unsigned i = 0; i < CTL_DEV_MAX; i++)
+			v->devs[i].type[sizeof(v->devs[i].type) - 1] = 0;
+	}
 	if (in->first_hypercall_ns)
 		v->first_hypercall_ns = in->first_hypercall_ns;
 	if (in->started_ns)

@@ -34,6 +34,7 @@
 #include "arch/x86/x86.h"
 #include "vmm/config.h"
 #include "control/control.h"
+#include "devices/virtio/virtio.h"
 #include "security/security.h"
 #include "snapshot/snapshot.h"
 
@@ -83,6 +84,20 @@ static void fill_info(struct ctl_info *in, uint32_t type)
 	in->type = type;
 	in->first_hypercall_ns = sh.vm.first_hypercall_ns;
 	vm_stats(&sh.vm, &in->exits);
+	struct virtio_io_stats io[CTL_DEV_MAX];
+	int n = sh.configured ? virtio_io_stats(&sh.vm, io, CTL_DEV_MAX) : 0;
+	in->nr_devs = (uint32_t)n;
+	for (int i = 0; i < n; i++) {
+		struct ctl_dev_stats *o = &in->devs[i];
+		snprintf(o->type, sizeof(o->type), "%s", io[i].type);
+		o->slot = (uint32_t)io[i].slot;
+		o->ops = io[i].ops;
+		o->tx_bytes = io[i].tx_bytes;
+		o->rx_bytes = io[i].rx_bytes;
+		o->notifies = io[i].notifies;
+		o->interrupts = io[i].interrupts;
+		o->guest_errors = io[i].guest_errors;
+	}
 }
 
 /* Send to wispd. The connection is non-blocking (it is drained from the

@@ -76,18 +76,27 @@ static void test_good_chain(void **state)
 	assert_int_equal(vh_take_used(&h, 0, &e), 1);
 	assert_int_equal(e.id, 2);
 	assert_int_equal(e.len, 201);
+	/* The I/O counters every device gets from this path (wispd's metrics). */
+	assert_int_equal(q.chains, 1);
+	assert_int_equal(q.tx_bytes, 16);
+	assert_int_equal(q.rx_bytes, 201);
 }
 
 static void test_unpop(void **state)
 {
 	(void)state;
-	struct vh_buf b = {VH_DATA, 16, true};
-	vh_chain(&h, 0, 0, &b, 1);
+	struct vh_buf b[] = {{VH_DATA, 24, false}, {VH_DATA + 100, 16, true}};
+	vh_chain(&h, 0, 0, b, 2);
 	assert_int_equal(virtq_pop(&q, &c), 1);
-	virtq_unpop(&q);
+	assert_int_equal(q.tx_bytes, 24);
+	virtq_unpop(&q); /* given back: neither counted as served nor as read */
+	assert_int_equal(q.chains, 0);
+	assert_int_equal(q.tx_bytes, 0);
 	assert_true(virtq_has_avail(&q));
 	assert_int_equal(virtq_pop(&q, &c), 1);
 	assert_false(virtq_has_avail(&q));
+	assert_int_equal(q.chains, 1);
+	assert_int_equal(q.tx_bytes, 24);
 }
 
 static void test_zero_length_buffer(void **state)

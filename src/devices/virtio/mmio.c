@@ -774,6 +774,30 @@ int virtio_device_table(struct vm *vm, struct wisp_device *out, int max)
 	return n;
 }
 
+int virtio_io_stats(struct vm *vm, struct virtio_io_stats *out, int max)
+{
+	struct device *dev = vm_find_device(vm, "virtio");
+	struct virtio_ctx *c = dev ? dev->opaque : NULL;
+	int n = 0;
+	for (int i = 0; c && i < c->nr && n < max; i++, n++) {
+		struct virtio_dev *d = c->devs[i];
+		struct virtio_io_stats *o = &out[n];
+		pthread_mutex_lock(&d->lock); /* the I/O thread may be serving it */
+		*o = (struct virtio_io_stats){.type = d->ops->name,
+					      .slot = d->slot,
+					      .notifies = d->notifies,
+					      .interrupts = d->interrupts,
+					      .guest_errors = d->guest_errors};
+		for (int q = 0; q < d->ops->nr_queues; q++) {
+			o->ops += d->vq[q].chains;
+			o->tx_bytes += d->vq[q].tx_bytes;
+			o->rx_bytes += d->vq[q].rx_bytes;
+		}
+		pthread_mutex_unlock(&d->lock);
+	}
+	return n;
+}
+
 void virtio_print_stats(struct vm *vm, int fd)
 {
 	struct device *dev = vm_find_device(vm, "virtio");
@@ -782,15 +806,18 @@ void virtio_print_stats(struct vm *vm, int fd)
 		struct virtio_dev *d = c->devs[i];
 		/* The I/O thread still runs until vm_destroy. */
 		pthread_mutex_lock(&d->lock);
-		uint64_t chains = 0;
-		for (int q = 0; q < d->ops->nr_queues; q++)
+		uint64_t chains = 0, tx = 0, rx = 0;
+		for (int q = 0; q < d->ops->nr_queues; q++) {
 			chains += d->vq[q].chains;
+			tx += d->vq[q].tx_bytes;
+			rx += d->vq[q].rx_bytes;
+		}
 		dprintf(fd,
 			"wisp: %s@0x%" PRIx64 ": mmio exits %" PRIu64 " notifies %" PRIu64
-			" interrupts %" PRIu64 " chains %" PRIu64 " guest errors %" PRIu64
-			"%s%s%s\n",
+			" interrupts %" PRIu64 " chains %" PRIu64 " bytes tx %" PRIu64
+			" rx %" PRIu64 " guest errors %" PRIu64 "%s%s%s\n",
 			d->ops->name, d->base, d->mmio_accesses, d->notifies, d->interrupts, chains,
-			d->guest_errors, d->last_error ? " (last: " : "",
+			tx, rx, d->guest_errors, d->last_error ? " (last: " : "",
 			d->last_error ? d->last_error : "", d->last_error ? ")" : "");
 		if (d->ops->stats)
 			d->ops->stats(d, fd);

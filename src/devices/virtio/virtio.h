@@ -68,6 +68,12 @@ struct virtq {
 	const char *error;  /* why it broke (static string) */
 	uint64_t chains;    /* chains served (stats) */
 	uint64_t max_bytes; /* cap on one chain's total length (device-chosen) */
+	/* I/O counters, kept here so every device gets them from the one
+	 * common path (virtq_pop / virtq_push): bytes in the readable buffers
+	 * of the chains taken (the guest's output), and bytes the device said
+	 * it wrote into the chains it returned (the guest's input). */
+	uint64_t tx_bytes, rx_bytes;
+	uint64_t last_r_len; /* r_len of the last chain taken (virtq_unpop) */
 };
 
 /* One popped chain: its buffers as host iovecs (the readable ones first, as
@@ -280,6 +286,16 @@ struct wisp_device;
 int virtio_device_table(struct vm *vm, struct wisp_device *out, int max);
 /* Print each device's statistics (for `wisp run --stats`). */
 void virtio_print_stats(struct vm *vm, int fd);
+/* One device's I/O counters, summed over its queues (wispd's metrics). */
+struct virtio_io_stats {
+	const char *type;	     /* ops->name: "virtio-blk" */
+	int slot;		     /* its place in the MMIO window */
+	uint64_t ops;		     /* chains served */
+	uint64_t tx_bytes, rx_bytes; /* guest -> device, device -> guest */
+	uint64_t notifies, interrupts, guest_errors;
+};
+/* Fill up to max entries with the VM's devices' counters; returns the count. */
+int virtio_io_stats(struct vm *vm, struct virtio_io_stats *out, int max);
 
 /* --- the devices ------------------------------------------------------------ */
 struct virtio_blk_opts {

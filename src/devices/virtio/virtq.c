@@ -34,10 +34,12 @@ static int fail(struct virtq *q, const char *why)
 
 void virtq_reset(struct virtq *q)
 {
-	uint64_t chains = q->chains, max = q->max_bytes;
+	uint64_t chains = q->chains, max = q->max_bytes, tx = q->tx_bytes, rx = q->rx_bytes;
 	memset(q, 0, sizeof(*q));
 	q->chains = chains;
 	q->max_bytes = max;
+	q->tx_bytes = tx;
+	q->rx_bytes = rx;
 }
 
 int virtq_setup(struct virtq *q, const struct guest_mem *mem, bool event_idx, bool indirect)
@@ -160,6 +162,8 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c)
 		return r;
 	q->s.last_avail++;
 	q->chains++;
+	q->tx_bytes += c->r_len;
+	q->last_r_len = c->r_len;
 	return 1;
 }
 
@@ -167,6 +171,8 @@ void virtq_unpop(struct virtq *q)
 {
 	q->s.last_avail--;
 	q->chains--;
+	q->tx_bytes -= q->last_r_len;
+	q->last_r_len = 0;
 }
 
 void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
@@ -178,6 +184,7 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 	q->s.used_idx++;
 	store16(&q->used->idx, q->s.used_idx); /* release: the entry is visible first */
 	q->pushed++;
+	q->rx_bytes += len;
 }
 
 bool virtq_need_interrupt(struct virtq *q)
