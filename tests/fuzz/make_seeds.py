@@ -107,11 +107,12 @@ def vmm_reply(vmm, kind, state, err=0, reason=b""):
 RUNNING, PAUSED, EXITED = 2, 3, 4
 create = b'POST /vms\n{"image": "/etc/passwd", "name": "web1", "mem": "32M", "args": ["a", "b c"]}'
 seeds["api"] = [
-    api(b"GET /version", b"GET /stats", b"GET /vms", b"GET /vms/none", b"PUT /vms"),
+    api(b"GET /version", b"GET /stats", b"GET /vms", b"GET /vms/none", b"PUT /vms", b"GET /metrics"),
     api(b"P", create, vmm_reply(0, 2, RUNNING), b"GET /vms/web1", b"GET /vms", b"POST /vms/web1/pause",
         vmm_reply(0, 2, PAUSED), b"POST /vms/web1/resume", vmm_reply(0, 2, RUNNING),
         b'POST /vms/web1/save\n{"file": "/srv/web1.snap"}', vmm_reply(0, 2, RUNNING),
-        b"GET /vms/web1/stats", vmm_reply(0, 2, RUNNING), b"GET /vms/web1/console",
+        b"GET /vms/web1/stats", vmm_reply(0, 2, RUNNING), b"GET /metrics", vmm_reply(0, 2, RUNNING),
+        b"GET /vms/web1/console",
         b"GET /vms/web1/console?offset=1024", b"GET /vms/web1/console?follow=1",
         b'POST /vms/web1/migrate\n{"to": "127.0.0.1:7000"}', vmm_reply(0, 2, RUNNING),
         vmm_reply(0, 4, RUNNING, 0x20), b"GET /vms/web1/migration", b"GET /stats",
@@ -119,7 +120,7 @@ seeds["api"] = [
     api(b'POST /vms\n{"image": "/etc/passwd", "mem": 67108864, "cpus": 1}', vmm_reply(0, 1, 1, 1, b"not an ELF"),
         b'POST /vms\n{"snapshot": "/srv/web1.snap", "name": "web2"}',
         b'POST /vms/receive\n{"port": 7000, "name": "web3"}', vmm_reply(1, 2, 6), b"GET /vms/web3",
-        vmm_reply(1, 5, RUNNING), b"GET /vms/web3/stats", b"T", b"G\x01", b"GET /vms/web3"),
+        vmm_reply(1, 5, RUNNING), b"GET /vms/web3/stats", b"GET /metrics", b"T", b"G\x01", b"GET /vms/web3"),
     api(b'POST /vms\n{"kernel": "/etc/passwd", "kind": "linux", "mem": "64M", "cpus": 2, '
         b'"cmdline": "console=ttyS0", "devices": [{"type": "virtio-rng"}]}', vmm_reply(0, 2, RUNNING),
         b"POST /vms/web1/pause", create, vmm_reply(1, 3, EXITED, 0, b"guest exited with status 0"),
