@@ -53,6 +53,51 @@ if [ "$what" != install ]; then
 		else bad "man-renders-$(basename "$m" .scd)" "$out"; fi
 	done
 
+	# --- wisp-vm.json(5) against the configuration parser ----------------------------
+	# The page's field names (# FIELDS; # DEVICES: each ## TYPE and its
+	# options) must be those src/vmm/config.c accepts, both ways; and wisp
+	# must take each one the page names (a bad value, never "unknown field").
+	VMJ=docs/man/wisp-vm.json.5.scd
+	section() { awk -v s="$1" '/^# / { on = ($0 == "# " s); next } on' "$VMJ"; }
+	section FIELDS | grep -oE '^\*[a-z_]+\*$' | tr -d '*' | sort -u >"$TMP/vmj.man.top"
+	awk '/^int vm_config_from_jobj\(/ { on = 1 } on && /^}/ { on = 0 } on' src/vmm/config.c |
+		grep -oE 'strcmp\(key, "[a-z_]+"\)' | cut -d'"' -f2 | sort -u >"$TMP/vmj.src.top"
+	compare_fields() { # compare_fields NAME SRC_FILE MAN_FILE
+		if [ -s "$2" ] && diff -q "$2" "$3" >/dev/null; then ok "$1"
+		else bad "$1" "config.c only: $(comm -23 "$2" "$3" | tr '\n' ' ')man page only: $(comm -13 "$2" "$3" | tr '\n' ' ')"; fi
+	}
+	compare_fields vm-json-man-fields "$TMP/vmj.src.top" "$TMP/vmj.man.top"
+	section DEVICES | awk '/^## / { t = $2; print t; next } /^\*[a-z_]+\*$/ { gsub(/\*/, ""); print t "." $0 }' |
+		sort -u >"$TMP/vmj.man.dev"
+	{
+		awk '/^static const struct vm_dev_type types\[/ { on = 1 } on && /^};/ { on = 0 } on' src/vmm/config.c |
+			grep -oE '\] = \{"[a-z-]+"' | cut -d'"' -f2
+		kinds=$(awk '/^static const struct vm_dev_type types\[/ { on = 1 } on && /^};/ { on = 0 } on' src/vmm/config.c |
+			grep -oE '\[VM_DEV_[A-Z_]+\] = \{"[a-z-]+"' | sed -E 's/\[(VM_DEV_[A-Z_]+)\] = \{"([a-z-]+)"/\1=\2/')
+		awk '/^static int parse_device\(/ { on = 1 } on && /^}/ { on = 0 } on' src/vmm/config.c |
+			grep -oE '\{"[a-z_]+", "[a-z]+", VM_DEV_[A-Z_]+' | while IFS='"' read -r _ json _ _ kind; do
+			kind=${kind#, }
+			for k in $kinds; do [ "${k%%=*}" = "$kind" ] && echo "${k#*=}.$json"; done
+		done
+	} | sort -u >"$TMP/vmj.src.dev"
+	compare_fields vm-json-man-devices "$TMP/vmj.src.dev" "$TMP/vmj.man.dev"
+	unknown=""
+	while read -r f; do
+		printf '{"image": "/nonexistent/x.elf", "%s": [[]]}\n' "$f" >"$TMP/vmj.json"
+		$B/wisp run --config "$TMP/vmj.json" 2>&1 | grep -q "$f: unknown field" && unknown="$unknown $f"
+	done <"$TMP/vmj.man.top"
+	while read -r f; do
+		case $f in *.*) ;; *) continue ;; esac
+		printf '{"image": "/nonexistent/x.elf", "devices": [{"type": "%s", "%s": [[]]}]}\n' "${f%%.*}" "${f#*.}" >"$TMP/vmj.json"
+		$B/wisp run --config "$TMP/vmj.json" 2>&1 | grep -q "unknown field\|is not known" && unknown="$unknown $f"
+	done <"$TMP/vmj.man.dev"
+	printf '{"image": "/nonexistent/x.elf", "frobnicate": 1}\n' >"$TMP/vmj.json"
+	if [ -z "$unknown" ] && $B/wisp run --config "$TMP/vmj.json" 2>&1 | grep -q 'frobnicate: unknown field'; then
+		ok vm-json-man-fields-accepted
+	else
+		bad vm-json-man-fields-accepted "wisp run --config refuses as unknown:$unknown (or takes any field)"
+	fi
+
 	# --- socket activation (wispd.socket) ---------------------------------------
 	# systemd-socket-activate plays systemd: it holds the socket and starts
 	# wispd on the first connection, which must answer on that very socket.
@@ -143,6 +188,7 @@ if [ "$what" != docs ]; then
 	for f in usr/bin/wisp usr/sbin/wispd usr/libexec/wisp/wisp-vmm usr/libexec/wisp/wisp-client \
 		usr/include/wisp/wrt.h usr/include/wisp/abi.h usr/lib/wisp/unikernel/unikernel.ld \
 		usr/lib/wisp/unikernel/wrt.o usr/share/man/man1/wisp.1 usr/share/man/man8/wispd.8 \
+		usr/share/man/man5/wisp-vm.json.5 usr/share/man/man5/wispd.conf.5 \
 		usr/share/bash-completion/completions/wisp lib/systemd/system/wispd.service \
 		lib/systemd/system/wispd.socket usr/lib/tmpfiles.d/wisp.conf \
 		usr/lib/wisp/unikernels/hello.elf; do
