@@ -163,7 +163,8 @@ int ctl_send(int sock, const void *msg, size_t len, int fd);
 ssize_t ctl_recv(int sock, void *buf, size_t cap, int *fd);
 /* Is msg (len bytes, from a VMM) a well-formed struct ctl_info: a known
  * type, states in range, terminated and valid strings, a memory size wispd
- * would accept, an errno class? 0, or -EPROTO with why. A VMM's word is
+ * would accept, an errno class, at most CTL_DEV_MAX devices with sane types
+ * and slots? 0, or -EPROTO with why. A VMM's word is
  * input like any other (a state out of range would index arrays). */
 int ctl_check_info(const void *msg, size_t len, char *why, size_t whylen);
 /* "running", "paused", ... */

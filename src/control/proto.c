@@ -132,6 +132,16 @@ int ctl_check_info(const void *msg, size_t len, char *why, size_t whylen)
 		return bad_info(why, whylen, "%s", err);
 	if (in->mig_state > CTL_MIG_FAILED)
 		return bad_info(why, whylen, "migration state %u out of range", in->mig_state);
+	if (in->nr_devs > CTL_DEV_MAX)
+		return bad_info(why, whylen, "%u devices (at most %d)", in->nr_devs, CTL_DEV_MAX);
+	for (uint32_t i = 0; i < in->nr_devs; i++) {
+		const struct ctl_dev_stats *d = &in->devs[i];
+		if (!terminated(d->type, sizeof(d->type)) || !d->type[0] ||
+		    strspn(d->type, "abcdefghijklmnopqrstuvwxyz-") != strlen(d->type))
+			return bad_info(why, whylen, "device %u: malformed type", i);
+		if (d->slot >= CTL_DEV_MAX)
+			return bad_info(why, whylen, "device %u: slot %u out of range", i, d->slot);
+	}
 	return 0;
 }
 

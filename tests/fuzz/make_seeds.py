@@ -189,14 +189,18 @@ def ctl_rec(head, msg, length=None):
     return struct.pack("<BHH", head, length, len(msg)) + msg
 
 
-def info(kind, state, mem=32 << 20, reason=b"", error=0, exit_status=0, name=b"", mig=(0, 0)):
-    m = bytearray(544)
+def info(kind, state, mem=32 << 20, reason=b"", error=0, exit_status=0, name=b"", mig=(0, 0), devs=()):
+    m = bytearray(1128)
     struct.pack_into("<IIIiii", m, 0, kind, state, 0, 4242, exit_status, error)
     m[24:24 + 12] = b"0123456789ab"
     m[40:40 + len(name)] = name
     struct.pack_into("<Q", m, 104, mem)
     m[208:208 + len(reason)] = reason
     struct.pack_into("<II", m, 504, *mig)
+    # struct ctl_dev_stats at 552, 72 bytes each: type, slot, ops, tx, rx, ...
+    struct.pack_into("<I", m, 544, len(devs))
+    for i, (dtype, ops, tx, rx) in enumerate(devs):
+        struct.pack_into("<16sIIQQQQQQ", m, 552 + 72 * i, dtype, i, 0, ops, tx, rx, ops, ops, 0)
     return bytes(m)
 
 
@@ -216,7 +220,8 @@ CONFIG, PAUSE, RESUME, QUERY, DESTROY, SAVE, MIGRATE = 1, 2, 3, 4, 5, 6, 7
 vmconfig = b'{"version":1,"kind":"linux","mem":33554432,"cpus":2,"kernel":"/srv/bzImage","cmdline":"console=ttyS0","devices":[{"type":"virtio-rng"}]}'
 cfg_msg = struct.pack("<II", CONFIG, 8 | 1) + b"web1".ljust(64, b"\0") + struct.pack("<QQ", 1, 2) + vmconfig
 seeds["ctl"] = [
-    to_wispd(0, info(READY, 0)) + to_wispd(2, info(INFO, 2, name=b"vm2")) + to_wispd(3, info(INFO, 3))
+    to_wispd(0, info(READY, 0)) + to_wispd(2, info(INFO, 2, name=b"vm2"))
+    + to_wispd(3, info(INFO, 3, devs=[(b"virtio-rng", 18, 0, 65568), (b"virtio-blk", 9, 144, 1 << 20)]))
     + to_wispd(3, info(PROGRESS, 2, mig=(1, 1))) + to_wispd(3, info(PROGRESS, 2, reason=b"refused", mig=(3, 2)))
     + to_wispd(4, info(EXIT, 4, reason=b"guest exited with status 3", exit_status=3))
     + to_wispd(1, info(FAILED, 0, reason=b"no KVM", error=-19)) + to_wispd(3, info(STATE, 2)) + api_view,
