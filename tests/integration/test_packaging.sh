@@ -54,8 +54,8 @@ if [ "$what" != install ]; then
 	done
 
 	# --- wisp-vm.json(5) against the configuration parser ----------------------------
-	# The page's field names (# FIELDS; # DEVICES: each ## TYPE and its
-	# options) must be those src/vmm/config.c accepts, both ways; and wisp
+	# The page's field names (# FIELDS; # LIMITS; # DEVICES: each ## TYPE and
+	# its options) must be those src/vmm/config.c accepts, both ways; and wisp
 	# must take each one the page names (a bad value, never "unknown field").
 	VMJ=docs/man/wisp-vm.json.5.scd
 	section() { awk -v s="$1" '/^# / { on = ($0 == "# " s); next } on' "$VMJ"; }
@@ -67,6 +67,10 @@ if [ "$what" != install ]; then
 		else bad "$1" "config.c only: $(comm -23 "$2" "$3" | tr '\n' ' ')man page only: $(comm -13 "$2" "$3" | tr '\n' ' ')"; fi
 	}
 	compare_fields vm-json-man-fields "$TMP/vmj.src.top" "$TMP/vmj.man.top"
+	section LIMITS | grep -oE '^\*[a-z_]+\*$' | tr -d '*' | sort -u >"$TMP/vmj.man.lim"
+	awk '/^static int parse_limits\(/ { on = 1 } on && /^}/ { on = 0 } on' src/vmm/config.c |
+		grep -oE 'strcmp\(key, "[a-z_]+"\)' | cut -d'"' -f2 | sort -u >"$TMP/vmj.src.lim"
+	compare_fields vm-json-man-limits "$TMP/vmj.src.lim" "$TMP/vmj.man.lim"
 	section DEVICES | awk '/^## / { t = $2; print t; next } /^\*[a-z_]+\*$/ { gsub(/\*/, ""); print t "." $0 }' |
 		sort -u >"$TMP/vmj.man.dev"
 	{
