@@ -18,6 +18,7 @@ root=$(cd "$here/../.." && pwd)
 src_tar=/usr/src/linux-source-6.1.tar.xz
 cache=${WISP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wisp}
 log() { echo "guest-kernel: $*" >&2; }
+. "$here/progress.sh"
 die() { echo "guest-kernel: error: $*" >&2; exit 1; }
 
 [ -r "$src_tar" ] || die "$src_tar missing (scripts/deps.sh lab installs linux-source-6.1)"
@@ -61,7 +62,9 @@ build() {
 		esac
 	done <"$here/microvm.config"
 	[ $bad = 0 ] || die "config fragment did not apply (see above)"
-	make -C "$t" -s ARCH=x86_64 -j"$j" bzImage vmlinux >"$tmp/build.log" 2>&1 ||
+	# Not -s: each "  CC ..." line in the log is a step of the progress line.
+	make -C "$t" ARCH=x86_64 -j"$j" bzImage vmlinux >"$tmp/build.log" 2>&1 &
+	build_progress guest-kernel "$tmp/build.log" $! "$cache/kernel-steps" ||
 		{ tail -40 "$tmp/build.log" >&2; die "kernel build failed (log: $tmp/build.log)"; }
 	# `make modules` with no in-tree modules writes Module.symvers, which
 	# out-of-tree module builds need to resolve the kernel's symbols.

@@ -22,6 +22,7 @@ struct run_config {
 	const char *name;	/* --name: a control socket, so that `wisp save NAME` works */
 	const char *restore;	/* --restore FILE */
 	bool verify;		/* --verify: check the snapshot's memory first */
+	bool quiet;		/* --quiet: no progress line for --restore */
 	struct snap_file *snap; /* the snapshot being restored, else NULL */
 	char *config;		/* the CONFIG record of this VM's snapshots */
 	size_t config_len;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "image/image.h"
@@ -12,7 +13,7 @@
 static const char usage[] =
 	"usage: wisp image build (--package NAME | --binary PATH | --rootfs DIR) -o OUT\n"
 	"                        [--cmd \"CMD ARGS\"] [--env K=V]... [--workdir DIR]\n"
-	"                        [--user NAME|UID[:GID]] [--format initramfs|ext4]\n"
+	"                        [--user NAME|UID[:GID]] [--format initramfs|ext4] [--quiet]\n"
 	"       wisp image inspect IMAGE     what is inside and why\n"
 	"       wisp image boot-info IMAGE   its format and kernel command line fragment\n";
 
@@ -24,11 +25,13 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
-/* Progress on stderr, one line per step: "wisp image: download: ...". */
+/* Progress on stderr: on a terminal the step in a live line ("download:
+ * ..."), then the image's size, time and rate; elsewhere that one line. */
 static void print_progress(void *ctx, const char *step, const char *what)
 {
-	(void)ctx;
-	fprintf(stderr, "wisp image: %s: %s\n", step, what);
+	char text[400];
+	snprintf(text, sizeof(text), "%s: %s", step, what);
+	progress_step(ctx, text);
 }
 
 static int image_build_cmd(int argc, char **argv)
@@ -47,7 +50,10 @@ static int image_build_cmd(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	struct image_spec s = {.format = IMAGE_INITRAMFS, .progress = print_progress};
+	struct progress pg;
+	bool quiet = false;
+	struct image_spec s = {
+		.format = IMAGE_INITRAMFS, .progress = print_progress, .progress_ctx = &pg};
 	int c;
 	opterr = 0;
 	optind = 1;
@@ -95,6 +101,7 @@ static int image_build_cmd(int argc, char **argv)
 			break;
 		case 'q':
 			s.progress = NULL;
+			quiet = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -118,10 +125,18 @@ static int image_build_cmd(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
+	char what[160];
+	snprintf(what, sizeof(what), "wisp image build '%.120s'", s.out ? s.out : "");
+	progress_start(&pg, what, 0, quiet);
 	if (image_build(&s, err, sizeof(err))) {
+		progress_end(&pg, false);
 		fprintf(stderr, "wisp image: %s\n", err);
 		return 1;
 	}
+	struct stat st;
+	if (stat(s.out, &st) == 0)
+		progress_update(&pg, (uint64_t)st.st_size);
+	progress_end(&pg, true);
 	return 0;
 }
 

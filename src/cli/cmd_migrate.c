@@ -13,7 +13,7 @@
 
 #include "cli/cli.h"
 
-static const char migrate_usage[] = "usage: wisp migrate [--socket PATH] VM HOST:PORT\n";
+static const char migrate_usage[] = "usage: wisp migrate [--quiet] [--socket PATH] VM HOST:PORT\n";
 static const char receive_usage[] =
 	"usage: wisp receive [--name NAME] [--socket PATH] --listen PORT\n";
 
@@ -62,7 +62,8 @@ static int resolve(const char *arg, char *out, size_t len)
 int cmd_migrate(int argc, char **argv)
 {
 	int code;
-	if (client_options(argc, argv, migrate_usage, NULL, 0, NULL, &code))
+	bool quiet = false;
+	if (client_options(argc, argv, migrate_usage, "quiet", 'q', &quiet, &code))
 		return code;
 	if (argc - optind != 2) {
 		fprintf(stderr, "wisp: migrate: %s\n%s",
@@ -79,6 +80,16 @@ int cmd_migrate(int argc, char **argv)
 	if (!client_init())
 		return WISP_EXIT_ERROR;
 	struct api_reply r;
+	struct progress pg;
+	char what[160];
+	snprintf(what, sizeof(what), "wisp: migrate %.60s", vm);
+	progress_start(&pg, what, 0, quiet);
+	char vpath[128];
+	if (!client_vm_path(vm, NULL, vpath, sizeof(vpath)) &&
+	    !api_call_quiet("GET", vpath, &r)) { /* the first round sends its memory */
+		progress_set_total(&pg, (uint64_t)jint(r.json, "mem"));
+		api_reply_free(&r);
+	}
 	struct json_t *body = jnew_object();
 	jset_str(body, "to", to);
 	if (api_call("POST", path, body, &r))
@@ -93,12 +104,16 @@ int cmd_migrate(int argc, char **argv)
 		const char *st = jstr(r.json, "state");
 		long long round = jint(r.json, "rounds");
 		bool end = strcmp(st, "running") != 0;
+		progress_update(&pg, (uint64_t)jnum(r.json, "bytes"));
 		if (round > shown && !end) {
+			progress_clear(&pg);
 			printf("round %lld: %.1f MB sent, dirty rate %.1f MB/s\n", round,
 			       jnum(r.json, "bytes") / 1e6, jnum(r.json, "dirty_rate") / 1e6);
 			fflush(stdout);
 			shown = round;
 		}
+		if (end)
+			progress_end(&pg, !strcmp(st, "done"));
 		if (!strcmp(st, "done")) {
 			printf("migrated %s to %s: %lld rounds, %.1f MB, total %.2f ms, downtime "
 			       "%.2f ms\n",

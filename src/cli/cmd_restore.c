@@ -12,12 +12,12 @@
 #include "cli/cli.h"
 
 static const char restore_usage[] =
-	"usage: wisp restore [--name NAME] [--verify] [--socket PATH] FILE\n";
+	"usage: wisp restore [--name NAME] [--verify] [--quiet] [--socket PATH] FILE\n";
 static const char clone_usage[] =
-	"usage: wisp clone -n K [--name PREFIX] [--verify] [--socket PATH] FILE\n";
+	"usage: wisp clone -n K [--name PREFIX] [--verify] [--quiet] [--socket PATH] FILE\n";
 
-/* One POST /vms {"snapshot": ...}; prints the id. */
-static int restore_one(const char *file, const char *name, bool verify)
+/* One POST /vms {"snapshot": ...}; prints the id, counts its memory in pg. */
+static int restore_one(const char *file, const char *name, bool verify, struct progress *pg)
 {
 	struct api_reply r;
 	struct json_t *body = jnew_object();
@@ -29,6 +29,8 @@ static int restore_one(const char *file, const char *name, bool verify)
 	if (api_call("POST", "/vms", body, &r))
 		return WISP_EXIT_ERROR;
 	printf("%s\n", jstr(r.json, "id"));
+	fflush(stdout);
+	progress_add(pg, (uint64_t)jint(r.json, "mem"));
 	api_reply_free(&r);
 	return 0;
 }
@@ -39,12 +41,13 @@ static int run(int argc, char **argv, bool clone)
 		{"name", required_argument, NULL, 'N'},
 		{"verify", no_argument, NULL, 'v'},
 		{"count", required_argument, NULL, 'n'},
+		{"quiet", no_argument, NULL, 'q'},
 		CLIENT_OPTIONS,
 		{0},
 	};
 	const char *usage = clone ? clone_usage : restore_usage;
 	const char *name = NULL;
-	bool verify = false;
+	bool verify = false, quiet = false;
 	uint64_t count = clone ? 0 : 1;
 	optind = 0;
 	opterr = 0;
@@ -56,6 +59,9 @@ static int run(int argc, char **argv, bool clone)
 			break;
 		case 'v':
 			verify = true;
+			break;
+		case 'q':
+			quiet = true;
 			break;
 		case 'n':
 			if (!clone || opt_parse_uint(optarg, 1, 10000, &count)) {
@@ -89,15 +95,21 @@ static int run(int argc, char **argv, bool clone)
 	if (!client_init())
 		return WISP_EXIT_ERROR;
 	int code = 0;
+	/* The VMM maps the snapshot's memory: the bytes are the memory restored. */
+	struct progress pg;
+	char what[160];
+	snprintf(what, sizeof(what), "wisp: %s '%.120s'", argv[0], argv[optind]);
+	progress_start(&pg, what, 0, quiet);
 	for (uint64_t i = 1; i <= count; i++) {
 		char nm[128];
 		if (clone && name)
 			snprintf(nm, sizeof(nm), "%.100s-%llu", name, (unsigned long long)i);
-		if (restore_one(file, clone ? (name ? nm : NULL) : name, verify)) {
+		if (restore_one(file, clone ? (name ? nm : NULL) : name, verify, &pg)) {
 			code = WISP_EXIT_ERROR;
 			break; /* the same error would repeat for every clone */
 		}
 	}
+	progress_end(&pg, code == 0);
 	client_close();
 	return code;
 }

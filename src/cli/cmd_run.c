@@ -30,7 +30,7 @@ static const char usage[] =
 	"                [--timeout DURATION] [--stats] [device options as above]\n"
 	"       wisp run --kernel KERNEL --image IMG [options as above]   (wisp image build)\n"
 	"       wisp run --config FILE [--timeout DURATION] [--stats]\n"
-	"       wisp run --restore FILE [--verify] [--timeout DURATION] [--stats]\n"
+	"       wisp run --restore FILE [--verify] [--quiet] [--timeout DURATION] [--stats]\n"
 	"                [--disk PATH]... [--net tap=NAME]... [--vsock PATH]\n"
 	"                [--console virtio,sock=PATH]   (the host side of each device)\n"
 	"       (any of them with --name NAME: `wisp save NAME FILE` can snapshot the VM,\n"
@@ -44,6 +44,7 @@ static const char usage[] =
 #define OPT_IMAGE   0x105
 #define OPT_LOG	    0x106
 #define OPT_JAIL    0x107
+#define OPT_QUIET   0x108
 #define OPT_DEVICE  1000 /* --rng-device ... --vsock: 1000 + index in device_flags */
 static const char *const device_flags[] = {"rng-device", "rng", "disk", "net", "console", "vsock"};
 
@@ -243,6 +244,7 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		{"image", required_argument, NULL, OPT_IMAGE},
 		{"log-format", required_argument, NULL, OPT_LOG},
 		{"jail", no_argument, NULL, OPT_JAIL},
+		{"quiet", no_argument, NULL, OPT_QUIET},
 		/* devices: vm_config_add_flag parses their values */
 		{"rng-device", optional_argument, NULL, OPT_DEVICE + 0},
 		{"rng", no_argument, NULL, OPT_DEVICE + 1},
@@ -293,6 +295,9 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 			break;
 		case OPT_VERIFY:
 			cfg->verify = true;
+			break;
+		case OPT_QUIET:
+			cfg->quiet = true;
 			break;
 		case OPT_CONFIG:
 			cfg->config_file = optarg;
@@ -554,7 +559,16 @@ int run_built(struct run_config *cfg)
 		goto out;
 	}
 	if (cfg->snap) {
-		if (snap_restore_file(vm, cfg->snap, cfg->verify, NULL, err, sizeof(err))) {
+		/* The memory is mapped, not read, unless --verify reads it all. */
+		struct progress pg;
+		char what[160];
+		snprintf(what, sizeof(what), "wisp: restore '%.120s'", cfg->restore);
+		progress_start(&pg, what, cfg->snap->hdr.mem_size, cfg->quiet);
+		cfg->snap->progress = &pg;
+		int rr = snap_restore_file(vm, cfg->snap, cfg->verify, NULL, err, sizeof(err));
+		cfg->snap->progress = NULL;
+		progress_end(&pg, rr == 0);
+		if (rr) {
 			log_error(NULL, "snapshot '%s': %s", cfg->restore, err);
 			goto out;
 		}

@@ -389,6 +389,8 @@ int snap_restore_file(struct vm *vm, struct snap_file *f, bool verify, struct sn
 		for (uint64_t i = 0; i < f->img.nr_extents; i++) {
 			struct snap_extent e;
 			memcpy(&e, f->img.extents + i * sizeof(e), sizeof(e));
+			if (f->progress)
+				progress_add(f->progress, e.len);
 			if (snap_hash(vm->mem.base + e.off, e.len) != e.hash) {
 				snprintf(err, errlen,
 					 "snapshot memory is corrupted: checksum mismatch in the "
@@ -401,6 +403,8 @@ int snap_restore_file(struct vm *vm, struct snap_file *f, bool verify, struct sn
 	}
 	uint64_t t2 = util_now_ns();
 	r = snap_load_state(vm, &f->img, err, errlen);
+	if (f->progress && !r)
+		progress_update(f->progress, f->hdr.mem_size);
 	if (t) {
 		memset(t, 0, sizeof(*t));
 		t->memory = t2 - t0;

@@ -169,6 +169,7 @@ struct snap_file {
 	struct snap_header hdr;
 	uint8_t *state; /* the state section, checked */
 	struct snap_image img;
+	struct progress *progress; /* set by the caller: the restore reports here */
 };
 
 /* Timings of one save or restore, ns (for --stats and the benchmark). */

@@ -161,4 +161,32 @@ void log_vmsg(enum log_level level, const char *vm, const char *fmt, va_list ap)
 #define log_warn(vm, ...)  log_msg(LOG_LEVEL_WARN, vm, __VA_ARGS__)
 #define log_error(vm, ...) log_msg(LOG_LEVEL_ERROR, vm, __VA_ARGS__)
 
+/* --- progress.c: progress of long work, on stderr ----------------------------
+ * On a terminal a line redrawn in place (bytes, rate, time left); elsewhere
+ * one summary line at the end ("WHAT: 32.0 MiB in 0.21 s (152.4 MiB/s)");
+ * quiet: nothing. */
+struct progress {
+	char what[160]; /* "wisp: migrate c1" */
+	uint64_t total; /* bytes expected; 0: unknown (no ETA) */
+	uint64_t done;
+	uint64_t start_ns, drawn_ns;
+	bool tty, quiet, drawn;
+};
+
+/* Start reporting `what`, of total bytes (0 if unknown). */
+void progress_start(struct progress *p, const char *what, uint64_t total, bool quiet);
+/* Learn the total once it is known. */
+void progress_set_total(struct progress *p, uint64_t total);
+/* done bytes so far (redraws at most 10 times a second). */
+void progress_update(struct progress *p, uint64_t done);
+/* n more bytes done. */
+void progress_add(struct progress *p, uint64_t n);
+/* On a terminal, show text as the live line: a step of work that counts no
+ * bytes ("download: 12 packages"), with the time so far. */
+void progress_step(struct progress *p, const char *text);
+/* Erase the live line (to print something else; the next update redraws). */
+void progress_clear(struct progress *p);
+/* The work ended: end the live line, or print the summary (only if ok). */
+void progress_end(struct progress *p, bool ok);
+
 #endif

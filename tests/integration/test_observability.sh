@@ -204,4 +204,87 @@ else
 fi
 kill "$(head -1 "$RUN/wispd.lock")" 2>/dev/null
 
+# --- progress of long work: one summary line off a terminal, a live line on
+# one (script -qc gives a pty), nothing with --quiet ------------------------------
+SUM=' [0-9.]+ (B|KiB|MiB|GiB) in [0-9.]+ s \([0-9.]+ (B|KiB|MiB|GiB)/s\)$'
+# one_line FILE RE: FILE holds exactly one line, matching RE.
+one_line() { [ "$(wc -l <"$1")" = 1 ] && grep -qE -- "$2" "$1"; }
+rm -rf "$RUN"
+if $WISP daemon --pool none >/dev/null && $WISP create --name p1 --mem 64M $UK/counter.elf -- 30 >/dev/null; then
+	ok progress-vm-started
+else
+	bad progress-vm-started "$(tail -3 "$RUN/wispd.log")"
+fi
+$WISP save p1 "$TMP/p1.snap" >"$TMP/save.out" 2>"$TMP/save.err"
+check progress-save-stdout-unchanged grep -qE "^saved p1 to $TMP/p1.snap \([0-9.]+ MiB of memory written, [0-9.]+ ms\)\$" "$TMP/save.out"
+check progress-save-summary one_line "$TMP/save.err" "^wisp: save '$TMP/p1.snap':$SUM"
+$WISP save --quiet p1 "$TMP/p1.snap" >/dev/null 2>"$TMP/saveq.err"
+check progress-save-quiet [ ! -s "$TMP/saveq.err" ]
+script -qec "$WISP save p1 $TMP/p1.snap" /dev/null >"$TMP/savet.out" 2>&1
+# On a terminal: the live line (\r, bytes / total, %, rate, ETA), no summary.
+check progress-save-tty-live grep -qaE $'\r'"wisp: save '$TMP/p1.snap': [0-9.]+ [KMG]?i?B / [0-9.]+ [KMG]?i?B \([0-9]+%\), [0-9.]+ [KMG]?i?B/s, ETA [0-9]+:[0-9]{2}" "$TMP/savet.out"
+check progress-save-tty-no-summary sh -c "! grep -qaE ' in [0-9.]+ s \(' '$TMP/savet.out'"
+script -qec "$WISP save --quiet p1 $TMP/p1.snap" /dev/null >"$TMP/saveqt.out" 2>&1
+check progress-save-tty-quiet sh -c "! grep -qa \"wisp: save '\" '$TMP/saveqt.out'"
+
+$WISP restore --name p2 "$TMP/p1.snap" >"$TMP/rest.out" 2>"$TMP/rest.err"
+check progress-restore-prints-id grep -qxE '[0-9a-f]{12}' "$TMP/rest.out"
+check progress-restore-summary one_line "$TMP/rest.err" "^wisp: restore '$TMP/p1.snap': 64.0 MiB in"
+$WISP restore --quiet --name p3 "$TMP/p1.snap" >/dev/null 2>"$TMP/restq.err"
+check progress-restore-quiet [ ! -s "$TMP/restq.err" ]
+
+$WISP run --restore "$TMP/p1.snap" --verify --timeout 300ms >/dev/null 2>"$TMP/runr.err"
+check progress-run-restore-summary grep -qE "^wisp: restore '$TMP/p1.snap':$SUM" "$TMP/runr.err"
+$WISP run --restore "$TMP/p1.snap" --quiet --timeout 300ms >/dev/null 2>"$TMP/runrq.err"
+check progress-run-restore-quiet sh -c "! grep -q 'wisp: restore' '$TMP/runrq.err'"
+script -qec "$WISP run --restore $TMP/p1.snap --verify --timeout 300ms" /dev/null >"$TMP/runrt.out" 2>&1
+check progress-run-restore-tty-live grep -qaE $'\r'"wisp: restore '$TMP/p1.snap': [0-9.]+ [KMG]?i?B / 64.0 MiB \([0-9]+%\)" "$TMP/runrt.out"
+
+# A migration to a second daemon on this host.
+R2=$TMP/run2
+PORT=$((20000 + RANDOM % 20000))
+if WISP_RUNTIME_DIR=$R2 $WISP daemon --pool none >/dev/null &&
+	WISP_RUNTIME_DIR=$R2 $WISP receive --name p1 --listen $PORT >/dev/null; then
+	$WISP migrate p1 127.0.0.1:$PORT >"$TMP/mig.out" 2>"$TMP/mig.err"
+	check progress-migrate-stdout-unchanged grep -qE "^migrated p1 to 127.0.0.1:$PORT: [0-9]+ rounds" "$TMP/mig.out"
+	check progress-migrate-summary one_line "$TMP/mig.err" "^wisp: migrate p1:$SUM"
+	PORT=$((PORT + 1))
+	WISP_RUNTIME_DIR=$R2 $WISP receive --name p2 --listen $PORT >/dev/null
+	$WISP migrate --quiet p2 127.0.0.1:$PORT >/dev/null 2>"$TMP/migq.err"
+	check progress-migrate-quiet [ ! -s "$TMP/migq.err" ]
+	kill "$(head -1 "$R2/wispd.lock")" 2>/dev/null
+else
+	bad progress-migrate "the second daemon or its receive failed: $(tail -3 "$R2/wispd.log")"
+fi
+kill "$(head -1 "$RUN/wispd.lock")" 2>/dev/null
+
+# wisp image build: the step on a terminal, the summary off one (a small
+# image of a local binary: no download).
+if command -v lz4 >/dev/null && [ -x /bin/busybox ]; then
+	$WISP image build --binary /bin/true -o "$TMP/true.lz4" >/dev/null 2>"$TMP/img.err"
+	check progress-image-summary one_line "$TMP/img.err" "^wisp image build '$TMP/true.lz4':$SUM"
+	$WISP image build -q --binary /bin/true -o "$TMP/true.lz4" >/dev/null 2>"$TMP/imgq.err"
+	check progress-image-quiet [ ! -s "$TMP/imgq.err" ]
+	script -qec "$WISP image build --binary /bin/true -o $TMP/true.lz4" /dev/null >"$TMP/imgt.out" 2>&1
+	check progress-image-tty-steps grep -qaE $'\r'"wisp image build '$TMP/true.lz4': pack: [0-9]+ entries" "$TMP/imgt.out"
+else
+	skipped progress-image "lz4 or busybox missing (scripts/deps.sh image)"
+fi
+
+# The guest-kernel build's progress line (guest/kernel/progress.sh), on a
+# stand-in for make that prints three steps.
+fake_make() { for i in 1 2 3; do echo "  CC      f$i.o"; sleep 0.6; done; exit "${1:-0}"; }
+export -f fake_make
+kp() { # kp STATUS: build_progress over fake_make STATUS
+	bash -c ". guest/kernel/progress.sh; fake_make $1 >'$TMP/k.log' 2>&1 & build_progress guest-kernel '$TMP/k.log' \$! '$TMP/k.steps'"
+}
+rm -f "$TMP/k.steps"
+kp 0 2>"$TMP/k.err"
+check kernel-progress-status-and-steps [ "$? $(cat "$TMP/k.steps")" = "0 3" ]
+check kernel-progress-quiet-off-tty [ ! -s "$TMP/k.err" ]
+script -qec "bash -c '. guest/kernel/progress.sh; fake_make 0 >$TMP/k.log 2>&1 & build_progress guest-kernel $TMP/k.log \$! $TMP/k.steps'" /dev/null >"$TMP/kt.out" 2>&1
+check kernel-progress-tty-eta grep -qaE $'\r''guest-kernel: [1-3]/3 steps \([0-9]+%\), [0-9]+ s, ETA [0-9]+:[0-9]{2}' "$TMP/kt.out"
+kp 7 2>/dev/null
+check kernel-progress-failure-status [ $? = 7 ]
+
 summary
