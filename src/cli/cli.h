@@ -27,6 +27,10 @@ struct run_config {
 	char *config;		/* the CONFIG record of this VM's snapshots */
 	size_t config_len;
 	bool jail; /* --jail: the VM runs jailed (run_jail.c) */
+	/* Pre-created VMs (wisp-oci's `created`): once the VM is built, a NUL
+	 * byte goes to ready_fd (an error line instead if it cannot be), then
+	 * the guest starts when a byte can be read from start_fd. -1: none. */
+	int ready_fd, start_fd;
 };
 struct snap_file;
 

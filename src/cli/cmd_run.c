@@ -2,6 +2,9 @@
  * daemon (like `lkvm run`). The process exit code is the guest's exit status,
  * or one of WISP_EXIT_* when the guest did not get to give one. */
 #include <errno.h>
+#include <poll.h>
+#include <limits.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,7 +38,9 @@ static const char usage[] =
 	"                [--console virtio,sock=PATH]   (the host side of each device)\n"
 	"       (any of them with --name NAME: `wisp save NAME FILE` can snapshot the VM,\n"
 	"        with --log-format json: the VMM's messages as JSON lines,\n"
-	"        and with --jail: the VMM runs jailed, as root; docs/security.md)\n";
+	"        with --jail: the VMM runs jailed, as root; docs/security.md,\n"
+	"        and with --ready-fd N --start-fd M: build the VM, say so on fd N,\n"
+	"        and start the guest when a byte arrives on fd M)\n";
 
 #define OPT_NAME    0x101 /* long-only options */
 #define OPT_RESTORE 0x102
@@ -45,6 +50,8 @@ static const char usage[] =
 #define OPT_LOG	    0x106
 #define OPT_JAIL    0x107
 #define OPT_QUIET   0x108
+#define OPT_READY   0x109
+#define OPT_START   0x10a
 #define OPT_DEVICE  1000 /* --rng-device ... --vsock: 1000 + index in device_flags */
 static const char *const device_flags[] = {"rng-device", "rng", "disk", "net", "console", "vsock"};
 
@@ -245,6 +252,8 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		{"log-format", required_argument, NULL, OPT_LOG},
 		{"jail", no_argument, NULL, OPT_JAIL},
 		{"quiet", no_argument, NULL, OPT_QUIET},
+		{"ready-fd", required_argument, NULL, OPT_READY},
+		{"start-fd", required_argument, NULL, OPT_START},
 		/* devices: vm_config_add_flag parses their values */
 		{"rng-device", optional_argument, NULL, OPT_DEVICE + 0},
 		{"rng", no_argument, NULL, OPT_DEVICE + 1},
@@ -255,6 +264,7 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		{0},
 	};
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->ready_fd = cfg->start_fd = -1;
 	vm_config_init(&cfg->vm);
 	optind = 0; /* full reset: this may be called more than once */
 	opterr = 0;
@@ -319,6 +329,17 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		case OPT_JAIL:
 			cfg->jail = true;
 			break;
+		case OPT_READY:
+		case OPT_START:
+			if (opt_parse_uint(optarg, 3, INT_MAX, &v) || fcntl((int)v, F_GETFD) < 0) {
+				snprintf(err, errlen,
+					 "--%s '%s': not an open file descriptor above 2",
+					 c == OPT_READY ? "ready-fd" : "start-fd", optarg);
+				return -1;
+			}
+			*(c == OPT_READY ? &cfg->ready_fd : &cfg->start_fd) = (int)v;
+			fcntl((int)v, F_SETFD, FD_CLOEXEC); /* not the VM's business */
+			break;
 		case 'h':
 			snprintf(err, errlen, "%s", "");
 			return 1;
@@ -326,6 +347,10 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 			bad_option(argc, argv, err, errlen);
 			return -1;
 		}
+	}
+	if (cfg->ready_fd >= 0 && cfg->ready_fd == cfg->start_fd) {
+		snprintf(err, errlen, "run: --ready-fd and --start-fd must differ");
+		return -1;
 	}
 	if (cfg->verify && !cfg->restore) {
 		snprintf(err, errlen, "run: --verify needs --restore");
@@ -523,6 +548,44 @@ int cmd_run(int argc, char **argv)
 	return code;
 }
 
+/* A pre-created VM could not be built: err goes to --ready-fd too. */
+static void ready_failed(struct run_config *cfg, const char *err)
+{
+	if (cfg->ready_fd < 0)
+		return;
+	if (write(cfg->ready_fd, err, strlen(err)) < 0)
+		(void)0; /* the waiter is gone: nothing to tell */
+	close(cfg->ready_fd);
+	cfg->ready_fd = -1;
+}
+
+/* The VM is built: say so on --ready-fd, then wait for the byte on
+ * --start-fd. -1 if the start never comes (the waiter went away). */
+static int ready_then_wait(struct run_config *cfg)
+{
+	if (cfg->ready_fd >= 0) {
+		if (write(cfg->ready_fd, "", 1) < 0)
+			(void)0; /* nobody waits for it: starting is still up to start_fd */
+		close(cfg->ready_fd);
+		cfg->ready_fd = -1;
+	}
+	if (cfg->start_fd < 0)
+		return 0;
+	util_trace("VM built, waiting for the start byte");
+	struct pollfd p = {.fd = cfg->start_fd, .events = POLLIN};
+	char c;
+	ssize_t n;
+	while (poll(&p, 1, -1) < 0 && errno == EINTR)
+		;
+	do
+		n = read(cfg->start_fd, &c, 1);
+	while (n < 0 && errno == EINTR);
+	close(cfg->start_fd);
+	cfg->start_fd = -1;
+	util_trace("start byte read");
+	return n == 1 ? 0 : -1;
+}
+
 int run_built(struct run_config *cfg)
 {
 	char err[WISP_ERRLEN];
@@ -539,25 +602,19 @@ int run_built(struct run_config *cfg)
 			     .console_escape = isatty(0)};
 	/* Everything about the guest's files and the device backends is
 	 * checked before KVM is touched, so bad input fails fast. */
-	if (vm_build_check(&b, err, sizeof(err))) {
-		log_error(NULL, "%s", err);
-		goto out;
-	}
+	if (vm_build_check(&b, err, sizeof(err)))
+		goto fail;
 	util_trace("image read");
-	if (kvm_open(&kvm, err, sizeof(err))) {
-		log_error(NULL, "%s", err);
-		goto out;
-	}
+	if (kvm_open(&kvm, err, sizeof(err)))
+		goto fail;
 	util_trace("kvm opened, CPUID queried");
 	vm = calloc(1, sizeof(*vm));
 	if (!vm) {
-		log_error(NULL, "out of memory");
-		goto out;
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
 	}
-	if (vm_build_create(&b, &kvm, vm, err, sizeof(err))) {
-		log_error(NULL, "%s", err);
-		goto out;
-	}
+	if (vm_build_create(&b, &kvm, vm, err, sizeof(err)))
+		goto fail;
 	if (cfg->snap) {
 		/* The memory is mapped, not read, unless --verify reads it all. */
 		struct progress pg;
@@ -569,16 +626,21 @@ int run_built(struct run_config *cfg)
 		cfg->snap->progress = NULL;
 		progress_end(&pg, rr == 0);
 		if (rr) {
-			log_error(NULL, "snapshot '%s': %s", cfg->restore, err);
+			char msg[WISP_ERRLEN + PATH_MAX + 16];
+			snprintf(msg, sizeof(msg), "snapshot '%s': %s", cfg->restore, err);
+			log_error(NULL, "%s", msg);
+			ready_failed(cfg, msg);
 			goto out;
 		}
-	} else if (vm_build_boot(&b, vm, err, sizeof(err))) {
-		log_error(NULL, "%s", err);
-		goto out;
-	}
+	} else if (vm_build_boot(&b, vm, err, sizeof(err)))
+		goto fail;
 	vm_build_free(&b);
 	if (lx && !(watch = run_linux_watch(vm, b.serial))) {
-		log_error(NULL, "out of memory");
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	if (ready_then_wait(cfg)) {
+		code = 0; /* deleted before it started: nothing ran */
 		goto out;
 	}
 	int fg = run_vm_foreground(vm, cfg);
@@ -589,7 +651,12 @@ int run_built(struct run_config *cfg)
 	watch = NULL;
 	if (!fg && cfg->stats)
 		run_print_stats(vm);
+	goto out;
+fail:
+	log_error(NULL, "%s", err);
+	ready_failed(cfg, err);
 out:
+	ready_failed(cfg, "wisp run ended before the VM was ready");
 	if (watch)
 		run_linux_outcome(watch, code);
 	serial_destroy(b.serial);

@@ -390,8 +390,10 @@ static int build_linux_image(const struct oci_spec *spec, const char *out, char 
 enum kind { KIND_UNIKERNEL, KIND_LINUX, KIND_SANDBOX };
 static const char *const kind_name[] = {"unikernel", "linux", "sandbox"};
 
-/* The VMM process before `start`: set up, report to create, wait on the
- * FIFO, exec `wisp run --config`. Never returns. */
+/* The container's process: set up, then exec `wisp run --config`, which
+ * builds the VM, reports to create and waits on the FIFO for `start`; a
+ * pod sandbox waits on the FIFO itself and execs its pause process. Never
+ * returns. */
 static _Noreturn void vmm_child(int dirfd, int rootfd, int status_fd, int image_fd, int console_fd,
 				const struct oci_spec *spec, enum kind kind, const char *initrd)
 {
@@ -427,9 +429,25 @@ static _Noreturn void vmm_child(int dirfd, int rootfd, int status_fd, int image_
 	}
 	close(dirfd); /* releases create's lock once create closes its copy */
 	close(rootfd);
-	close(status_fd); /* EOF: all is well */
 	if (image_fd >= 0)
 		fcntl(image_fd, F_SETFD, 0);
+	if (kind != KIND_SANDBOX) {
+		/* The split toolstack: `wisp run` builds the VM now, says so on
+		 * status_fd (a NUL byte, or its error line) and starts the guest
+		 * when `start` writes to the FIFO. */
+		char confpath[64], ready[16], start[16];
+		snprintf(confpath, sizeof(confpath), "/proc/self/fd/%d", conf);
+		snprintf(ready, sizeof(ready), "%d", status_fd);
+		snprintf(start, sizeof(start), "%d", fifo);
+		fcntl(status_fd, F_SETFD, 0);
+		fcntl(fifo, F_SETFD, 0);
+		const char *w = find_file("WISP_OCI_WISP", wisp_cands, wisp, sizeof(wisp));
+		execl(w, "wisp", "run", "--config", confpath, "--ready-fd", ready, "--start-fd",
+		      start, (char *)NULL);
+		snprintf(err, sizeof(err), "exec '%s': %s", w, strerror(errno));
+		goto fail;
+	}
+	close(status_fd); /* EOF: all is well */
 	struct pollfd pfd = {.fd = fifo, .events = POLLIN};
 	char c;
 	while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
@@ -437,24 +455,15 @@ static _Noreturn void vmm_child(int dirfd, int rootfd, int status_fd, int image_
 	if (read(fifo, &c, 1) != 1)
 		_exit(1); /* start never came: deleted */
 	close(fifo);
-	if (kind == KIND_SANDBOX) {
-		/* A pod's pause process only holds the pod's namespaces: it runs
-		 * natively, in its rootfs, in the pod's network namespace. */
-		if (chroot(spec->rootfs) || chdir("/")) {
-			dprintf(2, "wisp-oci: sandbox rootfs '%s': %s\n", spec->rootfs,
-				strerror(errno));
-			_exit(127);
-		}
-		static char *const empty[] = {NULL};
-		execvpe(spec->args[0], spec->args, spec->env ? spec->env : empty);
-		dprintf(2, "wisp-oci: sandbox '%s': %s\n", spec->args[0], strerror(errno));
+	/* A pod's pause process only holds the pod's namespaces: it runs
+	 * natively, in its rootfs, in the pod's network namespace. */
+	if (chroot(spec->rootfs) || chdir("/")) {
+		dprintf(2, "wisp-oci: sandbox rootfs '%s': %s\n", spec->rootfs, strerror(errno));
 		_exit(127);
 	}
-	char confpath[64];
-	snprintf(confpath, sizeof(confpath), "/proc/self/fd/%d", conf);
-	const char *w = find_file("WISP_OCI_WISP", wisp_cands, wisp, sizeof(wisp));
-	execl(w, "wisp", "run", "--config", confpath, (char *)NULL);
-	dprintf(2, "wisp-oci: exec '%s': %s\n", w, strerror(errno));
+	static char *const empty[] = {NULL};
+	execvpe(spec->args[0], spec->args, spec->env ? spec->env : empty);
+	dprintf(2, "wisp-oci: sandbox '%s': %s\n", spec->args[0], strerror(errno));
 	_exit(127);
 fail:
 	if (write(status_fd, err, strlen(err)) < 0)
@@ -538,10 +547,20 @@ static int cmd_create(const char *root, int argc, char **argv)
 	close(p[1]);
 	if (console_fd >= 0)
 		close(console_fd);
-	ssize_t n = read(p[0], err, sizeof(err) - 1);
+	/* A VM's `wisp run` writes one NUL byte once the VM is built, or its
+	 * error line; a sandbox closes the pipe when all is well. */
+	ssize_t n;
+	do
+		n = read(p[0], err, sizeof(err) - 1);
+	while (n < 0 && errno == EINTR);
 	close(p[0]);
-	if (n > 0) {
-		err[n] = 0;
+	bool ready = kind == KIND_SANDBOX ? n == 0 : n == 1 && err[0] == 0;
+	if (!ready) {
+		if (n > 0 && err[0])
+			err[n] = 0;
+		else
+			snprintf(err, sizeof(err),
+				 "container \"%s\": its VMM ended before the VM was built", id);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		goto fail;
