@@ -220,6 +220,10 @@ else
 fi
 
 # --- podman ------------------------------------------------------------------
+# From here on each engine command is capped at 120 s, not 30: the cap is a
+# hang guard, and an engine's first call in a loaded lab (conmon, the shim,
+# image unpacking) took 35 s of a 15 s median.
+export EXPECT_TIMEOUT=120
 if ! command -v podman >/dev/null; then
 	skipped "podman" "not installed (scripts/deps.sh oci)"
 elif ! kvm_ok; then
