@@ -18,6 +18,9 @@
 cd "$(dirname "$0")/../.." || exit 1
 SUITE=image
 . tests/integration/lib.sh
+# Each command is capped at 120 s, not 30 (a hang guard): a package build
+# (download, extract, closure) took over 30 s on a loaded 2-core host.
+export EXPECT_TIMEOUT=${EXPECT_TIMEOUT:-120}
 phase=${1:-all}
 IMG=${IMAGE_DIR:-build/images}
 KERNEL=${IMAGE_KERNEL:-build/guest-kernel-server/bzImage}
