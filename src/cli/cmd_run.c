@@ -384,8 +384,17 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		return -1;
 	if (cfg->restore)
 		return 0; /* its devices are checked against the snapshot's */
-	if (cfg->config_file)
-		return load_config_file(cfg, err, errlen);
+	if (cfg->config_file) {
+		if (load_config_file(cfg, err, errlen))
+			return -1;
+		/* --name wins over the file's "name" (`wisp create --name N --config F`). */
+		free(cfg->name ? cfg->vm.name : NULL);
+		if (cfg->name && !(cfg->vm.name = strdup(cfg->name))) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		return 0;
+	}
 	if (cfg->name && !(cfg->vm.name = strdup(cfg->name))) {
 		snprintf(err, errlen, "out of memory");
 		return -1;

@@ -247,4 +247,5 @@ void adopt_all(struct wispd *d)
 {
 	scan(d, d->shells_fd, false);
 	scan(d, d->vms_fd, true);
+	jails_adopt(d);
 }

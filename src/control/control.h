@@ -444,6 +444,9 @@ int jails_set_limits(struct wispd *d, struct vmm *v, const struct jail_limits *l
 void jails_release(struct wispd *d, struct vmm *v);
 /* Remove the cgroups of VMMs that were still exiting. */
 void jails_sweep(struct wispd *d);
+/* After adoption: adopted VMs whose jail directory exists are jailed; the
+ * jail directories and cgroups of VMMs that are gone are removed. */
+void jails_adopt(struct wispd *d);
 
 /* --- adopt.c: after a restart ------------------------------------------------ */
 /* Re-adopt the VMs in vms/ (live VMMs answer on ctl.sock; dead ones are

@@ -4,6 +4,7 @@
  * so that its death frees the uid even while wispd is away), an empty
  * directory <runtime-dir>/jail/<id> for its root, and a cgroup
  * <cgroup2>/wisp/<id> with limits on memory, CPU and pids. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -121,17 +122,16 @@ void jails_sweep(struct wispd *d)
 	d->nr_cg_dead = k;
 }
 
-void jails_release(struct wispd *d, struct vmm *v)
+/* Remove the jail directory and cgroup of VMM id; a cgroup still in use
+ * is retried by jails_sweep. */
+static void release_id(struct wispd *d, const char *id)
 {
-	if (!v->jailed || v->jail_released)
-		return;
-	v->jail_released = true;
 	/* The directory is the VMM's root only inside its own mount
 	 * namespace: here it is empty, and removable while the VMM lives. */
-	unlinkat(d->jail_fd, v->id, AT_REMOVEDIR);
+	unlinkat(d->jail_fd, id, AT_REMOVEDIR);
 	if (!d->cgroups)
 		return;
-	if (jail_cgroup_remove(d->cgroup_base, v->id) != -EBUSY)
+	if (jail_cgroup_remove(d->cgroup_base, id) != -EBUSY)
 		return;
 	/* Still exiting (a SIGKILLed VMM tears its VM down for a few ms):
 	 * removed once it is out (jails_sweep). */
@@ -147,7 +147,42 @@ void jails_release(struct wispd *d, struct vmm *v)
 			return;
 		d->cap_cg_dead = cap;
 	}
-	memcpy(d->cg_dead[d->nr_cg_dead], v->id, sizeof(v->id));
+	snprintf(d->cg_dead[d->nr_cg_dead], sizeof(d->cg_dead[0]), "%s", id);
 	d->cg_dead_tries[d->nr_cg_dead++] = 0;
 	wispd_update_timer(d);
+}
+
+void jails_release(struct wispd *d, struct vmm *v)
+{
+	if (!v->jailed || v->jail_released)
+		return;
+	v->jail_released = true;
+	release_id(d, v->id);
+}
+
+void jails_adopt(struct wispd *d)
+{
+	if (d->jail_fd < 0)
+		return;
+	int fd = dup(d->jail_fd);
+	DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!dp) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(dp))) {
+		if (!ctl_valid_id(e->d_name)) /* ., .., uids/, wisp run's run-PID */
+			continue;
+		struct vmm *v = table_find(d, e->d_name);
+		if (v && !strcmp(v->id, e->d_name)) {
+			v->jailed = true; /* its saves go through a file we open */
+			if (v->gone || v->fd < 0)
+				jails_release(d, v);
+		} else { /* a shell of the last wispd, or a VM that is gone */
+			release_id(d, e->d_name);
+		}
+	}
+	closedir(dp);
 }

@@ -222,7 +222,7 @@ jail_check() {
 
 JAIL_FIRST=100000 JAIL_LAST=165535 # the default range (wisp run --jail uses it)
 # A VM's own limits (its configuration's "limits", docs/config.md).
-echo "{\"image\": \"$PWD/$UK/idle.elf\", \"limits\": {\"memory\": \"80M\", \"cpus\": 0.5, \"pids\": 40}}" >"$TMP/limits.json"
+echo "{\"image\": \"$PWD/$UK/idle.elf\", \"limits\": {\"memory\": \"200M\", \"cpus\": 0.5, \"pids\": 40}}" >"$TMP/limits.json"
 echo "{\"image\": \"$PWD/$UK/idle.elf\", \"limits\": {\"memory\": \"20M\"}}" >"$TMP/limits-small.json"
 echo "{\"image\": \"$PWD/$UK/idle.elf\", \"limits\": {\"cpus\": 0}}" >"$TMP/limits-bad.json"
 expect jail-limits-too-small 125 '' 'limits.memory: 20 MiB cannot hold the guest' -- $WISP run --config "$TMP/limits-small.json"
@@ -247,7 +247,8 @@ else
 		pl=$(jail_vm_pid jl)
 		path=$(sed -n 's/^0:://p' /proc/"$pl"/cgroup 2>/dev/null)
 		got="$(cat "$(jail_cg_mnt)$path/memory.max" "$(jail_cg_mnt)$path/cpu.max" "$(jail_cg_mnt)$path/pids.max" 2>/dev/null | tr '\n' ' ')"
-		if [ "$got" = "83886080 50000 100000 40 " ]; then ok "jail-limits-applied ($path: $got)"; else bad jail-limits-applied "cgroup '$path': '$got'"; fi
+		if [ "$got" = "209715200 50000 100000 40 " ]; then ok "jail-limits-applied ($path: $got)"; else bad jail-limits-applied "cgroup '$path': '$got'"; fi
+		expect jail-limits-vm-runs 0 'jl .* running' '' -- $WISP list
 		expect jail-limits-vm-destroyed 0 '' '' -- $WISP destroy jl
 	else
 		expect jail-limits-refused-without-cgroup 125 '' 'asks for cgroup limits, which this host cannot give' -- $WISP create --name jl --config "$TMP/limits.json"
@@ -271,6 +272,20 @@ else
 	expect jail-restored-runs 0 'tick' '' -- $WISP console jr
 	jail_check jail-restored "$(jail_vm_pid jr)" 200000 200009 "$sup"
 	expect jail-restored-saves 0 'saved jr' '' -- $WISP save jr "$TMP/jail2.snap"
+	# wispd restarts: its VMs stay jailed and savable, the jails of its
+	# old shells go.
+	kill "$sup"
+	for _ in $(seq 50); do kill -0 "$sup" 2>/dev/null || break; sleep 0.1; done
+	expect jail-daemon-restarts 0 '' '' -- $WISP daemon --pool 32M=0 --jail-uid-range 200000-200009
+	sup=$(head -1 "$RUN/wispd.lock")
+	expect jail-adopted-saves 0 'saved jc' '' -- $WISP save jc "$TMP/jail3.snap"
+	want=$($WISP list --json | python3 -c "import json,sys; print(' '.join(sorted(v['id'] for v in json.load(sys.stdin) if v['state'] in ('running','paused'))))")
+	for _ in $(seq 20); do
+		got=$(ls "$RUN/jail" | grep -v '^uids$' | sort | tr '\n' ' ' | sed 's/ $//')
+		[ "$got" = "$want" ] && break
+		sleep 0.1
+	done
+	if [ "$got" = "$want" ]; then ok jail-restart-keeps-only-live-jails; else bad jail-restart-keeps-only-live-jails "jail/ holds '$got', live VMs '$want'"; fi
 	# Destroy: the jail directory, the cgroup and the uid all go.
 	id1=$($WISP list --json | python3 -c "import json,sys; print([v['id'] for v in json.load(sys.stdin) if v['name']=='j1'][0])")
 	cgp=$(sed -n 's/^0:://p' /proc/"$p1"/cgroup 2>/dev/null)
