@@ -136,7 +136,10 @@ int run_jail_start(struct run_config *cfg, int *code)
 	fflush(NULL);
 	child = fork();
 	if (child == 0) { /* the VMM: keeps the uid's lock for its life */
-		close(jail_fd);
+		/* Nothing we inherited but stdio and the lock reaches the jail. */
+		if (lock > 3)
+			close_range(3, (unsigned)lock - 1, 0);
+		close_range((unsigned)lock + 1, ~0u, 0);
 		if (jail_prepare(&rj.jail, err, sizeof(err))) {
 			fprintf(stderr, "wisp: %s\n", err);
 			_exit(WISP_EXIT_ERROR);

@@ -317,10 +317,13 @@ else
 	RUN=$TMP/jrun-fg
 	export WISP_RUNTIME_DIR=$RUN
 	expect jail-run-hello 0 'Hello from a Wisp unikernel' '' -- $WISP run --jail $UK/hello.elf
-	$WISP run --jail --name jfg $UK/counter.elf >"$TMP/jfg.out" 2>"$TMP/jfg.err" </dev/null &
+	# fd 7: a file the caller left open, which must not reach the jail.
+	$WISP run --jail --name jfg $UK/counter.elf >"$TMP/jfg.out" 2>"$TMP/jfg.err" </dev/null 7<"$TMP/limits.json" &
 	sup=$!
 	for _ in $(seq 100); do [ -S "$RUN/run/jfg.sock" ] && grep -q tick "$TMP/jfg.out" && break; sleep 0.1; done
-	jail_check jail-run "$(pgrep -P $sup | head -1)" "$JAIL_FIRST" "$JAIL_LAST" "$sup"
+	child=$(pgrep -P $sup | head -1)
+	jail_check jail-run "$child" "$JAIL_FIRST" "$JAIL_LAST" "$sup"
+	if [ -n "$child" ] && ! ls -l /proc/"$child"/fd | grep -q limits.json; then ok jail-run-inherited-fds-closed; else bad jail-run-inherited-fds-closed "$(ls -l /proc/$child/fd 2>&1 | grep limits.json)"; fi
 	expect jail-run-save 0 'saved jfg' '' -- $WISP save jfg "$TMP/jfg.snap"
 	kill -TERM $sup
 	wait $sup
