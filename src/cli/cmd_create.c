@@ -17,8 +17,9 @@ static const char usage[] =
 	"                   [--cmdline TEXT] [--mem SIZE] [--cpus N] [device options]\n"
 	"       wisp create [--socket PATH] [--name NAME] --config FILE\n"
 	"device options (as for wisp run): [--rng-device[=SEED]] [--rng] [--disk "
-	"PATH[,ro][,id=ID]]\n"
-	"       [--net tap=NAME[,mac=MAC]] [--console virtio[,sock=PATH]] [--vsock PATH[,cid=N]]\n";
+	"PATH[,ro][,id=ID][,LIMITS]]\n"
+	"       [--net tap=NAME[,mac=MAC][,LIMITS]] [--console virtio[,sock=PATH]] [--vsock "
+	"PATH[,cid=N]]\n";
 
 /* argv without --socket PATH (which only the client knows), into out. */
 static int take_socket(int argc, char **argv, char **out)

@@ -26,8 +26,8 @@
 
 static const char usage[] =
 	"usage: wisp run [--mem SIZE] [--cpus N] [--timeout DURATION] [--stats]\n"
-	"                [--rng-device[=SEED]] [--rng] [--disk PATH[,ro][,id=ID]]\n"
-	"                [--net tap=NAME[,mac=MAC]] [--console virtio[,sock=PATH]]\n"
+	"                [--rng-device[=SEED]] [--rng] [--disk PATH[,ro][,id=ID][,LIMITS]]\n"
+	"                [--net tap=NAME[,mac=MAC][,LIMITS]] [--console virtio[,sock=PATH]]\n"
 	"                [--vsock PATH[,cid=N]] IMAGE [-- ARGS...]\n"
 	"       wisp run --kernel KERNEL [--initrd FILE] [--cmdline TEXT] [--mem SIZE] [--cpus N]\n"
 	"                [--timeout DURATION] [--stats] [device options as above]\n"
@@ -40,7 +40,9 @@ static const char usage[] =
 	"        with --log-format json: the VMM's messages as JSON lines,\n"
 	"        with --jail: the VMM runs jailed, as root; docs/security.md,\n"
 	"        and with --ready-fd N --start-fd M: build the VM, say so on fd N,\n"
-	"        and start the guest when a byte arrives on fd M)\n";
+	"        and start the guest when a byte arrives on fd M)\n"
+	"LIMITS: bw=RATE[,bw_burst=SIZE][,ops=N][,ops_burst=N] (bytes and operations per\n"
+	"second; docs/config.md)\n";
 
 #define OPT_NAME    0x101 /* long-only options */
 #define OPT_RESTORE 0x102

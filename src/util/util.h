@@ -189,4 +189,52 @@ void progress_clear(struct progress *p);
 /* The work ended: end the live line, or print the summary (only if ok). */
 void progress_end(struct progress *p, bool ok);
 
+/* --- ratelimit.c: token buckets (Firecracker's rate limiter) --------------
+ * A bucket holds up to `burst` tokens and gains `rate` tokens per second.
+ * Taking n tokens needs min(n, burst) of them: a request larger than the
+ * bucket goes through when it is full, and the bucket then owes the rest
+ * (its level goes below zero), so the long-run rate is `rate` exactly.
+ * The caller passes the clock (ns), so tests need no sleeping. */
+struct tbucket {
+	uint64_t rate;	/* tokens per second; 0: unlimited */
+	uint64_t burst; /* capacity in tokens */
+	int64_t level;	/* tokens now; negative: owed */
+	uint64_t frac;	/* refill remainder, in token-nanoseconds (< 1e9) */
+	uint64_t last;	/* clock of the last refill, ns */
+};
+
+/* A full bucket of `burst` tokens (0: `rate`, one second's worth) gaining
+ * `rate` per second (0: unlimited). */
+void tbucket_init(struct tbucket *b, uint64_t rate, uint64_t burst, uint64_t now);
+/* Nanoseconds until n tokens can be taken (0: now). */
+uint64_t tbucket_wait(struct tbucket *b, uint64_t n, uint64_t now);
+/* Take n tokens (after tbucket_wait said 0, or to charge what was used). */
+void tbucket_take(struct tbucket *b, uint64_t n);
+
+/* A device's limits as configured (docs/config.md); 0: not limited, and a
+ * burst of 0 means one second's worth. */
+struct ratelimit_conf {
+	uint64_t bw, bw_burst;	 /* bytes per second, bytes */
+	uint64_t ops, ops_burst; /* operations per second, operations */
+};
+
+/* A device's limiter: a bandwidth bucket (bytes) and an operations bucket. */
+struct ratelimit {
+	struct tbucket bytes, ops;
+	uint64_t throttled; /* times a request had to wait (stats) */
+};
+/* Set both buckets from c (NULL: unlimited); a rate of 0 leaves that one
+ * unlimited. */
+void ratelimit_init(struct ratelimit *r, const struct ratelimit_conf *c, uint64_t now);
+/* Is any limit set? */
+bool ratelimit_on(const struct ratelimit *r);
+/* Nanoseconds before one operation of `bytes` may go (0: now; a wait is
+ * counted in `throttled`). Nothing is charged. bytes 0 (a size not known
+ * yet) waits only while the byte bucket owes. */
+uint64_t ratelimit_wait(struct ratelimit *r, uint64_t bytes, uint64_t now);
+/* Charge one operation of `bytes`. */
+void ratelimit_charge(struct ratelimit *r, uint64_t bytes);
+/* Both: 0 and charged if it may go now, else the wait (nothing charged). */
+uint64_t ratelimit_admit(struct ratelimit *r, uint64_t bytes, uint64_t now);
+
 #endif

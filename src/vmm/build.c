@@ -50,11 +50,12 @@ static struct virtio_dev *open_device(const struct vm_dev_config *d, char *err, 
 	case VM_DEV_RNG:
 		return virtio_rng_create(err, errlen);
 	case VM_DEV_BLK: {
-		struct virtio_blk_opts o = {.path = d->path, .ro = d->ro, .id = d->id};
+		struct virtio_blk_opts o = {
+			.path = d->path, .ro = d->ro, .id = d->id, .limit = &d->limit};
 		return virtio_blk_create(&o, err, errlen);
 	}
 	case VM_DEV_NET: {
-		struct virtio_net_opts o = {.tap = d->tap, .tap_fd = -1};
+		struct virtio_net_opts o = {.tap = d->tap, .tap_fd = -1, .limit = &d->limit};
 		memcpy(o.mac, d->mac, 6);
 		return virtio_net_create(&o, err, errlen);
 	}

@@ -21,15 +21,19 @@
 #define IFNAME_MAX    15 /* IFNAMSIZ - 1 */
 #define VIRTIO_MAX    8	 /* VIRTIO_MAX_DEVICES */
 #define BLK_ID_MAX    20
-#define CMDLINE_LIMIT 3839 /* unikernel boot info: WISP_BOOTINFO_SIZE - 256 - 1 */
+#define CMDLINE_LIMIT 3839	    /* unikernel boot info: WISP_BOOTINFO_SIZE - 256 - 1 */
+#define BW_MAX	      (1ull << 50)  /* bytes per second, or bytes of burst: 1 PiB */
+#define OPS_MAX	      1000000000ull /* operations per second, or of burst */
 
 /* One row per device kind: adding a device is a row here and a create in
  * build.c. */
 static const struct vm_dev_type types[VM_DEV_KINDS] = {
 	[VM_DEV_RNG_DEVICE] = {"rng-device", "rng-device", "--rng-device[=SEED]", 1, false},
 	[VM_DEV_RNG] = {"virtio-rng", "rng", "--rng", 1, true},
-	[VM_DEV_BLK] = {"virtio-blk", "disk", "--disk PATH[,ro][,id=ID]", VIRTIO_MAX, true},
-	[VM_DEV_NET] = {"virtio-net", "net", "--net tap=NAME[,mac=XX:XX:XX:XX:XX:XX]", VIRTIO_MAX,
+	[VM_DEV_BLK] = {"virtio-blk", "disk", "--disk PATH[,ro][,id=ID][,bw=RATE][,ops=N]",
+			VIRTIO_MAX, true},
+	[VM_DEV_NET] = {"virtio-net", "net",
+			"--net tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,bw=RATE][,ops=N]", VIRTIO_MAX,
 			true},
 	[VM_DEV_CONSOLE] = {"virtio-console", "console", "--console virtio[,sock=PATH]", 1, true},
 	[VM_DEV_VSOCK] = {"virtio-vsock", "vsock", "--vsock PATH[,cid=N]", 1, true},
@@ -204,11 +208,59 @@ static bool utf8_valid(const char *s)
 	return true;
 }
 
+/* A byte count or rate: a number with an optional K, M or G suffix (powers
+ * of 1024); a bare number is bytes. */
+static int parse_bytes(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	size_t n = strlen(s);
+	unsigned shift = 0;
+	char buf[32];
+	if (n && strchr("KMG", s[n - 1])) {
+		shift = s[n - 1] == 'K' ? 10 : s[n - 1] == 'M' ? 20 : 30;
+		n--;
+	}
+	if (!n || n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	uint64_t v;
+	if (opt_parse_uint(buf, 0, max >> shift, &v) || v << shift < min)
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
+
+/* The rate-limit options of blk and net (docs/config.md); NULL if key is
+ * not one of them, else "" (set) or why not. */
+static const char *limit_set(struct ratelimit_conf *l, const char *key, const char *v)
+{
+	uint64_t *dst = !strcmp(key, "bw")	    ? &l->bw
+			: !strcmp(key, "bw_burst")  ? &l->bw_burst
+			: !strcmp(key, "ops")	    ? &l->ops
+			: !strcmp(key, "ops_burst") ? &l->ops_burst
+						    : NULL;
+	if (!dst || !v)
+		return NULL;
+	if (dst == &l->bw || dst == &l->bw_burst)
+		return parse_bytes(v, 1, BW_MAX, dst)
+			       ? "must be bytes (per second for bw), with an optional K, M "
+				 "or G suffix, from 1 to 1P"
+			       : "";
+	return opt_parse_uint(v, 1, OPS_MAX, dst)
+		       ? "must be a number of operations from 1 to 1000000000"
+		       : "";
+}
+
 /* Set one option of d (key = value; value NULL for a bare key); on error
  * returns why (static text), else NULL. Shared by flags and JSON. */
 static const char *dev_set(struct vm_dev_config *d, const char *key, const char *v, bool *oom)
 {
 	char **dst = NULL;
+	if (d->kind == VM_DEV_BLK || d->kind == VM_DEV_NET) {
+		const char *why = limit_set(&d->limit, key, v);
+		if (why)
+			return *why ? why : NULL;
+	}
 	switch (d->kind) {
 	case VM_DEV_BLK:
 		if (!strcmp(key, "size") && v) { /* recorded by snapshots */
@@ -293,6 +345,10 @@ static const char *dev_set(struct vm_dev_config *d, const char *key, const char 
 /* The required options of d that are missing, or NULL. */
 static const char *dev_missing(const struct vm_dev_config *d)
 {
+	if (d->limit.bw_burst && !d->limit.bw)
+		return "bw_burst needs bw (the rate it refills at)";
+	if (d->limit.ops_burst && !d->limit.ops)
+		return "ops_burst needs ops (the rate it refills at)";
 	if (d->kind == VM_DEV_NET && !d->tap)
 		return "tap=NAME is required";
 	if ((d->kind == VM_DEV_BLK || d->kind == VM_DEV_VSOCK) && !d->path)
@@ -365,6 +421,10 @@ int vm_config_add_flag(struct vm_config *c, const char *flag, const char *value,
 			      : "unknown option";
 		if (why && !strcmp(why, "unknown option")) {
 			snprintf(whybuf, sizeof(whybuf), "unknown option '%s'", opt);
+			why = whybuf;
+		} else if (why && (!strcmp(opt, "bw") || !strcmp(opt, "bw_burst") ||
+				   !strcmp(opt, "ops") || !strcmp(opt, "ops_burst"))) {
+			snprintf(whybuf, sizeof(whybuf), "%s: %s", opt, why);
 			why = whybuf;
 		}
 	}
@@ -511,13 +571,26 @@ static int parse_device(struct vm_config *c, json_t *o, size_t idx, char *err, s
 	static const struct {
 		const char *json, *key;
 		int kind;
-		char t; /* s: string, b: boolean, n: number */
+		char t; /* s: string, b: boolean, n: number, z: number or size string */
 	} keys[] = {
-		{"path", "path", VM_DEV_BLK, 's'},	 {"read_only", "ro", VM_DEV_BLK, 'b'},
-		{"id", "id", VM_DEV_BLK, 's'},		 {"size", "size", VM_DEV_BLK, 'n'},
-		{"tap", "tap", VM_DEV_NET, 's'},	 {"mac", "mac", VM_DEV_NET, 's'},
-		{"socket", "sock", VM_DEV_CONSOLE, 's'}, {"socket", "path", VM_DEV_VSOCK, 's'},
-		{"cid", "cid", VM_DEV_VSOCK, 'n'},	 {"seed", "seed", VM_DEV_RNG_DEVICE, 'n'},
+		{"path", "path", VM_DEV_BLK, 's'},
+		{"read_only", "ro", VM_DEV_BLK, 'b'},
+		{"id", "id", VM_DEV_BLK, 's'},
+		{"size", "size", VM_DEV_BLK, 'n'},
+		{"tap", "tap", VM_DEV_NET, 's'},
+		{"mac", "mac", VM_DEV_NET, 's'},
+		{"socket", "sock", VM_DEV_CONSOLE, 's'},
+		{"socket", "path", VM_DEV_VSOCK, 's'},
+		{"cid", "cid", VM_DEV_VSOCK, 'n'},
+		{"seed", "seed", VM_DEV_RNG_DEVICE, 'n'},
+		{"bandwidth", "bw", VM_DEV_BLK, 'z'},
+		{"bandwidth_burst", "bw_burst", VM_DEV_BLK, 'z'},
+		{"ops", "ops", VM_DEV_BLK, 'n'},
+		{"ops_burst", "ops_burst", VM_DEV_BLK, 'n'},
+		{"bandwidth", "bw", VM_DEV_NET, 'z'},
+		{"bandwidth_burst", "bw_burst", VM_DEV_NET, 'z'},
+		{"ops", "ops", VM_DEV_NET, 'n'},
+		{"ops_burst", "ops_burst", VM_DEV_NET, 'n'},
 	};
 	const char *key;
 	json_t *v;
@@ -537,15 +610,20 @@ static int parse_device(struct vm_config *c, json_t *o, size_t idx, char *err, s
 		}
 		char num[24];
 		const char *sv = NULL;
-		if (keys[m].t == 's') {
+		if (keys[m].t == 'z' && json_is_string(v)) {
+			sv = json_string_value(v);
+		} else if (keys[m].t == 's') {
 			if (!json_is_string(v)) {
 				r = fail(err, errlen, "%s.%s: must be a string", field, key);
 				break;
 			}
 			sv = json_string_value(v);
-		} else if (keys[m].t == 'n') {
+		} else if (keys[m].t == 'n' || keys[m].t == 'z') {
 			if (!json_is_integer(v) || json_integer_value(v) < 0) {
-				r = fail(err, errlen, "%s.%s: must be a non-negative integer",
+				r = fail(err, errlen,
+					 keys[m].t == 'n' ? "%s.%s: must be a non-negative integer"
+							  : "%s.%s: must be a number of bytes or a "
+							    "size string",
 					 field, key);
 				break;
 			}
@@ -569,7 +647,12 @@ static int parse_device(struct vm_config *c, json_t *o, size_t idx, char *err, s
 		}
 	}
 	const char *missing = r ? NULL : dev_missing(d);
-	if (missing)
+	if (missing && (d->limit.bw_burst && !d->limit.bw))
+		r = fail(err, errlen,
+			 "%s.bandwidth_burst: needs bandwidth (the rate it refills at)", field);
+	else if (missing && (d->limit.ops_burst && !d->limit.ops))
+		r = fail(err, errlen, "%s.ops_burst: needs ops (the rate it refills at)", field);
+	else if (missing)
 		r = fail(err, errlen, "%s.%s: required for a %s device", field,
 			 d->kind == VM_DEV_NET	   ? "tap"
 			 : d->kind == VM_DEV_VSOCK ? "socket"
@@ -739,6 +822,18 @@ int vm_config_from_json(const char *text, size_t len, const char *const *extra, 
 	return r;
 }
 
+static void limit_to_jobj(json_t *o, const struct ratelimit_conf *l)
+{
+	if (l->bw)
+		json_object_set_new(o, "bandwidth", json_integer((json_int_t)l->bw));
+	if (l->bw_burst)
+		json_object_set_new(o, "bandwidth_burst", json_integer((json_int_t)l->bw_burst));
+	if (l->ops)
+		json_object_set_new(o, "ops", json_integer((json_int_t)l->ops));
+	if (l->ops_burst)
+		json_object_set_new(o, "ops_burst", json_integer((json_int_t)l->ops_burst));
+}
+
 static json_t *dev_to_jobj(const struct vm_dev_config *d)
 {
 	json_t *o = json_object();
@@ -754,12 +849,14 @@ static json_t *dev_to_jobj(const struct vm_dev_config *d)
 			json_object_set_new(o, "id", json_string(d->id));
 		if (d->size)
 			json_object_set_new(o, "size", json_integer((json_int_t)d->size));
+		limit_to_jobj(o, &d->limit);
 		break;
 	case VM_DEV_NET:
 		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", d->mac[0], d->mac[1],
 			 d->mac[2], d->mac[3], d->mac[4], d->mac[5]);
 		json_object_set_new(o, "tap", json_string(d->tap));
 		json_object_set_new(o, "mac", json_string(mac));
+		limit_to_jobj(o, &d->limit);
 		break;
 	case VM_DEV_CONSOLE:
 		if (d->path)

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/util.h"
+
 /* Process exit codes besides the guest's own status (0..255). */
 #define WISP_EXIT_TIMEOUT 124 /* --timeout elapsed */
 #define WISP_EXIT_ERROR	  125 /* Wisp could not start the VM: bad input, no KVM */
@@ -55,6 +57,7 @@ struct vm_dev_config {
 	uint64_t size;	/* blk: the disk's size in bytes, as recorded by a snapshot (0: unknown) */
 	bool seeded;	/* rng-device: start from seed */
 	uint32_t seed;
+	struct ratelimit_conf limit; /* blk, net (each direction): all 0: none */
 };
 
 /* A whole VM. Strings are owned; mem 0 means the kind's default until

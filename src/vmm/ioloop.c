@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "vmm/ioloop.h"
@@ -172,6 +173,53 @@ int ioloop_run_once(struct ioloop *loop, int timeout_ms)
 		return errno == EINTR ? 0 : -errno;
 	int r = dispatch(loop, ev, n);
 	return r < 0 ? 0 : r;
+}
+
+static void on_timer(void *opaque, uint32_t events)
+{
+	struct ioloop_timer *t = opaque;
+	uint64_t n;
+	(void)events;
+	/* Nothing to read: disarmed or re-armed since it fired. */
+	if (read(t->fd, &n, sizeof(n)) == sizeof(n))
+		t->fn(t->opaque);
+}
+
+int ioloop_timer_init(struct ioloop *loop, struct ioloop_timer *t, void (*fn)(void *opaque),
+		      void *opaque)
+{
+	t->loop = loop;
+	t->fn = fn;
+	t->opaque = opaque;
+	t->fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (t->fd < 0)
+		return -errno;
+	int r = ioloop_add(loop, t->fd, EPOLLIN, on_timer, t);
+	if (r) {
+		close(t->fd);
+		t->fd = -1;
+	}
+	return r;
+}
+
+void ioloop_timer_arm(struct ioloop_timer *t, uint64_t ns)
+{
+	if (t->fd < 0)
+		return;
+	/* A zero it_value would disarm: the shortest wait is 1 ns. */
+	struct itimerspec its = {.it_value = {.tv_sec = (time_t)(ns / 1000000000u),
+					      .tv_nsec = (long)(ns % 1000000000u)}};
+	if (ns > (uint64_t)INT32_MAX * 1000000000u) /* far future: about 68 years */
+		its.it_value.tv_sec = INT32_MAX;
+	timerfd_settime(t->fd, 0, &its, NULL);
+}
+
+void ioloop_timer_close(struct ioloop_timer *t)
+{
+	if (t->fd < 0)
+		return;
+	close(t->fd);
+	t->fd = -1;
 }
 
 static void *loop_thread(void *arg)

@@ -60,6 +60,25 @@ void ioloop_pause(struct ioloop *loop);
 void ioloop_resume(struct ioloop *loop);
 /* Stop if needed and free everything. Safe on a zeroed or half-made loop. */
 void ioloop_destroy(struct ioloop *loop);
+/* A one-shot timer served by the loop (a timerfd among its fds): work that
+ * must wait (a rate-limited queue) is deferred with it instead of sleeping,
+ * so the loop keeps serving every other fd meanwhile. */
+struct ioloop_timer {
+	struct ioloop *loop;
+	int fd; /* -1 until ioloop_timer_init */
+	void (*fn)(void *opaque);
+	void *opaque;
+};
+/* Create the timer on loop (disarmed); fn(opaque) runs on the loop thread
+ * each time it fires. -errno. */
+int ioloop_timer_init(struct ioloop *loop, struct ioloop_timer *t, void (*fn)(void *opaque),
+		      void *opaque);
+/* Fire once, ns nanoseconds from now (replacing any earlier arming); 0
+ * disarms. No-op on a timer that was never made. */
+void ioloop_timer_arm(struct ioloop_timer *t, uint64_t ns);
+/* Close the timer at teardown, once the loop has stopped (the loop may be
+ * gone already: it is not touched). Safe on a closed timer. */
+void ioloop_timer_close(struct ioloop_timer *t);
 /* Run one epoll_wait (up to timeout_ms) and dispatch on the calling thread;
  * returns the number of handlers called or -errno. Tests use it instead of a
  * thread. */

@@ -1,6 +1,7 @@
 /* The VM configuration's JSON form (docs/config.md): defaults, a round trip
  * that keeps every field, one line naming the field for every mistake, and
  * the restore's check of device host sides. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -263,13 +264,90 @@ static void test_not_utf8(void **state)
 	vm_config_free(&c);
 }
 
+/* Rate limits: JSON numbers and size strings, the flag spelling, defaults
+ * left unwritten, the round trip, and each mistake named. */
+static void test_rate_limits(void **state)
+{
+	(void)state;
+	struct vm_config c;
+	assert_int_equal(parse("{\"image\":\"/u\",\"devices\":[{\"type\":\"virtio-blk\","
+			       "\"path\":\"/d\",\"bandwidth\":\"10M\",\"ops\":200,"
+			       "\"ops_burst\":20},{\"type\":\"virtio-net\",\"tap\":\"t0\","
+			       "\"bandwidth\":4096,\"bandwidth_burst\":\"1K\"}]}",
+			       &c),
+			 0);
+	assert_int_equal(c.dev[0].limit.bw, 10 << 20);
+	assert_int_equal(c.dev[0].limit.bw_burst, 0);
+	assert_int_equal(c.dev[0].limit.ops, 200);
+	assert_int_equal(c.dev[0].limit.ops_burst, 20);
+	assert_int_equal(c.dev[1].limit.bw, 4096);
+	assert_int_equal(c.dev[1].limit.bw_burst, 1024);
+	char *s = vm_config_to_json(&c);
+	assert_non_null(strstr(s, "\"path\":\"/d\",\"read_only\":false,\"bandwidth\":10485760,"
+				  "\"ops\":200,\"ops_burst\":20}"));
+	assert_non_null(strstr(s, "\"bandwidth\":4096,\"bandwidth_burst\":1024}"));
+	struct vm_config d;
+	assert_int_equal(parse(s, &d), 0);
+	assert_memory_equal(&c.dev[0].limit, &d.dev[0].limit, sizeof(c.dev[0].limit));
+	assert_memory_equal(&c.dev[1].limit, &d.dev[1].limit, sizeof(c.dev[1].limit));
+	free(s);
+	vm_config_free(&c);
+	vm_config_free(&d);
+
+	vm_config_init(&c);
+	assert_int_equal(
+		vm_config_add_flag(&c, "disk", "/d,bw=2M,bw_burst=128K,ops=5", err, sizeof(err)),
+		0);
+	assert_int_equal(c.dev[0].limit.bw, 2 << 20);
+	assert_int_equal(c.dev[0].limit.bw_burst, 128 << 10);
+	assert_int_equal(c.dev[0].limit.ops, 5);
+	assert_int_equal(vm_config_add_flag(&c, "net", "tap=t1,ops=0", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "ops: must be a number of operations from 1"));
+	assert_int_equal(vm_config_add_flag(&c, "disk", "/e,bw=1T", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "bw: must be bytes"));
+	assert_int_equal(vm_config_add_flag(&c, "disk", "/e,ops_burst=3", err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "ops_burst needs ops"));
+	assert_int_equal(c.ndev, 1);
+	vm_config_free(&c);
+
+	static const struct {
+		const char *dev, *want;
+	} bad[] = {
+		{"\"bandwidth\":0", "devices[0].bandwidth: must be bytes"},
+		{"\"bandwidth\":\"fast\"", "devices[0].bandwidth: must be bytes"},
+		{"\"bandwidth\":\"-1K\"", "devices[0].bandwidth: must be bytes"},
+		{"\"bandwidth\":\"2000000G\"", "devices[0].bandwidth: must be bytes"},
+		{"\"bandwidth\":true", "devices[0].bandwidth: must be a number of bytes or a size"},
+		{"\"ops\":\"5\"", "devices[0].ops: must be a non-negative integer"},
+		{"\"ops\":1000000001", "devices[0].ops: must be a number of operations"},
+		{"\"bandwidth_burst\":100", "devices[0].bandwidth_burst: needs bandwidth"},
+		{"\"ops_burst\":1", "devices[0].ops_burst: needs ops"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char json[256];
+		snprintf(json, sizeof(json),
+			 "{\"image\":\"/u\",\"devices\":[{\"type\":\"virtio-blk\",\"path\":"
+			 "\"/d\",%s}]}",
+			 bad[i].dev);
+		int r = vm_config_from_json(json, strlen(json), NULL, &c, err, sizeof(err));
+		if (r != -EINVAL || !strstr(err, bad[i].want))
+			fail_msg("%s: got %d '%s', wanted '%s'", json, r, err, bad[i].want);
+	}
+	/* Not for other devices. */
+	assert_int_equal(parse("{\"image\":\"/u\",\"devices\":[{\"type\":\"virtio-rng\","
+			       "\"ops\":5}]}",
+			       &c),
+			 -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),   cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_bad_fields), cmocka_unit_test(test_extra_keys),
 		cmocka_unit_test(test_host_sides), cmocka_unit_test(test_mem_check),
-		cmocka_unit_test(test_not_utf8),
+		cmocka_unit_test(test_not_utf8),   cmocka_unit_test(test_rate_limits),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

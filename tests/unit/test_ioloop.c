@@ -110,12 +110,55 @@ static void test_thread(void **state)
 	close(a.fd);
 }
 
+static void count_fire(void *opaque)
+{
+	(*(int *)opaque)++;
+}
+
+/* A timer fires once, after its delay, on the loop; re-arming replaces the
+ * delay, arming with 0 disarms, and other fds are served meanwhile. */
+static void test_timer(void **state)
+{
+	(void)state;
+	struct ioloop loop;
+	struct ioloop_timer t;
+	int fired = 0;
+	assert_int_equal(ioloop_init(&loop, "t"), 0);
+	assert_int_equal(ioloop_timer_init(&loop, &t, count_fire, &fired), 0);
+	assert_int_equal(ioloop_run_once(&loop, 30), 0); /* disarmed: nothing */
+	ioloop_timer_arm(&t, 20 * 1000000ull);
+	assert_int_equal(ioloop_run_once(&loop, 0), 0); /* not yet */
+	assert_int_equal(fired, 0);
+	assert_int_equal(ioloop_run_once(&loop, 1000), 1);
+	assert_int_equal(fired, 1);
+	assert_int_equal(ioloop_run_once(&loop, 50), 0); /* one-shot */
+	ioloop_timer_arm(&t, 1);
+	ioloop_timer_arm(&t, 0); /* disarmed before it fires */
+	assert_int_equal(ioloop_run_once(&loop, 30), 0);
+	assert_int_equal(fired, 1);
+	/* An fd ready while the timer waits is served first. */
+	struct probe a = {.loop = &loop, .fd = eventfd(0, EFD_NONBLOCK)};
+	assert_int_equal(ioloop_add(&loop, a.fd, EPOLLIN, handler, &a), 0);
+	ioloop_timer_arm(&t, 40 * 1000000ull);
+	poke(a.fd);
+	assert_int_equal(ioloop_run_once(&loop, 1000), 1);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(fired, 1);
+	assert_int_equal(ioloop_run_once(&loop, 1000), 1);
+	assert_int_equal(fired, 2);
+	ioloop_timer_close(&t);
+	ioloop_timer_close(&t); /* twice: no-op */
+	ioloop_destroy(&loop);
+	close(a.fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dispatch_and_del),
 		cmocka_unit_test(test_many_slots),
 		cmocka_unit_test(test_thread),
+		cmocka_unit_test(test_timer),
 	};
 	return cmocka_run_group_tests_name("ioloop", tests, NULL, NULL);
 }

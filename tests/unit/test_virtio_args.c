@@ -78,7 +78,8 @@ static void expect_error(const char *flag, const char *value, const char *msg)
 static void test_errors(void **state)
 {
 	(void)state;
-	expect_error("disk", "", "--disk '': empty value (use --disk PATH[,ro][,id=ID])");
+	expect_error("disk", "",
+		     "--disk '': empty value (use --disk PATH[,ro][,id=ID][,bw=RATE][,ops=N])");
 	expect_error("disk", ",ro", "empty value");
 	expect_error("disk", "x,rw", "unknown option 'rw'");
 	expect_error("disk", "x,ro=1", "unknown option 'ro'");

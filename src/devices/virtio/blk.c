@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "devices/virtio/virtio.h"
+#include "util/util.h"
 #include "vmm/ioloop.h"
 
 #define SECTOR 512u
@@ -54,6 +55,11 @@ struct virtio_blk {
 	uint32_t inflight;
 	struct blk_req req[VIRTQ_MAX_SIZE];
 	struct virtq_chain chain;
+	/* Rate limiting: a request the limiter holds back goes back to the
+	 * ring, and the queue is served again when the timer fires. */
+	struct ratelimit rl;
+	struct ioloop_timer timer;
+	bool throttled;
 	uint64_t reads, writes, flushes, ids, bytes_read, bytes_written, errors;
 };
 
@@ -225,15 +231,46 @@ static bool handle(struct virtio_blk *b, struct virtq_chain *c)
 
 static void reap(struct virtio_blk *b, bool discard);
 
+/* What a request costs the limiter: its data bytes (reads and writes) and
+ * one operation; a malformed one is charged nothing more than the op. */
+static uint64_t cost(const struct virtq_chain *c)
+{
+	struct virtio_blk_outhdr h;
+	if (virtq_read(c, 0, &h, sizeof(h)) < sizeof(h))
+		return 0;
+	if (h.type == VIRTIO_BLK_T_IN && c->w_len)
+		return c->w_len - 1;
+	if (h.type == VIRTIO_BLK_T_OUT)
+		return c->r_len - sizeof(h);
+	return 0;
+}
+
+/* May the chain just popped go? If not, it goes back to the ring and the
+ * timer will serve the queue again: nothing sleeps on the I/O thread. */
+static bool admit(struct virtio_blk *b, struct virtq *q)
+{
+	if (!ratelimit_on(&b->rl))
+		return true;
+	uint64_t w = ratelimit_admit(&b->rl, cost(&b->chain), util_now_ns());
+	if (!w)
+		return true;
+	virtq_unpop(q);
+	b->throttled = true;
+	ioloop_timer_arm(&b->timer, w);
+	return false;
+}
+
 static void blk_notify(struct virtio_dev *d, int qi)
 {
 	struct virtio_blk *b = to_blk(d);
 	struct virtq *q = &d->vq[qi];
+	if (b->throttled)
+		return; /* the timer serves the queue when the limiter allows */
 	for (;;) {
 		int n = virtio_pop(d, qi, &b->chain);
 		if (n == 0 && virtq_enable_notify(q))
 			continue;
-		if (n <= 0 || !handle(b, &b->chain))
+		if (n <= 0 || !admit(b, q) || !handle(b, &b->chain))
 			break;
 	}
 	if (b->uring) {
@@ -281,11 +318,24 @@ static void on_completion(void *opaque, uint32_t events)
 	pthread_mutex_unlock(&b->dev.lock);
 }
 
+static void on_timer(void *opaque)
+{
+	struct virtio_blk *b = opaque;
+	struct virtio_dev *d = &b->dev;
+	pthread_mutex_lock(&d->lock);
+	b->throttled = false;
+	if (virtio_running(d) && d->vq[0].s.ready)
+		blk_notify(d, 0);
+	pthread_mutex_unlock(&d->lock);
+}
+
 /* A reset must not leave the disk writing into guest RAM afterwards: wait
  * for everything in flight and drop the results. */
 static void blk_reset(struct virtio_dev *d)
 {
 	struct virtio_blk *b = to_blk(d);
+	b->throttled = false;
+	ioloop_timer_arm(&b->timer, 0);
 	while (b->uring && b->inflight) {
 		struct io_uring_cqe *cqe;
 		int r = io_uring_wait_cqe(&b->ring, &cqe);
@@ -315,7 +365,12 @@ static int blk_prepare_save(struct virtio_dev *d)
 static int blk_start(struct virtio_dev *d)
 {
 	struct virtio_blk *b = to_blk(d);
-	return b->uring ? ioloop_add(d->loop, b->ring_efd, EPOLLIN, on_completion, b) : 0;
+	int r = 0;
+	if (ratelimit_on(&b->rl))
+		r = ioloop_timer_init(d->loop, &b->timer, on_timer, b);
+	if (!r && b->uring)
+		r = ioloop_add(d->loop, b->ring_efd, EPOLLIN, on_completion, b);
+	return r;
 }
 
 static void blk_destroy(struct virtio_dev *d)
@@ -328,6 +383,7 @@ static void blk_destroy(struct virtio_dev *d)
 	}
 	if (b->fd >= 0)
 		close(b->fd);
+	ioloop_timer_close(&b->timer);
 	free(b);
 }
 
@@ -339,6 +395,9 @@ static void blk_stats(struct virtio_dev *d, int fd)
 		" (%" PRIu64 " bytes) flushes %" PRIu64 " get-id %" PRIu64 " errors %" PRIu64 "\n",
 		b->uring ? "io_uring" : "synchronous", b->reads, b->bytes_read, b->writes,
 		b->bytes_written, b->flushes, b->ids, b->errors);
+	if (ratelimit_on(&b->rl))
+		dprintf(fd, "wisp: virtio-blk: rate limited: held back %" PRIu64 " times\n",
+			b->rl.throttled);
 }
 
 static const struct virtio_dev_ops blk_ops = {
@@ -378,6 +437,8 @@ struct virtio_dev *virtio_blk_create(const struct virtio_blk_opts *o, char *err,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	b->timer.fd = -1;
+	ratelimit_init(&b->rl, o->limit, util_now_ns());
 	b->fd = open(o->path, (o->ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	struct stat st;
 	const char *why = NULL;

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "devices/virtio/virtio.h"
+#include "util/util.h"
 #include "vmm/ioloop.h"
 
 #define RXQ	      0
@@ -38,6 +39,16 @@ struct virtio_net {
 	bool is_tap; /* a real TAP (not a test socket): offloads can be set */
 	char ifname[IFNAMSIZ];
 	struct virtq_chain chain;
+	/* Rate limiting, one limiter per direction (queue): a frame the
+	 * limiter holds back waits (in the TAP, or in the transmit ring) and
+	 * that queue is served again when its timer fires. */
+	struct net_limit {
+		struct virtio_net *n;
+		int q;
+		struct ratelimit rl;
+		struct ioloop_timer timer;
+		bool throttled;
+	} lim[2];
 	uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, tx_dropped;
 };
 
@@ -46,11 +57,28 @@ static struct virtio_net *to_net(struct virtio_dev *d)
 	return (struct virtio_net *)d;
 }
 
+/* Nanoseconds queue qi must wait before a frame of `bytes` (0: not known
+ * yet) may go, the timer armed for it; 0: go. */
+static uint64_t held_back(struct virtio_net *n, int qi, uint64_t bytes)
+{
+	struct net_limit *l = &n->lim[qi];
+	if (!ratelimit_on(&l->rl))
+		return 0;
+	uint64_t w = ratelimit_wait(&l->rl, bytes, util_now_ns());
+	if (w) {
+		l->throttled = true;
+		ioloop_timer_arm(&l->timer, w);
+	}
+	return w;
+}
+
 static void net_rx(struct virtio_net *n)
 {
 	struct virtio_dev *d = &n->dev;
 	struct virtq *q = &d->vq[RXQ];
 	struct virtq_chain *c = &n->chain;
+	if (n->lim[RXQ].throttled)
+		return; /* the frames wait in the TAP until the timer fires */
 	for (;;) {
 		int r = virtio_pop(d, RXQ, c);
 		if (r == 0 && virtq_enable_notify(q))
@@ -61,6 +89,12 @@ static void net_rx(struct virtio_net *n)
 			virtio_needs_reset(d,
 					   c->nr_r ? "net receive buffer is device-readable"
 						   : "net receive buffer smaller than the header");
+			break;
+		}
+		/* The frame's size is known only once read: it is charged after,
+		 * and the next one waits while the bucket owes. */
+		if (held_back(n, RXQ, 0)) {
+			virtq_unpop(q);
 			break;
 		}
 		ssize_t k = readv(n->tap, &c->iov[0], c->nr_w);
@@ -76,6 +110,7 @@ static void net_rx(struct virtio_net *n)
 		virtq_write(c, offsetof(struct virtio_net_hdr_v1, num_buffers), &one, sizeof(one));
 		n->rx_packets++;
 		n->rx_bytes += len;
+		ratelimit_charge(&n->lim[RXQ].rl, len > NET_HDR ? len - NET_HDR : 0);
 		virtq_push(q, c->head, len);
 	}
 	virtio_signal_used(d, q);
@@ -86,6 +121,8 @@ static void net_tx(struct virtio_net *n)
 	struct virtio_dev *d = &n->dev;
 	struct virtq *q = &d->vq[TXQ];
 	struct virtq_chain *c = &n->chain;
+	if (n->lim[TXQ].throttled)
+		return; /* the timer serves the ring when the limiter allows */
 	for (;;) {
 		int r = virtio_pop(d, TXQ, c);
 		if (r == 0 && virtq_enable_notify(q))
@@ -96,6 +133,12 @@ static void net_tx(struct virtio_net *n)
 			virtio_needs_reset(d, "net transmit buffer is device-writable");
 			break;
 		}
+		uint64_t bytes = c->r_len > NET_HDR ? c->r_len - NET_HDR : 0;
+		if (held_back(n, TXQ, bytes)) {
+			virtq_unpop(q);
+			break;
+		}
+		ratelimit_charge(&n->lim[TXQ].rl, bytes);
 		if (c->r_len < NET_HDR || c->r_len > NET_MAX_FRAME) {
 			virtio_guest_error(d, "net frame too short or too long: dropped");
 			n->tx_dropped++;
@@ -122,6 +165,26 @@ static void net_notify(struct virtio_dev *d, int q)
 		net_rx(to_net(d));
 	else if (q == TXQ)
 		net_tx(to_net(d));
+}
+
+static void on_timer(void *opaque)
+{
+	struct net_limit *l = opaque;
+	struct virtio_net *n = l->n;
+	pthread_mutex_lock(&n->dev.lock);
+	l->throttled = false;
+	if (virtio_running(&n->dev) && n->dev.vq[l->q].s.ready)
+		l->q == RXQ ? net_rx(n) : net_tx(n);
+	pthread_mutex_unlock(&n->dev.lock);
+}
+
+static void net_reset(struct virtio_dev *d)
+{
+	struct virtio_net *n = to_net(d);
+	for (int i = 0; i < 2; i++) {
+		n->lim[i].throttled = false;
+		ioloop_timer_arm(&n->lim[i].timer, 0);
+	}
 }
 
 static void on_tap(void *opaque, uint32_t events)
@@ -157,6 +220,13 @@ static int net_activate(struct virtio_dev *d)
 static int net_start(struct virtio_dev *d)
 {
 	struct virtio_net *n = to_net(d);
+	for (int i = 0; i < 2; i++) {
+		struct net_limit *l = &n->lim[i];
+		int r = ratelimit_on(&l->rl) ? ioloop_timer_init(d->loop, &l->timer, on_timer, l)
+					     : 0;
+		if (r)
+			return r;
+	}
 	return ioloop_add(d->loop, n->tap, EPOLLIN | EPOLLET, on_tap, n);
 }
 
@@ -165,6 +235,8 @@ static void net_destroy(struct virtio_dev *d)
 	struct virtio_net *n = to_net(d);
 	if (n->tap >= 0)
 		close(n->tap);
+	for (int i = 0; i < 2; i++)
+		ioloop_timer_close(&n->lim[i].timer);
 	free(n);
 }
 
@@ -175,6 +247,11 @@ static void net_stats(struct virtio_dev *d, int fd)
 		"wisp: virtio-net %s: rx %" PRIu64 " packets (%" PRIu64 " bytes) tx %" PRIu64
 		" packets (%" PRIu64 " bytes) tx dropped %" PRIu64 "\n",
 		n->ifname, n->rx_packets, n->rx_bytes, n->tx_packets, n->tx_bytes, n->tx_dropped);
+	if (ratelimit_on(&n->lim[RXQ].rl) || ratelimit_on(&n->lim[TXQ].rl))
+		dprintf(fd,
+			"wisp: virtio-net %s: rate limited: rx held back %" PRIu64
+			" times, tx %" PRIu64 "\n",
+			n->ifname, n->lim[RXQ].rl.throttled, n->lim[TXQ].rl.throttled);
 }
 
 static const struct virtio_dev_ops net_ops = {
@@ -184,6 +261,7 @@ static const struct virtio_dev_ops net_ops = {
 	.nr_queues = 2,
 	.notify = net_notify,
 	.activate = net_activate,
+	.reset = net_reset,
 	.start = net_start,
 	.destroy = net_destroy,
 	.stats = net_stats,
@@ -223,6 +301,10 @@ struct virtio_dev *virtio_net_create(const struct virtio_net_opts *o, char *err,
 	if (!n) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
+	}
+	for (int i = 0; i < 2; i++) {
+		n->lim[i] = (struct net_limit){.n = n, .q = i, .timer.fd = -1};
+		ratelimit_init(&n->lim[i].rl, o->limit, util_now_ns());
 	}
 	n->is_tap = o->tap_fd < 0;
 	n->tap = n->is_tap ? open_tap(o->tap, err, errlen) : o->tap_fd;

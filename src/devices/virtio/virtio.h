@@ -23,6 +23,7 @@
 #include <sys/uio.h>
 
 struct guest_mem;
+struct ratelimit_conf;
 struct ioloop;
 struct vcpu;
 struct vm;
@@ -301,13 +302,15 @@ int virtio_io_stats(struct vm *vm, struct virtio_io_stats *out, int max);
 struct virtio_blk_opts {
 	const char *path;
 	bool ro;
-	const char *id; /* GET_ID string, at most 20 bytes; NULL: file name */
-	bool no_uring;	/* serve requests synchronously instead of io_uring */
+	const char *id;			    /* GET_ID string, at most 20 bytes; NULL: file name */
+	bool no_uring;			    /* serve requests synchronously instead of io_uring */
+	const struct ratelimit_conf *limit; /* NULL: not rate limited */
 };
 struct virtio_net_opts {
 	const char *tap; /* interface name */
 	uint8_t mac[6];
-	int tap_fd; /* >= 0: use this fd as the backend (tests, fuzzers) */
+	int tap_fd;			    /* >= 0: use this fd as the backend (tests, fuzzers) */
+	const struct ratelimit_conf *limit; /* each direction's; NULL: none */
 };
 struct virtio_console_opts {
 	const char *sock_path; /* NULL: stdin/stdout */
