@@ -1277,6 +1277,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		    !(rq = api_request_new(d, conn)))
 			return MHD_NO;
 		*con_cls = rq;
+		const union MHD_ConnectionInfo *sc =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		conns_busy(&d->conns, sc ? sc->socket_context : NULL, true);
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -1296,22 +1299,43 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		      enum MHD_RequestTerminationCode code)
 {
-	(void)conn;
 	(void)code;
 	struct request *rq = *con_cls;
 	if (!rq)
 		return;
+	const union MHD_ConnectionInfo *sc =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	conns_busy(&((struct wispd *)cls)->conns, sc ? sc->socket_context : NULL, false);
 	api_request_free(cls, rq);
 	*con_cls = NULL;
 }
 
+/* Connections come and go: per-client accounting (conns.c). */
+static void connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+		       enum MHD_ConnectionNotificationCode toe)
+{
+	struct wispd *d = cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		*socket_context = ci ? conns_started(&d->conns, ci->connect_fd) : NULL;
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		conns_closed(&d->conns, *socket_context);
+		*socket_context = NULL;
+	}
+}
+
 int api_start(struct wispd *d, char *err, size_t errlen)
 {
+	conns_init(&d->conns, d->cfg.api_max_conns, d->cfg.api_per_client);
+	/* libmicrohttpd's own cap is above ours: conns.c makes room by closing
+	 * idle connections, which takes libmicrohttpd a turn of the loop. */
 	d->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, handle,
 				  d, MHD_OPTION_LISTEN_SOCKET, d->listen_fd,
 				  MHD_OPTION_NOTIFY_COMPLETED, completed, d,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
-				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_END);
+				  MHD_OPTION_NOTIFY_CONNECTION, connection, d,
+				  MHD_OPTION_CONNECTION_LIMIT, d->cfg.api_max_conns + 64,
+				  MHD_OPTION_CONNECTION_TIMEOUT, d->cfg.api_idle_s, MHD_OPTION_END);
 	if (!d->mhd) {
 		snprintf(err, errlen, "cannot start the HTTP server (libmicrohttpd)");
 		return -EIO;
@@ -1330,4 +1354,5 @@ void api_stop(struct wispd *d)
 	MHD_run(d->mhd);
 	MHD_stop_daemon(d->mhd);
 	d->mhd = NULL;
+	conns_free(&d->conns);
 }

@@ -217,6 +217,9 @@ struct wispd_config {
 	gid_t api_gid;		      /* --api-group: may also use the API; (gid_t)-1: none */
 	int jail_mode;		      /* --jail: 1 on, 0 off, -1 auto (on as root) */
 	struct jail_range jail_range; /* --jail-uid-range */
+	unsigned api_max_conns;	      /* --api-max-conns: connections at once */
+	unsigned api_per_client;      /* --api-conns-per-client: of one uid */
+	unsigned api_idle_s;	      /* --api-idle-timeout, in seconds */
 	int nr_classes;
 	struct pool_class classes[WISPD_MAX_CLASSES];
 };
@@ -230,6 +233,15 @@ struct api_metrics {
 	uint64_t bucket[METRICS_ROUTES][METRICS_METHODS][METRICS_BUCKETS]; /* not cumulative */
 	uint64_t sum_ns[METRICS_ROUTES][METRICS_METHODS];
 	uint64_t codes[METRICS_CODE_MAX]; /* responses by HTTP status */
+};
+
+/* The API server's connections (conns.c): a list, oldest activity first. */
+struct api_conn;
+struct api_conns {
+	struct api_conn *head, *tail;
+	unsigned live; /* not yet shut down by us */
+	unsigned max, per_client;
+	uint64_t evicted, refused; /* idle ones closed to make room; new ones refused */
 };
 
 /* Why an fd is in wispd's epoll set. */
@@ -303,6 +315,7 @@ struct wispd {
 	int epfd, sig_fd, timer_fd;
 	enum ev_kind ev_mhd, ev_sig, ev_timer;
 	struct MHD_Daemon *mhd;
+	struct api_conns conns;
 	struct hmap by_id, by_name, by_pid;
 	unsigned nr_vms;
 	struct request *followers; /* console streams waiting for output */
@@ -328,6 +341,19 @@ struct wispd {
 	uint64_t creates, creates_pool, creates_cold, destroys, create_errors, adopted;
 	struct api_metrics api; /* for GET /metrics */
 };
+
+/* --- conns.c: the API's connections per client ------------------------------ */
+/* No connections yet; at most max at once, per_client of one uid. */
+void conns_init(struct api_conns *s, unsigned max, unsigned per_client);
+/* A connection on fd was accepted: returns its context (for the others).
+ * Over a limit, the oldest idle connection is shut down, or this one. */
+void *conns_started(struct api_conns *s, int fd);
+/* A request on the connection started (busy) or ended (idle again). */
+void conns_busy(struct api_conns *s, void *ctx, bool busy);
+/* The connection closed: forget it. */
+void conns_closed(struct api_conns *s, void *ctx);
+/* Forget every connection (the server stopped). */
+void conns_free(struct api_conns *s);
 
 /* --- wispd.c: the daemon and its event loop ---------------------------------- */
 /* Entry point of wispd. */

@@ -41,8 +41,9 @@
 static const char usage[] =
 	"usage: wispd [--runtime-dir DIR] [--socket PATH] [--pool SIZE=COUNT]... [--vmm PATH]\n"
 	"             [--console-size SIZE] [--answer-timeout DURATION] [--foreground]\n"
-	"             [--api-group GROUP] [--jail on|off|auto] [--jail-uid-range FIRST-LAST]\n"
-	"             [--log-format text|json] [--config FILE]\n";
+	"             [--api-group GROUP] [--api-max-conns N] [--api-conns-per-client N]\n"
+	"             [--api-idle-timeout DURATION] [--jail on|off|auto]\n"
+	"             [--jail-uid-range FIRST-LAST] [--log-format text|json] [--config FILE]\n";
 
 int wispd_parse_pool(const char *spec, struct pool_class *c, char *err, size_t errlen)
 {
@@ -86,6 +87,9 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 		{"api-group", required_argument, NULL, 'g'},
 		{"jail", required_argument, NULL, 'j'},
 		{"jail-uid-range", required_argument, NULL, 'u'},
+		{"api-max-conns", required_argument, NULL, 'm'},
+		{"api-conns-per-client", required_argument, NULL, 'k'},
+		{"api-idle-timeout", required_argument, NULL, 'i'},
 		{"foreground", no_argument, NULL, 'f'},
 		{"log-format", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
@@ -98,6 +102,9 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 	cfg->api_gid = (gid_t)-1;
 	cfg->jail_mode = -1;
 	cfg->jail_range = (struct jail_range){JAIL_UID_FIRST, JAIL_UID_LAST};
+	cfg->api_max_conns = 512;
+	cfg->api_per_client = 64;
+	cfg->api_idle_s = 30;
 	bool pool_given = false;
 	optind = 0;
 	opterr = 0;
@@ -177,6 +184,31 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 			if (jail_parse_range(optarg, &cfg->jail_range, err, errlen))
 				return -1;
 			break;
+		case 'm':
+		case 'k': {
+			uint64_t n;
+			if (opt_parse_uint(optarg, 1, 100000, &n)) {
+				snprintf(err, errlen, "%s '%s': must be a number from 1 to 100000",
+					 c == 'm' ? "--api-max-conns" : "--api-conns-per-client",
+					 optarg);
+				return -1;
+			}
+			*(c == 'm' ? &cfg->api_max_conns : &cfg->api_per_client) = (unsigned)n;
+			break;
+		}
+		case 'i': {
+			uint64_t ms;
+			if (opt_parse_duration_ms(optarg, &ms) || ms > 86400000) {
+				snprintf(err, errlen,
+					 "--api-idle-timeout '%s': must be a duration from 1s to "
+					 "24h (e.g. 30s)",
+					 optarg);
+				return -1;
+			}
+			/* libmicrohttpd counts whole seconds: round up. */
+			cfg->api_idle_s = (unsigned)((ms + 999) / 1000);
+			break;
+		}
 		case 'f':
 			cfg->foreground = true;
 			break;
@@ -230,9 +262,11 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 }
 
 /* The settings wispd.conf(5) may hold: wispd's long options. */
-static const char *const conf_keys[] = {"runtime-dir",	  "socket",	    "pool",	 "vmm",
-					"console-size",	  "answer-timeout", "api-group", "jail",
-					"jail-uid-range", "foreground",	    "log-format"};
+static const char *const conf_keys[] = {
+	"runtime-dir",		"socket",	    "pool",	 "vmm",
+	"console-size",		"answer-timeout",   "api-group", "api-max-conns",
+	"api-conns-per-client", "api-idle-timeout", "jail",	 "jail-uid-range",
+	"foreground",		"log-format"};
 
 /* One line of a config file ("key = value", '#' comments) as an option
  * ("--key=value"); *opt is NULL for a blank line. */
@@ -262,7 +296,8 @@ static int conf_line(const char *path, int lineno, char *line, char **opt, char 
 	if (!known) {
 		snprintf(err, errlen,
 			 "%s:%d: unknown setting '%s' (known: runtime-dir, socket, pool, vmm, "
-			 "console-size, answer-timeout, api-group, jail, jail-uid-range, "
+			 "console-size, answer-timeout, api-group, api-max-conns, "
+			 "api-conns-per-client, api-idle-timeout, jail, jail-uid-range, "
 			 "foreground, log-format)",
 			 path, lineno, key);
 		return -1;
