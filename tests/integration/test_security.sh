@@ -106,6 +106,78 @@ else
 	skipped crafted-snapshot "no /dev/kvm"
 fi
 
+# --- rate limits (Why 8, Deliver 5) ----------------------------------------------
+# A disk limited by bandwidth or by operations gets that rate over seconds,
+# measured by the guest; the limiter defers the queue on the I/O loop, so
+# virtio-rng on the same VM keeps answering meanwhile. Bounds are ratios to
+# the configured rate: the upper one is the limiter's promise (the burst is
+# counted), the lower one is loose, for slow KVMs; both are meaningful only
+# if the unlimited disk is much faster than the limit, which is checked.
+# throttle_rate SPEC: "RATE REQS RNG" from a 4 MiB read in 64 KiB requests.
+throttle_rate() {
+	timeout -k 5 60 $WISP run --rng --disk "$TMP/rl.img$1" $UK/throttle.elf -- 4194304 65536 \
+		>"$TMP/rl.out" 2>"$TMP/rl.err"
+	sed -n 's/^throttle: 4194304 bytes in [0-9]* ns: \([0-9]*\) bytes\/s, \([0-9]*\) requests$/\1 \2/p' "$TMP/rl.out"
+	sed -n 's/^throttle: rng \([0-9]*\) requests meanwhile.*/\1/p' "$TMP/rl.out"
+}
+# within NAME GOT WANT: GOT in [0.6, 1.15] x WANT
+within() {
+	if [ -z "$2" ]; then
+		bad "$1" "no result: $(head -c 300 "$TMP/rl.out" "$TMP/rl.err")"
+	elif [ $(($2 * 100)) -gt $(($3 * 115)) ] || [ $(($2 * 100)) -lt $(($3 * 60)) ]; then
+		bad "$1" "$2 bytes/s, wanted $3 (0.6x to 1.15x)"
+	else
+		ok "$1 ($2 bytes/s for $3: $(($2 * 100 / $3))%)"
+	fi
+}
+if kvm_ok; then
+	truncate -s 4M "$TMP/rl.img"
+	read -r free _ <<<"$(throttle_rate '' | head -1)"
+	if [ -z "$free" ] || [ "$free" -lt $((3 << 20)) ]; then
+		skipped rate-limits "the unlimited disk reads at ${free:-?} bytes/s here: too slow to tell a 1 MiB/s limit"
+	else
+		# 4 MiB at 1 MiB/s after a 256 KiB burst: about 3.75 s. (A burst
+		# of a few requests keeps a late guest from losing tokens.)
+		{ read -r rate reqs; read -r rng; } <<<"$(throttle_rate ',bw=1M,bw_burst=256K')"
+		within disk-bandwidth-limited "$rate" $(((4194304 * 1048576) / (4194304 - 262144)))
+		# The I/O loop never slept: the RNG answered many times per held-back
+		# disk request (a sleeping loop gives it at most about one each).
+		if [ "${rng:-0}" -ge $((2 * ${reqs:-64})) ]; then
+			ok "rng-served-beside-limited-disk ($rng requests during $reqs disk requests)"
+		else
+			bad rng-served-beside-limited-disk "only ${rng:-no} rng requests during ${reqs:-?} disk requests"
+		fi
+		# 64 requests at 20/s after a burst of 20 (the default): 44 / 20 s.
+		{ read -r rate reqs; read -r rng; } <<<"$(throttle_rate ',ops=20')"
+		within disk-ops-limited "$rate" $((4194304 * 20 / 44))
+		echo "rate limits: unlimited $free bytes/s"
+	fi
+	expect disk-limit-bad-value 125 '' "--disk '.*bw=fast': bw: must be bytes" -- $WISP run --disk "$TMP/rl.img,bw=fast" $UK/hello.elf
+	expect disk-limit-burst-alone 125 '' 'bw_burst needs bw' -- $WISP run --disk "$TMP/rl.img,bw_burst=1M" $UK/hello.elf
+else
+	skipped rate-limits "no /dev/kvm"
+fi
+
+# --- socket modes are not the umask's (Why 8) -------------------------------------
+# With umask 000 the console and vsock sockets would be 0777: anyone could
+# type into the guest's console or open streams to it. They are 0600.
+if kvm_ok; then
+	(umask 000 && exec $WISP run --timeout 20s --console "virtio,sock=$TMP/con.sock" --vsock "$TMP/vs.sock" $UK/idle.elf >/dev/null 2>"$TMP/modes.err") &
+	vmm=$!
+	for _ in $(seq 100); do
+		[ -S "$TMP/con.sock" ] && [ -S "$TMP/vs.sock" ] && break
+		sleep 0.1
+	done
+	for s in con vs; do
+		m=$(stat -c %a "$TMP/$s.sock" 2>/dev/null)
+		if [ "$m" = 600 ]; then ok "$s-socket-0600-under-umask-000"; else bad "$s-socket-0600-under-umask-000" "mode ${m:-none}: $(head -c 200 "$TMP/modes.err")"; fi
+	done
+	kill $vmm 2>/dev/null
+	wait $vmm 2>/dev/null
+else
+	skipped socket-modes "no /dev/kvm"
+fi
+
 # --- local trust (Why 4-7) -------------------------------------------------------
 RUN=$TMP/run
 export WISP_RUNTIME_DIR=$RUN
@@ -136,7 +208,50 @@ expect lock-symlink-not-followed 125 '' 'wispd.lock: Too many levels of symbolic
 if [ "$(cat "$TMP/victim")" = precious ]; then ok lock-symlink-target-untouched; else bad lock-symlink-target-untouched "the symlink's target was overwritten: $(head -c 100 "$TMP/victim")"; fi
 
 if kvm_ok; then
-	expect daemon-starts 0 '' '' -- $WISP daemon --pool 32M=1
+	expect daemon-starts 0 '' '' -- $WISP daemon --pool 32M=1 --api-max-conns 16 --api-conns-per-client 8 --api-idle-timeout 2s
+	# --- API connections (Why 8): 100 idle connections and one that sends
+	# half a request neither lock a new client out nor keep their slots past
+	# the idle timeout (2 s here). Before: 512 such held the API 10 minutes.
+	python3 - "$RUN/wispd.sock" "$WISP" >"$TMP/conns.out" 2>&1 <<'PY'
+import socket, subprocess, sys, time
+path, wisp = sys.argv[1], sys.argv[2]
+idle = []
+for _ in range(100):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    idle.append(s)
+slow = socket.socket(socket.AF_UNIX)
+slow.connect(path)
+slow.send(b"GET /vms HTTP/1.1\r\nHost: wispd\r\n")  # headers never finished
+idle.append(slow)
+time.sleep(0.5)
+t0 = time.time()
+r = subprocess.run([wisp, "list"], capture_output=True, timeout=20)
+print("list: exit %d in %.2f s %s" % (r.returncode, time.time() - t0, r.stderr[:200]))
+time.sleep(4.5)  # the idle timeout (2 s, whole seconds) and a margin
+still = 0
+for s in idle:
+    s.settimeout(0.2)
+    try:
+        if s.recv(1) != b"":
+            still += 1  # an answer: not idle, not expected
+    except socket.timeout:
+        still += 1
+    except OSError:
+        pass
+print("still open: %d of %d" % (still, len(idle)))
+PY
+	if grep -q '^list: exit 0 ' "$TMP/conns.out"; then
+		ok "api-idle-connections-do-not-lock-out ($(sed -n 's/^list: exit 0 in \([0-9.]* s\).*/\1/p' "$TMP/conns.out"))"
+	else
+		bad api-idle-connections-do-not-lock-out "$(head -c 300 "$TMP/conns.out")"
+	fi
+	if grep -q '^still open: 0 of' "$TMP/conns.out"; then
+		ok api-idle-connections-closed-after-timeout
+	else
+		bad api-idle-connections-closed-after-timeout "$(head -c 300 "$TMP/conns.out")"
+	fi
+	expect api-bad-idle-timeout 125 '' "--api-idle-timeout 'forever': must be a duration" -- $WISP daemon --api-idle-timeout forever
 	m=$(stat -c %a "$RUN/wispd.sock" 2>/dev/null)
 	if [ "$m" = 600 ]; then ok api-socket-0600; else bad api-socket-0600 "mode $m"; fi
 	# A FIFO named as an image or a snapshot: refused at once, wispd still answers.

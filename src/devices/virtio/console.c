@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -420,7 +421,10 @@ static int listen_unix(const char *what, const char *path, char *err, size_t err
 	}
 	strcpy(a.sun_path, path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 8) < 0) {
+	/* The mode is set between bind and listen, where no one can connect
+	 * yet: 0600 whatever the umask (it is the guest's console). */
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || chmod(path, 0600) < 0 ||
+	    listen(fd, 8) < 0) {
 		snprintf(err, errlen, "%s '%s': %s%s", what, path, strerror(errno),
 			 errno == EADDRINUSE ? " (remove the stale file if no VM uses it)" : "");
 		if (fd >= 0)

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -780,8 +781,10 @@ struct virtio_dev *virtio_vsock_create(const struct virtio_vsock_opts *o, char *
 	v->next_port = EPHEMERAL_MIN;
 	strcpy(a.sun_path, o->uds_path);
 	v->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* 0600 whatever the umask, set before listen so no one connects
+	 * earlier: only the VM's owner may open streams to the guest. */
 	if (v->listen_fd < 0 || bind(v->listen_fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    listen(v->listen_fd, 16) < 0) {
+	    chmod(o->uds_path, 0600) < 0 || listen(v->listen_fd, 16) < 0) {
 		snprintf(err, errlen, "vsock socket '%s': %s%s", o->uds_path, strerror(errno),
 			 errno == EADDRINUSE ? " (remove the stale file if no VM uses it)" : "");
 		if (v->listen_fd >= 0)
