@@ -354,6 +354,10 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		snprintf(err, errlen, "run: --ready-fd and --start-fd must differ");
 		return -1;
 	}
+	if (cfg->jail && (cfg->ready_fd >= 0 || cfg->start_fd >= 0)) {
+		snprintf(err, errlen, "run: --ready-fd and --start-fd do not go with --jail yet");
+		return -1;
+	}
 	if (cfg->verify && !cfg->restore) {
 		snprintf(err, errlen, "run: --verify needs --restore");
 		return -1;
