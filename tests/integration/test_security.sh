@@ -449,4 +449,35 @@ else
 	if [ -z "$left" ]; then ok jail-run-cleans-up; else bad jail-run-cleans-up "left behind: $left"; fi
 fi
 
+
+# --- exit storms (Deliver 7) -----------------------------------------------------
+# A well-behaved VM (loop.elf) keeps its pace beside four VMs that make VM
+# exits as fast as they can (attack.elf storm), as `wisp run` VMs and as
+# daemon VMs (Why 12: daemon VMs died of triple faults under such load).
+# Pass: its share (pace beside / pace alone) is at least half the fair
+# share of the CPUs among five busy VMs, and no stormer crashed.
+# bench/storm.sh measures it (docs/benchmarks.md).
+storm_check() {
+	mode=$1
+	WISP=$WISP UK=$UK timeout -k 5 300 bench/storm.sh 4 "$mode" >"$TMP/storm.out" 2>"$TMP/storm.err"
+	line=$(grep '^storm: alone' "$TMP/storm.out")
+	share=$(sed -n 's/.* share \([0-9]*\)% (fair \([0-9]*\)%.*/\1 \2/p' <<<"$line")
+	read -r got fair <<<"$share"
+	if [ -z "$got" ]; then
+		bad "exit-storm-$mode" "no result: $(head -c 300 "$TMP/storm.out" "$TMP/storm.err")"
+	elif ! grep -q 'crashed 0 of 4' <<<"$line"; then
+		bad "exit-storm-$mode-no-crash" "$line; $(head -c 300 "$TMP/storm.err")"
+	elif [ "$got" -lt $((fair / 2)) ]; then
+		bad "exit-storm-$mode" "share $got% is under half the fair $fair%: $line"
+	else
+		ok "exit-storm-$mode (${line#storm: })"
+	fi
+}
+if kvm_ok; then
+	storm_check run
+	storm_check daemon
+else
+	skipped exit-storms "no /dev/kvm"
+fi
+
 summary

@@ -6,7 +6,9 @@
  *   idt       from CPL3, writes a DPL3 gate into the IDT and takes it (int3), then
  *             `cli; hlt` at CPL0 (the IDT must be supervisor-only)
  *   stack     recurses until the stack overflows (the guard page must stop it)
- *   triple    (attack-cpl0.elf) loads an empty IDT and faults: a triple fault */
+ *   triple    (attack-cpl0.elf) loads an empty IDT and faults: a triple fault
+ *   storm     an exit storm: a hypercall (a VM exit to the VMM) in a loop,
+ *             for ever; prints the exits per second every second */
 #include "wrt.h"
 
 static volatile uint64_t sink, depth_limit = UINT64_MAX;
@@ -67,6 +69,18 @@ int main(int argc, char **argv)
 		__asm__ volatile("lidt %0; ud2" : : "m"(idtr));
 		return 3;
 	}
-	rt_puts("usage: attack flood|pollwrap|idt|stack|triple");
+	if (!strcmp(what, "storm")) {
+		uint64_t t0 = rt_monotonic_ns(), n = 0;
+		for (;;) {
+			uint64_t t = rt_monotonic_ns(); /* one exit each */
+			if (++n % 1024 == 0 && t - t0 >= 1000000000ull) {
+				rt_printf("storm: %llu exits/s\n",
+					  (unsigned long long)(n * 1000000000ull / (t - t0)));
+				t0 = t;
+				n = 0;
+			}
+		}
+	}
+	rt_puts("usage: attack flood|pollwrap|idt|stack|triple|storm");
 	return 2;
 }

@@ -232,8 +232,9 @@ static void reg_write(struct virtio_dev *d, uint64_t off, uint32_t v)
 			set_ready(d, q, v);
 		break;
 	case VIRTIO_MMIO_QUEUE_NOTIFY:
-		/* Only a notify the ioeventfd did not match comes here (an odd
-		 * width, a queue that does not exist): serve it on this thread. */
+		/* Only a 4-byte notify the ioeventfd did not match comes here
+		 * (no ioeventfd, a queue that does not exist); other widths were
+		 * refused above as guest errors (docs/virtio.md). */
 		if (v < d->ops->nr_queues)
 			virtio_kick_async(d, (int)v);
 		else
