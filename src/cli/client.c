@@ -330,8 +330,14 @@ int api_call(const char *method, const char *path, struct json_t *body, struct a
 	if (r->status >= 200 && r->status < 300)
 		return 0;
 	const char *msg = r->json ? jstr(r->json, "error") : "";
-	fprintf(stderr, "wisp: %s\n",
-		*msg ? msg : (r->body && *r->body ? r->body : "the daemon gave no reason"));
+	if (!*msg)
+		msg = r->body && *r->body ? r->body : "the daemon gave no reason";
+	/* an error of several lines (a restore's mismatches): each its own */
+	for (const char *p = msg; *p;) {
+		size_t n = strcspn(p, "\n");
+		fprintf(stderr, "wisp: %.*s\n", (int)n, p);
+		p += n + (p[n] == '\n');
+	}
 	api_reply_free(r);
 	return -1;
 }

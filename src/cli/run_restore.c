@@ -24,15 +24,11 @@ static int recorded_config(const struct run_config *cfg, const struct snap_file 
 {
 	char err[WISP_ERRLEN];
 	const char *c = f->img.config, *end = c ? c + f->img.config_len : NULL;
-	vm_config_init(rec);
-	if (c && !strcmp(c, SNAP_CONFIG_TAG)) {
-		const char *json = c + sizeof(SNAP_CONFIG_TAG);
-		size_t n = json < end ? strnlen(json, (size_t)(end - json)) : 0;
-		if (!vm_config_from_json(json, n, NULL, rec, err, sizeof(err)))
-			return 0;
-		fprintf(stderr, "wisp: snapshot '%s': its VM's configuration: %s\n", cfg->restore,
-			err);
-		return -1;
+	int r = snap_config_record(f, rec, err, sizeof(err));
+	if (r != -ENOENT) {
+		if (r)
+			fprintf(stderr, "wisp: snapshot '%s': %s\n", cfg->restore, err);
+		return r ? -1 : 0;
 	}
 	if (c && !strcmp(c, "wisp-vmm")) {
 		/* A daemon VM: a unikernel with one vCPU and no devices. */
@@ -48,7 +44,7 @@ static int recorded_config(const struct run_config *cfg, const struct snap_file 
 			argv[argc++] = (char *)c;
 		argv[argc] = NULL;
 		struct run_config saved;
-		int r = run_parse_args(argc, argv, &saved, err, sizeof(err));
+		r = run_parse_args(argc, argv, &saved, err, sizeof(err));
 		if (!r && (saved.restore || saved.config_file))
 			snprintf(err, sizeof(err), "%s", "they ask for a restore"), r = -1;
 		if (r) {
@@ -79,7 +75,7 @@ int run_restore(struct run_config *cfg)
 	int code = WISP_EXIT_ERROR;
 	if (recorded_config(cfg, &f, &rec))
 		goto out;
-	if (rec.mem != f.hdr.mem_size || rec.cpus != (int)f.img.nr_vcpus) {
+	if (rec.mem != f.hdr.mem_size || rec.cpus != f.img.nr_vcpus) {
 		fprintf(stderr,
 			"wisp: snapshot '%s': its configuration and its state disagree on the "
 			"VM's size\n",
@@ -97,6 +93,7 @@ int run_restore(struct run_config *cfg)
 			fprintf(stderr, "wisp: snapshot '%s': %s\n", cfg->restore, line);
 		goto out;
 	}
+	vm_config_take_identity(&rec, &cfg->vm, false);
 	vm_config_free(&cfg->vm);
 	cfg->vm = rec;
 	vm_config_init(&rec);

@@ -708,9 +708,78 @@ static int open_image(struct request *rq, const char *image)
 	return fd;
 }
 
+/* A restore of a VM built from a configuration: the recorded one with the
+ * host side of each device as the request gives it again ("devices"),
+ * checked against the record (one line per mismatch), and for a clone
+ * ("clone": true) a MAC and CID of its own; *config is the merged
+ * configuration. -1 (answered) on error. */
+static int restore_config(struct request *rq, json_t *o, const char *path, struct vm_config *rec,
+			  json_t **config)
+{
+	json_t *devs = json_object_get(o, "devices"), *clone = json_object_get(o, "clone");
+	char err[4 * WISP_ERRLEN], why[WISP_ERRLEN];
+	struct vm_config given;
+	int r = -1;
+	vm_config_init(&given);
+	if (devs && vm_config_devices_from_jobj(devs, &given, why, sizeof(why))) {
+		answer_error(rq, 400, "%s", why);
+		goto out;
+	}
+	for (int i = 0; i < given.ndev; i++) {
+		struct vm_dev_config *d = &given.dev[i];
+		struct stat st;
+		if (d->path && d->path[0] != '/') {
+			answer_error(rq, 400,
+				     "devices[%d]: '%s' must be an absolute path (wispd does not "
+				     "know the client's working directory)",
+				     i, d->path);
+			goto out;
+		}
+		if (d->kind != VM_DEV_BLK)
+			continue;
+		if (stat(d->path, &st) < 0) {
+			answer_error(rq, 400, "devices[%d]: disk '%s': %s", i, d->path,
+				     strerror(errno));
+			goto out;
+		}
+		d->size = (uint64_t)st.st_size;
+	}
+	if (vm_config_take_host_sides(rec, &given, err, sizeof(err))) {
+		/* one line per mismatch, each naming the snapshot */
+		char msg[6 * WISP_ERRLEN];
+		size_t off = 0;
+		for (char *line = strtok(err, "\n"); line && off < sizeof(msg);
+		     line = strtok(NULL, "\n"))
+			off += (size_t)snprintf(msg + off, sizeof(msg) - off, "%ssnapshot '%s': %s",
+						off ? "\n" : "", path, line);
+		answer_error(rq, 400, "%s", msg);
+		goto out;
+	}
+	vm_config_take_identity(rec, &given, json_is_true(clone));
+	char *text = NULL;
+	if (!(*config = vm_config_to_jobj(rec)) ||
+	    !(text = json_dumps(*config, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
+		answer_error(rq, 500, "out of memory");
+	} else if (strlen(text) >= CTL_CMDLINE_MAX) {
+		answer_error(rq, 400,
+			     "snapshot '%s': its configuration is too long for a daemon VM (%zu "
+			     "bytes, at most %d)",
+			     path, strlen(text), CTL_CMDLINE_MAX - 1);
+	} else {
+		r = 0;
+	}
+	free(text);
+out:
+	vm_config_free(&given);
+	return r;
+}
+
 /* Open a snapshot for a restore and learn its memory size from its
- * header; -1 (answered) if it is missing or not a snapshot we can read. */
-static int open_snapshot(struct request *rq, const char *path, uint64_t *mem)
+ * header, and for a VM built from a configuration that configuration
+ * (restore_config) in *config; -1 (answered) if it is missing or not a
+ * snapshot we can read. */
+static int open_snapshot(struct request *rq, json_t *o, const char *path, uint64_t *mem,
+			 json_t **config)
 {
 	if (path[0] != '/') {
 		answer_error(rq, 400,
@@ -719,9 +788,29 @@ static int open_snapshot(struct request *rq, const char *path, uint64_t *mem)
 			     path);
 		return -1;
 	}
+	json_t *devs = json_object_get(o, "devices"), *clone = json_object_get(o, "clone");
+	if (clone && !json_is_boolean(clone)) {
+		answer_error(rq, 400, "'clone' must be true or false");
+		return -1;
+	}
 	struct snap_file f;
+	struct vm_config rec;
 	char err[WISP_ERRLEN];
 	int r = snap_open(path, &f, err, sizeof(err));
+	if (!r && (r = snap_config_record(&f, &rec, err, sizeof(err))) == -ENOENT) {
+		r = 0; /* an older daemon VM's snapshot: no devices */
+		if (devs && (!json_is_array(devs) || json_array_size(devs))) {
+			snprintf(err, sizeof(err), "its VM has no devices: give no 'devices'");
+			r = -EINVAL;
+		}
+	} else if (!r) {
+		r = restore_config(rq, o, path, &rec, config);
+		vm_config_free(&rec);
+		if (r) {
+			snap_close(&f);
+			return -1;
+		}
+	}
 	if (r) {
 		answer_error(rq, 400, "snapshot '%s': %s", path, err);
 		snap_close(&f);
@@ -826,8 +915,9 @@ static void handle_create(struct request *rq, bool receive)
 				     "the snapshot");
 			goto out;
 		}
-		if ((fd = open_snapshot(rq, snapshot, &mem)) < 0)
+		if ((fd = open_snapshot(rq, o, snapshot, &mem, &config)) < 0)
 			goto out;
+		built = config != NULL;
 		image = snapshot;
 	} else if (image && ((!config && get_config(rq, o, &config, &built, &lim, &lim_asked)) ||
 			     (fd = open_image(rq, image)) < 0)) {

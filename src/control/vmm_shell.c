@@ -63,6 +63,10 @@ static struct shell {
 	bool built;
 	struct vm_config cfg;
 	struct serial *serial;
+	/* Its snapshots' CONFIG record (SNAP_CONFIG_TAG + JSON), made when it
+	 * was built: a jailed VMM cannot look at its disks later. */
+	char *record;
+	size_t record_len;
 	/* The jail (--jail-uid): entered once the VM is built. */
 	struct jail jail;
 	bool jailed;
@@ -357,27 +361,33 @@ static void do_save(const struct ctl_file *m, int fd)
 	char path[CTL_PATH_MAX], err[WISP_ERRLEN];
 	memcpy(path, m->path, sizeof(path));
 	path[sizeof(path) - 1] = 0;
-	if (sh.built) {
-		send_failed(-EOPNOTSUPP, "snapshots of daemon VMs with a Linux guest, devices or "
-					 "several vCPUs are not supported yet");
-		return;
-	}
 	if (sh.migrating) {
 		send_failed(-EBUSY, "a migration is running");
 		return;
 	}
-	int r = vcpu_complete_io(&sh.vm.vcpus[0]);
+	/* Every vCPU at an instruction boundary: the others park (a paused VM's
+	 * already are), this one completes its own exit. */
+	struct vcpu *self = &sh.vm.vcpus[0];
+	int r = sh.paused ? 0 : vm_pause(&sh.vm, self);
+	if (r) {
+		send_failed(-ESRCH, "the VM is stopping");
+		return;
+	}
+	r = vcpu_complete_io(self);
 	struct snap_times t;
 	int old = -1;
+	const char *rec = sh.built ? sh.record : vmm_config;
+	size_t rec_len = sh.built ? sh.record_len : sizeof(vmm_config);
 	/* wispd opened the file for us (a jailed VMM sees no path), or names it. */
 	if (!r && fd >= 0)
-		r = snap_save_fd(&sh.vm, fd, path, vmm_config, sizeof(vmm_config), &t, err,
-				 sizeof(err));
+		r = snap_save_fd(&sh.vm, fd, path, rec, rec_len, &t, err, sizeof(err));
 	else if (!r)
-		r = snap_save_file(&sh.vm, path, vmm_config, sizeof(vmm_config), &t, &old, err,
+		r = snap_save_file(&sh.vm, path, rec, rec_len, &t, &old, err,
 				   sizeof(err));
 	else
 		snprintf(err, sizeof(err), "cannot complete the vCPU's exit: %s", strerror(-r));
+	if (!sh.paused)
+		vm_unpause(&sh.vm);
 	if (r) {
 		send_failed(r, "%s", err);
 		return;
@@ -414,8 +424,10 @@ static void *mig_main(void *arg)
 	(void)arg;
 	char err[WISP_ERRLEN];
 	struct mig_result res;
-	int r = mig_send(&sh.vm, NULL, sh.mig_to.host, sh.mig_to.port, vmm_config,
-			 sizeof(vmm_config), mig_progress, NULL, &res, err, sizeof(err));
+	int r = mig_send(&sh.vm, NULL, sh.mig_to.host, sh.mig_to.port,
+			 sh.built ? sh.record : vmm_config,
+			 sh.built ? sh.record_len : sizeof(vmm_config), mig_progress, NULL, &res, err,
+			 sizeof(err));
 	struct ctl_info in;
 	fill_info(&in, CTL_PROGRESS);
 	in.mig_state = r ? CTL_MIG_FAILED : CTL_MIG_DONE;
@@ -498,10 +510,10 @@ static void handle_cmd(uint32_t type, const void *msg, size_t len, int fd)
 			send_failed(-EBUSY, "a migration is running");
 			break;
 		}
-		if (sh.vm.nr_vcpus > 1) { /* only vCPU 0 serves and parks here */
-			send_failed(-EOPNOTSUPP,
-				    "pausing a daemon VM of %d vCPUs is not supported yet",
-				    sh.vm.nr_vcpus);
+		/* vCPU 0 serves this and stays in serve() while paused; the
+		 * others park. */
+		if (!sh.paused && vm_pause(&sh.vm, &sh.vm.vcpus[0])) {
+			send_failed(-ESRCH, "the VM is stopping");
 			break;
 		}
 		sh.paused = true;
@@ -509,6 +521,8 @@ static void handle_cmd(uint32_t type, const void *msg, size_t len, int fd)
 		send_info(CTL_INFO);
 		break;
 	case CTL_RESUME:
+		if (sh.paused)
+			vm_unpause(&sh.vm);
 		sh.paused = false;
 		sh.me.state = CTL_STATE_RUNNING;
 		send_info(CTL_INFO);
@@ -642,8 +656,9 @@ static int configure_restore(struct ctl_config *c, int fd, char *err, size_t err
 	if (!r &&
 	    (f.img.nr_devices || (f.img.vm.flags & (SNAP_VM_IRQCHIP | SNAP_VM_SPLIT_IRQCHIP)))) {
 		snprintf(err, errlen,
-			 "snapshot of a VM with devices or an interrupt controller (made by wisp "
-			 "run): restore it with 'wisp run --restore'");
+			 "snapshot of a VM with devices or an interrupt controller and no "
+			 "configuration record (made by an older wisp run): restore it with "
+			 "'wisp run --restore'");
 		r = -EOPNOTSUPP;
 	}
 	if (!r && f.img.nr_vcpus != 1) {
@@ -682,11 +697,48 @@ static void take_identity(const struct ctl_config *c)
 	sh.me.request_ns = c->request_ns;
 }
 
+/* The CONFIG record of this VM's snapshots and migrations: its
+ * configuration with each disk's size (docs/snapshot.md), made now, while
+ * the VMM can still look at its disks. */
+static int make_record(char *err, size_t errlen)
+{
+	struct vm_config c;
+	char *json = NULL;
+	if (!vm_config_copy(&c, &sh.cfg)) {
+		free(c.name); /* a restored VM gets the name its restore gives it */
+		c.name = NULL;
+		int r = vm_config_record_sizes(&c);
+		if (r) {
+			vm_config_free(&c);
+			snprintf(err, errlen, "disk: %s", strerror(-r));
+			return r;
+		}
+		json = vm_config_to_json(&c);
+		vm_config_free(&c);
+	}
+	size_t n = json ? strlen(json) + 1 : 0;
+	sh.record = json ? malloc(sizeof(SNAP_CONFIG_TAG) + n) : NULL;
+	if (sh.record) {
+		memcpy(sh.record, SNAP_CONFIG_TAG, sizeof(SNAP_CONFIG_TAG));
+		memcpy(sh.record + sizeof(SNAP_CONFIG_TAG), json, n);
+		sh.record_len = sizeof(SNAP_CONFIG_TAG) + n;
+	}
+	free(json);
+	if (!sh.record) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* A VM the prepared shell cannot be (a Linux guest, devices, several
  * vCPUs): the prepared unikernel VM is dropped and the one builder makes
  * this one from its configuration, with the same KVM handle, memory size
- * and console ring. The files it names are opened here, by wispd's user. */
-static int configure_built(struct ctl_config *c, char *err, size_t errlen)
+ * and console ring. The files it names are opened here, by wispd's user.
+ * A restore (snap_fd >= 0) builds the same VM from the snapshot's recorded
+ * configuration, with the host sides the request gave (wispd checked and
+ * merged them), and loads the saved state instead of booting. */
+static int configure_built(struct ctl_config *c, int snap_fd, char *err, size_t errlen)
 {
 	char why[WISP_ERRLEN - 32];
 	c->cmdline[sizeof(c->cmdline) - 1] = 0;
@@ -702,30 +754,62 @@ static int configure_built(struct ctl_config *c, char *err, size_t errlen)
 			 (unsigned long long)(sh.me.mem >> 20));
 		return -EINVAL;
 	}
-	struct vm_build b = {.cfg = &sh.cfg, .console_in = -1, .console_ring = &sh.ring};
-	r = vm_build_check(&b, err, errlen);
+	struct snap_file f = {.fd = -1};
+	struct snap_times t = {0};
+	bool restore = snap_fd >= 0;
+	if (restore) {
+		int dfd = fcntl(snap_fd, F_DUPFD_CLOEXEC, 0);
+		if (dfd < 0) {
+			snprintf(err, errlen, "%s", strerror(errno));
+			return -errno;
+		}
+		if ((r = snap_open_fd(dfd, &f, err, errlen)))
+			goto out;
+		if (f.hdr.mem_size != sh.cfg.mem || f.img.nr_vcpus != sh.cfg.cpus) {
+			snprintf(err, errlen, "the snapshot's state is not of this configuration");
+			r = -EINVAL;
+			goto out;
+		}
+	}
+	struct vm_build b = {.cfg = &sh.cfg,
+			     .restore = restore,
+			     .restore_cpl0 = restore && !(f.img.vm.flags & SNAP_VM_SPLIT_IRQCHIP),
+			     .console_in = -1,
+			     .console_ring = &sh.ring};
+	r = make_record(err, errlen);
+	if (!r)
+		r = vm_build_check(&b, err, errlen);
 	if (!r) {
 		vm_destroy(&sh.vm);
 		r = vm_build_create(&b, &sh.kvm, &sh.vm, err, errlen);
 	}
-	if (!r)
+	if (!r && restore)
+		r = snap_restore_file(&sh.vm, &f, c->flags & CTL_FLAG_VERIFY, &t, err, errlen);
+	else if (!r)
 		r = vm_build_boot(&b, &sh.vm, err, errlen);
 	sh.serial = b.serial;
 	vm_build_free(&b);
 	if (r)
-		return r;
+		goto out;
 	sh.built = true;
+	sh.me.op_total_ns = t.total;
+	sh.me.op_state_ns = t.state;
+	sh.me.op_memory_ns = t.memory;
 	take_identity(c);
-	return 0;
+out:
+	if (restore)
+		snap_close(&f);
+	return r;
 }
 
 /* Apply the final configuration: load the image and aim the vCPU at it. */
 static int configure(struct ctl_config *c, int image_fd, char *err, size_t errlen)
 {
+	if (c->flags & CTL_FLAG_VMCONFIG)
+		return configure_built(c, c->flags & CTL_FLAG_RESTORE ? image_fd : -1, err,
+				       errlen);
 	if (c->flags & CTL_FLAG_RESTORE)
 		return configure_restore(c, image_fd, err, errlen);
-	if (c->flags & CTL_FLAG_VMCONFIG)
-		return configure_built(c, err, errlen);
 	uint8_t *img = NULL;
 	size_t size = 0;
 	int r = read_image(image_fd, sh.me.mem, &img, &size, err, errlen);

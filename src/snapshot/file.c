@@ -414,3 +414,28 @@ int snap_restore_file(struct vm *vm, struct snap_file *f, bool verify, struct sn
 	}
 	return r;
 }
+
+int snap_config_record(const struct snap_file *f, struct vm_config *rec, char *err, size_t errlen)
+{
+	const char *c = f->img.config, *end = c ? c + f->img.config_len : NULL;
+	vm_config_init(rec);
+	if (!c || strcmp(c, SNAP_CONFIG_TAG)) {
+		snprintf(err, errlen, "it does not hold a VM configuration (%.40s)",
+			 c ? c : "no configuration record");
+		return -ENOENT;
+	}
+	const char *json = c + sizeof(SNAP_CONFIG_TAG);
+	size_t n = json < end ? strnlen(json, (size_t)(end - json)) : 0;
+	char why[WISP_ERRLEN];
+	int r = vm_config_from_json(json, n, NULL, rec, why, sizeof(why));
+	if (r) {
+		snprintf(err, errlen, "its VM's configuration: %s", why);
+		return -EINVAL;
+	}
+	if (rec->mem != f->hdr.mem_size || rec->cpus != f->img.nr_vcpus) {
+		snprintf(err, errlen, "its configuration and its state disagree on the VM's size");
+		vm_config_free(rec);
+		return -EINVAL;
+	}
+	return 0;
+}

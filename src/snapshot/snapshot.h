@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "util/util.h"
+#include "vmm/config.h"
 #include "vmm/vmm.h"
 
 /* The CONFIG record of a snapshot: this tag, its NUL, then the VM's
@@ -244,6 +245,10 @@ int snap_save_fd(struct vm *vm, int fd, const char *name, const char *config, si
 int snap_open(const char *path, struct snap_file *f, char *err, size_t errlen);
 /* The same on an open fd (taken over: closed by snap_close). */
 int snap_open_fd(int fd, struct snap_file *f, char *err, size_t errlen);
+/* The VM configuration recorded in an opened snapshot (SNAP_CONFIG_TAG),
+ * checked against its state's size; -ENOENT if the file holds an older
+ * record ("wisp-vmm", "wisp-run"), -EINVAL if it does not parse. */
+int snap_config_record(const struct snap_file *f, struct vm_config *rec, char *err, size_t errlen);
 /* Close an opened snapshot. */
 void snap_close(struct snap_file *f);
 /* Restore an opened snapshot into vm (see snap_load_state): its memory

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -295,6 +297,7 @@ static const char *dev_set(struct vm_dev_config *d, const char *key, const char 
 				return "bad MAC address";
 			if (d->mac[0] & 1)
 				return "MAC address is multicast";
+			d->mac_given = true;
 			return NULL;
 		}
 		break;
@@ -316,6 +319,7 @@ static const char *dev_set(struct vm_dev_config *d, const char *key, const char 
 			if (opt_parse_uint(v, 3, 0xfffffffeu, &cid))
 				return "cid must be a number from 3 to 4294967294";
 			d->cid = (uint32_t)cid;
+			d->cid_given = true;
 			return NULL;
 		}
 		break;
@@ -1078,6 +1082,90 @@ int vm_config_take_host_sides(struct vm_config *rec, const struct vm_config *giv
 		*dst = copy;
 	}
 	return 0;
+}
+
+/* Random bytes for a clone's identity (a clock-derived value if the
+ * kernel has none yet: it must differ, not be secret). */
+static void random_bytes(void *p, size_t n)
+{
+	if (getrandom(p, n, GRND_NONBLOCK) == (ssize_t)n)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t x = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+	for (size_t i = 0; i < n; i++, x = x * 6364136223846793005ull + 1442695040888963407ull)
+		((uint8_t *)p)[i] = (uint8_t)(x >> 56);
+}
+
+void vm_config_take_identity(struct vm_config *rec, const struct vm_config *given, bool clone)
+{
+	for (int n = 0;; n++) {
+		int i = nth_host(rec, n), j = nth_host(given, n);
+		if (i < 0 || j < 0)
+			break;
+		struct vm_dev_config *r = &rec->dev[i];
+		const struct vm_dev_config *g = &given->dev[j];
+		if (r->kind == VM_DEV_NET && g->mac_given) {
+			memcpy(r->mac, g->mac, 6);
+		} else if (r->kind == VM_DEV_NET && clone) {
+			/* Locally administered, unicast, Wisp's prefix 02:57:49 and 3
+			 * random bytes, never the recorded one. */
+			uint8_t old[6];
+			memcpy(old, r->mac, 6);
+			do
+				random_bytes(r->mac + 3, 3);
+			while (!memcmp(old, r->mac, 6));
+			memcpy(r->mac, (uint8_t[3]){0x02, 0x57, 0x49}, 3);
+		} else if (r->kind == VM_DEV_VSOCK && g->cid_given) {
+			r->cid = g->cid;
+		} else if (r->kind == VM_DEV_VSOCK && clone) {
+			uint32_t old = r->cid, cid;
+			do {
+				random_bytes(&cid, sizeof(cid));
+				cid = 3 + cid % (0xfffffffeu - 3); /* 3 .. 2^32-2 */
+			} while (cid == old);
+			r->cid = cid;
+		}
+	}
+}
+
+int vm_config_devices_from_jobj(json_t *a, struct vm_config *c, char *err, size_t errlen)
+{
+	vm_config_init(c);
+	if (!json_is_array(a))
+		return fail(err, errlen, "devices: must be an array of objects");
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		int r = parse_device(c, json_array_get(a, i), i, err, errlen);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+json_t *vm_config_host_sides_to_jobj(const struct vm_config *c)
+{
+	json_t *a = json_array();
+	for (int i = 0; a && i < c->ndev; i++) {
+		const struct vm_dev_config *d = &c->dev[i];
+		if (!host_side(d))
+			continue;
+		json_t *o = dev_to_jobj(d);
+		if (!o) {
+			json_decref(a);
+			return NULL;
+		}
+		if (d->kind == VM_DEV_NET && !d->mac_given)
+			json_object_del(o, "mac");
+		if (d->kind == VM_DEV_VSOCK && !d->cid_given)
+			json_object_del(o, "cid");
+		if (d->kind == VM_DEV_BLK) { /* the snapshot's own options */
+			json_object_del(o, "read_only");
+			json_object_del(o, "id");
+			json_object_del(o, "size");
+		}
+		json_array_append_new(a, o);
+	}
+	return a;
 }
 
 int vm_config_record_sizes(struct vm_config *c)

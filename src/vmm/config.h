@@ -54,6 +54,7 @@ struct vm_dev_config {
 	char *tap;	/* net: the TAP interface */
 	uint8_t mac[6]; /* net */
 	uint32_t cid;	/* vsock: the guest's CID */
+	bool mac_given, cid_given; /* set by the input, not defaults (a clone's identity) */
 	uint64_t size;	/* blk: the disk's size in bytes, as recorded by a snapshot (0: unknown) */
 	bool seeded;	/* rng-device: start from seed */
 	uint32_t seed;
@@ -136,6 +137,17 @@ int vm_config_copy(struct vm_config *dst, const struct vm_config *src);
  * Returns the number of mismatches, each one line in err (0: done). */
 int vm_config_take_host_sides(struct vm_config *rec, const struct vm_config *given, char *err,
 			      size_t errlen);
+/* After vm_config_take_host_sides: the guest's identity. A MAC or CID given
+ * in given replaces the recorded one; a clone (each VM made from a snapshot
+ * that is not the VM itself coming back) gets a new random MAC for each
+ * network device and a new random CID for vsock where none is given. */
+void vm_config_take_identity(struct vm_config *rec, const struct vm_config *given, bool clone);
+/* Parse a JSON array of devices (the form of "devices") into c, which
+ * holds only them; one line naming the field on error. */
+int vm_config_devices_from_jobj(struct json_t *a, struct vm_config *c, char *err, size_t errlen);
+/* The devices of c with a host side as a JSON array: their host side and
+ * the MAC or CID only where given (what a restore request sends). */
+struct json_t *vm_config_host_sides_to_jobj(const struct vm_config *c);
 /* Record each disk's size (for a later restore's check); -errno. */
 int vm_config_record_sizes(struct vm_config *c);
 

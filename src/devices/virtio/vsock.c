@@ -691,13 +691,10 @@ static int vsock_restore_state(struct virtio_dev *d, const void *buf, size_t len
 		return -EINVAL;
 	}
 	memcpy(&s, buf, sizeof(s));
-	/* The CID comes from the VM's options, saved with it: another one
-	 * means the snapshot does not belong to this configuration. */
-	if (s.guest_cid != v->cid) {
-		snprintf(err, errlen, "the snapshot's guest CID is %llu, this device's %llu",
-			 (unsigned long long)s.guest_cid, (unsigned long long)v->cid);
-		return -EINVAL;
-	}
+	/* The CID is the restoring VM's (its configuration): a clone has a CID
+	 * of its own. A running driver learns it from the transport reset
+	 * below (Linux reads guest_cid again on VIRTIO_VSOCK_EVENT_TRANSPORT_RESET),
+	 * a driver that starts later reads it from the config space. */
 	if (s.next_port < EPHEMERAL_MIN || s.reserved) {
 		snprintf(err, errlen, "vsock state holds values no vsock device has");
 		return -EINVAL;
