@@ -12,10 +12,15 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "vmm/config.h"
+#include "vmm/vmm.h"
 
 static const char migrate_usage[] = "usage: wisp migrate [--quiet] [--socket PATH] VM HOST:PORT\n";
 static const char receive_usage[] =
-	"usage: wisp receive [--name NAME] [--socket PATH] --listen PORT\n";
+	"usage: wisp receive [--name NAME] [--socket PATH] --listen PORT\n"
+	"                    [--kind linux|unikernel] [--cpus N] [--disk PATH[,ro][,id=ID]]\n"
+	"                    [--net tap=NAME] [--vsock PATH] [--console virtio[,sock=PATH]]\n"
+	"                    [--rng] [--rng-device]   (every device of the VM, in its order)\n";
 
 /* HOST:PORT with HOST resolved to a numeric address (the VMM does no name
  * lookups); -1 (printed) if it cannot be. */
@@ -141,11 +146,24 @@ int cmd_receive(int argc, char **argv)
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, 'l'},
 		{"name", required_argument, NULL, 'N'},
+		{"kind", required_argument, NULL, 'K'},
+		{"cpus", required_argument, NULL, 'c'},
+		{"disk", required_argument, NULL, 'D'},
+		{"net", required_argument, NULL, 'T'},
+		{"vsock", required_argument, NULL, 'V'},
+		{"console", required_argument, NULL, 'C'},
+		{"rng", no_argument, NULL, 'G'},
+		{"rng-device", optional_argument, NULL, 'E'},
 		CLIENT_OPTIONS,
 		{0},
 	};
-	const char *name = NULL;
-	uint64_t port = 0;
+	const char *name = NULL, *kind = NULL;
+	uint64_t port = 0, cpus = 0;
+	/* The VM's devices, their host side here: the source's configuration
+	 * gives the guest's side (docs/migration.md). */
+	struct vm_config devs;
+	char err[256];
+	vm_config_init(&devs);
 	optind = 0;
 	opterr = 0;
 	int c;
@@ -164,13 +182,47 @@ int cmd_receive(int argc, char **argv)
 		case 'N':
 			name = optarg;
 			break;
+		case 'K':
+			kind = optarg;
+			break;
+		case 'c':
+			if (opt_parse_uint(optarg, 1, WISP_MAX_VCPUS, &cpus)) {
+				fprintf(stderr,
+					"wisp: receive: --cpus '%s': must be a number from 1 to "
+					"%d\n%s",
+					optarg, WISP_MAX_VCPUS, receive_usage);
+				vm_config_free(&devs);
+				return WISP_EXIT_ERROR;
+			}
+			break;
+		case 'D':
+		case 'T':
+		case 'V':
+		case 'C':
+		case 'G':
+		case 'E':
+			if (vm_config_add_flag(&devs,
+					       c == 'D'	  ? "disk"
+					       : c == 'T' ? "net"
+					       : c == 'V' ? "vsock"
+					       : c == 'C' ? "console"
+					       : c == 'G' ? "rng"
+							  : "rng-device",
+					       optarg, err, sizeof(err))) {
+				fprintf(stderr, "wisp: receive: %s\n%s", err, receive_usage);
+				vm_config_free(&devs);
+				return WISP_EXIT_ERROR;
+			}
+			break;
 		case 'S':
 			client_set_socket(optarg);
 			break;
 		case 'h':
+			vm_config_free(&devs);
 			fputs(receive_usage, stdout);
 			return 0;
 		default:
+			vm_config_free(&devs);
 			return client_bad_option("receive", argv, receive_usage);
 		}
 	}
@@ -179,13 +231,30 @@ int cmd_receive(int argc, char **argv)
 			port ? "too many arguments"
 			     : "give the port to listen on with --listen PORT",
 			receive_usage);
+		vm_config_free(&devs);
 		return WISP_EXIT_ERROR;
 	}
-	if (!client_init())
+	struct json_t *jdevs = NULL;
+	if (devs.ndev &&
+	    (vm_config_abs_paths(&devs) || !(jdevs = vm_config_host_sides_to_jobj(&devs, true)))) {
+		fprintf(stderr, "wisp: receive: cannot make the device paths absolute\n");
+		vm_config_free(&devs);
 		return WISP_EXIT_ERROR;
+	}
+	vm_config_free(&devs);
+	if (!client_init()) {
+		jfree(jdevs);
+		return WISP_EXIT_ERROR;
+	}
 	struct api_reply r;
 	struct json_t *body = jnew_object();
 	jset_int(body, "port", (long long)port);
+	if (kind)
+		jset_str(body, "kind", kind);
+	if (cpus)
+		jset_int(body, "cpus", (long long)cpus);
+	if (jdevs)
+		jset(body, "devices", jdevs);
 	if (name)
 		jset_str(body, "name", name);
 	if (api_call("POST", "/vms/receive", body, &r))

@@ -23,7 +23,8 @@ static const char restore_usage[] =
 static const char clone_usage[] =
 	"usage: wisp clone -n K [--name PREFIX] [--verify] [--quiet] [--socket PATH]\n"
 	"                  [--disk PATH] [--net tap=NAME[,mac=MAC]] [--vsock PATH[,cid=N]]\n"
-	"                  [--console virtio,sock=PATH] FILE    ({n} in a value: the clone's number)\n";
+	"                  [--console virtio,sock=PATH] FILE    ({n} in a value: the clone's "
+	"number)\n";
 
 #define MAX_DEV_OPTS 16
 struct dev_opt {
@@ -60,7 +61,7 @@ static struct json_t *devices_json(const struct dev_opt *opts, int nopts, unsign
 			return NULL;
 		}
 	}
-	struct json_t *a = vm_config_abs_paths(&c) ? NULL : vm_config_host_sides_to_jobj(&c);
+	struct json_t *a = vm_config_abs_paths(&c) ? NULL : vm_config_host_sides_to_jobj(&c, false);
 	vm_config_free(&c);
 	if (!a)
 		fprintf(stderr, "wisp: cannot make the device paths absolute\n");
@@ -141,8 +142,8 @@ static int run(int argc, char **argv, bool clone)
 		case 'V':
 		case 'C':
 			if (ndevs == MAX_DEV_OPTS) {
-				fprintf(stderr, "wisp: %s: too many devices (at most %d)\n", argv[0],
-					MAX_DEV_OPTS);
+				fprintf(stderr, "wisp: %s: too many devices (at most %d)\n",
+					argv[0], MAX_DEV_OPTS);
 				return WISP_EXIT_ERROR;
 			}
 			devs[ndevs].flag = c == 'D'   ? "disk"

@@ -823,6 +823,57 @@ static int open_snapshot(struct request *rq, json_t *o, const char *path, uint64
 	return fd;
 }
 
+/* A receive of a VM built from a configuration ("kind", "cpus" > 1 or
+ * "devices" given): {"kind", "cpus", "devices"} for its VMM in *config
+ * (NULL for a plain unikernel); -1 (answered) on error. The devices are
+ * their host sides (the source's configuration gives the guest's side). */
+static int receive_config(struct request *rq, json_t *o, json_t **config)
+{
+	json_t *kind = json_object_get(o, "kind"), *cpus = json_object_get(o, "cpus");
+	json_t *devs = json_object_get(o, "devices");
+	*config = NULL;
+	if (!kind && !devs && (!cpus || json_integer_value(cpus) == 1))
+		return 0;
+	const char *k = kind ? json_string_value(kind) : "linux";
+	if (!k || (strcmp(k, "linux") && strcmp(k, "unikernel"))) {
+		answer_error(rq, 400, "kind: must be \"unikernel\" or \"linux\"");
+		return -1;
+	}
+	json_int_t n = cpus ? json_integer_value(cpus) : 1;
+	if ((cpus && !json_is_integer(cpus)) || n < 1 || n > WISP_MAX_VCPUS) {
+		answer_error(rq, 400, "cpus: must be a number from 1 to %d", WISP_MAX_VCPUS);
+		return -1;
+	}
+	struct vm_config given;
+	char why[WISP_ERRLEN];
+	vm_config_init(&given);
+	if (devs && vm_config_devices_from_jobj(devs, &given, why, sizeof(why))) {
+		answer_error(rq, 400, "%s", why);
+		vm_config_free(&given);
+		return -1;
+	}
+	for (int i = 0; i < given.ndev; i++)
+		if (given.dev[i].path && given.dev[i].path[0] != '/') {
+			answer_error(rq, 400,
+				     "devices[%d]: '%s' must be an absolute path (wispd does not "
+				     "know the client's working directory)",
+				     i, given.dev[i].path);
+			vm_config_free(&given);
+			return -1;
+		}
+	vm_config_free(&given);
+	*config = json_pack("{s:s, s:I, s:o}", "kind", k, "cpus", n, "devices",
+			    devs ? json_incref(devs) : json_array());
+	char *text = *config ? json_dumps(*config, JSON_COMPACT) : NULL;
+	size_t len = text ? strlen(text) : 0;
+	free(text);
+	if (!*config || len >= CTL_CMDLINE_MAX) {
+		answer_error(rq, 400, "the receive request's devices are too long");
+		return -1;
+	}
+	return 0;
+}
+
 /* The request's body as a JSON object, or NULL after answering 400. */
 static json_t *body_object(struct request *rq)
 {
@@ -866,6 +917,9 @@ static void handle_create(struct request *rq, bool receive)
 			answer_error(rq, 400, "a VM that receives a migration takes no image");
 			goto out;
 		}
+		if (receive_config(rq, o, &config))
+			goto out;
+		built = config != NULL;
 	} else if (!image && !snapshot &&
 		   (json_object_get(o, "kernel") || json_object_get(o, "kind"))) {
 		/* A Linux guest: the kernel is the file wispd checks first. */
@@ -969,6 +1023,14 @@ static void handle_create(struct request *rq, bool receive)
 	int r;
 	if (receive) { /* the VMM says when it listens */
 		r = vmm_queue(d, v, rq);
+		if (!r && v->config) { /* what it builds once the source's hello comes */
+			struct ctl_config c = {.type = CTL_CONFIG, .flags = CTL_FLAG_VMCONFIG};
+			char *json = json_dumps(v->config, JSON_COMPACT);
+			snprintf(c.cmdline, sizeof(c.cmdline), "%s", json ? json : "");
+			free(json);
+			if ((r = ctl_send(v->fd, &c, sizeof(c), -1)))
+				vmm_unqueue(d, v, rq);
+		}
 	} else {
 		struct ctl_config c = {.type = CTL_CONFIG,
 				       .flags = (from_pool ? CTL_FLAG_FROM_POOL : 0) |

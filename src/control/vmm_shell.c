@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -426,8 +427,8 @@ static void *mig_main(void *arg)
 	struct mig_result res;
 	int r = mig_send(&sh.vm, NULL, sh.mig_to.host, sh.mig_to.port,
 			 sh.built ? sh.record : vmm_config,
-			 sh.built ? sh.record_len : sizeof(vmm_config), mig_progress, NULL, &res, err,
-			 sizeof(err));
+			 sh.built ? sh.record_len : sizeof(vmm_config), mig_progress, NULL, &res,
+			 err, sizeof(err));
 	struct ctl_info in;
 	fill_info(&in, CTL_PROGRESS);
 	in.mig_state = r ? CTL_MIG_FAILED : CTL_MIG_DONE;
@@ -450,11 +451,6 @@ static void *mig_main(void *arg)
 
 static void do_migrate(const struct ctl_target *m)
 {
-	if (sh.built) {
-		send_failed(-EOPNOTSUPP, "migrating daemon VMs with a Linux guest, devices or "
-					 "several vCPUs is not supported yet");
-		return;
-	}
 	if (sh.migrating) {
 		send_failed(-EBUSY, "a migration is already running");
 		return;
@@ -700,14 +696,14 @@ static void take_identity(const struct ctl_config *c)
 /* The CONFIG record of this VM's snapshots and migrations: its
  * configuration with each disk's size (docs/snapshot.md), made now, while
  * the VMM can still look at its disks. */
-static int make_record(char *err, size_t errlen)
+static int make_record(bool sized, char *err, size_t errlen)
 {
 	struct vm_config c;
 	char *json = NULL;
 	if (!vm_config_copy(&c, &sh.cfg)) {
 		free(c.name); /* a restored VM gets the name its restore gives it */
 		c.name = NULL;
-		int r = vm_config_record_sizes(&c);
+		int r = sized ? 0 : vm_config_record_sizes(&c);
 		if (r) {
 			vm_config_free(&c);
 			snprintf(err, errlen, "disk: %s", strerror(-r));
@@ -776,7 +772,7 @@ static int configure_built(struct ctl_config *c, int snap_fd, char *err, size_t 
 			     .restore_cpl0 = restore && !(f.img.vm.flags & SNAP_VM_SPLIT_IRQCHIP),
 			     .console_in = -1,
 			     .console_ring = &sh.ring};
-	r = make_record(err, errlen);
+	r = make_record(false, err, errlen);
 	if (!r)
 		r = vm_build_check(&b, err, errlen);
 	if (!r) {
@@ -806,8 +802,7 @@ out:
 static int configure(struct ctl_config *c, int image_fd, char *err, size_t errlen)
 {
 	if (c->flags & CTL_FLAG_VMCONFIG)
-		return configure_built(c, c->flags & CTL_FLAG_RESTORE ? image_fd : -1, err,
-				       errlen);
+		return configure_built(c, c->flags & CTL_FLAG_RESTORE ? image_fd : -1, err, errlen);
 	if (c->flags & CTL_FLAG_RESTORE)
 		return configure_restore(c, image_fd, err, errlen);
 	uint8_t *img = NULL;
@@ -1071,6 +1066,127 @@ static int receive_failed(const char *fmt, ...)
 	return 1;
 }
 
+/* A receiver of a VM built from a configuration (a Linux guest, devices,
+ * several vCPUs): what the receive request said (kind, vCPUs, the host
+ * side of each device), sent by wispd as a CTL_CONFIG with
+ * CTL_FLAG_VMCONFIG before any source connects. The VM is built from it
+ * (devices included, their backends opened here, before the stream is
+ * read) once the hello gives the memory size; the source's configuration,
+ * in the state, is then checked against it and gives the guest's side. */
+static struct {
+	bool built;
+	struct vm_config given;
+	struct vm_build b;
+	struct vm_config cfg0; /* what was built: given, with the hello's size */
+} rcv;
+
+/* The receive request's configuration: {"kind", "cpus", "devices"}. */
+static int receive_take_config(struct ctl_config *c, char *err, size_t errlen)
+{
+	c->cmdline[sizeof(c->cmdline) - 1] = 0;
+	json_error_t je;
+	json_t *o = json_loads(c->cmdline, 0, &je), *devs = json_object_get(o, "devices");
+	const char *kind = json_string_value(json_object_get(o, "kind"));
+	json_int_t cpus = json_integer_value(json_object_get(o, "cpus"));
+	char why[WISP_ERRLEN - 32];
+	int r = -EINVAL;
+	vm_config_free(&rcv.given);
+	if (!o || !kind || cpus < 1 || cpus > WISP_MAX_VCPUS)
+		snprintf(err, errlen, "bad receive configuration");
+	else if (devs && (r = vm_config_devices_from_jobj(devs, &rcv.given, why, sizeof(why))))
+		snprintf(err, errlen, "receive configuration: %s", why);
+	else if (!devs && (vm_config_init(&rcv.given), false))
+		;
+	else if ((r = vm_config_record_sizes(&rcv.given)))
+		snprintf(err, errlen, "receive configuration: disk: %s", strerror(-r));
+	if (!r) {
+		rcv.given.kind = strcmp(kind, "linux") ? VM_KIND_UNIKERNEL : VM_KIND_LINUX;
+		rcv.given.cpus = (int)cpus;
+	}
+	json_decref(o); /* kind points into it */
+	if (r)
+		return r;
+	rcv.built = true;
+	return 0;
+}
+
+/* Build the VM the request described, for mem bytes: its memory is where
+ * the source's pages land. The prepared shell's VM is dropped. */
+static int receive_build(uint64_t mem, char *err, size_t errlen)
+{
+	rcv.cfg0 = rcv.given;
+	rcv.cfg0.mem = mem;
+	rcv.b = (struct vm_build){
+		.cfg = &rcv.cfg0, .restore = true, .console_in = -1, .console_ring = &sh.ring};
+	int r = vm_build_check(&rcv.b, err, errlen);
+	if (!r) {
+		vm_destroy(&sh.vm);
+		r = vm_build_create(&rcv.b, &sh.kvm, &sh.vm, err, errlen);
+	}
+	sh.serial = rcv.b.serial;
+	return r;
+}
+
+/* mig_receive's before_load: the source's configuration against the
+ * request's (the same kinds in the same order, disks of the same size and
+ * mode), one line per mismatch joined by "; "; the devices take its guest
+ * side (MAC, CID). */
+static int receive_attach(void *opaque, const struct snap_image *img, char *err, size_t errlen)
+{
+	(void)opaque;
+	struct vm_config rec;
+	char lines[4 * WISP_ERRLEN];
+	int r = snap_config_of(img, sh.vm.mem.size, &rec, lines, sizeof(lines));
+	if (r) {
+		snprintf(err, errlen, "the source's VM: %s", lines);
+		return r;
+	}
+	int bad = rec.kind != rcv.given.kind || rec.cpus != rcv.given.cpus;
+	if (bad)
+		snprintf(lines, sizeof(lines),
+			 "the source's VM is a %s with %d vCPUs, the receive "
+			 "request said a %s with %d",
+			 rec.kind == VM_KIND_LINUX ? "Linux guest" : "unikernel", rec.cpus,
+			 rcv.given.kind == VM_KIND_LINUX ? "Linux guest" : "unikernel",
+			 rcv.given.cpus);
+	for (int i = 0; !bad && i < (rec.ndev > rcv.given.ndev ? rec.ndev : rcv.given.ndev); i++) {
+		if (i < rec.ndev && i < rcv.given.ndev && rec.dev[i].kind == rcv.given.dev[i].kind)
+			continue;
+		snprintf(lines, sizeof(lines),
+			 "device %d: the source's VM has %s there, the receive request %s", i,
+			 i < rec.ndev ? vm_dev_type(rec.dev[i].kind)->type : "no device",
+			 i < rcv.given.ndev ? vm_dev_type(rcv.given.dev[i].kind)->type : "none");
+		bad = 1;
+	}
+	if (!bad)
+		bad = vm_config_take_host_sides(&rec, &rcv.given, lines, sizeof(lines));
+	for (int i = 0; !bad && i < rec.ndev; i++) {
+		const struct vm_dev_config *d = &rec.dev[i], *g = &rcv.cfg0.dev[i];
+		if (d->kind == VM_DEV_BLK &&
+		    (d->ro != g->ro || (d->id != NULL) != (g->id != NULL) ||
+		     (d->id && strcmp(d->id, g->id)))) {
+			snprintf(lines, sizeof(lines),
+				 "device %d: the source's disk is %s%s%s: give it so", i,
+				 d->ro ? "read-only" : "read-write", d->id ? " with id " : "",
+				 d->id ? d->id : "");
+			bad = 1;
+		}
+	}
+	if (bad) {
+		for (char *p = lines; (p = strchr(p, '\n'));)
+			*p = ';';
+		snprintf(err, errlen, "%s", lines);
+		vm_config_free(&rec);
+		return -EINVAL;
+	}
+	vm_config_take_identity(&rec, &rcv.given, false);
+	vm_build_set_identity(&rcv.b, &rec);
+	vm_config_free(&sh.cfg);
+	sh.cfg = rec;
+	sh.built = true;
+	return make_record(true, err, errlen);
+}
+
 /* wisp-vmm --receive PORT: wait for a source to migrate a VM here. The VM
  * is created once the source says how large it is; the pre-copy rounds
  * land in its memory while the source still runs. */
@@ -1094,38 +1210,57 @@ static int receive_main(unsigned port, uint64_t ring)
 		if (poll(p, 2, -1) < 0)
 			continue;
 		if (p[1].revents) {
-			struct ctl_cmd m;
+			static union {
+				struct ctl_cmd cmd;
+				struct ctl_config cfg;
+			} m;
 			ssize_t n = ctl_recv(sh.conn, &m, sizeof(m), NULL);
 			if (n == 0 || (n < 0 && n != -EAGAIN && n != -EMSGSIZE) ||
-			    (n == (ssize_t)sizeof(m) && m.type == CTL_DESTROY))
+			    (n == (ssize_t)sizeof(m.cmd) && m.cmd.type == CTL_DESTROY))
 				return 0;
-			if (n == (ssize_t)sizeof(m) && m.type == CTL_QUERY)
+			if (n == (ssize_t)sizeof(m.cmd) && m.cmd.type == CTL_QUERY) {
 				send_info(CTL_INFO);
-			else if (n > 0)
+			} else if (n == (ssize_t)sizeof(m.cfg) && m.cmd.type == CTL_CONFIG &&
+				   (m.cfg.flags & CTL_FLAG_VMCONFIG)) {
+				/* no answer: wispd waits for our INFO only */
+				if (receive_take_config(&m.cfg, err, sizeof(err))) {
+					close(lfd);
+					return receive_failed("%s", err);
+				}
+			} else if (n > 0) {
 				send_failed(-EBUSY, "waiting for an incoming migration");
+			}
 		}
 		if (p[0].revents && mig_accept(lfd, &conn, &h, err, sizeof(err)))
 			conn = -1; /* a bad hello: its source was told; keep waiting */
 	}
 	close(lfd);
-	if (h.nr_vcpus != 1) {
-		mig_resumed(conn, false, "daemon VMs have exactly 1 vCPU");
-		return receive_failed("incoming migration of a VM with %u vCPUs", h.nr_vcpus);
+	unsigned want = rcv.built ? (unsigned)rcv.given.cpus : 1;
+	if (h.nr_vcpus != want) {
+		char why[96];
+		snprintf(why, sizeof(why), "the receive request said %u vCPUs, not %u", want,
+			 h.nr_vcpus);
+		mig_resumed(conn, false, why);
+		return receive_failed("incoming migration of a VM with %u vCPUs: %s", h.nr_vcpus,
+				      why);
 	}
 	char id[sizeof(sh.me.id)]; /* prepare() writes sh.me.id from it */
 	memcpy(id, sh.me.id, sizeof(id));
 	int r = prepare(id, h.mem_size, ring, err, sizeof(err));
 	/* The shell's warm-up wrote a few pages: the source's memory is all
 	 * that may be there. */
-	if (!r && fallocate(sh.vm.mem.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-			    (off_t)h.mem_size) < 0) {
+	if (!r && rcv.built)
+		r = receive_build(h.mem_size, err, sizeof(err));
+	else if (!r && fallocate(sh.vm.mem.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+				 (off_t)h.mem_size) < 0) {
 		r = -errno;
 		snprintf(err, sizeof(err), "clearing guest memory: %s", strerror(errno));
 	}
 	if (!r) /* before the first byte of the source's memory arrives */
 		r = enter_jail(err, sizeof(err));
 	if (!r)
-		r = mig_receive(conn, &sh.vm, err, sizeof(err));
+		r = mig_receive(conn, &sh.vm, rcv.built ? receive_attach : NULL, NULL, err,
+				sizeof(err));
 	if (r) {
 		mig_resumed(conn, false, err);
 		close(conn);

@@ -417,7 +417,13 @@ int snap_restore_file(struct vm *vm, struct snap_file *f, bool verify, struct sn
 
 int snap_config_record(const struct snap_file *f, struct vm_config *rec, char *err, size_t errlen)
 {
-	const char *c = f->img.config, *end = c ? c + f->img.config_len : NULL;
+	return snap_config_of(&f->img, f->hdr.mem_size, rec, err, errlen);
+}
+
+int snap_config_of(const struct snap_image *img, uint64_t mem_size, struct vm_config *rec,
+		   char *err, size_t errlen)
+{
+	const char *c = img->config, *end = c ? c + img->config_len : NULL;
 	vm_config_init(rec);
 	if (!c || strcmp(c, SNAP_CONFIG_TAG)) {
 		snprintf(err, errlen, "it does not hold a VM configuration (%.40s)",
@@ -432,7 +438,7 @@ int snap_config_record(const struct snap_file *f, struct vm_config *rec, char *e
 		snprintf(err, errlen, "its VM's configuration: %s", why);
 		return -EINVAL;
 	}
-	if (rec->mem != f->hdr.mem_size || rec->cpus != f->img.nr_vcpus) {
+	if (rec->mem != mem_size || rec->cpus != img->nr_vcpus) {
 		snprintf(err, errlen, "its configuration and its state disagree on the VM's size");
 		vm_config_free(rec);
 		return -EINVAL;

@@ -598,7 +598,10 @@ int mig_accept(int listen_fd, int *conn, struct mig_hello *h, char *err, size_t 
 	return 0;
 }
 
-int mig_receive(int conn, struct vm *vm, char *err, size_t errlen)
+int mig_receive(int conn, struct vm *vm,
+		int (*before_load)(void *opaque, const struct snap_image *img, char *err,
+				   size_t errlen),
+		void *opaque, char *err, size_t errlen)
 {
 	send_ack(conn, 0, NULL);
 	uint8_t *state = NULL;
@@ -656,6 +659,8 @@ int mig_receive(int conn, struct vm *vm, char *err, size_t errlen)
 			}
 			struct snap_image img;
 			r = snap_parse_state(state, h.len, vm->mem.size, &img, err, errlen);
+			if (!r && before_load)
+				r = before_load(opaque, &img, err, errlen);
 			if (!r) {
 				r = snap_load_state(vm, &img, err, errlen);
 				snap_image_free(&img);

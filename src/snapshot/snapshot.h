@@ -249,6 +249,9 @@ int snap_open_fd(int fd, struct snap_file *f, char *err, size_t errlen);
  * checked against its state's size; -ENOENT if the file holds an older
  * record ("wisp-vmm", "wisp-run"), -EINVAL if it does not parse. */
 int snap_config_record(const struct snap_file *f, struct vm_config *rec, char *err, size_t errlen);
+/* The same from a parsed state of a VM of mem_size bytes (a migration's). */
+int snap_config_of(const struct snap_image *img, uint64_t mem_size, struct vm_config *rec,
+		   char *err, size_t errlen);
 /* Close an opened snapshot. */
 void snap_close(struct snap_file *f);
 /* Restore an opened snapshot into vm (see snap_load_state): its memory
@@ -299,9 +302,14 @@ struct mig_hello {
  * the reason sent back to the source) if it is not one we speak. */
 int mig_accept(int listen_fd, int *conn, struct mig_hello *h, char *err, size_t errlen);
 /* Receive memory and state into vm (created for the hello's memory size
- * and vCPU count by the caller, devices attached), load the state, and
- * return with the VM ready to run; the caller then calls mig_resumed. */
-int mig_receive(int conn, struct vm *vm, char *err, size_t errlen);
+ * and vCPU count by the caller, devices attached, or attached by
+ * before_load (may be NULL), which sees the parsed state first), load the
+ * state, and return with the VM ready to run; the caller then calls
+ * mig_resumed. */
+int mig_receive(int conn, struct vm *vm,
+		int (*before_load)(void *opaque, const struct snap_image *img, char *err,
+				   size_t errlen),
+		void *opaque, char *err, size_t errlen);
 /* Tell the source the VM runs here now (or failed: ok false, why). */
 int mig_resumed(int conn, bool ok, const char *why);
 

@@ -23,6 +23,7 @@ struct build_state {
 	struct linux_image li;
 	struct linux_plan plan;
 	struct virtio_dev *dev[VM_CONFIG_MAX_DEVICES]; /* opened, not yet attached */
+	struct virtio_dev *att[VM_CONFIG_MAX_DEVICES]; /* attached (the VM owns them) */
 };
 
 static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
@@ -182,8 +183,10 @@ static int create_devices(struct vm_build *b, struct build_state *s, struct vm *
 		char why[WISP_ERRLEN];
 		struct virtio_dev *v = s->dev[i];
 		r = virtio_attach(vm, v, why, sizeof(why));
-		if (v->attached) /* the VM owns it now, even if starting it failed */
+		if (v->attached) { /* the VM owns it now, even if starting it failed */
 			s->dev[i] = NULL;
+			s->att[i] = v;
+		}
 		if (r)
 			return fail(err, errlen, r, "cannot attach devices: %s", why);
 	}
@@ -258,6 +261,19 @@ int vm_build_boot(struct vm_build *b, struct vm *vm, char *err, size_t errlen)
 	free(s->initrd);
 	s->img = s->initrd = NULL;
 	return 0;
+}
+
+void vm_build_set_identity(struct vm_build *b, const struct vm_config *c)
+{
+	struct build_state *s = b->priv;
+	for (int i = 0; s && i < c->ndev && i < b->cfg->ndev; i++) {
+		if (!s->att[i] || c->dev[i].kind != b->cfg->dev[i].kind)
+			continue;
+		if (c->dev[i].kind == VM_DEV_NET)
+			virtio_net_set_mac(s->att[i], c->dev[i].mac);
+		else if (c->dev[i].kind == VM_DEV_VSOCK)
+			virtio_vsock_set_cid(s->att[i], c->dev[i].cid);
+	}
 }
 
 void vm_build_free(struct vm_build *b)

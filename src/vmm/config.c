@@ -1142,12 +1142,12 @@ int vm_config_devices_from_jobj(json_t *a, struct vm_config *c, char *err, size_
 	return 0;
 }
 
-json_t *vm_config_host_sides_to_jobj(const struct vm_config *c)
+json_t *vm_config_host_sides_to_jobj(const struct vm_config *c, bool all)
 {
 	json_t *a = json_array();
 	for (int i = 0; a && i < c->ndev; i++) {
 		const struct vm_dev_config *d = &c->dev[i];
-		if (!host_side(d))
+		if (!all && !host_side(d))
 			continue;
 		json_t *o = dev_to_jobj(d);
 		if (!o) {
@@ -1158,9 +1158,9 @@ json_t *vm_config_host_sides_to_jobj(const struct vm_config *c)
 			json_object_del(o, "mac");
 		if (d->kind == VM_DEV_VSOCK && !d->cid_given)
 			json_object_del(o, "cid");
-		if (d->kind == VM_DEV_BLK) { /* the snapshot's own options */
-			json_object_del(o, "read_only");
-			json_object_del(o, "id");
+		if (d->kind == VM_DEV_BLK) { /* a restore takes them from the snapshot */
+			if (!d->ro)
+				json_object_del(o, "read_only");
 			json_object_del(o, "size");
 		}
 		json_array_append_new(a, o);

@@ -55,8 +55,8 @@ struct vm_dev_config {
 	uint8_t mac[6]; /* net */
 	uint32_t cid;	/* vsock: the guest's CID */
 	bool mac_given, cid_given; /* set by the input, not defaults (a clone's identity) */
-	uint64_t size;	/* blk: the disk's size in bytes, as recorded by a snapshot (0: unknown) */
-	bool seeded;	/* rng-device: start from seed */
+	uint64_t size; /* blk: the disk's size in bytes, as recorded by a snapshot (0: unknown) */
+	bool seeded;   /* rng-device: start from seed */
 	uint32_t seed;
 	struct ratelimit_conf limit; /* blk, net (each direction): all 0: none */
 };
@@ -145,9 +145,10 @@ void vm_config_take_identity(struct vm_config *rec, const struct vm_config *give
 /* Parse a JSON array of devices (the form of "devices") into c, which
  * holds only them; one line naming the field on error. */
 int vm_config_devices_from_jobj(struct json_t *a, struct vm_config *c, char *err, size_t errlen);
-/* The devices of c with a host side as a JSON array: their host side and
- * the MAC or CID only where given (what a restore request sends). */
-struct json_t *vm_config_host_sides_to_jobj(const struct vm_config *c);
+/* The devices of c with a host side (all: every device) as a JSON array:
+ * their host side and the MAC or CID only where given (what a restore or
+ * receive request sends). */
+struct json_t *vm_config_host_sides_to_jobj(const struct vm_config *c, bool all);
 /* Record each disk's size (for a later restore's check); -errno. */
 int vm_config_record_sizes(struct vm_config *c);
 
@@ -180,6 +181,10 @@ int vm_build_check(struct vm_build *b, char *err, size_t errlen);
 int vm_build_create(struct vm_build *b, struct kvm *kvm, struct vm *vm, char *err, size_t errlen);
 /* Load the guest (not for a restore): the VM is then ready to run. */
 int vm_build_boot(struct vm_build *b, struct vm *vm, char *err, size_t errlen);
+/* After create, before the guest runs: give the devices the guest side
+ * (MAC, CID) of c, a configuration of the same devices (a migration
+ * receiver builds from the request and learns these from the source). */
+void vm_build_set_identity(struct vm_build *b, const struct vm_config *c);
 /* Free what the steps kept (the VM itself is the caller's). */
 void vm_build_free(struct vm_build *b);
 

@@ -299,6 +299,7 @@ static void check_api(const char *url)
 static void vmm_reset(void)
 {
 	vm_config_free(&sh.cfg); /* a configuration that failed is not freed: its VMM exits */
+	free(sh.record);
 	memset(&sh, 0, sizeof(sh));
 	sh.conn = FAKE_CONN;
 	sh.listen_fd = sh.epfd = -1;

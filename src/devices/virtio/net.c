@@ -328,3 +328,8 @@ struct virtio_dev *virtio_net_create(const struct virtio_net_opts *o, char *err,
 	n->dev.vq[TXQ].max_bytes = NET_MAX_FRAME * 2; /* beyond: malformed, not a frame */
 	return &n->dev;
 }
+
+void virtio_net_set_mac(struct virtio_dev *d, const uint8_t mac[6])
+{
+	memcpy(d->config, mac, 6);
+}

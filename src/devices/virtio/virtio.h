@@ -329,5 +329,9 @@ struct virtio_dev *virtio_net_create(const struct virtio_net_opts *o, char *err,
 struct virtio_dev *virtio_console_create(const struct virtio_console_opts *o, char *err,
 					 size_t errlen);
 struct virtio_dev *virtio_vsock_create(const struct virtio_vsock_opts *o, char *err, size_t errlen);
+/* A migrated VM's identity, learnt after its devices were made (before
+ * the guest runs): the MAC a net device offers, a vsock device's CID. */
+void virtio_net_set_mac(struct virtio_dev *d, const uint8_t mac[6]);
+void virtio_vsock_set_cid(struct virtio_dev *d, uint32_t cid);
 
 #endif

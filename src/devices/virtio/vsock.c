@@ -797,3 +797,11 @@ struct virtio_dev *virtio_vsock_create(const struct virtio_vsock_opts *o, char *
 	v->dev.vq[TXQ].max_bytes = 4 * (HDR + MAX_PAYLOAD);
 	return &v->dev;
 }
+
+void virtio_vsock_set_cid(struct virtio_dev *d, uint32_t cid)
+{
+	struct virtio_vsock *v = to_vsock(d);
+	struct virtio_vsock_config cfg = {.guest_cid = cid};
+	v->cid = cid;
+	memcpy(v->dev.config, &cfg, sizeof(cfg));
+}
