@@ -203,8 +203,17 @@ expect api-config-linux-missing-kernel 0 "image '/nonexistent/bz': No such file 
 expect create-with-devices 0 '^[0-9a-f]{12}$' '' -- $WISP create --name dv1 --rng $(realpath $UK/vrng.elf) -- 4096
 check create-with-devices-runs wait_for 10 console_has dv1 '^vrng: ok$'
 expect create-with-devices-cold 0 'created +from the cold' '' -- $WISP stats dv1
-expect err-create-device-save 125 '' 'snapshots of daemon VMs with a Linux guest, devices or several vCPUs are not supported yet' -- sh -c "$WISP create --name dv2 --rng $IDLE >/dev/null && $WISP save dv2 $TMP/dv2.snap"
-$WISP destroy dv1 dv2 >/dev/null
+# ... and saved, restored (the host side given again) and cloned (a CID of its own).
+$WISP create --name dv2 --rng --vsock "$TMP/dv2.sock" $IDLE >/dev/null
+expect create-device-pause 0 '' '' -- sh -c "$WISP pause dv2 >/dev/null && $WISP resume dv2"
+expect create-device-save 0 '^saved dv2 to ' '' -- $WISP save dv2 "$TMP/dv2.snap"
+expect err-restore-device-no-host-side 125 '' "device 1: the snapshot has a virtio-vsock: give its host side again" -- $WISP restore "$TMP/dv2.snap"
+expect restore-device 0 '^[0-9a-f]{12}$' '' -- $WISP restore --name dv3 --vsock "$TMP/dv3.sock" "$TMP/dv2.snap"
+expect clone-device 0 '^[0-9a-f]{12}$' '' -- $WISP clone -n 2 --name dvk --vsock "$TMP/dvk{n}.sock" "$TMP/dv2.snap"
+cids=$(for v in dv3 dvk-1 dvk-2; do curl -s --unix-socket "$RUN/wispd.sock" http://wispd/vms/$v |
+	python3 -c "import json,sys; print([d['cid'] for d in json.load(sys.stdin)['config']['devices'] if d['type'] == 'virtio-vsock'][0])"; done | sort -u | wc -l)
+if [ "$cids" = 3 ] && [ -S "$TMP/dvk2.sock" ]; then ok clone-device-own-cid; else bad clone-device-own-cid "$cids distinct CIDs"; fi
+$WISP destroy dv1 dv2 dv3 dvk-1 dvk-2 >/dev/null
 expect err-create-restore-flag 125 '' "create: --timeout is for 'wisp run'" -- $WISP create --timeout 1s $IDLE
 echo '{"image": "'"$IDLE"'", "name": "cf3"}' >"$TMP/cf3.json"
 expect create-config-file 0 '^[0-9a-f]{12}$' '' -- $WISP create --config "$TMP/cf3.json"

@@ -65,7 +65,9 @@ for t in $TAP2 $TAP3; do # the same MAC as the first: the guest's ARP entry stay
 	ip tuntap add "$t" mode tap && ip link set "$t" address "$(cat /sys/class/net/$TAP/address)" &&
 		ip link set "$t" up || skip_all "cannot create the TAP $t"
 done
-$WISP daemon --pool none >/dev/null || skip_all "wispd does not start"
+# The lab's L1 is slow (TCG): a cold restore of a Linux VM may take more
+# than the default 10 s answer timeout there.
+$WISP daemon --pool none --answer-timeout 60s >/dev/null || skip_all "wispd does not start"
 
 # The disk: 1 MiB with a marker at 4 KiB, read by the guest into its page.
 dd if=/dev/zero of="$TMP/disk.img" bs=1024 count=1024 2>/dev/null
@@ -160,7 +162,7 @@ chmod 700 "$RUN2"
 cp "$TMP/k1.img" "$TMP/m1.img"
 marker wisp-migrated-dk m1.img
 r2() { env WISP_RUNTIME_DIR=$RUN2 "$@"; }
-if r2 $WISP daemon --pool none >/dev/null; then
+if r2 $WISP daemon --pool none --answer-timeout 60s >/dev/null; then
 	# a receiver that was told other devices: the source runs on
 	r2 $WISP receive --name bad --listen 7602 --kind linux --cpus 2 --disk "$TMP/m1.img" \
 		--vsock "$TMP/bad.sock" >/dev/null
