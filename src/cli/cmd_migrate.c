@@ -18,7 +18,8 @@
 static const char migrate_usage[] = "usage: wisp migrate [--quiet] [--socket PATH] VM HOST:PORT\n";
 static const char receive_usage[] =
 	"usage: wisp receive [--name NAME] [--socket PATH] --listen PORT\n"
-	"                    [--kind linux|unikernel] [--cpus N] [--disk PATH[,ro][,id=ID]]\n"
+	"                    [--kind linux|unikernel] [--mem SIZE] [--cpus N] [--disk "
+	"PATH[,ro][,id=ID]]\n"
 	"                    [--net tap=NAME] [--vsock PATH] [--console virtio[,sock=PATH]]\n"
 	"                    [--rng] [--rng-device]   (every device of the VM, in its order)\n";
 
@@ -148,6 +149,7 @@ int cmd_receive(int argc, char **argv)
 		{"name", required_argument, NULL, 'N'},
 		{"kind", required_argument, NULL, 'K'},
 		{"cpus", required_argument, NULL, 'c'},
+		{"mem", required_argument, NULL, 'm'},
 		{"disk", required_argument, NULL, 'D'},
 		{"net", required_argument, NULL, 'T'},
 		{"vsock", required_argument, NULL, 'V'},
@@ -157,7 +159,7 @@ int cmd_receive(int argc, char **argv)
 		CLIENT_OPTIONS,
 		{0},
 	};
-	const char *name = NULL, *kind = NULL;
+	const char *name = NULL, *kind = NULL, *mem = NULL;
 	uint64_t port = 0, cpus = 0;
 	/* The VM's devices, their host side here: the source's configuration
 	 * gives the guest's side (docs/migration.md). */
@@ -184,6 +186,9 @@ int cmd_receive(int argc, char **argv)
 			break;
 		case 'K':
 			kind = optarg;
+			break;
+		case 'm':
+			mem = optarg; /* checked by wispd, with the one memory check */
 			break;
 		case 'c':
 			if (opt_parse_uint(optarg, 1, WISP_MAX_VCPUS, &cpus)) {
@@ -251,6 +256,8 @@ int cmd_receive(int argc, char **argv)
 	jset_int(body, "port", (long long)port);
 	if (kind)
 		jset_str(body, "kind", kind);
+	if (mem)
+		jset_str(body, "mem", mem);
 	if (cpus)
 		jset_int(body, "cpus", (long long)cpus);
 	if (jdevs)

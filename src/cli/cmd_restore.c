@@ -173,6 +173,8 @@ static int run(int argc, char **argv, bool clone)
 	}
 	char file[PATH_MAX];
 	client_abs_path(argv[optind], file, sizeof(file));
+	if (!strchr(argv[optind], '/')) /* a name in wispd's snapshot directory */
+		snprintf(file, sizeof(file), "%s", argv[optind]);
 	if (!client_init())
 		return WISP_EXIT_ERROR;
 	int code = 0;

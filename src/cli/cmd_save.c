@@ -16,7 +16,8 @@
 
 #include "cli/cli.h"
 
-static const char usage[] = "usage: wisp save [--quiet] [--socket PATH] VM FILE\n";
+static const char usage[] = "usage: wisp save [--quiet] [--socket PATH] VM FILE\n"
+			    "(a FILE without '/' goes into wispd's snapshot directory)\n";
 
 /* The progress of a save, which another process (the VMM, or the `wisp run`
  * of the VM) writes: the size of its temporary file, ".BASE.PID.RND.tmp"
@@ -95,7 +96,8 @@ static int save_daemon_vm(const char *vm, const char *file)
 	jset_str(body, "file", file);
 	if (api_call("POST", path, body, &r))
 		return WISP_EXIT_ERROR;
-	printf("saved %s to %s (%.1f MiB of memory written, %.2f ms)\n", jstr(r.json, "name"), file,
+	printf("saved %s to %s (%.1f MiB of memory written, %.2f ms)\n", jstr(r.json, "name"),
+	       jhas(r.json, "file") ? jstr(r.json, "file") : file,
 	       jnum(r.json, "memory_bytes") / 1048576.0, jnum(r.json, "total_ms"));
 	fflush(stdout);
 	api_reply_free(&r);
@@ -128,6 +130,9 @@ int cmd_save(int argc, char **argv)
 	/* A `wisp run --name` VM answers on its own socket, without wispd. */
 	if (run_control_exists(vm))
 		return save_with_progress(vm, file, 0, quiet, run_control_save);
+	/* A plain name (no '/') goes into wispd's snapshot directory. */
+	if (!strchr(argv[optind + 1], '/'))
+		snprintf(file, sizeof(file), "%s", argv[optind + 1]);
 	char path[128];
 	if (client_vm_path(vm, NULL, path, sizeof(path)))
 		return WISP_EXIT_ERROR;

@@ -69,17 +69,28 @@ struct request {
 	char *query;	  /* without MHD (api_request_*): the URL's query, '&' made NUL */
 	size_t query_len;
 	/* A save: the file wispd opened for the VMM (a jailed VMM opens no
-	 * path), named once the VMM has written it. */
+	 * path), named once the VMM has written it; with the client's rights
+	 * (save_as_client) when it is outside the snapshot directory. */
 	struct snap_target *save;
 	unsigned asked; /* GET /metrics: VMs yet to answer */
+	bool save_as_client;
+	char save_path[CTL_PATH_MAX];
+	/* Who asked (SO_PEERCRED), when known. */
+	bool peer_known;
+	struct sec_creds peer;
 };
 
-/* Forget a save's temporary file (the save failed or was not answered). */
+/* Forget a save's temporary file (the save failed or was not answered),
+ * with the rights it was made with. */
 static void save_abort(struct request *rq)
 {
 	if (!rq->save)
 		return;
-	snap_target_abort(rq->save);
+	struct sec_fs_saved as;
+	int r = rq->save_as_client ? sec_fs_become(&rq->peer, &as) : 0;
+	snap_target_abort(rq->save); /* unlinks the temporary file */
+	if (!r && rq->save_as_client)
+		sec_fs_restore(&as);
 	free(rq->save);
 	rq->save = NULL;
 }
@@ -349,7 +360,15 @@ void api_reply(struct wispd *d, struct request *rq, struct vmm *v, const struct 
 	case RQ_SAVE:
 		if (ok && rq->save) {
 			char err[WISP_ERRLEN];
-			int r = snap_target_commit(rq->save, NULL, NULL, err, sizeof(err));
+			struct sec_fs_saved as;
+			int r = rq->save_as_client ? sec_fs_become(&rq->peer, &as) : 0;
+			if (!r)
+				r = snap_target_commit(rq->save, NULL, NULL, err, sizeof(err));
+			else
+				snprintf(err, sizeof(err), "cannot act as uid %u: %s",
+					 (unsigned)rq->peer.uid, strerror(-r));
+			if (rq->save_as_client)
+				sec_fs_restore(&as);
 			free(rq->save);
 			rq->save = NULL;
 			if (r) {
@@ -360,9 +379,9 @@ void api_reply(struct wispd *d, struct request *rq, struct vmm *v, const struct 
 		save_abort(rq);
 		if (ok)
 			answer_json(rq, 200,
-				    json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:I}", "id", v->id,
-					      "name", v->name, "total_ms",
-					      (double)in->op_total_ns / 1e6, "state_ms",
+				    json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:I}", "id",
+					      v->id, "name", v->name, "file", rq->save_path,
+					      "total_ms", (double)in->op_total_ns / 1e6, "state_ms",
 					      (double)in->op_state_ns / 1e6, "memory_ms",
 					      (double)in->op_memory_ns / 1e6, "sync_ms",
 					      (double)in->op_sync_ns / 1e6, "memory_bytes",
@@ -708,6 +727,39 @@ static int open_image(struct request *rq, const char *image)
 	return fd;
 }
 
+/* A snapshot file a client names: an absolute path, or a plain name (no
+ * '/') in wispd's snapshot directory, into buf; NULL after answering 400. */
+static const char *snapshot_file(struct request *rq, const char *what, const char *name, char *buf,
+				 size_t len)
+{
+	const char *dir = rq->d->cfg.snapshot_dir;
+	bool plain = name && *name && !strchr(name, '/') && strcmp(name, ".") && strcmp(name, "..");
+	if (name && name[0] == '/') {
+		snprintf(buf, len, "%s", name);
+	} else if (!plain || (size_t)snprintf(buf, len, "%s/%s", dir, name) >= len) {
+		answer_error(rq, 400,
+			     "%s '%s': must be an absolute path or a plain name (in the snapshot "
+			     "directory %s)",
+			     what, name ? name : "", dir);
+		return NULL;
+	}
+	if (strlen(buf) >= CTL_PATH_MAX) {
+		answer_error(rq, 400, "%s: path longer than %d bytes", what, CTL_PATH_MAX - 1);
+		return NULL;
+	}
+	return buf;
+}
+
+/* Is path a file right in the snapshot directory (its last '/' ends the
+ * directory's name)? */
+static bool in_snapshot_dir(struct wispd *d, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = strlen(d->cfg.snapshot_dir);
+	return slash && (size_t)(slash - path) == n && !strncmp(path, d->cfg.snapshot_dir, n) &&
+	       slash[1] && strcmp(slash + 1, ".") && strcmp(slash + 1, "..");
+}
+
 /* A restore of a VM built from a configuration: the recorded one with the
  * host side of each device as the request gives it again ("devices"),
  * checked against the record (one line per mismatch), and for a clone
@@ -894,6 +946,7 @@ static void handle_create(struct request *rq, bool receive)
 	if (!o)
 		return;
 	const char *image, *name, *snapshot;
+	char snap_buf[CTL_PATH_MAX];
 	uint64_t mem;
 	json_t *cpus = json_object_get(o, "cpus");
 	json_t *verify = json_object_get(o, "verify");
@@ -969,7 +1022,9 @@ static void handle_create(struct request *rq, bool receive)
 				     "the snapshot");
 			goto out;
 		}
-		if ((fd = open_snapshot(rq, o, snapshot, &mem, &config)) < 0)
+		if (!(snapshot = snapshot_file(rq, "snapshot", snapshot, snap_buf,
+					       sizeof(snap_buf))) ||
+		    (fd = open_snapshot(rq, o, snapshot, &mem, &config)) < 0)
 			goto out;
 		built = config != NULL;
 		image = snapshot;
@@ -978,6 +1033,12 @@ static void handle_create(struct request *rq, bool receive)
 		goto out;
 	}
 
+	/* A restore or a receiver built from a configuration: the default
+	 * limits for its size (its configuration's own limits are not in the
+	 * request). */
+	if (config && (snapshot || receive))
+		jail_limits_default(&lim, mem,
+				    (unsigned)json_integer_value(json_object_get(config, "cpus")));
 	char lerr[CTL_REASON_MAX];
 	if (lim_asked && (!d->jail || !d->cgroups)) {
 		jails_set_limits(d, NULL, &lim, true, lerr, sizeof(lerr));
@@ -1083,41 +1144,54 @@ static int ask_vmm(struct request *rq, struct vmm *v, enum req_kind kind, const 
 	return 0;
 }
 
-/* POST /vms/{vm}/save {"file": PATH} */
+/* POST /vms/{vm}/save {"file": PATH or NAME}: saves go into the snapshot
+ * directory (a plain name, or a path in it), or anywhere the client itself
+ * may write: wispd then makes the file with the client's rights (its
+ * SO_PEERCRED uid, gid and groups). Either way wispd opens a temporary
+ * file next to the target, the VMM writes into it (it opens no path: a
+ * jailed VMM has none), and it takes the name only once the save worked. */
 static void handle_save(struct request *rq, struct vmm *v)
 {
 	json_t *o = body_object(rq);
-	const char *file = NULL;
+	const char *name = NULL, *file;
 	if (!o)
 		return;
-	if (get_string(rq, o, "file", &file))
+	if (get_string(rq, o, "file", &name))
 		goto out;
-	if (!file || file[0] != '/') {
-		answer_error(rq, 400, "'file' must be an absolute path");
+	if (!(file = snapshot_file(rq, "'file'", name, rq->save_path, sizeof(rq->save_path))))
 		goto out;
-	}
-	if (strlen(file) >= CTL_PATH_MAX) {
-		answer_error(rq, 400, "'file': path longer than %d bytes", CTL_PATH_MAX - 1);
-		goto out;
-	}
 	if (v->state != CTL_STATE_RUNNING && v->state != CTL_STATE_PAUSED) {
 		answer_error(rq, 409, "VM '%s' is %s", v->name, ctl_state_name(v->state));
 		goto out;
 	}
-	/* For a jailed VMM, which can open no path, wispd makes the file and
-	 * the VMM writes into it; an unjailed one opens the path itself. */
 	char err[WISP_ERRLEN];
+	rq->save_as_client = !in_snapshot_dir(rq->d, file);
+	struct sec_fs_saved as = {0};
 	int r = 0;
-	if (v->jailed) {
-		rq->save = malloc(sizeof(*rq->save));
-		r = rq->save ? snap_target_open(file, rq->save, err, sizeof(err)) : -ENOMEM;
+	if (rq->save_as_client) {
+		r = rq->peer_known ? sec_fs_become(&rq->peer, &as) : -EPERM;
+		if (r) {
+			answer_error(
+				rq, 403,
+				"cannot save VM '%s' to '%s': outside the snapshot directory %s, "
+				"wispd writes only as the asking user (uid %d), and it cannot "
+				"act as that user: save into the snapshot directory (a plain "
+				"name)",
+				v->name, file, rq->d->cfg.snapshot_dir,
+				rq->peer_known ? (int)rq->peer.uid : -1);
+			goto out;
+		}
 	}
+	rq->save = malloc(sizeof(*rq->save));
+	r = rq->save ? snap_target_open(file, rq->save, err, sizeof(err)) : -ENOMEM;
+	if (rq->save_as_client)
+		sec_fs_restore(&as);
 	if (r) {
 		free(rq->save);
 		rq->save = NULL;
 		answer_error(rq,
 			     r == -ENOENT || r == -EACCES || r == -EISDIR || r == -EINVAL ||
-					     r == -ENAMETOOLONG || r == -ENOTDIR
+					     r == -ENAMETOOLONG || r == -ENOTDIR || r == -EPERM
 				     ? 400
 				     : 500,
 			     "cannot save VM '%s': %s", v->name,
@@ -1125,7 +1199,7 @@ static void handle_save(struct request *rq, struct vmm *v)
 		goto out;
 	}
 	struct ctl_file m = {.type = CTL_SAVE};
-	memcpy(m.path, file, strlen(file) + 1);
+	memcpy(m.path, file, strlen(file) + 1); /* for its messages only */
 	if (ask_vmm(rq, v, RQ_SAVE, &m, sizeof(m)))
 		save_abort(rq);
 out:
@@ -1428,6 +1502,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		if (!ci || sec_peer_allowed(ci->connect_fd, d->cfg.api_gid, NULL) ||
 		    !(rq = api_request_new(d, conn)))
 			return MHD_NO;
+		/* Whose rights a save outside the snapshot directory takes. */
+		rq->peer_known = sec_peer_creds(ci->connect_fd, &rq->peer) == 0;
 		*con_cls = rq;
 		const union MHD_ConnectionInfo *sc =
 			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);

@@ -208,6 +208,7 @@ struct pool_class {
 /* What wispd was started with. */
 struct wispd_config {
 	char runtime_dir[256];
+	char snapshot_dir[256]; /* --snapshot-dir: where saves go (empty: RUNDIR/snapshots) */
 	char socket_path[256];
 	char vmm_path[1024];
 	bool foreground;

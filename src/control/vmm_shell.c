@@ -383,8 +383,7 @@ static void do_save(const struct ctl_file *m, int fd)
 	if (!r && fd >= 0)
 		r = snap_save_fd(&sh.vm, fd, path, rec, rec_len, &t, err, sizeof(err));
 	else if (!r)
-		r = snap_save_file(&sh.vm, path, rec, rec_len, &t, &old, err,
-				   sizeof(err));
+		r = snap_save_file(&sh.vm, path, rec, rec_len, &t, &old, err, sizeof(err));
 	else
 		snprintf(err, sizeof(err), "cannot complete the vCPU's exit: %s", strerror(-r));
 	if (!sh.paused)
@@ -1075,6 +1074,7 @@ static int receive_failed(const char *fmt, ...)
  * in the state, is then checked against it and gives the guest's side. */
 static struct {
 	bool built;
+	uint64_t mem; /* the receive request's memory size (wisp-vmm --mem) */
 	struct vm_config given;
 	struct vm_build b;
 	struct vm_config cfg0; /* what was built: given, with the hello's size */
@@ -1236,10 +1236,12 @@ static int receive_main(unsigned port, uint64_t ring)
 	}
 	close(lfd);
 	unsigned want = rcv.built ? (unsigned)rcv.given.cpus : 1;
-	if (h.nr_vcpus != want) {
-		char why[96];
-		snprintf(why, sizeof(why), "the receive request said %u vCPUs, not %u", want,
-			 h.nr_vcpus);
+	if (h.nr_vcpus != want || (rcv.built && h.mem_size != rcv.mem)) {
+		char why[160];
+		snprintf(why, sizeof(why),
+			 "the receive request said %u vCPUs and %llu MiB, not %u and %llu MiB",
+			 want, (unsigned long long)(rcv.mem >> 20), h.nr_vcpus,
+			 (unsigned long long)(h.mem_size >> 20));
 		mig_resumed(conn, false, why);
 		return receive_failed("incoming migration of a VM with %u vCPUs: %s", h.nr_vcpus,
 				      why);
@@ -1384,8 +1386,10 @@ int shell_main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	if (port)
+	if (port) {
+		rcv.mem = mem;
 		return receive_main((unsigned)port, ring);
+	}
 	int r = prepare(id, mem, ring, err, sizeof(err));
 	if (r) {
 		send_failed(r, "%s", err);

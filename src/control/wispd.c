@@ -43,7 +43,8 @@ static const char usage[] =
 	"             [--console-size SIZE] [--answer-timeout DURATION] [--foreground]\n"
 	"             [--api-group GROUP] [--api-max-conns N] [--api-conns-per-client N]\n"
 	"             [--api-idle-timeout DURATION] [--jail on|off|auto]\n"
-	"             [--jail-uid-range FIRST-LAST] [--log-format text|json] [--config FILE]\n";
+	"             [--jail-uid-range FIRST-LAST] [--snapshot-dir DIR] [--log-format text|json]\n"
+	"             [--config FILE]\n";
 
 int wispd_parse_pool(const char *spec, struct pool_class *c, char *err, size_t errlen)
 {
@@ -90,6 +91,7 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 		{"api-max-conns", required_argument, NULL, 'm'},
 		{"api-conns-per-client", required_argument, NULL, 'k'},
 		{"api-idle-timeout", required_argument, NULL, 'i'},
+		{"snapshot-dir", required_argument, NULL, 'd'},
 		{"foreground", no_argument, NULL, 'f'},
 		{"log-format", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
@@ -113,9 +115,11 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 		switch (c) {
 		case 'r':
 		case 's':
+		case 'd':
 		case 'v': {
 			char *dst = c == 'r'   ? cfg->runtime_dir
 				    : c == 's' ? cfg->socket_path
+				    : c == 'd' ? cfg->snapshot_dir
 					       : cfg->vmm_path;
 			size_t cap = c == 'v' ? sizeof(cfg->vmm_path) : sizeof(cfg->runtime_dir);
 			if (!*optarg || strlen(optarg) >= cap) {
@@ -266,7 +270,7 @@ static const char *const conf_keys[] = {
 	"runtime-dir",		"socket",	    "pool",	 "vmm",
 	"console-size",		"answer-timeout",   "api-group", "api-max-conns",
 	"api-conns-per-client", "api-idle-timeout", "jail",	 "jail-uid-range",
-	"foreground",		"log-format"};
+	"snapshot-dir",		"foreground",	    "log-format"};
 
 /* One line of a config file ("key = value", '#' comments) as an option
  * ("--key=value"); *opt is NULL for a blank line. */
@@ -298,7 +302,7 @@ static int conf_line(const char *path, int lineno, char *line, char **opt, char 
 			 "%s:%d: unknown setting '%s' (known: runtime-dir, socket, pool, vmm, "
 			 "console-size, answer-timeout, api-group, api-max-conns, "
 			 "api-conns-per-client, api-idle-timeout, jail, jail-uid-range, "
-			 "foreground, log-format)",
+			 "snapshot-dir, foreground, log-format)",
 			 path, lineno, key);
 		return -1;
 	}
@@ -528,6 +532,35 @@ static int listen_api(struct wispd *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* The snapshot directory (docs/snapshot.md, "Where saves go"): made 0700
+ * if missing; ours and private, or refused; its real path kept. */
+static int take_snapshot_dir(struct wispd_config *cfg, char *err, size_t errlen)
+{
+	char real[PATH_MAX];
+	if (!cfg->snapshot_dir[0])
+		snprintf(cfg->snapshot_dir, sizeof(cfg->snapshot_dir), "%.240s/snapshots",
+			 cfg->runtime_dir);
+	int r = mkdir_p(cfg->snapshot_dir, 0700);
+	if (r || !realpath(cfg->snapshot_dir, real)) {
+		snprintf(err, errlen, "snapshot directory '%s': %s", cfg->snapshot_dir,
+			 strerror(r ? -r : errno));
+		return -1;
+	}
+	if (sec_check_private_dir(real, err, errlen)) {
+		char why[1024];
+		snprintf(why, sizeof(why), "%.900s", err);
+		const char *p = strncmp(why, "runtime ", 8) ? why : why + 8;
+		snprintf(err, errlen, "snapshot %.400s", p);
+		return -1;
+	}
+	if (strlen(real) >= sizeof(cfg->snapshot_dir)) {
+		snprintf(err, errlen, "snapshot directory '%.300s...': path too long", real);
+		return -1;
+	}
+	memcpy(cfg->snapshot_dir, real, strlen(real) + 1); /* length checked */
+	return 0;
+}
+
 /* Take the runtime directory: one wispd per directory (flock). */
 static int take_runtime_dir(struct wispd *d, char *err, size_t errlen)
 {
@@ -568,6 +601,8 @@ static int take_runtime_dir(struct wispd *d, char *err, size_t errlen)
 	}
 	if (ftruncate(d->lock_fd, 0) == 0)
 		dprintf(d->lock_fd, "%d\n", (int)getpid());
+	if (take_snapshot_dir(cfg, err, errlen))
+		return -1;
 	if ((mkdir("vms", 0711) < 0 && errno != EEXIST) ||
 	    (mkdir("shells", 0711) < 0 && errno != EEXIST) ||
 	    (d->vms_fd = open("vms", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||

@@ -60,6 +60,25 @@ int sec_open_client_file(const char *path);
  * (gid_t)-1) a member of group gid? -EACCES if not, -errno if unknown. The
  * peer's uid is stored in *peer_uid when not NULL. */
 int sec_peer_allowed(int fd, gid_t gid, uid_t *peer_uid);
+/* Who is at the other end of unix socket fd (SO_PEERCRED); -errno. */
+struct sec_creds {
+	uid_t uid;
+	gid_t gid;
+};
+int sec_peer_creds(int fd, struct sec_creds *c);
+/* Open files with c's rights from now on, on this thread only: when we
+ * are root, its fsuid, fsgid and supplementary groups (those of its user);
+ * when c is our own uid, nothing changes. -EPERM when neither (we cannot
+ * act as another user). sec_fs_restore goes back. */
+struct sec_fs_saved {
+	bool switched;
+	uid_t fsuid;
+	gid_t fsgid;
+	int ngroups;
+	gid_t groups[256];
+};
+int sec_fs_become(const struct sec_creds *c, struct sec_fs_saved *s);
+void sec_fs_restore(struct sec_fs_saved *s);
 
 /* --- jail.c: a jail for every VMM ---------------------------------------------
  * The supervisor (wispd, or `wisp run --jail`'s parent) claims a uid, makes

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "security/security.h"
@@ -108,4 +110,63 @@ int sec_peer_allowed(int fd, gid_t gid, uid_t *peer_uid)
 	if (gid != (gid_t)-1 && in_group(c.uid, c.gid, gid))
 		return 0;
 	return -EACCES;
+}
+
+int sec_peer_creds(int fd, struct sec_creds *c)
+{
+	struct ucred u;
+	socklen_t len = sizeof(u);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &u, &len) < 0)
+		return -errno;
+	c->uid = u.uid;
+	c->gid = u.gid;
+	return 0;
+}
+
+/* The kernel's calls, not glibc's: setgroups() in glibc changes every
+ * thread of the process; the system call changes this one. */
+static int set_groups(int n, const gid_t *g)
+{
+	return syscall(SYS_setgroups, (size_t)n, g) < 0 ? -errno : 0;
+}
+
+int sec_fs_become(const struct sec_creds *c, struct sec_fs_saved *s)
+{
+	s->switched = false;
+	if (c->uid == geteuid())
+		return 0;
+	if (geteuid() != 0)
+		return -EPERM;
+	struct passwd *pw = getpwuid(c->uid);
+	gid_t groups[256];
+	int n = 256;
+	if (!pw || getgrouplist(pw->pw_name, c->gid, groups, &n) < 0)
+		groups[0] = c->gid, n = 1; /* an unknown user: its own gid only */
+	s->ngroups = getgroups(256, s->groups);
+	if (s->ngroups < 0)
+		return -errno;
+	s->fsgid = (gid_t)setfsgid((gid_t)-1);
+	s->fsuid = (uid_t)setfsuid((uid_t)-1);
+	int r = set_groups(n, groups);
+	if (r)
+		return r;
+	setfsgid(c->gid);
+	setfsuid(c->uid);
+	if ((uid_t)setfsuid((uid_t)-1) != c->uid || (gid_t)setfsgid((gid_t)-1) != c->gid) {
+		s->switched = true;
+		sec_fs_restore(s);
+		return -EPERM;
+	}
+	s->switched = true;
+	return 0;
+}
+
+void sec_fs_restore(struct sec_fs_saved *s)
+{
+	if (!s->switched)
+		return;
+	setfsuid(s->fsuid);
+	setfsgid(s->fsgid);
+	set_groups(s->ngroups, s->groups);
+	s->switched = false;
 }

@@ -482,4 +482,75 @@ else
 	skipped exit-storms "no /dev/kvm"
 fi
 
+# --- saves (Deliver 3) -------------------------------------------------------------
+# Saves go only into wispd's snapshot directory, or to a path the client
+# may write: wispd opens it with the client's rights (SO_PEERCRED), as a
+# temporary file renamed into place once the save succeeded.
+SRUN=$TMP/srun
+SNAPS=$TMP/snaps
+sapi() { curl -s --unix-socket "$SRUN/wispd.sock" "$@"; }
+stop_sdaemon() {
+	[ -f "$SRUN/wispd.lock" ] && kill -TERM "$(head -1 "$SRUN/wispd.lock")" 2>/dev/null
+	[ -n "$SMNT" ] && umount "$SMNT" 2>/dev/null
+}
+trap 'stop_daemon; stop_sdaemon; rm -rf "$TMP"' EXIT
+if kvm_ok; then
+	mkdir -p "$SRUN" && chmod 0700 "$SRUN"
+	group=""
+	[ "$(id -u)" = 0 ] && group="--api-group $(getent group 65534 | cut -d: -f1)"
+	expect save-daemon-starts 0 '' '' -- env WISP_RUNTIME_DIR=$SRUN $WISP daemon --pool none \
+		--snapshot-dir "$SNAPS" $group
+	m=$(stat -c %a "$SNAPS" 2>/dev/null)
+	if [ "$m" = 700 ]; then ok snapshot-dir-made-0700; else bad snapshot-dir-made-0700 "mode '$m'"; fi
+	SW="env WISP_RUNTIME_DIR=$SRUN $WISP" # wisp, for this wispd
+	$SW create --name sc1 $UK/counter.elf -- 30 >/dev/null
+	expect save-relative-lands-in-dir 0 "^saved sc1 to $SNAPS/s1.snap " '' -- $SW save sc1 s1.snap
+	if [ -f "$SNAPS/s1.snap" ]; then ok save-relative-file-there; else bad save-relative-file-there "no $SNAPS/s1.snap"; fi
+	expect restore-relative-from-dir 0 '^[0-9a-f]{12}$' '' -- $SW restore --name sr1 s1.snap
+	out=$(sapi -d '{"file": "../escape.snap"}' http://w/vms/sc1/save)
+	if echo "$out" | grep -q "must be an absolute path or a plain name" && [ ! -e "$TMP/escape.snap" ]; then
+		ok save-relative-path-refused
+	else bad save-relative-path-refused "$out"; fi
+	if [ "$(id -u)" = 0 ]; then
+		chmod 0711 "$TMP" "$SRUN" # the API socket is 0660, group nogroup (--api-group)
+		NOB="setpriv --reuid=65534 --regid=65534 --clear-groups $SW" # the same, as nobody
+		mkdir -m 0700 "$TMP/rootonly" "$TMP/nobody"
+		chown 65534:65534 "$TMP/nobody"
+		# As another user: only where that user may write.
+		expect save-outside-without-rights-refused 125 '' "cannot save VM 'sc1': .*rootonly.*Permission denied" -- \
+			$NOB save sc1 "$TMP/rootonly/x.snap"
+		if [ -z "$(ls -A "$TMP/rootonly")" ]; then ok save-refused-leaves-nothing; else bad save-refused-leaves-nothing "$(ls -A "$TMP/rootonly")"; fi
+		expect save-outside-with-client-rights 0 "^saved sc1 to $TMP/nobody/n.snap " '' -- $NOB save sc1 "$TMP/nobody/n.snap"
+		o=$(stat -c %u "$TMP/nobody/n.snap" 2>/dev/null)
+		if [ "$o" = 65534 ]; then ok save-owned-by-client; else bad save-owned-by-client "owner '$o'"; fi
+		expect save-in-dir-as-other-user 0 "^saved sc1 to $SNAPS/n2.snap " '' -- $NOB save sc1 n2.snap
+		# A save that fails (a full file system) leaves the earlier file.
+		SMNT=$TMP/smnt
+		mkdir -p "$SMNT"
+		if mount -t tmpfs -o size=2m none "$SMNT" 2>/dev/null; then
+			$SW save sc1 "$SMNT/keep.snap" >/dev/null
+			cp "$SMNT/keep.snap" "$TMP/keep.copy" 2>/dev/null
+			$SW create --name big --mem 64M $UK/dirty.elf -- 4000 >/dev/null
+			sleep 1
+			expect failed-save-refused 125 '' "cannot save VM 'big': .*No space left on device" -- $SW save big "$SMNT/keep.snap"
+			if cmp -s "$SMNT/keep.snap" "$TMP/keep.copy" && [ "$(ls -A "$SMNT")" = keep.snap ]; then
+				ok failed-save-keeps-old
+			else bad failed-save-keeps-old "$(ls -A "$SMNT" | tr '\n' ' ')"; fi
+			$SW destroy big >/dev/null
+		else
+			skipped failed-save-refused "cannot mount a tmpfs"
+			skipped failed-save-keeps-old "cannot mount a tmpfs"
+		fi
+	else
+		for n in save-outside-without-rights-refused save-refused-leaves-nothing save-outside-with-client-rights \
+			save-owned-by-client save-in-dir-as-other-user failed-save-refused failed-save-keeps-old; do
+			skipped $n "needs root to act as another user"
+		done
+	fi
+	$SW destroy sc1 sr1 >/dev/null 2>&1
+	stop_sdaemon
+else
+	skipped save-tests "no /dev/kvm"
+fi
+
 summary
