@@ -85,7 +85,7 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, unsigned receiv
 	snprintf(memstr, sizeof(memstr), "%llu", (unsigned long long)mem);
 	snprintf(ringstr, sizeof(ringstr), "%llu", (unsigned long long)d->cfg.ring_size);
 	snprintf(portstr, sizeof(portstr), "%u", receive_port);
-	char *argv[20] = {d->cfg.vmm_path, "--id", v->id, "--dir",  dir,    "--mem",
+	char *argv[32] = {d->cfg.vmm_path, "--id", v->id, "--dir",  dir,    "--mem",
 			  memstr,	   "--fd", "3",	  "--ring", ringstr};
 	int argc = 11;
 	if (receive_port) {
@@ -105,6 +105,10 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, unsigned receiv
 			argv[argc++] = "--cgroup";
 			argv[argc++] = js.cgroup;
 		}
+		/* A pool shell is given only fds (an image, a snapshot): jailed
+		 * before it is taken. A cold VMM may have files to open. */
+		if (!cold && !receive_port)
+			argv[argc++] = "--jail-early";
 	}
 	argv[argc] = NULL;
 	/* The VMM holds its uid's lock (as fd 4) for life. */

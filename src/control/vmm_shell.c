@@ -966,8 +966,8 @@ static void write_status(const struct ctl_info *in)
  * reads as "no status"). */
 static int enter_jail(char *err, size_t errlen)
 {
-	if (!sh.jailed)
-		return 0;
+	if (!sh.jailed || sh.status_fd >= 0)
+		return 0; /* no jail, or already in it */
 	sh.status_fd =
 		open(CTL_STATUS_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (sh.status_fd < 0) {
@@ -1290,7 +1290,7 @@ static int receive_main(unsigned port, uint64_t ring)
 
 static const char usage[] = "usage: wisp-vmm --id ID --dir DIR --mem BYTES --fd FD [--ring BYTES]\n"
 			    "       [--receive PORT] [--log-format text|json]\n"
-			    "       [--jail-uid UID --jail-dir DIR [--cgroup DIR]]\n"
+			    "       [--jail-uid UID --jail-dir DIR [--cgroup DIR] [--jail-early]]\n"
 			    "(started by wispd; not meant to be run by hand)\n";
 
 int shell_main(int argc, char **argv)
@@ -1306,11 +1306,13 @@ int shell_main(int argc, char **argv)
 		{"jail-uid", required_argument, NULL, 'u'},
 		{"jail-dir", required_argument, NULL, 'J'},
 		{"cgroup", required_argument, NULL, 'C'},
+		{"jail-early", no_argument, NULL, 'E'},
 		{0},
 	};
 	const char *id = NULL, *dir = NULL;
 	uint64_t mem = 0, fd = UINT64_MAX, ring = CTL_RING_DEFAULT, port = 0, juid = 0;
 	enum log_format log_format = LOG_FORMAT_TEXT;
+	bool jail_early = false;
 	int c;
 	char why[WISP_ERRLEN];
 	opterr = 0;
@@ -1351,6 +1353,9 @@ int shell_main(int argc, char **argv)
 			break;
 		case 'C':
 			sh.jail.cgroup = optarg;
+			break;
+		case 'E':
+			jail_early = true;
 			break;
 		default:
 			bad = 1;
@@ -1393,6 +1398,12 @@ int shell_main(int argc, char **argv)
 	int r = prepare(id, mem, ring, err, sizeof(err));
 	if (r) {
 		send_failed(r, "%s", err);
+		return 1;
+	}
+	/* A pool shell (--jail-early) needs nothing but fds from here on: it
+	 * enters its jail now, off the create's critical path (~2.5 ms). */
+	if (jail_early && enter_jail(err, sizeof(err))) {
+		send_failed(-EPERM, "%s", err);
 		return 1;
 	}
 	send_info(CTL_READY);
