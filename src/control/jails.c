@@ -74,6 +74,8 @@ int jails_spawn_prepare(struct wispd *d, struct vmm *v, uint64_t mem, struct jai
 	if (d->cgroups) {
 		struct jail_limits l;
 		jail_limits_default(&l, mem, 1);
+		if (!mem) /* a migration receiver: its size comes from the source */
+			l.mem_max = 0;
 		int r = jail_cgroup_create(d->cgroup_base, v->id, &l, err, errlen);
 		if (r) {
 			unlinkat(d->jail_fd, v->id, AT_REMOVEDIR);

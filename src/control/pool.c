@@ -75,7 +75,7 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, unsigned receiv
 		return NULL;
 	}
 	struct jail_spawn js;
-	if (jails_spawn_prepare(d, v, mem, &js, err, errlen)) {
+	if (jails_spawn_prepare(d, v, receive_port ? 0 : mem, &js, err, errlen)) {
 		dir_remove(parent, v->id);
 		vmm_free(v);
 		return NULL;

@@ -176,7 +176,10 @@ int jail_cgroup_init(char *base, size_t len, char *err, size_t errlen)
 
 void jail_limits_default(struct jail_limits *l, uint64_t guest_mem, unsigned vcpus)
 {
-	l->mem_max = guest_mem + JAIL_MEM_OVERHEAD;
+	/* Twice the guest: a save's pages (page cache, or tmpfs) are charged to
+	 * the VMM that writes them, and a whole snapshot must fit beside the
+	 * guest's own memory. */
+	l->mem_max = 2 * guest_mem + JAIL_MEM_OVERHEAD;
 	l->cpu_quota_us = (uint64_t)(vcpus ? vcpus : 1) * CPU_PERIOD_US;
 	l->pids_max = JAIL_PIDS_DEFAULT + vcpus;
 }
@@ -186,7 +189,10 @@ int jail_cgroup_set(const char *base, const char *name, const struct jail_limits
 {
 	char dir[PATH_MAX], v[64];
 	snprintf(dir, sizeof(dir), "%s/%s", base, name);
-	snprintf(v, sizeof(v), "%llu", (unsigned long long)l->mem_max);
+	if (l->mem_max)
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)l->mem_max);
+	else
+		snprintf(v, sizeof(v), "max");
 	int r = write_file(dir, "memory.max", v);
 	const char *what = "memory.max";
 	if (!r) {
