@@ -5,9 +5,10 @@
 #
 #   make install [PREFIX=/usr/local] [DESTDIR=...] [SYSTEMDUNITDIR=...]
 #
-# The programs live together in PREFIX/libexec/wisp (wisp finds wisp-client,
-# and wispd wisp-vmm, next to themselves), with wisp in bin and wispd in
-# sbin as symbolic links to them.
+# The programs live together in PREFIX/libexec/wisp (wisp finds wisp-client
+# and tinit, wispd wisp-vmm, wisp-oci wisp, next to themselves), with wisp
+# and wisp-oci in bin and wispd in sbin as symbolic links to them. A guest
+# kernel for wisp-oci's Linux images is not installed (see docs/packaging.md).
 PREFIX          ?= /usr/local
 SYSCONFDIR      ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 SYSTEMDUNITDIR  ?= $(PREFIX)/lib/systemd/system
@@ -27,8 +28,10 @@ $(BUILD)/unikernels/rt/wrt.o: $(UK_RT_OBJS)
 
 install: all man $(BUILD)/unikernels/rt/wrt.o
 	install -d $(D)$(LIBEXECDIR) $(D)$(PREFIX)/bin $(D)$(PREFIX)/sbin
-	install -m 755 $(BUILD)/wisp $(BUILD)/wisp-client $(BUILD)/wispd $(BUILD)/wisp-vmm $(D)$(LIBEXECDIR)/
+	install -m 755 $(BUILD)/wisp $(BUILD)/wisp-client $(BUILD)/wispd $(BUILD)/wisp-vmm \
+		$(BUILD)/wisp-oci $(BUILD)/tinit $(D)$(LIBEXECDIR)/
 	ln -sf ../libexec/wisp/wisp $(D)$(PREFIX)/bin/wisp
+	ln -sf ../libexec/wisp/wisp-oci $(D)$(PREFIX)/bin/wisp-oci
 	ln -sf ../libexec/wisp/wispd $(D)$(PREFIX)/sbin/wispd
 	install -d $(D)$(PREFIX)/include/wisp $(D)$(PREFIX)/lib/wisp/unikernel
 	install -m 644 include/wisp/abi.h $(UK_DIR)/include/*.h $(D)$(PREFIX)/include/wisp/
@@ -50,7 +53,7 @@ install: all man $(BUILD)/unikernels/rt/wrt.o
 	install -m 644 contrib/wispd.conf $(D)$(SYSCONFDIR)/wisp/wispd.conf
 
 uninstall:
-	rm -f $(D)$(PREFIX)/bin/wisp $(D)$(PREFIX)/sbin/wispd
+	rm -f $(D)$(PREFIX)/bin/wisp $(D)$(PREFIX)/bin/wisp-oci $(D)$(PREFIX)/sbin/wispd
 	rm -rf $(D)$(LIBEXECDIR) $(D)$(PREFIX)/include/wisp $(D)$(PREFIX)/lib/wisp
 	rm -f $(MAN_PAGES:$(BUILD)/man/%=$(D)$(PREFIX)/share/man/man1/%) \
 	      $(MAN_PAGES:$(BUILD)/man/%=$(D)$(PREFIX)/share/man/man5/%) \

@@ -119,10 +119,12 @@ static const char *find_file(const char *var, const char *const *cands, char *bu
 }
 
 static const char *const wisp_cands[] = {"wisp", NULL};
-/* The server kernel (docs/image.md) runs glibc servers; the plain one busybox. */
-static const char *const kernel_cands[] = {"guest-kernel-server/bzImage",
-					   "../guest-kernel-server/bzImage", "guest-kernel/bzImage",
-					   "../guest-kernel/bzImage", NULL};
+/* The server kernel (docs/image.md) runs glibc servers; the plain one
+ * busybox. A build tree has them beside wisp-oci or one level up; an
+ * installation (PREFIX/libexec/wisp/wisp-oci) in PREFIX/lib/wisp/kernel. */
+static const char *const kernel_cands[] = {
+	"guest-kernel-server/bzImage", "../guest-kernel-server/bzImage", "guest-kernel/bzImage",
+	"../guest-kernel/bzImage",     "../../lib/wisp/kernel/bzImage",	 NULL};
 
 /* The default --root. */
 static const char *default_root(void)
@@ -816,7 +818,9 @@ static void usage(FILE *f)
 		   "  create --bundle DIR [--pid-file FILE] [--console-socket SOCK] ID\n"
 		   "  start ID | state ID | kill [--all] ID [SIGNAL] | delete [--force] ID\n"
 		   "  pause ID | resume ID | ps [--format json|table] ID | features | --version\n"
-		   "Each container is a Wisp VM (docs/oci.md).\n");
+		   "--systemd-cgroup, --debug, --criu PATH and --rootless VALUE are accepted and "
+		   "ignored.\n"
+		   "Each container is a Wisp VM (wisp-oci(1), docs/oci.md).\n");
 }
 
 /* Global flags, then the verb. */

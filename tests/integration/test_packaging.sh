@@ -48,6 +48,9 @@ if [ "$what" != install ]; then
 	$B/wispd --help 2>&1 | opts_of >"$TMP/help.wispd.opts"
 	awk '/^# OPTIONS/ { on = 1; next } /^# / { on = 0 } on' docs/man/wispd.8.scd | opts_of >"$TMP/man.wispd.opts"
 	compare man-matches-help-wispd "$TMP/help.wispd.opts" "$TMP/man.wispd.opts"
+	$B/wisp-oci --help 2>&1 | opts_of >"$TMP/help.oci.opts"
+	awk '/^# (GLOBAL OPTIONS|COMMANDS)/ { on = 1; next } /^# / { on = 0 } on' docs/man/wisp-oci.1.scd | opts_of >"$TMP/man.oci.opts"
+	compare man-matches-help-wisp-oci "$TMP/help.oci.opts" "$TMP/man.oci.opts"
 	for m in docs/man/*.scd; do
 		if out=$(scdoc <"$m" 2>&1 >/dev/null) && [ -z "$out" ]; then ok "man-renders-$(basename "$m" .scd)"
 		else bad "man-renders-$(basename "$m" .scd)" "$out"; fi
@@ -190,6 +193,7 @@ if [ "$what" != docs ]; then
 		bad install-runs "$(tail -5 "$TMP/install.log")"
 	fi
 	for f in usr/bin/wisp usr/sbin/wispd usr/libexec/wisp/wisp-vmm usr/libexec/wisp/wisp-client \
+		usr/bin/wisp-oci usr/libexec/wisp/wisp-oci usr/libexec/wisp/tinit usr/share/man/man1/wisp-oci.1 \
 		usr/include/wisp/wrt.h usr/include/wisp/abi.h usr/lib/wisp/unikernel/unikernel.ld \
 		usr/lib/wisp/unikernel/wrt.o usr/share/man/man1/wisp.1 usr/share/man/man8/wispd.8 \
 		usr/share/man/man5/wisp-vm.json.5 usr/share/man/man5/wispd.conf.5 \
@@ -205,6 +209,9 @@ if [ "$what" != docs ]; then
 	# Through the bin/ symlink, wisp finds wisp-client next to its real self.
 	expect installed-client-verb 125 '' 'cannot reach wispd' -- env WISP_SOCKET=$TMP/none.sock "$R/usr/bin/wisp" list
 	expect installed-wispd-help 0 '^usage: wispd' '' -- "$R/usr/sbin/wispd" --help
+	# wisp-oci through its bin/ link: it finds wisp next to its real self
+	# (a bundle whose program is missing fails at the lookup, after that).
+	expect installed-oci-version 0 '^spec: 1\.' '' -- "$R/usr/bin/wisp-oci" --version
 	# A unikernel built out of the tree from the installed runtime alone.
 	cat >"$TMP/app.c" <<'C'
 #include <wrt.h>
@@ -224,6 +231,21 @@ C
 		expect installed-check 0 'this host can run Wisp VMs' '' -- "$R/usr/bin/wisp" check
 		vm_expect installed-run-hello 0 '^Hello from a Wisp unikernel!$' '' -- "$R/usr/bin/wisp" run "$R/usr/lib/wisp/unikernels/hello.elf"
 		vm_expect installed-runtime-app-runs 3 '^built against the installed runtime$' '' -- "$R/usr/bin/wisp" run "$TMP/app.elf"
+		# The installed wisp-oci runs a bundle through the installed wisp.
+		OB=$TMP/ocib
+		mkdir -p "$OB/rootfs"
+		cp "$R/usr/lib/wisp/unikernels/hello.elf" "$OB/rootfs/hello"
+		printf '{"ociVersion":"1.0.2","process":{"args":["/hello"],"cwd":"/"},"root":{"path":"rootfs"}}\n' >"$OB/config.json"
+		oi() { "$R/usr/bin/wisp-oci" --root "$TMP/ocir" "$@"; }
+		if oi create --bundle "$OB" c1 >"$TMP/oci.out" 2>&1 && oi start c1 2>>"$TMP/oci.out"; then
+			for _ in $(seq 200); do oi state c1 2>/dev/null | grep -q '"stopped"' && break; sleep 0.05; done
+		fi
+		if grep -q '^Hello from a Wisp unikernel!$' "$TMP/oci.out" && oi state c1 | grep -q '"stopped"'; then
+			ok installed-oci-runs-bundle
+		else
+			bad installed-oci-runs-bundle "$(head -c 300 "$TMP/oci.out") $(oi state c1 2>&1 | head -c 200)"
+		fi
+		oi delete --force c1 2>/dev/null
 	fi
 	# The Debian package (make deb, the `package` stage), unpacked into a
 	# scratch root: its wisp runs from there too.
