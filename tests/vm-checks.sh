@@ -17,8 +17,8 @@ B=${BUILD:-build}
 out=$B/vm-checks
 rm -rf "$out"
 mkdir -p "$out"
-lane_a="kvm-unit run linux rng virtio control packaging observability"
-lane_b="snapshot security image daemon-linux oci metrics"
+lane_a="kvm-unit run linux rng virtio control packaging observability oci metrics"
+lane_b="snapshot security image daemon-linux"
 
 # Every suite runs in some lane: a suite added to suites.sh but to no lane
 # would otherwise never run in the lab.
