@@ -350,7 +350,7 @@ c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 c.close()
 PY
 FAKE=$!
-wait_for 20 grep -q listening "$TMP/fake.log"
+wait_for 60 grep -q listening "$TMP/fake.log" # python3 over the lab's 9p root can take long to start
 expect err-target-dies 125 '' "migration of 's1' to 127.0.0.1:$PORT failed: connection to 127.0.0.1:$PORT lost: .* \(the VM still runs here\)" -- $WISP migrate s1 127.0.0.1:$PORT
 wait "$FAKE" 2>/dev/null
 FAKE=
