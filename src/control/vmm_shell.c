@@ -211,6 +211,27 @@ static int warm_up(char *err, size_t errlen)
 
 static int prepare_control(void);
 
+/* Give the shell's VM the interrupt set-up of a CPL0 unikernel (none, as
+ * wisp run gives it: vm_build_irqs). A shell is prepared for CPL3, with the
+ * in-kernel LAPIC, which KVM cannot take back: the VM is made again (memory
+ * and vCPU included, a few ms). Nothing to do for CPL3, or where KVM has no
+ * split irqchip (then neither kind gets a LAPIC). */
+static int reshape(bool cpl0, char *err, size_t errlen)
+{
+	if (!cpl0 || !sh.vm.split_irqchip)
+		return 0;
+	vm_destroy(&sh.vm);
+	int r = vm_create(&sh.vm, &sh.kvm, sh.me.mem, err, errlen);
+	if (!r)
+		r = vm_build_irqs(&sh.vm, false, true, err, errlen);
+	if (!r)
+		r = vm_create_vcpus(&sh.vm, 1, err, errlen);
+	if (!r && (r = hypercall_register(&sh.vm)))
+		snprintf(err, errlen, "hypercall ports: %s", strerror(-r));
+	sh.vm.console_ring = &sh.ring;
+	return r;
+}
+
 /* Everything that does not depend on the request. */
 static int prepare(const char *id, uint64_t mem, uint64_t ring_size, char *err, size_t errlen)
 {
@@ -222,6 +243,10 @@ static int prepare(const char *id, uint64_t mem, uint64_t ring_size, char *err, 
 	if (r)
 		return r;
 	if ((r = vm_create(&sh.vm, &sh.kvm, mem, err, errlen)))
+		return r;
+	/* A shell is made for a CPL3 unikernel, the common case; reshape()
+	 * makes it again for a CPL0 one. */
+	if ((r = vm_build_irqs(&sh.vm, false, false, err, errlen)))
 		return r;
 	if ((r = vcpu_signals_init())) {
 		snprintf(err, errlen, "signals: %s", strerror(-r));
@@ -648,8 +673,7 @@ static int configure_restore(struct ctl_config *c, int fd, char *err, size_t err
 	struct snap_file f;
 	struct snap_times t = {0};
 	int r = snap_open_fd(dfd, &f, err, errlen);
-	if (!r &&
-	    (f.img.nr_devices || (f.img.vm.flags & (SNAP_VM_IRQCHIP | SNAP_VM_SPLIT_IRQCHIP)))) {
+	if (!r && (f.img.nr_devices || (f.img.vm.flags & SNAP_VM_IRQCHIP))) {
 		snprintf(err, errlen,
 			 "snapshot of a VM with devices or an interrupt controller and no "
 			 "configuration record (made by an older wisp run): restore it with "
@@ -666,6 +690,10 @@ static int configure_restore(struct ctl_config *c, int fd, char *err, size_t err
 			 (unsigned long long)(sh.me.mem >> 20));
 		r = -EINVAL;
 	}
+	/* A unikernel saved without the in-kernel LAPIC runs at CPL0 (or was
+	 * saved by a daemon before shells had one): the VM is made so. */
+	if (!r)
+		r = reshape(!(f.img.vm.flags & SNAP_VM_SPLIT_IRQCHIP), err, errlen);
 	if (!r)
 		r = snap_restore_file(&sh.vm, &f, c->flags & CTL_FLAG_VERIFY, &t, err, errlen);
 	snap_close(&f);
@@ -809,12 +837,20 @@ static int configure(struct ctl_config *c, int image_fd, char *err, size_t errle
 	int r = read_image(image_fd, sh.me.mem, &img, &size, err, errlen);
 	if (r)
 		return r;
+	/* The interrupt set-up wisp run would give this image (a bad ELF is
+	 * reported by the boot below). */
+	struct elf_image ei;
+	char why[8];
+	if (!elf_parse(img, size, &ei, why, sizeof(why)) && ei.has_wisp_note)
+		r = reshape(ei.wisp.flags & WISP_NOTE_CPL0, err, errlen);
 	c->cmdline[sizeof(c->cmdline) - 1] = 0;
-	r = x86_boot_unikernel(&sh.vm, img, size, c->cmdline, err, errlen);
+	if (!r)
+		r = x86_boot_unikernel(&sh.vm, img, size, c->cmdline, err, errlen);
 	if (img != IMAGE_BUF)
 		free(img);
 	/* Later exits need not copy the registers into kvm_run (see warm_up). */
-	sh.vm.vcpus[0].run->kvm_valid_regs = 0;
+	if (sh.vm.nr_vcpus)
+		sh.vm.vcpus[0].run->kvm_valid_regs = 0;
 	if (r)
 		return r;
 	memcpy(sh.me.name, c->name, sizeof(sh.me.name));

@@ -459,6 +459,15 @@ static int load_state(struct vm *vm, const struct snap_image *img, char *err, si
 			 vm->irqchip ? "has one" : "has none");
 		return -EINVAL;
 	}
+	/* A unikernel without the in-kernel LAPIC (CPL0) must not come back
+	 * with one: its HLT would no longer exit and be reported. (The other
+	 * way, a LAPIC the VM lacks, is refused with the vCPU's state.) */
+	if (!(s->flags & (SNAP_VM_IRQCHIP | SNAP_VM_SPLIT_IRQCHIP)) && vm->split_irqchip) {
+		snprintf(err, errlen,
+			 "snapshot is of a VM without an in-kernel LAPIC (a CPL0 unikernel); "
+			 "this VM has one");
+		return -EINVAL;
+	}
 	/* The guest's TSC must keep its rate: scale it where KVM can, else a
 	 * snapshot from a host whose TSC runs at another rate is refused. */
 	long khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);

@@ -193,6 +193,20 @@ static int create_devices(struct vm_build *b, struct build_state *s, struct vm *
 	return 0;
 }
 
+int vm_build_irqs(struct vm *vm, bool linux_guest, bool cpl0, char *err, size_t errlen)
+{
+	/* The irqchip comes after the memslots: created first, it makes the
+	 * next memslot update wait ~7 ms for SRCU grace periods. */
+	if (linux_guest)
+		return vm_create_irqchip(vm, err, errlen);
+	/* A CPL3 application cannot execute HLT (it faults and is reported),
+	 * so such VMs lose nothing with an in-kernel LAPIC, and gain speed.
+	 * CPL0 images keep the user-space HLT exit so that a halt is reported. */
+	if (!cpl0)
+		vm_enable_split_irqchip(vm); /* an optimisation: fine if absent */
+	return 0;
+}
+
 int vm_build_create(struct vm_build *b, struct kvm *kvm, struct vm *vm, char *err, size_t errlen)
 {
 	struct build_state *s = b->priv;
@@ -202,21 +216,13 @@ int vm_build_create(struct vm_build *b, struct kvm *kvm, struct vm *vm, char *er
 	if (vm_create(vm, kvm, c->mem, why, sizeof(why)))
 		return fail(err, errlen, -EIO, "cannot create the VM: %s", why);
 	vm->console_ring = b->console_ring;
+	if (vm_build_irqs(vm, lx, s->ei.wisp.flags & WISP_NOTE_CPL0, why, sizeof(why)))
+		return fail(err, errlen, -EIO, "cannot create the VM: %s", why);
 	if (lx) {
-		/* The irqchip comes after the memslots: created first, it makes
-		 * the next memslot update wait ~7 ms for SRCU grace periods. */
-		if (vm_create_irqchip(vm, why, sizeof(why)))
-			return fail(err, errlen, -EIO, "cannot create the VM: %s", why);
 		/* A Linux guest touches tens of MiB at boot: 2 MiB pages save a
 		 * nested page fault per 4 KiB (lab: virtio-net 1.3-1.8x). */
 		gmem_advise_huge(&vm->mem);
 		vm->reset_stops = true;
-	} else if (!(s->ei.wisp.flags & WISP_NOTE_CPL0)) {
-		/* A CPL3 application cannot execute HLT (it faults and is
-		 * reported), so such VMs lose nothing with an in-kernel LAPIC,
-		 * and gain speed. CPL0 images keep the user-space HLT exit so
-		 * that a halt is reported. */
-		vm_enable_split_irqchip(vm); /* an optimisation: fine if absent */
 	}
 	if (vcpu_signals_init() || vm_create_vcpus(vm, c->cpus, why, sizeof(why)))
 		return fail(err, errlen, -EIO, "cannot create the VM: %s", why);

@@ -187,6 +187,12 @@ int vm_build_boot(struct vm_build *b, struct vm *vm, char *err, size_t errlen);
 void vm_build_set_identity(struct vm_build *b, const struct vm_config *c);
 /* Free what the steps kept (the VM itself is the caller's). */
 void vm_build_free(struct vm_build *b);
+/* The interrupt set-up of a VM, the one decision for wisp run, pool shells,
+ * restores and receivers: a Linux guest gets the in-kernel irqchip (PIC,
+ * IOAPIC, LAPIC); a CPL3 unikernel only the in-kernel LAPIC (split: faster,
+ * and fine if KVM lacks it); a CPL0 unikernel none, so that its HLT exits
+ * and is reported. After vm_create, before the vCPUs. */
+int vm_build_irqs(struct vm *vm, bool linux_guest, bool cpl0, char *err, size_t errlen);
 
 struct jail_limits;
 /* The cgroup limits of this VM (security/jail.c): its "limits", else the

@@ -450,6 +450,58 @@ else
 fi
 
 
+# --- one interrupt set-up for daemon and wisp run VMs (Why 12) ------------------
+# The same image gets the same interrupt controllers whichever path builds
+# it (vm_build_irqs): a pool shell's VM, saved, records what a `wisp run`
+# VM's snapshot records (a CPL3 unikernel: the in-kernel LAPIC where KVM has
+# split irqchips). A CPL0 image in a daemon gets none, so its HLT exits and
+# is reported as `wisp run` reports it, and its snapshot restores into a
+# shell, which is made again for it.
+if kvm_ok; then
+	IR=$TMP/irqd
+	mkdir -m 700 "$IR" "$TMP/irqr"
+	WISP_RUNTIME_DIR=$TMP/irqr $WISP run --name iqr $UK/counter.elf -- 30 >"$TMP/iqr.out" 2>&1 &
+	IQ=$!
+	wait_for 10 grep -q '^tick 2$' "$TMP/iqr.out"
+	WISP_RUNTIME_DIR=$TMP/irqr $WISP save iqr "$TMP/iqr.snap" >/dev/null 2>&1
+	kill -9 $IQ 2>/dev/null
+	wait $IQ 2>/dev/null
+	want=$($SNAPTOOL info "$TMP/iqr.snap" 2>&1 | sed -n 's/^interrupts: //p')
+	if WISP_RUNTIME_DIR=$IR $WISP daemon --pool 32M=1 >/dev/null 2>"$TMP/iqd.err"; then
+		wait_for 20 sh -c "WISP_RUNTIME_DIR=$IR $WISP stats | grep -q 'ready 1/1'"
+		WISP_RUNTIME_DIR=$IR $WISP create --name iqd $UK/counter.elf -- 30 >/dev/null
+		wait_for 10 sh -c "WISP_RUNTIME_DIR=$IR $WISP console iqd | grep -q '^tick 2$'"
+		expect irq-setup-daemon-from-pool 0 '^created +from the pool' '' -- env WISP_RUNTIME_DIR=$IR $WISP stats iqd
+		WISP_RUNTIME_DIR=$IR $WISP save iqd "$TMP/iqd.snap" >/dev/null
+		got=$($SNAPTOOL info "$TMP/iqd.snap" 2>&1 | sed -n 's/^interrupts: //p')
+		if [ -n "$want" ] && [ "$got" = "$want" ]; then
+			ok "irq-setup-daemon-as-run (both: $got)"
+		else
+			bad irq-setup-daemon-as-run "wisp run: '$want', daemon: '$got'"
+		fi
+		WISP_RUNTIME_DIR=$IR $WISP create --name iqh $UK/halt-cpl0.elf >/dev/null
+		wait_for 20 sh -c "WISP_RUNTIME_DIR=$IR $WISP list | grep -q '^iqh .* crashed'"
+		expect irq-cpl0-daemon-halt-reported 0 '^iqh .* crashed .*guest halted \(HLT\)' '' -- env WISP_RUNTIME_DIR=$IR $WISP list
+		# A CPL0 VM's snapshot (no LAPIC) restores into a pool shell.
+		WISP_RUNTIME_DIR=$IR $WISP create --name iql $UK/loop-cpl0.elf -- 1000000000000 >/dev/null
+		sleep 0.5
+		WISP_RUNTIME_DIR=$IR $WISP save iql "$TMP/iql.snap" >/dev/null 2>"$TMP/iql.err"
+		expect irq-cpl0-snapshot-has-none 0 '^interrupts: none$' '' -- $SNAPTOOL info "$TMP/iql.snap"
+		expect irq-cpl0-restores-in-daemon 0 '^[0-9a-f]{12}$' '' -- env WISP_RUNTIME_DIR=$IR $WISP restore --name iql2 "$TMP/iql.snap"
+		if wait_for 10 sh -c "WISP_RUNTIME_DIR=$IR $WISP list | grep -q '^iql2 .* running'"; then
+			ok irq-cpl0-restored-runs
+		else
+			bad irq-cpl0-restored-runs "$(WISP_RUNTIME_DIR=$IR $WISP list 2>&1 | head -c 300)"
+		fi
+		kill "$(head -1 "$IR/wispd.lock")" 2>/dev/null
+		for q in $(pgrep -f -- "--dir $IR/"); do kill -9 "$q" 2>/dev/null; done
+	else
+		bad irq-setup-daemon "wispd: $(head -c 300 "$TMP/iqd.err")"
+	fi
+else
+	skipped irq-setup "no /dev/kvm"
+fi
+
 # --- exit storms (Deliver 7) -----------------------------------------------------
 # A well-behaved VM (loop.elf) keeps its pace beside four VMs that make VM
 # exits as fast as they can (attack.elf storm), as `wisp run` VMs and as

@@ -1,7 +1,7 @@
 /* snaptool: test helper for snapshot files. `snaptool version FILE N`
  * rewrites the header's format version (and its checksum, so that only the
  * version is wrong); `snaptool info FILE` prints what the header and the
- * state say; `snaptool state FILE OUT` writes the state section alone (a
+ * state say (the interrupt set-up: irqchip, lapic or none); `snaptool state FILE OUT` writes the state section alone (a
  * fuzzing seed); `snaptool sub FILE OLD NEW` replaces the bytes OLD by NEW
  * (same length) wherever they occur in the state section and fixes both
  * hashes: a crafted snapshot that passes every integrity check. */
@@ -94,6 +94,9 @@ int main(int argc, char **argv)
 		       (unsigned long long)(f.hdr.mem_size >> 20),
 		       (unsigned long long)f.hdr.mem_off, (unsigned long long)f.img.nr_extents,
 		       f.img.nr_vcpus, f.img.nr_devices, f.img.config ? f.img.config : "");
+		printf("interrupts: %s\n", (f.img.vm.flags & SNAP_VM_IRQCHIP)	      ? "irqchip"
+					   : (f.img.vm.flags & SNAP_VM_SPLIT_IRQCHIP) ? "lapic"
+										      : "none");
 		for (int i = 0; i < f.img.nr_devices; i++)
 			printf("device %d: %s v%u, %zu bytes\n", i, f.img.devices[i].d.name,
 			       f.img.devices[i].d.dev_version, f.img.devices[i].len);
