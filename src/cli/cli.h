@@ -18,6 +18,7 @@ struct run_config {
 	const char *config_file; /* --config FILE */
 	const char *image_file;	 /* --image IMG: a `wisp image` image, with --kernel */
 	bool vm_flags;		 /* some option describing the VM was given */
+	bool seccomp_off;	 /* --seccomp=off: no filters (debugging) */
 	/* Snapshots (run_restore.c, run_control.c) */
 	const char *name;	/* --name: a control socket, so that `wisp save NAME` works */
 	const char *restore;	/* --restore FILE */

@@ -39,8 +39,9 @@ static const char usage[] =
 	"       (any of them with --name NAME: `wisp save NAME FILE` can snapshot the VM,\n"
 	"        with --log-format json: the VMM's messages as JSON lines,\n"
 	"        with --jail: the VMM runs jailed, as root; docs/security.md,\n"
-	"        and with --ready-fd N --start-fd M: build the VM, say so on fd N,\n"
-	"        and start the guest when a byte arrives on fd M)\n"
+	"        with --ready-fd N --start-fd M: build the VM, say so on fd N,\n"
+	"        and start the guest when a byte arrives on fd M,\n"
+	"        and with --seccomp off: no system-call filters, for debugging)\n"
 	"LIMITS: bw=RATE[,bw_burst=SIZE][,ops=N][,ops_burst=N] (bytes and operations per\n"
 	"second; docs/config.md)\n";
 
@@ -54,6 +55,7 @@ static const char usage[] =
 #define OPT_QUIET   0x108
 #define OPT_READY   0x109
 #define OPT_START   0x10a
+#define OPT_SECCOMP 0x10b
 #define OPT_DEVICE  1000 /* --rng-device ... --vsock: 1000 + index in device_flags */
 static const char *const device_flags[] = {"rng-device", "rng", "disk", "net", "console", "vsock"};
 
@@ -256,6 +258,7 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		{"quiet", no_argument, NULL, OPT_QUIET},
 		{"ready-fd", required_argument, NULL, OPT_READY},
 		{"start-fd", required_argument, NULL, OPT_START},
+		{"seccomp", required_argument, NULL, OPT_SECCOMP},
 		/* devices: vm_config_add_flag parses their values */
 		{"rng-device", optional_argument, NULL, OPT_DEVICE + 0},
 		{"rng", no_argument, NULL, OPT_DEVICE + 1},
@@ -342,6 +345,15 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 			*(c == OPT_READY ? &cfg->ready_fd : &cfg->start_fd) = (int)v;
 			fcntl((int)v, F_SETFD, FD_CLOEXEC); /* not the VM's business */
 			break;
+		case OPT_SECCOMP: {
+			bool on;
+			if (sec_seccomp_parse(optarg, &on)) {
+				snprintf(err, errlen, "--seccomp '%s': use on or off", optarg);
+				return -1;
+			}
+			cfg->seccomp_off = !on;
+			break;
+		}
 		case 'h':
 			snprintf(err, errlen, "%s", "");
 			return 1;
@@ -493,6 +505,15 @@ int run_vm_foreground(struct vm *vm, const struct run_config *cfg)
 		setitimer(ITIMER_REAL, &it, NULL);
 	}
 	util_trace("image loaded, vCPU ready");
+	/* Everything is set up: from here each thread keeps to its list. */
+	char err[WISP_ERRLEN];
+	if (sec_seccomp_start(!cfg->seccomp_off, cfg->name, err, sizeof(err))) {
+		fprintf(stderr, "wisp: seccomp: %s\n", err);
+		running_vm = NULL;
+		if (cfg->name)
+			run_control_stop();
+		return -1;
+	}
 	vm_run(vm);
 	util_trace("guest stopped");
 	struct itimerval off = {0};

@@ -221,6 +221,7 @@ struct wispd_config {
 	unsigned api_max_conns;	      /* --api-max-conns: connections at once */
 	unsigned api_per_client;      /* --api-conns-per-client: of one uid */
 	unsigned api_idle_s;	      /* --api-idle-timeout, in seconds */
+	bool seccomp;		      /* --seccomp: the VMMs' system-call filters (default on) */
 	int nr_classes;
 	struct pool_class classes[WISPD_MAX_CLASSES];
 };

@@ -92,6 +92,10 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, unsigned receiv
 		argv[argc++] = "--receive";
 		argv[argc++] = portstr;
 	}
+	if (!d->cfg.seccomp) {
+		argv[argc++] = "--seccomp";
+		argv[argc++] = "off";
+	}
 	if (d->cfg.log_format != LOG_FORMAT_TEXT) { /* the VMM logs as wispd does */
 		argv[argc++] = "--log-format";
 		argv[argc++] = (char *)log_format_name(d->cfg.log_format);

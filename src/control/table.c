@@ -16,6 +16,7 @@
 
 #include "vmm/config.h"
 #include "control/control.h"
+#include "security/security.h"
 
 struct vmm *vmm_new(void)
 {
@@ -326,7 +327,12 @@ static void write_status(struct wispd *d, struct vmm *v)
 /* Why a child ended, from its wait status. */
 static void describe_wait(int ws, char *buf, size_t len)
 {
-	if (WIFSIGNALED(ws))
+	if (WIFEXITED(ws) && WEXITSTATUS(ws) == WISP_EXIT_SECCOMP)
+		snprintf(buf, len,
+			 "seccomp: the VMM made a forbidden system call (exit code %d; its log "
+			 "names the call)",
+			 WISP_EXIT_SECCOMP);
+	else if (WIFSIGNALED(ws))
 		snprintf(buf, len, "VMM process killed by signal %d (SIG%s)%s", WTERMSIG(ws),
 			 sigabbrev_np(WTERMSIG(ws)) ? sigabbrev_np(WTERMSIG(ws)) : "?",
 			 WCOREDUMP(ws) ? ", core dumped" : "");
@@ -506,6 +512,11 @@ void vmm_on_gone(struct wispd *d, struct vmm *v, int status)
 		snprintf(v->reason, sizeof(v->reason), "%s", why);
 		write_status(d, v);
 		log_error(v->id, "crashed (name '%s'): %s", v->name, why);
+	} else if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == WISP_EXIT_SECCOMP) {
+		/* Its seccomp trap told us why (CTL_EXIT) but could not write
+		 * the status file: wispd does. */
+		write_status(d, v);
+		log_error(v->id, "crashed (name '%s'): %s", v->name, v->reason);
 	}
 	fail_pending(d, v, NULL);
 }

@@ -62,6 +62,7 @@ static struct shell {
 	char migrated_to[300];
 	/* A VM made by the builder from its configuration (configure_built). */
 	bool built;
+	bool seccomp; /* the filters go on before the guest runs (--seccomp) */
 	struct vm_config cfg;
 	struct serial *serial;
 	/* Its snapshots' CONFIG record (SNAP_CONFIG_TAG + JSON), made when it
@@ -72,7 +73,7 @@ static struct shell {
 	struct jail jail;
 	bool jailed;
 	int status_fd; /* the status file, opened before the jail hides its directory */
-} sh = {.conn = -1, .listen_fd = -1, .epfd = -1, .status_fd = -1};
+} sh = {.conn = -1, .listen_fd = -1, .epfd = -1, .status_fd = -1, .seccomp = true};
 
 /* What a snapshot of a daemon VM says about how to rebuild it. */
 static const char vmm_config[] = "wisp-vmm";
@@ -287,6 +288,10 @@ static int prepare(const char *id, uint64_t mem, uint64_t ring_size, char *err, 
 	}
 	for (size_t off = 0; off < SCRATCH_WARM; off += 4096)
 		sh.scratch[off] = 0;
+	/* The seccomp programs are built now, off the create's path; they go
+	 * on before the guest runs (confine). */
+	if (sh.seccomp && (r = sec_seccomp_prepare(err, errlen)))
+		return r;
 	return warm_up(err, errlen);
 }
 
@@ -355,6 +360,7 @@ static void accept_conn(void)
 
 static void *closer(void *arg)
 {
+	sec_seccomp_thread(SEC_THREAD_OTHER); /* takes SIGSYS */
 	close((int)(intptr_t)arg);
 	return NULL;
 }
@@ -447,6 +453,7 @@ static void mig_progress(void *opaque, const struct mig_progress *p)
 static void *mig_main(void *arg)
 {
 	(void)arg;
+	sec_seccomp_thread(SEC_THREAD_MIGRATE);
 	char err[WISP_ERRLEN];
 	struct mig_result res;
 	int r = mig_send(&sh.vm, NULL, sh.mig_to.host, sh.mig_to.port,
@@ -1052,6 +1059,34 @@ static void report_end(void)
 	send_msg(&in, sizeof(in));
 }
 
+/* The seccomp trap's report (async-signal-safe): wispd learns that the VM
+ * crashed and why before the process ends. */
+static void on_seccomp_trap(const char *line, size_t len)
+{
+	struct ctl_info in;
+	fill_info(&in, CTL_EXIT);
+	in.state = CTL_STATE_CRASHED;
+	in.exit_status = WISP_EXIT_SECCOMP;
+	if (len >= sizeof(in.reason))
+		len = sizeof(in.reason) - 1;
+	memcpy(in.reason, line, len);
+	in.reason[len] = 0;
+	if (sh.conn >= 0)
+		send(sh.conn, &in, sizeof(in), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* The last step before the guest runs: every thread goes under its seccomp
+ * filter (security.h). False (wispd told why) if they cannot. */
+static bool confine(void)
+{
+	char err[WISP_ERRLEN];
+	sec_seccomp_set_report(on_seccomp_trap);
+	if (!sec_seccomp_start(sh.seccomp, sh.me.name, err, sizeof(err)))
+		return true;
+	send_failed(-EPERM, "%s", err);
+	return false;
+}
+
 /* A TCP socket listening on port, on every address (IPv6 with IPv4 mapped,
  * or IPv4 only where there is no IPv6). */
 static int listen_tcp(unsigned port)
@@ -1311,21 +1346,26 @@ static int receive_main(unsigned port, uint64_t ring)
 		return receive_failed("incoming migration failed: %s", err);
 	}
 	sh.vm.vcpus[0].run->kvm_valid_regs = 0;
+	munmap(sh.scratch, SCRATCH_SIZE);
+	sh.scratch = NULL;
+	if (!confine()) {
+		mig_resumed(conn, false, "the target VMM cannot confine itself");
+		close(conn);
+		return receive_failed("incoming migration failed: cannot confine the VMM");
+	}
 	sh.me.state = CTL_STATE_RUNNING;
 	sh.me.started_ns = util_now_ns();
 	/* From here the VM is ours: the source stops once it reads this. */
 	mig_resumed(conn, true, NULL);
 	close(conn);
 	send_info(CTL_STATE);
-	munmap(sh.scratch, SCRATCH_SIZE);
-	sh.scratch = NULL;
 	vm_run(&sh.vm);
 	report_end();
 	return 0;
 }
 
 static const char usage[] = "usage: wisp-vmm --id ID --dir DIR --mem BYTES --fd FD [--ring BYTES]\n"
-			    "       [--receive PORT] [--log-format text|json]\n"
+			    "       [--receive PORT] [--log-format text|json] [--seccomp on|off]\n"
 			    "       [--jail-uid UID --jail-dir DIR [--cgroup DIR] [--jail-early]]\n"
 			    "(started by wispd; not meant to be run by hand)\n";
 
@@ -1343,6 +1383,7 @@ int shell_main(int argc, char **argv)
 		{"jail-dir", required_argument, NULL, 'J'},
 		{"cgroup", required_argument, NULL, 'C'},
 		{"jail-early", no_argument, NULL, 'E'},
+		{"seccomp", required_argument, NULL, 'S'},
 		{0},
 	};
 	const char *id = NULL, *dir = NULL;
@@ -1392,6 +1433,9 @@ int shell_main(int argc, char **argv)
 			break;
 		case 'E':
 			jail_early = true;
+			break;
+		case 'S':
+			bad = sec_seccomp_parse(optarg, &sh.seccomp) != 0;
 			break;
 		default:
 			bad = 1;
@@ -1459,6 +1503,8 @@ int shell_main(int argc, char **argv)
 	send_info(CTL_INFO);
 	munmap(sh.scratch, SCRATCH_SIZE); /* a running VM does not keep it */
 	sh.scratch = NULL;
+	if (!confine())
+		return 1;
 	vm_run(&sh.vm);
 	report_end();
 	return 0;

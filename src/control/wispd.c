@@ -44,7 +44,7 @@ static const char usage[] =
 	"             [--api-group GROUP] [--api-max-conns N] [--api-conns-per-client N]\n"
 	"             [--api-idle-timeout DURATION] [--jail on|off|auto]\n"
 	"             [--jail-uid-range FIRST-LAST] [--snapshot-dir DIR] [--log-format text|json]\n"
-	"             [--config FILE]\n";
+	"             [--seccomp on|off] [--config FILE]\n";
 
 int wispd_parse_pool(const char *spec, struct pool_class *c, char *err, size_t errlen)
 {
@@ -94,6 +94,7 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 		{"snapshot-dir", required_argument, NULL, 'd'},
 		{"foreground", no_argument, NULL, 'f'},
 		{"log-format", required_argument, NULL, 'l'},
+		{"seccomp", required_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -107,6 +108,7 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 	cfg->api_max_conns = 512;
 	cfg->api_per_client = 64;
 	cfg->api_idle_s = 30;
+	cfg->seccomp = true;
 	bool pool_given = false;
 	optind = 0;
 	opterr = 0;
@@ -223,6 +225,12 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 				return -1;
 			}
 			break;
+		case 'S':
+			if (sec_seccomp_parse(optarg, &cfg->seccomp)) {
+				snprintf(err, errlen, "--seccomp '%s': use on or off", optarg);
+				return -1;
+			}
+			break;
 		case 'h':
 			return 1;
 		default:
@@ -267,10 +275,10 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 
 /* The settings wispd.conf(5) may hold: wispd's long options. */
 static const char *const conf_keys[] = {
-	"runtime-dir",		"socket",	    "pool",	 "vmm",
-	"console-size",		"answer-timeout",   "api-group", "api-max-conns",
-	"api-conns-per-client", "api-idle-timeout", "jail",	 "jail-uid-range",
-	"snapshot-dir",		"foreground",	    "log-format"};
+	"runtime-dir",		"socket",	    "pool",	  "vmm",
+	"console-size",		"answer-timeout",   "api-group",  "api-max-conns",
+	"api-conns-per-client", "api-idle-timeout", "jail",	  "jail-uid-range",
+	"snapshot-dir",		"foreground",	    "log-format", "seccomp"};
 
 /* One line of a config file ("key = value", '#' comments) as an option
  * ("--key=value"); *opt is NULL for a blank line. */
@@ -302,7 +310,7 @@ static int conf_line(const char *path, int lineno, char *line, char **opt, char 
 			 "%s:%d: unknown setting '%s' (known: runtime-dir, socket, pool, vmm, "
 			 "console-size, answer-timeout, api-group, api-max-conns, "
 			 "api-conns-per-client, api-idle-timeout, jail, jail-uid-range, "
-			 "snapshot-dir, foreground, log-format)",
+			 "snapshot-dir, foreground, log-format, seccomp)",
 			 path, lineno, key);
 		return -1;
 	}

@@ -291,6 +291,7 @@ static void *input_thread(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		if (stop)
 			break;
+		sec_seccomp_thread(SEC_THREAD_IO); /* as an I/O loop (security.h) */
 		struct pollfd p[2] = {{.fd = s->cfg.in_fd, .events = POLLIN},
 				      {.fd = s->wake[0], .events = POLLIN}};
 		if (poll(p, 2, -1) < 0) {

@@ -133,4 +133,43 @@ int jail_prepare(const struct jail *j, char *err, size_t errlen);
  * jail's uid and gid, drop every capability. Checked: 0 only if none is left. */
 int jail_enter(const struct jail *j, char *err, size_t errlen);
 
+/* --- seccomp.c: what each VMM thread may ask of the kernel -------------------
+ * Per-thread allowlists (docs/security.md has each list and why). On by
+ * default; `--seccomp=off` turns them off for debugging. A call outside a
+ * thread's list ends the VMM: one line on stderr naming the call and the
+ * thread's kind, then exit status WISP_EXIT_SECCOMP. */
+#define WISP_EXIT_SECCOMP 123
+
+enum sec_thread {
+	SEC_THREAD_OTHER,   /* no list of its own: the process-wide filter */
+	SEC_THREAD_CONTROL, /* the thread that runs vm_run: vCPU 0, control, teardown */
+	SEC_THREAD_VCPU,    /* vCPUs 1..n */
+	SEC_THREAD_IO,	    /* I/O loops and the serial input thread */
+	SEC_THREAD_MIGRATE, /* a live migration's sender */
+	SEC_THREAD_KINDS
+};
+
+/* "on" or "off" into *on; -EINVAL for anything else. */
+int sec_seccomp_parse(const char *arg, bool *on);
+/* Build every list's program (~0.5-1.5 ms), ahead of time where there is
+ * one (wisp-vmm's shells); sec_seccomp_start does it if not done. */
+int sec_seccomp_prepare(char *err, size_t errlen);
+/* The one call at VMM start-up, after all set-up (memslots, devices, files
+ * opened) and right before the guest runs, on the thread that will call
+ * vm_run: builds every list, confines every thread of the process (TSYNC)
+ * and the caller to the control list. No-op when !on. vm_name (or NULL)
+ * only selects the test hook. 0, or -errno with a one-line reason. */
+int sec_seccomp_start(bool on, const char *vm_name, char *err, size_t errlen);
+/* The calling thread is of this kind: it narrows itself to its list if the
+ * filters are on (once; cheap to call again, e.g. on every wake-up of a
+ * thread started before sec_seccomp_start), and takes SIGSYS. */
+void sec_seccomp_thread(enum sec_thread kind);
+/* Are the filters on? */
+bool sec_seccomp_active(void);
+/* An async-signal-safe hook called with the trap's line before the exit
+ * (wisp-vmm tells wispd). */
+void sec_seccomp_set_report(void (*fn)(const char *line, size_t len));
+/* "control", "vcpu", "io"... */
+const char *sec_thread_name(enum sec_thread kind);
+
 #endif

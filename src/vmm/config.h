@@ -19,6 +19,7 @@
 #define WISP_EXIT_ERROR	  125 /* Wisp could not start the VM: bad input, no KVM */
 #define WISP_EXIT_CRASH	  126 /* the guest crashed (fault, triple fault, KVM error) */
 #define WISP_EXIT_SIGNAL  128 /* + signal number: stopped by SIGINT/SIGTERM */
+/* WISP_EXIT_SECCOMP (123, security/security.h): the VMM broke its seccomp filter */
 
 #define WISP_DEFAULT_MEM      (32ull << 20)
 #define WISP_MIN_MEM	      (2ull << 20)

@@ -10,6 +10,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "security/security.h"
 #include "vmm/ioloop.h"
 
 #define BATCH 32
@@ -227,6 +228,10 @@ static void *loop_thread(void *arg)
 	struct ioloop *loop = arg;
 	struct epoll_event ev[BATCH];
 	for (;;) {
+		/* The thread starts before the VM's set-up ends: it narrows
+		 * itself to the I/O list at the first wake-up after the filters
+		 * go on (until then the process-wide one holds it). */
+		sec_seccomp_thread(SEC_THREAD_IO);
 		int n = epoll_wait(loop->epfd, ev, BATCH, -1);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -245,7 +250,8 @@ int ioloop_start(struct ioloop *loop)
 	if (loop->started)
 		return 0;
 	/* The I/O thread takes no signals: SIGINT/SIGALRM belong to the main
-	 * thread, the kick signal to vCPU threads. */
+	 * thread, the kick signal to vCPU threads (the thread lets SIGSYS in
+	 * itself: sec_seccomp_thread). */
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);

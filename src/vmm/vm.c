@@ -277,6 +277,7 @@ uint64_t vm_poll_events(struct vm *vm, struct vcpu *vcpu, uint64_t timeout_ns)
 
 static void *vcpu_thread(void *arg)
 {
+	sec_seccomp_thread(SEC_THREAD_VCPU);
 	vcpu_loop(arg);
 	return NULL;
 }

@@ -209,9 +209,15 @@ if [ "$what" != docs ]; then
 	# Through the bin/ symlink, wisp finds wisp-client next to its real self.
 	expect installed-client-verb 125 '' 'cannot reach wispd' -- env WISP_SOCKET=$TMP/none.sock "$R/usr/bin/wisp" list
 	expect installed-wispd-help 0 '^usage: wispd' '' -- "$R/usr/sbin/wispd" --help
-	# wisp-oci through its bin/ link: it finds wisp next to its real self
-	# (a bundle whose program is missing fails at the lookup, after that).
+	# wisp-oci through its bin/ link (the vm part runs a bundle with it).
 	expect installed-oci-version 0 '^spec: 1\.' '' -- "$R/usr/bin/wisp-oci" --version
+	# The test-only hooks (-DWISP_TEST_HOOKS, the asan build) are not in
+	# what is installed: no binary knows the hook's variable.
+	if grep -lq WISP_TEST_SECCOMP_VIOLATE "$R/usr/bin/wisp" "$R/usr/sbin/wispd" "$R/usr/libexec/wisp/wisp-vmm" "$R/usr/libexec/wisp/wisp-client" 2>/dev/null; then
+		bad installed-no-test-hooks "$(grep -l WISP_TEST_SECCOMP_VIOLATE "$R"/usr/bin/wisp "$R"/usr/sbin/wispd "$R"/usr/libexec/wisp/*)"
+	else
+		ok installed-no-test-hooks
+	fi
 	# A unikernel built out of the tree from the installed runtime alone.
 	cat >"$TMP/app.c" <<'C'
 #include <wrt.h>

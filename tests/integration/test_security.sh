@@ -605,4 +605,94 @@ else
 	skipped save-tests "no /dev/kvm"
 fi
 
+# --- seccomp (Deliver 2) ------------------------------------------------------------
+# seccomp_of PID: "MODE FILTERS" of every thread of PID, one line each.
+seccomp_of() {
+	for t in /proc/"$1"/task/*/status; do
+		awk '/^Seccomp:/ {m=$2} /^Seccomp_filters:/ {f=$2} END {print m, f}' "$t" 2>/dev/null
+	done
+}
+# all_threads NAME PID MODE: every thread of PID is in seccomp mode MODE
+# (and, for mode 2, under at least one filter).
+all_threads() {
+	modes=$(seccomp_of "$2" | sort -u | tr '\n' ';')
+	n=$(ls /proc/"$2"/task 2>/dev/null | wc -l)
+	if [ -z "$modes" ]; then
+		bad "$1" "process $2 is gone"
+	elif [ "$3" = 2 ] && ! seccomp_of "$2" | awk '$1 != 2 || $2 < 1 {bad=1} END {exit bad}'; then
+		bad "$1" "threads (mode filters): $modes"
+	elif [ "$3" = 0 ] && [ "$modes" != "0 0;" ]; then
+		bad "$1" "threads (mode filters): $modes"
+	else
+		ok "$1 ($n threads: $modes)"
+	fi
+}
+# run_bg CMD...: start a `wisp run` in the background, $bgpid, after 1 s.
+run_bg() {
+	"$@" >"$TMP/bg.out" 2>"$TMP/bg.err" </dev/null &
+	bgpid=$!
+	sleep 1
+}
+RUN=$TMP/scrun
+export WISP_RUNTIME_DIR=$RUN
+if kvm_ok; then
+	# A VM with a vCPU, an I/O loop (virtio-console) and the control thread.
+	run_bg $WISP run --timeout 20s --name sc1 --console virtio $UK/hvc.elf
+	all_threads run-every-thread-seccomp-2 $bgpid 2
+	main=$(seccomp_of $bgpid | head -1)
+	if [ "${main#2 }" -ge 2 ] 2>/dev/null; then ok "run-control-thread-own-filter ($main)"; else bad run-control-thread-own-filter "main thread: $main"; fi
+	# Snapshots are made under the filters.
+	expect run-save-under-filter 0 '^saved sc1' '' -- $WISP save sc1 $TMP/sc1.snap
+	kill -TERM $bgpid; wait $bgpid 2>/dev/null
+	vm_expect run-restore-under-filter 124 '' 'timeout of 2000 ms' -- $WISP run --restore $TMP/sc1.snap --name sc2 --timeout 2s
+	if grep -q seccomp "$TMP/err"; then bad run-restore-no-trap "$(grep seccomp "$TMP/err")"; else ok run-restore-no-trap; fi
+	run_bg $WISP run --timeout 20s --seccomp off --console virtio $UK/hvc.elf
+	all_threads run-seccomp-off-mode-0 $bgpid 0
+	kill -TERM $bgpid; wait $bgpid 2>/dev/null
+	expect run-seccomp-bad-value 125 '' "--seccomp 'maybe': use on or off" -- $WISP run --seccomp maybe $UK/hello.elf
+	# A forbidden call (the test hook: personality(2) once the filter is on)
+	# ends the VMM with one line naming the call and the thread.
+	vm_expect run-forbidden-control 123 '' 'seccomp: forbidden system call personality \(135\) on the control thread' -- env WISP_TEST_SECCOMP_VIOLATE=control $WISP run --timeout 10s $UK/hello.elf
+	vm_expect run-forbidden-io 123 '' 'seccomp: forbidden system call personality \(135\) on the io thread' -- env WISP_TEST_SECCOMP_VIOLATE=io $WISP run --timeout 10s --console virtio $UK/hvc.elf
+	vm_expect run-forbidden-other-vm-name 0 'Hello' '' -- env WISP_TEST_SECCOMP_VIOLATE=control:nothere $WISP run --timeout 10s --name sc3 $UK/hello.elf
+
+	# Under wispd: every VMM confined; one that breaks its filter ends alone,
+	# reported as crashed with the reason.
+	export WISP_TEST_SECCOMP_VIOLATE=control:victim
+	expect sc-daemon-starts 0 '' '' -- $WISP daemon --pool 32M=2
+	expect sc-bystander-created 0 '' '' -- $WISP create --name bystander $UK/idle.elf
+	expect sc-victim-created 0 '' '' -- $WISP create --name victim $UK/idle.elf
+	unset WISP_TEST_SECCOMP_VIOLATE
+	vm_json() { curl -s --unix-socket "$RUN/wispd.sock" "http://wispd/vms/$1"; }
+	field() { python3 -c "import json,sys; print(json.load(sys.stdin).get('$1',''))"; }
+	st=
+	for _ in $(seq 50); do
+		st=$(vm_json victim | field state)
+		[ "$st" = crashed ] && break
+		sleep 0.1
+	done
+	reason=$(vm_json victim | field reason)
+	if [ "$st" = crashed ] && echo "$reason" | grep -q 'seccomp: forbidden system call personality (135) on the control thread'; then
+		ok "wispd-forbidden-call-crashed ($reason)"
+	else
+		bad wispd-forbidden-call-crashed "state '$st', reason '$reason'"
+	fi
+	bpid=$(vm_json bystander | field pid)
+	if [ "$(vm_json bystander | field state)" = running ] && kill -0 "$bpid" 2>/dev/null; then
+		ok wispd-other-vm-keeps-running
+	else
+		bad wispd-other-vm-keeps-running "$(vm_json bystander)"
+	fi
+	[ -n "$bpid" ] && all_threads wispd-vmm-every-thread-seccomp-2 "$bpid" 2
+	expect sc-bystander-destroyed 0 '' '' -- $WISP destroy bystander
+	stop_daemon
+	expect sc-daemon-off-starts 0 '' '' -- $WISP daemon --pool 32M=1 --seccomp off
+	expect sc-off-created 0 '' '' -- $WISP create --name loose $UK/idle.elf
+	opid=$(vm_json loose | field pid)
+	[ -n "$opid" ] && all_threads wispd-seccomp-off-mode-0 "$opid" 0
+	stop_daemon
+else
+	skipped seccomp-tests "no /dev/kvm"
+fi
+
 summary
