@@ -508,7 +508,7 @@ int run_vm_foreground(struct vm *vm, const struct run_config *cfg)
 	/* Everything is set up: from here each thread keeps to its list. */
 	char err[WISP_ERRLEN];
 	if (sec_seccomp_start(!cfg->seccomp_off, cfg->name, err, sizeof(err))) {
-		fprintf(stderr, "wisp: seccomp: %s\n", err);
+		log_error(NULL, "seccomp: %s", err);
 		running_vm = NULL;
 		if (cfg->name)
 			run_control_stop();

@@ -87,8 +87,10 @@ static const int sys_common[] = {
 };
 
 /* I/O loops: epoll, the device back ends (files, io_uring, TAP, unix
- * sockets of virtio-console and vsock). */
+ * sockets of virtio-console and vsock; fstat: a console client's outlet). */
 static const int sys_io[] = {
+	SCMP_SYS(fstat),
+	SCMP_SYS(newfstatat),
 	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),      SCMP_SYS(readv),
 	SCMP_SYS(preadv),     SCMP_SYS(pwritev),     SCMP_SYS(pread64),	       SCMP_SYS(pwrite64),
 	SCMP_SYS(fsync),      SCMP_SYS(fdatasync),   SCMP_SYS(io_uring_enter), SCMP_SYS(recvfrom),
