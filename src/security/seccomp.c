@@ -89,13 +89,12 @@ static const int sys_common[] = {
 /* I/O loops: epoll, the device back ends (files, io_uring, TAP, unix
  * sockets of virtio-console and vsock; fstat: a console client's outlet). */
 static const int sys_io[] = {
-	SCMP_SYS(fstat),
-	SCMP_SYS(newfstatat),
-	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),      SCMP_SYS(readv),
-	SCMP_SYS(preadv),     SCMP_SYS(pwritev),     SCMP_SYS(pread64),	       SCMP_SYS(pwrite64),
-	SCMP_SYS(fsync),      SCMP_SYS(fdatasync),   SCMP_SYS(io_uring_enter), SCMP_SYS(recvfrom),
-	SCMP_SYS(recvmsg),    SCMP_SYS(accept4),     SCMP_SYS(connect),	       SCMP_SYS(shutdown),
-	SCMP_SYS(getsockopt), SCMP_SYS(setsockopt),  SCMP_SYS(lseek),
+	SCMP_SYS(fstat),	  SCMP_SYS(newfstatat), SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait),
+	SCMP_SYS(epoll_ctl),	  SCMP_SYS(readv),	SCMP_SYS(preadv),     SCMP_SYS(pwritev),
+	SCMP_SYS(pread64),	  SCMP_SYS(pwrite64),	SCMP_SYS(fsync),      SCMP_SYS(fdatasync),
+	SCMP_SYS(io_uring_enter), SCMP_SYS(recvfrom),	SCMP_SYS(recvmsg),    SCMP_SYS(accept4),
+	SCMP_SYS(connect),	  SCMP_SYS(shutdown),	SCMP_SYS(getsockopt), SCMP_SYS(setsockopt),
+	SCMP_SYS(lseek),
 };
 
 /* The control thread: vCPU 0 plus the control channel (accept, messages),
@@ -287,7 +286,11 @@ static int add_kind(scmp_filter_ctx ctx, int kind)
 {
 	int r = 0;
 	switch (kind) {
-	case SEC_THREAD_VCPU: /* the common list and its ioctls: nothing else */
+	case SEC_THREAD_VCPU:
+		/* The common list and its ioctls, and epoll_ctl: a device served
+		 * on a vCPU (a notify of an odd width) may re-arm its fd in the
+		 * I/O loop's set. */
+		ADD(ctx, SCMP_SYS(epoll_ctl), 0);
 		return IOCTLS(ctx, vcpu_ioctls);
 	case SEC_THREAD_IO:
 		if ((r = LIST(ctx, sys_io)) || (r = IOCTLS(ctx, io_ioctls)))
