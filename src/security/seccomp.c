@@ -84,6 +84,8 @@ static const int sys_common[] = {
 	SCMP_SYS(sendto),
 	SCMP_SYS(rseq),
 	SCMP_SYS(set_robust_list),
+	SCMP_SYS(timerfd_settime), /* a rate limiter's refill timer (ioloop.h) */
+	SCMP_SYS(timerfd_gettime),
 };
 
 /* I/O loops: epoll, the device back ends (files, io_uring, TAP, unix
