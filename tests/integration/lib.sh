@@ -54,12 +54,19 @@ all_match() {
 }
 
 # wait_for SECONDS CMD...: until CMD succeeds, polling every 50 ms; by the
-# clock, not by a count of polls (a loaded lab makes each poll slow).
+# clock, not by a count of polls (a loaded lab makes each poll slow). A
+# program (not a shell function) that hangs is killed after the whole wait
+# (at least 30 s) and counts as a failed poll: a client stuck on a daemon
+# that never answers must fail its check, never hang the suite.
 wait_for() {
-	local end=$((SECONDS + $1))
+	local end=$((SECONDS + $1)) cap=$(($1 > 30 ? $1 : 30))
 	shift
 	while :; do
-		"$@" >/dev/null 2>&1 && return 0
+		if declare -F "$1" >/dev/null; then
+			"$@" >/dev/null 2>&1 && return 0
+		else
+			timeout -k 2 "$cap" "$@" >/dev/null 2>&1 && return 0
+		fi
 		[ $SECONDS -lt $end ] || return 1
 		sleep 0.05
 	done
