@@ -18,8 +18,9 @@ pkgs_deb="debhelper dpkg-dev lintian scdoc"
 # and the bench-image peers (the servers themselves come as .debs).
 pkgs_image="lz4 e2fsprogs busybox-static dpkg apt python3 redis-tools curl debootstrap runc python3-matplotlib"
 # wisp-oci (docs/oci.md): the engines that call it, image tools, the CNI
-# plugins for podman's network, runc as the reference runtime.
-pkgs_oci="podman conmon buildah skopeo umoci containerd runc containernetworking-plugins iproute2 curl busybox-static uidmap"
+# plugins for podman's network, runc as the reference runtime, e2fsprogs
+# (mke2fs makes bind mounts into disks).
+pkgs_oci="podman conmon buildah skopeo umoci containerd runc containernetworking-plugins iproute2 curl busybox-static uidmap e2fsprogs"
 
 want=""
 for g in "$@"; do

@@ -1,6 +1,6 @@
 /* A bundle's config.json: the fields Wisp honours, each checked; the ones a
  * VM cannot honour (seccomp, capabilities, rlimits, ...) are accepted and
- * ignored (docs/oci.md). */
+ * ignored (docs/oci.md). Bind mounts are kept for a Linux VM's disks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -302,6 +302,171 @@ static int parse_hooks(json_t *hooks, struct oci_spec *spec, char *err, size_t e
 	return 0;
 }
 
+/* Mount destinations the VM provides itself (or the engine's own files,
+ * which the guest does without): these bind mounts never become disks. */
+static bool vm_provided(const char *dest)
+{
+	static const char *const trees[] = {"/proc", "/sys", "/dev", "/run/secrets", NULL};
+	static const char *const files[] = {"/etc/hosts",	"/etc/resolv.conf",
+					    "/etc/hostname",	"/run/.containerenv",
+					    "/run/podman-init", NULL};
+	for (const char *const *t = trees; *t; t++) {
+		size_t n = strlen(*t);
+		if (!strncmp(dest, *t, n) && (dest[n] == 0 || dest[n] == '/'))
+			return true;
+	}
+	for (const char *const *f = files; *f; f++)
+		if (!strcmp(dest, *f))
+			return true;
+	return false;
+}
+
+/* A mount's destination as a clean absolute path: no "." or empty
+ * components, never "..", not "/" itself; malloc'd, or NULL with err. */
+static char *clean_dest(const char *d, size_t i, char *err, size_t errlen)
+{
+	size_t n = strlen(d), o = 0;
+	char *out;
+	if (d[0] != '/' || n > OCI_MAX_MOUNT_DST) {
+		snprintf(err, errlen,
+			 "config.json: mounts[%zu].destination: '%.64s' must be an absolute path "
+			 "of at most %d bytes",
+			 i, d, OCI_MAX_MOUNT_DST);
+		return NULL;
+	}
+	out = malloc(n + 2);
+	if (!out)
+		return NULL;
+	for (const char *p = d; *p;) {
+		while (*p == '/')
+			p++;
+		size_t c = strcspn(p, "/");
+		if (c == 0 || (c == 1 && p[0] == '.')) {
+			p += c;
+			continue;
+		}
+		if (c == 2 && p[0] == '.' && p[1] == '.') {
+			snprintf(err, errlen,
+				 "config.json: mounts[%zu].destination: '%.64s' has a '..' "
+				 "component",
+				 i, d);
+			free(out);
+			return NULL;
+		}
+		out[o++] = '/';
+		memcpy(out + o, p, c);
+		o += c;
+		p += c;
+	}
+	out[o] = 0;
+	if (o == 0) {
+		snprintf(err, errlen, "config.json: mounts[%zu].destination: cannot be '/'", i);
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* mounts: every entry's shape is checked; the bind mounts (type "bind", or
+ * options with "bind"/"rbind") that the VM does not provide itself are kept
+ * for a Linux VM's disks; every other type (proc, tmpfs...) is the guest's. */
+static int parse_mounts(json_t *mounts, struct oci_spec *spec, char *err, size_t errlen)
+{
+	size_t i;
+	json_t *m;
+	if (!mounts || json_is_null(mounts))
+		return 0;
+	if (!json_is_array(mounts)) {
+		snprintf(err, errlen, "config.json: mounts: must be an array");
+		return -EINVAL;
+	}
+	json_array_foreach(mounts, i, m)
+	{
+		const char *dest, *type, *source;
+		char what[48];
+		json_t *opts;
+		bool bind = false;
+		snprintf(what, sizeof(what), "mounts[%zu]", i);
+		if (!json_is_object(m)) {
+			snprintf(err, errlen, "config.json: %s: must be an object", what);
+			return -EINVAL;
+		}
+		if (opt_str(m, "destination", "mounts[].destination", &dest, err, errlen) ||
+		    opt_str(m, "type", "mounts[].type", &type, err, errlen) ||
+		    opt_str(m, "source", "mounts[].source", &source, err, errlen))
+			return -EINVAL;
+		if (!dest || !*dest) {
+			snprintf(err, errlen, "config.json: %s.destination: missing", what);
+			return -EINVAL;
+		}
+		opts = json_object_get(m, "options");
+		if (opts && !json_is_null(opts) && !json_is_array(opts)) {
+			snprintf(err, errlen,
+				 "config.json: %s.options: must be an array of strings", what);
+			return -EINVAL;
+		}
+		size_t k;
+		json_t *o;
+		json_array_foreach(opts, k, o)
+		{
+			if (!json_is_string(o)) {
+				snprintf(err, errlen,
+					 "config.json: %s.options: must be an array of strings",
+					 what);
+				return -EINVAL;
+			}
+			const char *v = json_string_value(o);
+			bind |= !strcmp(v, "bind") || !strcmp(v, "rbind");
+		}
+		bind |= type && !strcmp(type, "bind");
+		if (!bind)
+			continue;
+		char *clean = clean_dest(dest, i, err, errlen);
+		if (!clean)
+			return -EINVAL;
+		if (vm_provided(clean)) {
+			free(clean);
+			continue;
+		}
+		if (!source || !*source) {
+			snprintf(err, errlen, "config.json: %s.source: missing for a bind mount",
+				 what);
+			free(clean);
+			return -EINVAL;
+		}
+		spec->nbinds++;
+		if (spec->nmounts == OCI_MAX_MOUNTS) {
+			free(clean);
+			continue;
+		}
+		struct oci_mount *mt = &spec->mounts[spec->nmounts++];
+		mt->dest = clean;
+		if (source[0] == '/')
+			mt->source = strdup(source);
+		else if (asprintf(&mt->source, "%s/%s", spec->bundle, source) < 0)
+			mt->source = NULL;
+		if (!mt->source)
+			return -ENOMEM;
+		if (strlen(mt->source) >= PATH_MAX) {
+			snprintf(err, errlen, "config.json: %s.source: too long", what);
+			return -ENAMETOOLONG;
+		}
+		json_array_foreach(opts, k, o)
+		{
+			const char *v = json_string_value(o);
+			if (!strcmp(v, "ro") || !strcmp(v, "rw"))
+				mt->ro = !strcmp(v, "ro");
+			else if (!strcmp(v, "nosuid") || !strcmp(v, "suid"))
+				mt->nosuid = !strcmp(v, "nosuid");
+			else if (!strcmp(v, "nodev") || !strcmp(v, "dev"))
+				mt->nodev = !strcmp(v, "nodev");
+			else if (!strcmp(v, "noexec") || !strcmp(v, "exec"))
+				mt->noexec = !strcmp(v, "noexec");
+		}
+	}
+	return 0;
+}
+
 /* Parse the JSON text of a config.json (the bundle already absolute). */
 static int parse_config(json_t *root, struct oci_spec *spec, char *err, size_t errlen)
 {
@@ -403,6 +568,8 @@ static int parse_config(json_t *root, struct oci_spec *spec, char *err, size_t e
 	}
 	if ((r = parse_hooks(json_object_get(root, "hooks"), spec, err, errlen)))
 		return r;
+	if ((r = parse_mounts(json_object_get(root, "mounts"), spec, err, errlen)))
+		return r;
 	spec->annotations_json = ann ? json_dumps(ann, JSON_COMPACT) : strdup("{}");
 	json_t *ctype = ann ? json_object_get(ann, "io.kubernetes.cri.container-type") : NULL;
 	spec->cri_sandbox = json_is_string(ctype) && !strcmp(json_string_value(ctype), "sandbox");
@@ -467,6 +634,10 @@ void oci_spec_free(struct oci_spec *spec)
 	free(spec->cwd);
 	free(spec->netns);
 	free(spec->annotations_json);
+	for (int i = 0; i < spec->nmounts; i++) {
+		free(spec->mounts[i].source);
+		free(spec->mounts[i].dest);
+	}
 	for (int k = 0; k < OCI_HOOK_KINDS; k++)
 		for (int i = 0; i < spec->nhooks[k]; i++) {
 			free(spec->hooks[k][i].path);

@@ -19,6 +19,8 @@
 #define OCI_MAX_ARGS	  256
 #define OCI_MAX_HOOKS	  32
 #define OCI_UNIX_PATH_MAX 108
+#define OCI_MAX_MOUNTS	  8   /* bind mounts given to a Linux VM as disks */
+#define OCI_MAX_MOUNT_DST 255 /* bytes of a mount's destination */
 
 enum oci_hook_kind {
 	OCI_HOOK_PRESTART,
@@ -34,6 +36,14 @@ struct oci_hook {
 	char **args; /* NULL-terminated; args[0] is argv[0] */
 	char **env;  /* NULL-terminated */
 	int timeout; /* seconds, 0: none */
+};
+
+/* A bind mount of config.json's "mounts" that a Linux VM gets as a disk:
+ * an ext4 copy of source (disks.c), mounted by tinit at dest. */
+struct oci_mount {
+	char *source; /* absolute (a relative one is made bundle-relative) */
+	char *dest;   /* absolute, no "." or ".." components, no "//", not "/" */
+	bool ro, nosuid, nodev, noexec;
 };
 
 /* What Wisp takes from a bundle's config.json. */
@@ -53,6 +63,11 @@ struct oci_spec {
 	bool cri_sandbox; /* io.kubernetes.cri.container-type: sandbox (a pod's pause process) */
 	struct oci_hook hooks[OCI_HOOK_KINDS][OCI_MAX_HOOKS];
 	int nhooks[OCI_HOOK_KINDS];
+	/* The bind mounts a Linux VM gets as disks (not those the VM provides
+	 * itself: /proc, /sys, /dev/..., the engine's /etc/hosts...); at most
+	 * OCI_MAX_MOUNTS kept, nbinds counts them all. */
+	struct oci_mount mounts[OCI_MAX_MOUNTS];
+	int nmounts, nbinds;
 };
 
 /* --- bundle.c ---------------------------------------------------------- */
@@ -70,6 +85,14 @@ int oci_image_open(const struct oci_spec *spec, char *err, size_t errlen);
 /* Is the open file fd a Wisp unikernel ELF (ELF64 x86-64 with the Wisp
  * note, checked by the VMM's own ELF parser)? 1 yes, 0 no, -errno. */
 int oci_image_is_unikernel(int fd, char *err, size_t errlen);
+
+/* --- disks.c ----------------------------------------------------------- */
+/* The file name of mount i's disk in the container's directory. */
+void oci_disk_name(int i, char *buf, size_t len);
+/* Build each of spec's mounts as an ext4 image in dirfd (mke2fs -d SOURCE,
+ * sized from the tree plus headroom): a copy taken now; checks that there
+ * are at most OCI_MAX_MOUNTS and that each source is a directory. */
+int oci_disks_build(int dirfd, const struct oci_spec *spec, char *err, size_t errlen);
 
 /* --- state.c ----------------------------------------------------------- */
 /* A container's record, state.json in its directory under --root. */
@@ -131,10 +154,11 @@ int oci_vmconf_unikernel(int dirfd, const struct oci_spec *spec, int image_fd, c
 			 size_t errlen);
 /* Write vm.json for a Linux image: kernel, the initramfs built from the
  * rootfs at dirfd/image.lz4 (by `wisp image build --rootfs`), cmdline
- * extra (ip=...). */
-int oci_vmconf_linux(int dirfd, const struct oci_spec *spec, const char *kernel, const char *initrd,
-		     const char *cmdline_extra, const char *tap, const char *mac, char *err,
-		     size_t errlen);
+ * extra (ip=...), and a virtio-blk disk per mount (its image in dir, the
+ * container's directory by path) named on the cmdline for tinit. */
+int oci_vmconf_linux(int dirfd, const char *dir, const struct oci_spec *spec, const char *kernel,
+		     const char *initrd, const char *cmdline_extra, const char *tap,
+		     const char *mac, char *err, size_t errlen);
 
 /* --- imgcache.c -------------------------------------------------------- */
 /* The cache key (32 hex digits) of a Linux image packed from spec's rootfs

@@ -397,7 +397,8 @@ static const char *const kind_name[] = {"unikernel", "linux", "sandbox"};
  * pod sandbox waits on the FIFO itself and execs its pause process. Never
  * returns. */
 static _Noreturn void vmm_child(int dirfd, int rootfd, int status_fd, int image_fd, int console_fd,
-				const struct oci_spec *spec, enum kind kind, const char *initrd)
+				const struct oci_spec *spec, enum kind kind, const char *dir,
+				const char *initrd)
 {
 	char err[OCI_ERR] = "";
 	char wisp[PATH_MAX], kernel[PATH_MAX];
@@ -418,7 +419,7 @@ static _Noreturn void vmm_child(int dirfd, int rootfd, int status_fd, int image_
 		if (spec->netns && oci_net_setup("wisp0", &net, err, sizeof(err)))
 			goto fail;
 		const char *k = find_file("WISP_OCI_KERNEL", kernel_cands, kernel, sizeof(kernel));
-		if (oci_vmconf_linux(dirfd, spec, k, initrd, net.cmdline,
+		if (oci_vmconf_linux(dirfd, dir, spec, k, initrd, net.cmdline,
 				     spec->netns ? net.tap : NULL, net.mac, err, sizeof(err)))
 			goto fail;
 	}
@@ -479,7 +480,7 @@ static int cmd_create(const char *root, int argc, char **argv)
 	struct opts o;
 	struct oci_spec spec;
 	struct oci_state st;
-	char err[OCI_ERR], initrd[PATH_MAX] = "";
+	char err[OCI_ERR], initrd[PATH_MAX] = "", dir[PATH_MAX];
 	int rootfd, dirfd, image_fd, uni, console_fd = -1, p[2];
 	enum kind kind;
 
@@ -503,6 +504,7 @@ static int cmd_create(const char *root, int argc, char **argv)
 	if (o.pid_file && strlen(o.pid_file) >= PATH_MAX - 32)
 		die("--pid-file: path too long");
 	rootfd = root_or_die(root);
+	snprintf(dir, sizeof(dir), "%s/%s", root, id);
 	if (mkdirat(rootfd, id, 0700)) {
 		if (errno == EEXIST)
 			die("container with id exists: %s", id);
@@ -522,6 +524,9 @@ static int cmd_create(const char *root, int argc, char **argv)
 		const char *tools[] = {find_file("WISP_OCI_WISP", wisp_cands, wisp, sizeof(wisp)),
 				       find_file("WISP_TINIT", tinit_cands, tinit, sizeof(tinit)),
 				       "/bin/busybox", NULL};
+		/* Bind mounts: a disk each, copied now (docs/oci.md). */
+		if (oci_disks_build(dirfd, &spec, err, sizeof(err)))
+			goto fail;
 		snprintf(initrd, sizeof(initrd), "%s/%s/image.lz4", root, id);
 		bool cached = getenv("WISP_OCI_NO_CACHE") == NULL;
 		if (cached && oci_imgcache_key(&spec, tools, key, err, sizeof(err)))
@@ -544,7 +549,7 @@ static int cmd_create(const char *root, int argc, char **argv)
 		goto fail_errno;
 	if (pid == 0) {
 		close(p[0]);
-		vmm_child(dirfd, rootfd, p[1], image_fd, console_fd, &spec, kind, initrd);
+		vmm_child(dirfd, rootfd, p[1], image_fd, console_fd, &spec, kind, dir, initrd);
 	}
 	close(p[1]);
 	if (console_fd >= 0)

@@ -325,6 +325,11 @@ int oci_dir_remove(int rootfd, const char *id, char *err, size_t errlen)
 	if (fd >= 0) {
 		for (const char *const *n = names; *n; n++)
 			unlinkat(fd, *n, 0); /* a name that is a directory stays, and so does ID */
+		for (int i = 0; i < OCI_MAX_MOUNTS; i++) { /* the bind mounts' disks */
+			char name[32];
+			oci_disk_name(i, name, sizeof(name));
+			unlinkat(fd, name, 0);
+		}
 		close(fd);
 	}
 	if (unlinkat(rootfd, id, AT_REMOVEDIR) && errno != ENOENT) {

@@ -9,7 +9,10 @@
 #include "oci/oci.h"
 
 #define MEM_MIN (2ull << 20)
-#define MEM_MAX (64ull << 30)
+/* Our part of a Linux command line: the VMM appends its virtio-mmio
+ * devices (~42 bytes each, 9 at most here) within the kernel's 2048. */
+#define CMDLINE_MAX 1600
+#define MEM_MAX	    (64ull << 30)
 
 /* linux.resources.memory.limit as a VM size: a 4 KiB multiple in range. */
 static uint64_t vm_mem(uint64_t limit, uint64_t dflt)
@@ -56,18 +59,69 @@ int oci_vmconf_unikernel(int dirfd, const struct oci_spec *spec, int image_fd, c
 	return write_conf(dirfd, o, err, errlen);
 }
 
-/* vm.json for a Linux image. */
-int oci_vmconf_linux(int dirfd, const struct oci_spec *spec, const char *kernel, const char *initrd,
-		     const char *cmdline_extra, const char *tap, const char *mac, char *err,
-		     size_t errlen)
+/* Append " wisp.mount=N:FLAGS:DEST" for mount i, the form tinit reads:
+ * FLAGS of r (ro), s (nosuid), d (nodev), x (noexec), or "-"; DEST with
+ * every byte but [A-Za-z0-9/._+-] as %XX. The disk's serial (its id) is
+ * wisp-mount-N. Returns the new length. */
+static size_t mount_arg(char *buf, size_t len, size_t o, int i, const struct oci_mount *m)
 {
-	char cmdline[1024];
-	snprintf(cmdline, sizeof(cmdline), "console=ttyS0 reboot=t panic=-1 quiet%s%s",
-		 cmdline_extra && *cmdline_extra ? " " : "", cmdline_extra ? cmdline_extra : "");
+	char flags[8];
+	size_t f = 0;
+	if (m->ro)
+		flags[f++] = 'r';
+	if (m->nosuid)
+		flags[f++] = 's';
+	if (m->nodev)
+		flags[f++] = 'd';
+	if (m->noexec)
+		flags[f++] = 'x';
+	if (!f)
+		flags[f++] = '-';
+	flags[f] = 0;
+	o += (size_t)snprintf(buf + o, o < len ? len - o : 0, " wisp.mount=%d:%s:", i, flags);
+	for (const unsigned char *p = (const unsigned char *)m->dest; *p && o + 4 < len; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("/._+-", *p))
+			buf[o++] = (char)*p;
+		else
+			o += (size_t)snprintf(buf + o, len - o, "%%%02X", *p);
+	}
+	if (o < len)
+		buf[o] = 0;
+	return o;
+}
+
+/* vm.json for a Linux image. */
+int oci_vmconf_linux(int dirfd, const char *dir, const struct oci_spec *spec, const char *kernel,
+		     const char *initrd, const char *cmdline_extra, const char *tap,
+		     const char *mac, char *err, size_t errlen)
+{
+	char cmdline[4096];
+	size_t len = (size_t)snprintf(
+		cmdline, sizeof(cmdline), "console=ttyS0 reboot=t panic=-1 quiet%s%s",
+		cmdline_extra && *cmdline_extra ? " " : "", cmdline_extra ? cmdline_extra : "");
 	json_t *devices = json_array();
 	if (tap && *tap)
 		json_array_append_new(devices, json_pack("{s:s, s:s, s:s}", "type", "virtio-net",
 							 "tap", tap, "mac", mac));
+	for (int i = 0; i < spec->nmounts; i++) {
+		char name[32], path[4096], id[24];
+		oci_disk_name(i, name, sizeof(name));
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		snprintf(id, sizeof(id), "wisp-mount-%d", i);
+		json_array_append_new(devices, json_pack("{s:s, s:s, s:s, s:b}", "type",
+							 "virtio-blk", "path", path, "id", id,
+							 "read_only", spec->mounts[i].ro));
+		len = mount_arg(cmdline, sizeof(cmdline), len, i, &spec->mounts[i]);
+	}
+	if (len >= CMDLINE_MAX) {
+		json_decref(devices);
+		snprintf(err, errlen,
+			 "mounts: their destinations make the kernel command line %zu bytes; at "
+			 "most %d fit",
+			 len, CMDLINE_MAX);
+		return -E2BIG;
+	}
 	json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:i, s:o}", "version", 1, "kind",
 			      "linux", "kernel", kernel, "initrd", initrd, "cmdline", cmdline,
 			      "mem", (json_int_t)vm_mem(spec->mem, 256ull << 20), "cpus",

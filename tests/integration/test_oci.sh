@@ -211,6 +211,60 @@ grep -q '"kind": "linux"' "$R/lx1/vm.json" && ok "vm.json: a Linux VM" || bad "v
 for c in lx1 lx2 lx3; do o delete --force $c; done
 rm -rf "$R/@cache"
 
+# Bind mounts become disks (Linux images): an ext4 copy of the source made at
+# create; what the VM provides itself (proc, /dev/..., the engine's
+# /etc/hosts...) makes none. Checked here without a VM: the image's content
+# with debugfs, the disks and the command line tinit reads in vm.json.
+VOL=$TMP/vol
+mkdir -p "$VOL/sub" && echo "data from the host" >"$VOL/file" && echo deep >"$VOL/sub/f2"
+echo "hosts of the engine" >"$TMP/hosts"
+mnt() { # mnt DEST SOURCE OPTIONS_JSON: a bind mount entry
+	echo "{\"destination\":\"$1\",\"type\":\"bind\",\"source\":\"$2\",\"options\":$3}"
+}
+podman_mounts='{"destination":"/proc","type":"proc","source":"proc"},{"destination":"/dev","type":"tmpfs","source":"tmpfs"},{"destination":"/dev/shm","type":"bind","source":"'$TMP'","options":["bind"]},{"destination":"/sys","type":"sysfs","source":"sysfs"},'"$(mnt /etc/hosts "$TMP/hosts" '["rbind"]')"
+lcfg() { # lcfg ARGS_JSON MOUNTS_JSON_ENTRIES
+	echo "{\"ociVersion\":\"1.0.2\",\"process\":{\"args\":$1,\"env\":[\"PATH=/bin\"]},\"root\":{\"path\":\"rootfs\"},\"mounts\":[$2]}"
+}
+lcfg '["sh","-c","cat /data/file"]' "$podman_mounts,$(mnt /data/ "$VOL" '["rbind","ro","nosuid","nodev"]'),$(mnt '/w x' "$VOL/sub" '["bind"]')" >"$LB/config.json"
+expect "bind mounts: create" 0 '' '' -- "$OCI" --root "$R" create --bundle "$LB" lxm
+if [ "$(python3 -c 'import json,sys; print([(d["path"].rsplit("/",1)[1], d.get("read_only",False)) for d in json.load(open(sys.argv[1]))["devices"] if d["type"]=="virtio-blk"])' "$R/lxm/vm.json" 2>&1)" = "[('mount0.ext4', True), ('mount1.ext4', False)]" ]; then
+	ok "bind mounts: one disk per directory bind (ro kept), none for /proc, /dev/shm, /etc/hosts"
+else
+	bad "bind mount disks" "$(cat "$R/lxm/vm.json" 2>&1)"
+fi
+if grep -q 'wisp.mount=0:rsd:/data wisp.mount=1:-:/w%20x"' "$R/lxm/vm.json"; then ok "bind mounts: tinit's wisp.mount= on the command line (destination cleaned, escaped)"; else bad "wisp.mount=" "$(grep cmdline "$R/lxm/vm.json")"; fi
+if [ "$(/sbin/debugfs -R 'cat /file' "$R/lxm/mount0.ext4" 2>/dev/null)" = "data from the host" ] &&
+	[ "$(/sbin/debugfs -R 'cat /sub/f2' "$R/lxm/mount0.ext4" 2>/dev/null)" = deep ] &&
+	[ "$(/sbin/debugfs -R 'cat /f2' "$R/lxm/mount1.ext4" 2>/dev/null)" = deep ]; then
+	ok "bind mounts: each disk is an ext4 copy of its source"
+else
+	bad "disk content" "$(/sbin/debugfs -R 'ls -l /' "$R/lxm/mount0.ext4" 2>&1 | head -5)"
+fi
+expect "bind mounts: delete" 0 '' '' -- "$OCI" --root "$R" delete --force lxm
+[ ! -e "$R/lxm" ] && ok "bind mounts: delete removes the disks" || bad "disks after delete" "$(ls "$R/lxm")"
+# A bad mount: one line, exit 1, no state left
+lcfg '["sh"]' "$(mnt /data "$TMP/nonexistent" '["bind"]')" >"$LB/config.json"
+one_line "bind mount: source missing" o create --bundle "$LB" lxb
+lcfg '["sh"]' "$(mnt /etc/motd "$TMP/hosts" '["bind"]')" >"$LB/config.json"
+one_line "bind mount: source not a directory" o create --bundle "$LB" lxb
+lcfg '["sh"]' "$(for i in 1 2 3 4 5 6 7 8 9; do printf '%s,' "$(mnt /d$i "$VOL" '["bind"]')"; done | sed 's/,$//')" >"$LB/config.json"
+one_line "bind mount: more than 8" o create --bundle "$LB" lxb
+lcfg '["sh"]' "$(mnt data "$VOL" '["bind"]')" >"$LB/config.json"
+one_line "bind mount: destination not absolute" o create --bundle "$LB" lxb
+lcfg '["sh"]' "$(mnt /data/../../etc "$VOL" '["bind"]')" >"$LB/config.json"
+one_line "bind mount: destination with .." o create --bundle "$LB" lxb
+lcfg '["sh"]' '{"destination":"/data","type":"bind","options":["bind"]}' >"$LB/config.json"
+one_line "bind mount: no source" o create --bundle "$LB" lxb
+lcfg '["sh"]' '"notamount"' >"$LB/config.json"
+one_line "bind mount: not an object" o create --bundle "$LB" lxb
+[ ! -e "$R/lxb" ] && ok "bad mounts leave no state" || bad "bad mount state" "$(ls "$R/lxb")"
+# Unikernels ignore mounts (no disks), even one whose source is missing.
+bundle "$TMP/ukm" "$(cfg '["echo"]' "\"mounts\":[$(mnt /data "$TMP/nonexistent" '["bind"]')]")"
+expect "unikernel: mounts ignored" 0 '' '' -- "$OCI" --root "$R" create --bundle "$TMP/ukm" ukm
+if [ -e "$R/ukm/vm.json" ] && ! grep -q virtio-blk "$R/ukm/vm.json" && ! ls "$R/ukm" | grep -q ext4; then ok "unikernel: no disk for a bind mount"; else bad "unikernel mounts" "$(ls "$R/ukm")"; fi
+o delete --force ukm 2>/dev/null
+rm -rf "$R/@cache"
+
 # --- Kubernetes: Debian's containerd loads the CRI runtime class -----------
 if command -v containerd >/dev/null; then
 	expect "containerd config dump: the wisp runtime class, BinaryName wisp-oci" 0 'BinaryName = "/usr/local/bin/wisp-oci"' '' -- sh -c "containerd --config contrib/oci/containerd-wisp.toml config dump | grep -A3 'runtimes.wisp.options]'"
@@ -306,10 +360,38 @@ else
 	done
 	if [ "$got" = "hello from a Wisp VM" ]; then ok "curl reaches busybox httpd in the VM through -p"; else bad "curl -p" "got '$got'; $($P logs web 2>&1 | tail -5)"; fi
 	webid=$($P inspect web --format '{{.Id}}' 2>/dev/null)
+	# podman's own mounts (/proc, /dev/shm, /etc/hosts, resolv.conf...) make no disk
+	if [ -n "$webid" ] && [ -e "/run/wisp-oci/$webid/vm.json" ] && ! grep -q virtio-blk "/run/wisp-oci/$webid/vm.json"; then
+		ok "podman run of an ordinary image: no extra disk"
+	else
+		bad "podman's mounts" "$(grep -A3 devices "/run/wisp-oci/$webid/vm.json" 2>&1 | head -8)"
+	fi
 	slow_expect "podman stop (Linux)" 0 '' '' -- $P stop -t 10 web
 	slow_expect "podman rm (Linux)" 0 '' '' -- $P rm web
 	if [ -n "$webid" ] && [ ! -e "/run/wisp-oci/$webid" ]; then ok "rm leaves no wisp-oci state"; else bad "state after rm" "$(ls /run/wisp-oci)"; fi
 	slow_expect "podman run a Linux image: args, env, cwd, user" 0 'args=a b env=bar cwd=/www uid=1000' '' -- $P run --rm --network none -e FOO=bar -w /www -u 1000:1000 $RT localhost/wisp-httpd:1 sh -c 'echo args=$0 $1 env=$FOO cwd=$(pwd) uid=$(id -u)' a b
+	slow_expect "podman run a Linux image: exit code 7 propagated" 7 '' '' -- $P run --rm --network none $RT localhost/wisp-httpd:1 sh -c 'exit 7'
+	# -v HOSTDIR:/data:ro: the VM sees a read-only copy of the directory
+	slow_expect "podman run -v DIR:/data:ro: the VM reads the host's file" 0 '^data from the host$' '' -- $P run --rm --network none -v "$VOL:/data:ro" $RT localhost/wisp-httpd:1 cat /data/file
+	slow_expect "podman run -v DIR:/data:ro: read-only in the VM" 0 '^ro$' '' -- $P run --rm --network none -v "$VOL:/data:ro" $RT localhost/wisp-httpd:1 sh -c 'touch /data/new 2>/dev/null && echo rw || echo ro'
+	# The bare runtime under a subreaper (as conmon is): the VMM it reaps
+	# exits with the application's status; the disk is mounted for it.
+	lcfg '["sh","-c","cat /data/sub/f2; exit 7"]' "$(mnt /data "$VOL" '["rbind"]')" >"$LB/config.json"
+	cat >"$TMP/reaper.py" <<'PY'
+import ctypes, os, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+oci, root, bundle, cid, out = sys.argv[1:6]
+with open(out, "w") as f:
+    subprocess.run([oci, "--root", root, "create", "--bundle", bundle, "--pid-file", out + ".pid", cid], stdout=f, stderr=f, check=True)
+pid = int(open(out + ".pid").read())
+subprocess.run([oci, "--root", root, "start", cid], check=True)
+_, st = os.waitpid(pid, 0)
+print("exit", os.waitstatus_to_exitcode(st))
+PY
+	slow_expect "bare runtime, a Linux bundle with a bind mount: the VMM exits 7" 0 '^exit 7$' '' -- python3 "$TMP/reaper.py" "$OCI" "$R" "$LB" lxe "$TMP/lxe.out"
+	if grep -q '^deep' "$TMP/lxe.out"; then ok "bare runtime: the bind mount's file read in the VM"; else bad "bare mount" "$(tail -5 "$TMP/lxe.out")"; fi
+	expect "bare runtime: stopped after the exit" 0 '"status": "stopped"' '' -- "$OCI" --root "$R" state lxe
+	o delete lxe 2>/dev/null
 fi
 
 [ -n "${P:-}" ] && $P rm -af >/dev/null 2>&1

@@ -1,6 +1,8 @@
 /* tinit: PID 1 of a `wisp image` guest (docs/image.md). Static, no libraries
  * beyond libc, no shell:
  *   - mounts /proc, /sys, /dev (devtmpfs), /tmp and /run;
+ *   - mounts the disks wisp-oci made of a container's bind mounts
+ *     (wisp.mount= on the kernel command line);
  *   - configures the network from the kernel command line (ip=, the
  *     kernel's nfsroot syntax: address, gateway, netmask, hostname, device,
  *     DNS), with ioctls: no DHCP, nothing between toolstack and guest;
@@ -90,6 +92,99 @@ static void mounts(void)
 				close(fd);
 		}
 	}
+}
+
+/* mkdir -p path (absolute); the guest's root is the container's. */
+static int mkdir_p(const char *path)
+{
+	char buf[512];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *p = buf + 1;; p++) {
+		if (*p == '/' || *p == 0) {
+			char c = *p;
+			*p = 0;
+			if (mkdir(buf, 0755) && errno != EEXIST)
+				return -1;
+			*p = c;
+			if (!c)
+				return 0;
+		}
+	}
+}
+
+/* The block device whose virtio serial is want: "/dev/vdX" in dev. The
+ * disks are probed before init runs; a late one gets a second anyway. */
+static int find_disk(const char *want, char *dev, size_t len)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		for (char c = 'a'; c <= 'z'; c++) {
+			char path[64], serial[32] = "";
+			snprintf(path, sizeof(path), "/sys/block/vd%c/serial", c);
+			int fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				continue;
+			ssize_t n = read(fd, serial, sizeof(serial) - 1);
+			close(fd);
+			serial[n > 0 ? n : 0] = 0;
+			serial[strcspn(serial, "\n")] = 0;
+			if (!strcmp(serial, want)) {
+				snprintf(dev, len, "/dev/vd%c", c);
+				return 0;
+			}
+		}
+		usleep(10000);
+	}
+	return -1;
+}
+
+/* wisp.mount=N:FLAGS:DEST, from wisp-oci (src/oci/vmconf.c): the disk with
+ * serial wisp-mount-N (ext4) at DEST (bytes as %XX), FLAGS of r (ro),
+ * s (nosuid), d (nodev), x (noexec) or "-". A mount that fails ends the
+ * VM: the application would not find its data. */
+static int disk_mounts(const char *cmdline)
+{
+	for (const char *p = cmdline; (p = strstr(p, "wisp.mount=")); p++) {
+		if (p != cmdline && p[-1] != ' ')
+			continue;
+		char tok[1024], dest[512], want[32], dev[32];
+		snprintf(tok, sizeof(tok), "%.*s", (int)strcspn(p + 11, " \n"), p + 11);
+		char *flags = strchr(tok, ':'), *enc = flags ? strchr(flags + 1, ':') : NULL;
+		if (!flags || !enc) {
+			say("wisp-tinit: wisp.mount=%s: not N:FLAGS:DEST", tok);
+			return -1;
+		}
+		*flags++ = 0;
+		*enc++ = 0;
+		size_t o = 0;
+		for (const char *q = enc; *q && o < sizeof(dest) - 1; q++) {
+			unsigned v;
+			if (*q == '%' && sscanf(q + 1, "%2x", &v) == 1 && v) {
+				dest[o++] = (char)v;
+				q += 2;
+			} else {
+				dest[o++] = *q;
+			}
+		}
+		dest[o] = 0;
+		unsigned long mf = 0;
+		mf |= strchr(flags, 'r') ? MS_RDONLY : 0;
+		mf |= strchr(flags, 's') ? MS_NOSUID : 0;
+		mf |= strchr(flags, 'd') ? MS_NODEV : 0;
+		mf |= strchr(flags, 'x') ? MS_NOEXEC : 0;
+		snprintf(want, sizeof(want), "wisp-mount-%.12s", tok);
+		if (dest[0] != '/' || find_disk(want, dev, sizeof(dev))) {
+			say("wisp-tinit: mount %s: no disk %s", dest, want);
+			return -1;
+		}
+		if (mkdir_p(dest) || mount(dev, dest, "ext4", mf, NULL)) {
+			say("wisp-tinit: mount %s on %s: %s", dev, dest, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static int set_addr(int s, const char *dev, unsigned long req, const char *addr)
@@ -257,6 +352,8 @@ int main(void)
 		cmdline[n > 0 ? n : 0] = '\0';
 		close(fd);
 	}
+	if (disk_mounts(cmdline))
+		finish(125);
 	network(cmdline);
 	struct config c = {0};
 	if (read_config(&c))
