@@ -198,7 +198,7 @@ one_line "a failing createRuntime hook fails create" o create --bundle "$H" hk2
 
 # Linux images: the packed rootfs is cached under ROOT/@cache by content
 LB=$TMP/linux
-mkdir -p "$LB/rootfs/bin" && cp /bin/busybox "$LB/rootfs/bin/" && ln -s busybox "$LB/rootfs/bin/sh"
+mkdir -p "$LB/rootfs/bin" && cp /bin/busybox "$LB/rootfs/bin/" && ln -s busybox "$LB/rootfs/bin/sh" && ln -s busybox "$LB/rootfs/bin/cat"
 printf '%s\n' '{"ociVersion":"1.0.2","process":{"args":["sh","-c","echo hi"],"env":["PATH=/bin"]},"root":{"path":"rootfs"}}' >"$LB/config.json"
 expect "Linux image: create packs the rootfs" 0 '' '' -- "$OCI" --root "$R" create --bundle "$LB" lx1
 expect "Linux image: a second create" 0 '' '' -- "$OCI" --root "$R" create --bundle "$LB" lx2
@@ -347,7 +347,7 @@ elif ! ${WISP:-build/asan/wisp} check -q 2>/dev/null; then
 else
 	L=$TMP/lroot
 	mkdir -p "$L/bin" "$L/www"
-	cp /bin/busybox "$L/bin/" && ln -s busybox "$L/bin/sh" && ln -s busybox "$L/bin/httpd" && ln -s busybox "$L/bin/id"
+	cp /bin/busybox "$L/bin/" && for a in sh httpd id cat touch; do ln -s busybox "$L/bin/$a"; done
 	echo "hello from a Wisp VM" >"$L/www/index.html"
 	tar cf "$TMP/l.tar" -C "$L" .
 	$P import --change 'CMD ["httpd","-f","-p","80","-h","/www"]' "$TMP/l.tar" localhost/wisp-httpd:1 >/dev/null 2>&1
