@@ -425,6 +425,12 @@ static int parse_mounts(json_t *mounts, struct oci_spec *spec, char *err, size_t
 		if (!clean)
 			return -EINVAL;
 		if (vm_provided(clean)) {
+			/* The engine's DNS servers reach the guest by ip= (net.c). */
+			if (!strcmp(clean, "/etc/resolv.conf") && source && *source &&
+			    !spec->resolv_conf && !(spec->resolv_conf = strdup(source))) {
+				free(clean);
+				return -ENOMEM;
+			}
 			free(clean);
 			continue;
 		}
@@ -570,6 +576,22 @@ static int parse_config(json_t *root, struct oci_spec *spec, char *err, size_t e
 		return r;
 	if ((r = parse_mounts(json_object_get(root, "mounts"), spec, err, errlen)))
 		return r;
+	const char *host;
+	if (opt_str(root, "hostname", "hostname", &host, err, errlen))
+		return -EINVAL;
+	if (host && *host) {
+		size_t n = strlen(host);
+		if (n > 64 || strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					   "0123456789.-_") != n) {
+			snprintf(err, errlen,
+				 "config.json: hostname: '%.64s' must be 1 to 64 letters, digits, "
+				 "'.', '-' or '_'",
+				 host);
+			return -EINVAL;
+		}
+		if (!(spec->hostname = strdup(host)))
+			return -ENOMEM;
+	}
 	spec->annotations_json = ann ? json_dumps(ann, JSON_COMPACT) : strdup("{}");
 	json_t *ctype = ann ? json_object_get(ann, "io.kubernetes.cri.container-type") : NULL;
 	spec->cri_sandbox = json_is_string(ctype) && !strcmp(json_string_value(ctype), "sandbox");
@@ -633,6 +655,8 @@ void oci_spec_free(struct oci_spec *spec)
 	str_free(spec->env);
 	free(spec->cwd);
 	free(spec->netns);
+	free(spec->hostname);
+	free(spec->resolv_conf);
 	free(spec->annotations_json);
 	for (int i = 0; i < spec->nmounts; i++) {
 		free(spec->mounts[i].source);

@@ -80,8 +80,31 @@ static uint32_t default_gateway(void)
 	return r;
 }
 
+/* Up to two IPv4 "nameserver" lines of the resolv.conf at path, as
+ * ":A" or ":A:B" (empty if none): anything else in the file is skipped. */
+static void read_dns(const char *path, char *out, size_t len)
+{
+	char line[256];
+	int n = 0;
+	out[0] = 0;
+	FILE *f = path ? fopen(path, "re") : NULL;
+	if (!f)
+		return;
+	while (n < 2 && fgets(line, sizeof(line), f)) {
+		char ns[64];
+		struct in_addr a;
+		if (sscanf(line, " nameserver %63s", ns) == 1 && inet_pton(AF_INET, ns, &a) == 1) {
+			size_t o = strlen(out);
+			snprintf(out + o, len - o, ":%s", ns);
+			n++;
+		}
+	}
+	fclose(f);
+}
+
 /* Make the TAP, redirect both ways, read eth0's addresses. */
-int oci_net_setup(const char *tap, struct oci_net *net, char *err, size_t errlen)
+int oci_net_setup(const char *tap, const char *hostname, const char *resolv, struct oci_net *net,
+		  char *err, size_t errlen)
 {
 	struct ifreq ifr;
 	int s, t;
@@ -153,9 +176,12 @@ int oci_net_setup(const char *tap, struct oci_net *net, char *err, size_t errlen
 			 "tc: redirecting eth0 <-> %s failed (is iproute2's tc installed?)", tap);
 		return -EIO;
 	}
-	if (addr[0])
-		snprintf(net->cmdline, sizeof(net->cmdline), "ip=%s::%s:%s::eth0:off", addr, gw,
-			 mask);
+	if (addr[0]) {
+		char dns[160];
+		read_dns(resolv, dns, sizeof(dns));
+		snprintf(net->cmdline, sizeof(net->cmdline), "ip=%s::%s:%s:%s:eth0:off%s", addr, gw,
+			 mask, hostname ? hostname : "", dns);
+	}
 	return 0;
 }
 

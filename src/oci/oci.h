@@ -59,6 +59,8 @@ struct oci_spec {
 	uint64_t mem;		/* linux.resources.memory.limit, 0: none */
 	int cpus;		/* from linux.resources.cpu (quota/period, or cpus), 0: none */
 	char *netns;		/* linux.namespaces network path, NULL: none */
+	char *hostname;		/* "hostname", NULL: none */
+	char *resolv_conf;	/* source of the engine's /etc/resolv.conf bind, or NULL */
 	char *annotations_json; /* the "annotations" object, serialised ("{}" if none) */
 	bool cri_sandbox; /* io.kubernetes.cri.container-type: sandbox (a pod's pause process) */
 	struct oci_hook hooks[OCI_HOOK_KINDS][OCI_MAX_HOOKS];
@@ -179,8 +181,11 @@ struct oci_net {
 };
 /* In the network namespace at netns (we must be in it already: call from
  * a child that did setns): make TAP tap, redirect eth0 <-> tap both ways
- * with tc mirred, read eth0's MAC, address, netmask and gateway. */
-int oci_net_setup(const char *tap, struct oci_net *net, char *err, size_t errlen);
+ * with tc mirred, read eth0's MAC, address, netmask and gateway; the ip=
+ * also names hostname and up to two IPv4 nameservers of the file resolv
+ * (both may be NULL). */
+int oci_net_setup(const char *tap, const char *hostname, const char *resolv, struct oci_net *net,
+		  char *err, size_t errlen);
 /* Enter the network namespace at path (setns). */
 int oci_netns_enter(const char *path, char *err, size_t errlen);
 /* Undo oci_net_setup in the namespace at netns (a forked child enters it):

@@ -416,7 +416,8 @@ static _Noreturn void vmm_child(int dirfd, int rootfd, int status_fd, int image_
 		goto fail;
 	if (kind == KIND_LINUX) {
 		struct oci_net net = {0};
-		if (spec->netns && oci_net_setup("wisp0", &net, err, sizeof(err)))
+		if (spec->netns && oci_net_setup("wisp0", spec->hostname, spec->resolv_conf, &net,
+						 err, sizeof(err)))
 			goto fail;
 		const char *k = find_file("WISP_OCI_KERNEL", kernel_cands, kernel, sizeof(kernel));
 		if (oci_vmconf_linux(dirfd, dir, spec, k, initrd, net.cmdline,

@@ -162,6 +162,8 @@ mk "$(cfg '["echo"]' '"linux":{"resources":{"memory":{"limit":"lots"}}}')"
 one_line "memory.limit not an integer" o create --bundle "$X" x
 mk "$(cfg '["echo"]' '"linux":{"resources":{"cpu":{"cpus":"0-x"}}}')"
 one_line "cpu.cpus not a list" o create --bundle "$X" x
+mk "$(cfg '["echo"]' '"hostname":"two words"')"
+one_line "hostname with a space" o create --bundle "$X" x
 mk "$(cfg '["echo"]' '"hooks":{"prestart":[{"path":"relative"}]}')"
 one_line "hook path relative" o create --bundle "$X" x
 mk '{"ociVersion":"1.0.2","process":{"terminal":true,"args":["echo"]},"root":{"path":"rootfs"}}'
@@ -370,6 +372,8 @@ else
 	slow_expect "podman rm (Linux)" 0 '' '' -- $P rm web
 	if [ -n "$webid" ] && [ ! -e "/run/wisp-oci/$webid" ]; then ok "rm leaves no wisp-oci state"; else bad "state after rm" "$(ls /run/wisp-oci)"; fi
 	slow_expect "podman run a Linux image: args, env, cwd, user" 0 'args=a b env=bar cwd=/www uid=1000' '' -- $P run --rm --network none -e FOO=bar -w /www -u 1000:1000 $RT localhost/wisp-httpd:1 sh -c 'echo args=$0 $1 env=$FOO cwd=$(pwd) uid=$(id -u)' a b
+	# the engine's hostname and DNS servers (its /etc/resolv.conf bind) reach the guest by ip=
+	slow_expect "podman run --hostname --dns: the guest's hostname and resolv.conf" 0 '^wisphost nameserver 10\.9\.8\.7$' '' -- $P run --rm --hostname wisphost --dns 10.9.8.7 $RT localhost/wisp-httpd:1 sh -c 'echo $(cat /proc/sys/kernel/hostname) $(cat /etc/resolv.conf)'
 	slow_expect "podman run a Linux image: exit code 7 propagated" 7 '' '' -- $P run --rm --network none $RT localhost/wisp-httpd:1 sh -c 'exit 7'
 	# -v HOSTDIR:/data:ro: the VM sees a read-only copy of the directory
 	slow_expect "podman run -v DIR:/data:ro: the VM reads the host's file" 0 '^data from the host$' '' -- $P run --rm --network none -v "$VOL:/data:ro" $RT localhost/wisp-httpd:1 cat /data/file

@@ -261,6 +261,7 @@ static void network(const char *cmdline)
 	}
 	close(s);
 	if ((f[7] && *f[7]) || (f[8] && *f[8])) {
+		mkdir("/etc", 0755);
 		FILE *r = fopen("/etc/resolv.conf", "w");
 		for (int i = 7; r && i < 9; i++)
 			if (f[i] && *f[i])
