@@ -349,7 +349,7 @@ elif ! ${WISP:-build/asan/wisp} check -q 2>/dev/null; then
 else
 	L=$TMP/lroot
 	mkdir -p "$L/bin" "$L/www"
-	cp /bin/busybox "$L/bin/" && for a in sh httpd id cat touch; do ln -s busybox "$L/bin/$a"; done
+	cp /bin/busybox "$L/bin/" && for a in sh httpd id cat touch uname; do ln -s busybox "$L/bin/$a"; done
 	echo "hello from a Wisp VM" >"$L/www/index.html"
 	tar cf "$TMP/l.tar" -C "$L" .
 	$P import --change 'CMD ["httpd","-f","-p","80","-h","/www"]' "$TMP/l.tar" localhost/wisp-httpd:1 >/dev/null 2>&1
@@ -373,7 +373,7 @@ else
 	if [ -n "$webid" ] && [ ! -e "/run/wisp-oci/$webid" ]; then ok "rm leaves no wisp-oci state"; else bad "state after rm" "$(ls /run/wisp-oci)"; fi
 	slow_expect "podman run a Linux image: args, env, cwd, user" 0 'args=a b env=bar cwd=/www uid=1000' '' -- $P run --rm --network none -e FOO=bar -w /www -u 1000:1000 $RT localhost/wisp-httpd:1 sh -c 'echo args=$0 $1 env=$FOO cwd=$(pwd) uid=$(id -u)' a b
 	# the engine's hostname and DNS servers (its /etc/resolv.conf bind) reach the guest by ip=
-	slow_expect "podman run --hostname --dns: the guest's hostname and resolv.conf" 0 '^wisphost nameserver 10\.9\.8\.7.?$' '' -- $P run --rm --hostname wisphost --dns 10.9.8.7 $RT localhost/wisp-httpd:1 sh -c 'echo $(cat /proc/sys/kernel/hostname) $(cat /etc/resolv.conf)'
+	slow_expect "podman run --hostname --dns: the guest's hostname and resolv.conf" 0 '^wisphost nameserver 10\.9\.8\.7.?$' '' -- $P run --rm --hostname wisphost --dns 10.9.8.7 $RT localhost/wisp-httpd:1 sh -c 'echo $(uname -n) $(cat /etc/resolv.conf)'
 	slow_expect "podman run a Linux image: exit code 7 propagated" 7 '' '' -- $P run --rm --network none $RT localhost/wisp-httpd:1 sh -c 'exit 7'
 	# -v HOSTDIR:/data:ro: the VM sees a read-only copy of the directory
 	slow_expect "podman run -v DIR:/data:ro: the VM reads the host's file" 0 '^data from the host.?$' '' -- $P run --rm --network none -v "$VOL:/data:ro" $RT localhost/wisp-httpd:1 cat /data/file
