@@ -242,7 +242,7 @@ static int add_list(scmp_filter_ctx ctx, const int *nrs, size_t n)
 static int add_ioctls(scmp_filter_ctx ctx, const unsigned long *req, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		ADD(ctx, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, req[i]));
+		ADD(ctx, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, req[i], 0));
 	return 0;
 }
 
@@ -276,10 +276,10 @@ static int add_clone(scmp_filter_ctx ctx)
  * control), TCP over IPv4/IPv6 for the migration. */
 static int add_socket(scmp_filter_ctx ctx, bool inet)
 {
-	ADD(ctx, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+	ADD(ctx, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0));
 	if (inet) {
-		ADD(ctx, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET));
-		ADD(ctx, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+		ADD(ctx, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET, 0));
+		ADD(ctx, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0));
 	}
 	return 0;
 }
