@@ -20,7 +20,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
-#include "control/control.h"
+#include "control/ctl_proto.h"
 
 /* Every libcurl and jansson function the client uses, called through
  * pointers filled by dlsym(). */

@@ -1,5 +1,5 @@
 /* The control socket of a `wisp run --name NAME` VM: the same messages
- * wispd sends its VMMs (control.h), on <runtime-dir>/run/NAME.sock, so
+ * wispd sends its VMMs (ctl_proto.h), on <runtime-dir>/run/NAME.sock, so
  * that `wisp save NAME FILE` reaches a foreground VM without a daemon.
  * Only `--name` opens it: a plain `wisp run` pays nothing. */
 #include <errno.h>
@@ -18,7 +18,7 @@
 
 #include "cli/cli.h"
 #include "security/security.h"
-#include "control/control.h"
+#include "control/ctl_proto.h"
 #include "snapshot/snapshot.h"
 
 int run_control_path(const char *name, char *buf, size_t len)

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 
 #include "cli/cli.h"
-#include "control/control.h"
+#include "control/ctl_proto.h"
 #include "security/security.h"
 #include "util/util.h"
 #include "vmm/config.h"

@@ -17,7 +17,7 @@
 
 #include <jansson.h>
 
-#include "control/control.h"
+#include "control/wispd.h"
 
 /* Connect to dir/<id>/ctl.sock (relative to the runtime directory). */
 static int connect_vmm(const char *dir, const char *id)

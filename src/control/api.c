@@ -20,7 +20,7 @@
 #include <wisp/abi.h>
 
 #include "vmm/config.h"
-#include "control/control.h"
+#include "control/wispd.h"
 #include "security/security.h"
 #include "snapshot/snapshot.h"
 

@@ -1,4 +1,4 @@
-/* The API server's connections, per client (control.h): so that idle
+/* The API server's connections, per client (wispd.h): so that idle
  * connections can never lock the API out. libmicrohttpd tells us when a
  * connection starts and closes (MHD_OPTION_NOTIFY_CONNECTION); api.c says
  * when a request starts and ends. The client is the peer's uid
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
-#include "control/control.h"
+#include "control/wispd.h"
 #include "util/util.h"
 
 struct api_conn {

@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "control/control.h"
+#include "control/wispd.h"
 #include "security/security.h"
 
 int jails_init(struct wispd *d, char *err, size_t errlen)

@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "control/control.h"
+#include "control/wispd.h"
 
 #ifndef WISP_VERSION
 #define WISP_VERSION "dev"

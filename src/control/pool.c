@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "control/control.h"
+#include "control/wispd.h"
 
 /* Refill backs off after consecutive failures: 100 ms, doubling, to 5 s. */
 #define RETRY_BASE_NS (100ull * 1000000)

@@ -1,4 +1,4 @@
-/* The wispd <-> VMM protocol (control.h): whole messages over a
+/* The wispd <-> VMM protocol (ctl_proto.h): whole messages over a
  * SOCK_SEQPACKET socket, an optional file descriptor riding along, and the
  * small shared vocabulary (states, ids, names, the runtime directory). */
 #include <ctype.h>
@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "control/control.h"
+#include "control/ctl_proto.h"
 #include "vmm/config.h"
 
 int ctl_send(int sock, const void *msg, size_t len, int fd)

@@ -15,7 +15,7 @@
 #include <jansson.h>
 
 #include "vmm/config.h"
-#include "control/control.h"
+#include "control/wispd.h"
 #include "security/security.h"
 
 struct vmm *vmm_new(void)

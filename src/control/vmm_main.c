@@ -1,5 +1,5 @@
 /* wisp-vmm: the VMM process of one daemon-run VM (see vmm_shell.c). */
-#include "control/control.h"
+#include "control/ctl_proto.h"
 
 int main(int argc, char **argv)
 {

@@ -1,4 +1,4 @@
-/* wisp-vmm: one VM per process, under wispd (control.h).
+/* wisp-vmm: one VM per process, under wispd (ctl_proto.h).
  *
  * Started by wispd as a *shell*: it opens /dev/kvm, creates the VM, its
  * guest RAM, the vCPU (warmed by one dummy run at CPL3 so that the first real
@@ -34,7 +34,7 @@
 
 #include "arch/x86/x86.h"
 #include "vmm/config.h"
-#include "control/control.h"
+#include "control/ctl_proto.h"
 #include "devices/virtio/virtio.h"
 #include "security/security.h"
 #include "snapshot/snapshot.h"

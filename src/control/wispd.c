@@ -28,7 +28,7 @@
 #include <microhttpd.h>
 
 #include "vmm/config.h"
-#include "control/control.h"
+#include "control/wispd.h"
 #include "security/security.h"
 
 #define TIMER_PERIOD_NS (50ull * 1000000)

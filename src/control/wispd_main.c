@@ -1,5 +1,5 @@
 /* wispd: the Wisp daemon (see wispd.c). */
-#include "control/control.h"
+#include "control/wispd.h"
 
 int main(int argc, char **argv)
 {

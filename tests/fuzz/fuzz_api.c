@@ -29,7 +29,7 @@
 
 #include <jansson.h>
 
-#include "control/control.h"
+#include "control/wispd.h"
 
 #define MAX_FAKES 16
 #define MAX_REQS  64

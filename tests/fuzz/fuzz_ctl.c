@@ -1,4 +1,4 @@
-/* Fuzz target: the wispd <-> VMM messages (control.h), both directions, fed
+/* Fuzz target: the wispd <-> VMM messages (ctl_proto.h), both directions, fed
  * to each side's handler without sockets or processes.
  *
  * wispd's side: vmm_on_message() on a scratch wispd holding a starting pool
@@ -31,7 +31,7 @@
 #include <pthread.h>
 
 #include "arch/x86/x86.h"
-#include "control/control.h"
+#include "control/wispd.h"
 #include "security/security.h"
 #include "snapshot/snapshot.h"
 #include "vmm/config.h"

@@ -92,7 +92,7 @@ seeds["virtq"] = [bytes([3, 3]) + struct.pack("<HHH", 0, 0x100, 0x200) + bytes(r
 
 # wispd's API (fuzz_api.c): the requests of docs/api.md, records separated
 # by 0x1e; '!' VMM type state err REASON is a fake VMM's reply (type and
-# state as in control.h less 16: 2 INFO, 1 FAILED, 3 EXIT, 4 PROGRESS).
+# state as in ctl_proto.h less 16: 2 INFO, 1 FAILED, 3 EXIT, 4 PROGRESS).
 RS = b"\x1e"
 
 
@@ -183,7 +183,7 @@ seeds["pci"] = [
 # The control messages (fuzz_ctl.c): records of head, u16 length, u16
 # present, bytes. To wispd (head bit 0 clear) from VMM head >> 2: 0 a
 # starting shell, 1 a ready one, 2 a starting cold VM, 3 running, 4 adopted;
-# to the VMM (bit 0 set; bit 1: with a file). Layouts as in control.h.
+# to the VMM (bit 0 set; bit 1: with a file). Layouts as in ctl_proto.h.
 def ctl_rec(head, msg, length=None):
     length = len(msg) if length is None else length
     return struct.pack("<BHH", head, length, len(msg)) + msg

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "control/control.h"
+#include "control/wispd.h"
 
 static int parse(struct wispd_config *cfg, char *err, const char *a1, const char *a2,
 		 const char *a3)
