@@ -464,16 +464,7 @@ void run_print_stats(struct vm *vm)
 		(unsigned long long)s.hypercall, (unsigned long long)s.hlt,
 		(unsigned long long)s.intr, (unsigned long long)s.unhandled,
 		(unsigned long long)s.shutdown, (unsigned long long)s.other);
-	struct device *rng = vm_find_device(vm, "rng-device");
-	if (rng) {
-		struct rng_stats r;
-		rng_get_stats(rng->opaque, &r);
-		fprintf(stderr,
-			"wisp: rng-device: reads %llu (%llu bytes) seeds %llu ignored %llu\n",
-			(unsigned long long)r.reads, (unsigned long long)r.reads * 4,
-			(unsigned long long)r.seeds, (unsigned long long)r.ignored);
-	}
-	virtio_print_stats(vm, 2);
+	vm_print_device_stats(vm, 2);
 }
 
 int run_vm_foreground(struct vm *vm, const struct run_config *cfg)

@@ -42,19 +42,19 @@ static int i8042_restore(void *opaque, const void *buf, size_t len, uint32_t ver
 {
 	(void)opaque;
 	(void)buf;
-	if (version != 1 || len) {
-		snprintf(err, errlen, "state version %u is not one the i8042 knows", version);
-		return -EINVAL;
-	}
-	return 0;
+	return device_state_check("state", version, len, 1, 0, false, err, errlen);
 }
+
+static const struct device_ops i8042_ops = {
+	.name = "i8042",
+	.save = i8042_save,
+	.restore = i8042_restore,
+};
 
 int i8042_register(struct vm *vm)
 {
 	int r = bus_register(&vm->pio, I8042_COMMAND, 1, i8042_io, vm, "i8042");
-	if (!r && !(r = vm_add_device(vm, "i8042", vm, NULL))) {
-		vm->devices->save = i8042_save;
-		vm->devices->restore = i8042_restore;
-	}
+	if (!r && !vm_add_device(vm, &i8042_ops, vm))
+		r = -ENOMEM;
 	return r;
 }

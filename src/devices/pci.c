@@ -318,16 +318,14 @@ static int pci_restore(void *opaque, const void *buf, size_t len, uint32_t versi
 		       size_t errlen)
 {
 	struct pci_bus *pb = opaque;
-	if (version != 1 || len != sizeof(struct pci_state_v1)) {
-		snprintf(err, errlen, "state version %u (%zu bytes) is not one this bus knows",
-			 version, len);
-		return -EINVAL;
-	}
+	int r = device_state_check("state", version, len, 1, sizeof(struct pci_state_v1), false,
+				   err, errlen);
+	if (r)
+		return r;
 	struct pci_state_v1 *st = malloc(sizeof(*st));
 	if (!st)
 		return -ENOMEM;
 	memcpy(st, buf, sizeof(*st));
-	int r = 0;
 	pthread_mutex_lock(&pb->lock);
 	for (int i = 0; i < PCI_MAX_SLOTS && !r; i++) {
 		struct pci_device *d = pb->slots[i];
@@ -363,6 +361,13 @@ static void pci_bus_free(void *opaque)
 	free(opaque);
 }
 
+static const struct device_ops pci_ops = {
+	.name = "pci",
+	.destroy = pci_bus_free,
+	.save = pci_save,
+	.restore = pci_restore,
+};
+
 int pci_bus_get(struct vm *vm, struct pci_bus **out)
 {
 	struct device *d = vm_find_device(vm, "pci");
@@ -374,14 +379,12 @@ int pci_bus_get(struct vm *vm, struct pci_bus **out)
 	if (!pb)
 		return -ENOMEM;
 	int r = pci_bus_init(pb, &vm->pio, &vm->mmio);
-	if (!r)
-		r = vm_add_device(vm, "pci", pb, pci_bus_free);
+	if (!r && !vm_add_device(vm, &pci_ops, pb))
+		r = -ENOMEM;
 	if (r) {
 		pci_bus_free(pb);
 		return r;
 	}
-	vm->devices->save = pci_save;
-	vm->devices->restore = pci_restore;
 	*out = pb;
 	return 0;
 }

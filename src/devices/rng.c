@@ -168,11 +168,9 @@ static int rng_restore(void *opaque, const void *buf, size_t len, uint32_t versi
 {
 	struct rng_device *rng = opaque;
 	struct rng_state_v1 st;
-	if (version != 1 || len != sizeof(st)) {
-		snprintf(err, errlen, "state version %u (%zu bytes) is not one this device knows",
-			 version, len);
-		return -EINVAL;
-	}
+	int r = device_state_check("state", version, len, 1, sizeof(st), false, err, errlen);
+	if (r)
+		return r;
 	memcpy(&st, buf, sizeof(st));
 	pthread_mutex_lock(&rng->lock);
 	rng->state = st.state;
@@ -186,6 +184,23 @@ static void rng_free(void *opaque)
 	rng_destroy(opaque);
 }
 
+static void rng_print_stats(void *opaque, int fd)
+{
+	struct rng_stats r;
+	rng_get_stats(opaque, &r);
+	dprintf(fd, "wisp: rng-device: reads %llu (%llu bytes) seeds %llu ignored %llu\n",
+		(unsigned long long)r.reads, (unsigned long long)r.reads * 4,
+		(unsigned long long)r.seeds, (unsigned long long)r.ignored);
+}
+
+static const struct device_ops rng_ops = {
+	.name = "rng-device",
+	.destroy = rng_free,
+	.save = rng_save,
+	.restore = rng_restore,
+	.stats = rng_print_stats,
+};
+
 int rng_attach(struct vm *vm, const uint32_t *seed)
 {
 	struct pci_bus *pb;
@@ -196,12 +211,9 @@ int rng_attach(struct vm *vm, const uint32_t *seed)
 	r = rng_create(pb, seed, &rng);
 	if (r)
 		return r;
-	r = vm_add_device(vm, "rng-device", rng, rng_free);
-	if (r) {
+	if (!vm_add_device(vm, &rng_ops, rng)) {
 		rng_destroy(rng);
-		return r;
+		return -ENOMEM;
 	}
-	vm->devices->save = rng_save;
-	vm->devices->restore = rng_restore;
 	return 0;
 }

@@ -360,11 +360,9 @@ static int serial_restore(void *opaque, const void *buf, size_t len, uint32_t ve
 {
 	struct serial *s = opaque;
 	struct serial_state_v1 st;
-	if (version != 1 || len != sizeof(st)) {
-		snprintf(err, errlen, "state version %u (%zu bytes) is not one this 8250 knows",
-			 version, len);
-		return -EINVAL;
-	}
+	int r = device_state_check("state", version, len, 1, sizeof(st), false, err, errlen);
+	if (r)
+		return r;
 	memcpy(&st, buf, sizeof(st));
 	if (st.rx_head >= UART_RX_FIFO || st.rx_count > UART_RX_FIFO) {
 		snprintf(err, errlen, "receive FIFO out of range");
@@ -390,6 +388,13 @@ static int serial_restore(void *opaque, const void *buf, size_t len, uint32_t ve
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
+
+/* On the VM's device list for snapshots only: serial_destroy frees it. */
+static const struct device_ops serial_ops = {
+	.name = "serial",
+	.save = serial_save,
+	.restore = serial_restore,
+};
 
 int serial_create(struct vm *vm, const struct serial_config *cfg, struct serial **out)
 {
@@ -427,13 +432,10 @@ int serial_create(struct vm *vm, const struct serial_config *cfg, struct serial 
 		s->thread_started = true;
 	}
 	/* On the VM's device list for snapshots only: the caller destroys it. */
-	r = vm_add_device(vm, "serial", s, NULL);
-	if (r) {
+	if (!vm_add_device(vm, &serial_ops, s)) {
 		serial_destroy(s);
-		return r;
+		return -ENOMEM;
 	}
-	vm->devices->save = serial_save;
-	vm->devices->restore = serial_restore;
 	*out = s;
 	return 0;
 }

@@ -178,8 +178,8 @@ static int save_vcpu(struct vm *vm, struct vcpu *v, struct wbuf *out, char *err,
 void snap_quiesce(struct vm *vm, bool pause)
 {
 	for (struct device *d = vm->devices; d; d = d->next)
-		if (d->quiesce)
-			d->quiesce(d->opaque, pause);
+		if (d->ops->quiesce)
+			d->ops->quiesce(d->opaque, pause);
 }
 
 int snap_save_state(struct vm *vm, const char *config, size_t config_len, struct wbuf *out,
@@ -193,8 +193,9 @@ int snap_save_state(struct vm *vm, const char *config, size_t config_len, struct
 	/* Devices first: one that cannot be saved fails the save before any
 	 * work is done. */
 	for (struct device *d = vm->devices; d; d = d->next)
-		if (!d->save) {
-			snprintf(err, errlen, "device '%s' does not support snapshots", d->name);
+		if (!d->ops->save) {
+			snprintf(err, errlen, "device '%s' does not support snapshots",
+				 d->ops->name);
 			return -ENOTSUP;
 		}
 	struct snap_vm s;
@@ -234,23 +235,24 @@ int snap_save_state(struct vm *vm, const char *config, size_t config_len, struct
 	for (struct device *d = vm->devices; d; d = d->next, index++) {
 		struct wbuf dev = {0};
 		uint32_t version = 0;
-		r = d->save(d->opaque, &dev, &version);
+		r = d->ops->save(d->opaque, &dev, &version);
 		if (!r)
 			r = wbuf_error(&dev);
 		if (r == -ENOTSUP) {
-			snprintf(err, errlen, "device '%s' does not support snapshots", d->name);
+			snprintf(err, errlen, "device '%s' does not support snapshots",
+				 d->ops->name);
 			wbuf_free(&dev);
 			return r;
 		}
 		if (r) {
-			snprintf(err, errlen, "device '%s': cannot save its state: %s", d->name,
-				 strerror(-r));
+			snprintf(err, errlen, "device '%s': cannot save its state: %s",
+				 d->ops->name, strerror(-r));
 			wbuf_free(&dev);
 			return r;
 		}
 		struct snap_dev h;
 		memset(&h, 0, sizeof(h));
-		snprintf(h.name, sizeof(h.name), "%s", d->name);
+		snprintf(h.name, sizeof(h.name), "%s", d->ops->name);
 		h.index = index;
 		h.dev_version = version;
 		snap_put_rec(out, SNAP_REC_DEVICE, 1, sizeof(h) + dev.len);
@@ -488,24 +490,25 @@ static int load_state(struct vm *vm, const struct snap_image *img, char *err, si
 	for (struct device *d = vm->devices; d; d = d->next, index++) {
 		if (index >= img->nr_devices) {
 			snprintf(err, errlen, "this VM has device '%s', the snapshot does not",
-				 d->name);
+				 d->ops->name);
 			return -EINVAL;
 		}
 		const struct snap_dev_img *di = &img->devices[index];
-		if (strcmp(di->d.name, d->name)) {
+		if (strcmp(di->d.name, d->ops->name)) {
 			snprintf(err, errlen, "snapshot has device '%s' where this VM has '%s'",
-				 di->d.name, d->name);
+				 di->d.name, d->ops->name);
 			return -EINVAL;
 		}
-		if (!d->restore) {
-			snprintf(err, errlen, "device '%s' does not support snapshots", d->name);
+		if (!d->ops->restore) {
+			snprintf(err, errlen, "device '%s' does not support snapshots",
+				 d->ops->name);
 			return -ENOTSUP;
 		}
 		char derr[WISP_ERRLEN] = "";
-		int r = d->restore(d->opaque, di->data, di->len, di->d.dev_version, derr,
-				   sizeof(derr));
+		int r = d->ops->restore(d->opaque, di->data, di->len, di->d.dev_version, derr,
+					sizeof(derr));
 		if (r) {
-			snprintf(err, errlen, "device '%s': %s", d->name,
+			snprintf(err, errlen, "device '%s': %s", d->ops->name,
 				 derr[0] ? derr : strerror(-r));
 			return r;
 		}

@@ -103,15 +103,14 @@ int vm_create_vcpus(struct vm *vm, int n, char *err, size_t errlen)
 	return 0;
 }
 
-int vm_add_device(struct vm *vm, const char *name, void *opaque, void (*destroy)(void *opaque))
+struct device *vm_add_device(struct vm *vm, const struct device_ops *ops, void *opaque)
 {
 	struct device *d = calloc(1, sizeof(*d));
 	if (!d)
-		return -ENOMEM;
-	*d = (struct device){
-		.name = name, .opaque = opaque, .destroy = destroy, .next = vm->devices};
+		return NULL;
+	*d = (struct device){.ops = ops, .opaque = opaque, .next = vm->devices};
 	vm->devices = d;
-	return 0;
+	return d;
 }
 
 void vm_remove_device(struct vm *vm, void *opaque)
@@ -128,25 +127,52 @@ void vm_remove_device(struct vm *vm, void *opaque)
 struct device *vm_find_device(struct vm *vm, const char *name)
 {
 	for (struct device *d = vm->devices; d; d = d->next)
-		if (!strcmp(d->name, name))
+		if (!strcmp(d->ops->name, name))
 			return d;
 	return NULL;
+}
+
+/* The list is newest first: print the rest of it before d. */
+static void print_stats_from(struct device *d, int fd)
+{
+	if (!d)
+		return;
+	print_stats_from(d->next, fd);
+	if (d->ops->stats)
+		d->ops->stats(d->opaque, fd);
+}
+
+void vm_print_device_stats(struct vm *vm, int fd)
+{
+	print_stats_from(vm->devices, fd);
+}
+
+int device_state_check(const char *what, uint32_t version, size_t len, uint32_t known, size_t size,
+		       bool at_least, char *err, size_t errlen)
+{
+	if (version == known && (at_least ? len >= size : len == size))
+		return 0;
+	snprintf(err, errlen,
+		 "%s version %u (%zu bytes) is not one this device knows (version %u, %s%zu "
+		 "bytes)",
+		 what, version, len, known, at_least ? "at least " : "", size);
+	return -EINVAL;
 }
 
 void vm_destroy(struct vm *vm)
 {
 	/* Device threads stop first: they may kick vCPUs. */
 	for (struct device *d = vm->devices; d; d = d->next)
-		if (d->stop)
-			d->stop(d->opaque);
+		if (d->ops->stop)
+			d->ops->stop(d->opaque);
 	/* vCPUs next: nothing may run device code once devices are freed. */
 	for (int i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	while (vm->devices) {
 		struct device *d = vm->devices;
 		vm->devices = d->next;
-		if (d->destroy)
-			d->destroy(d->opaque);
+		if (d->ops->destroy)
+			d->ops->destroy(d->opaque);
 		free(d);
 	}
 	vm->nr_vcpus = 0;

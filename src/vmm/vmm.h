@@ -73,28 +73,41 @@ struct vm;
 struct ring;
 struct wbuf;
 
-/* A device attached to a VM. The VM owns it: destroy() runs at teardown,
- * newest first. Devices also register their address ranges on a bus; this
- * list is how the VM finds them all again (teardown, and later snapshot). */
-struct device {
-	const char *name;
-	void *opaque;
+/* What a kind of device does beyond its bus ranges, declared once per
+ * device as a static const and given to vm_add_device. Every hook is
+ * optional and gets the opaque the device was added with.
+ * - destroy: free the device at teardown (newest first); NULL when its
+ *   creator frees it.
+ * - stop: stop the device's own threads. vm_destroy calls it for every
+ *   device before destroying anything, since an I/O thread may still kick
+ *   a vCPU.
+ * - quiesce(true) stops the device touching guest memory on its own (I/O
+ *   threads) until quiesce(false); it runs for every device before any is
+ *   saved.
+ * - save / restore (snapshots, src/snapshot/): a device's state is an
+ *   explicit struct it owns, with a version. save appends it to `out` and
+ *   sets *version; restore takes back what save wrote (any version it still
+ *   knows; device_state_check) and writes why it refuses into err. A device
+ *   without save makes a snapshot fail: its state would otherwise be lost.
+ * - stats: print the device's counters, whole lines, to fd (`wisp run
+ *   --stats`; vm_print_device_stats). */
+struct device_ops {
+	const char *name; /* in snapshots and errors */
 	void (*destroy)(void *opaque);
-	/* Optional: stop the device's own threads. vm_destroy calls it for every
-	 * device before destroying anything, since an I/O thread may still kick
-	 * a vCPU. Set it on the entry after vm_add_device. */
 	void (*stop)(void *opaque);
-	/* Snapshots (src/snapshot/): a device's state is an explicit struct it
-	 * owns, with a version. save appends it to `out` and sets *version;
-	 * restore takes back what save wrote (any version it still knows) and
-	 * writes why it refuses into err. A device without save makes a
-	 * snapshot fail: its state would otherwise be lost. quiesce(true) stops
-	 * the device touching guest memory on its own (I/O threads) until
-	 * quiesce(false); it runs for every device before any is saved. */
+	void (*quiesce)(void *opaque, bool pause);
 	int (*save)(void *opaque, struct wbuf *out, uint32_t *version);
 	int (*restore)(void *opaque, const void *buf, size_t len, uint32_t version, char *err,
 		       size_t errlen);
-	void (*quiesce)(void *opaque, bool pause);
+	void (*stats)(void *opaque, int fd);
+};
+
+/* A device attached to a VM (vm_add_device). The VM owns the entry; the
+ * device registers its address ranges on a bus itself, and this list is how
+ * the VM finds them all again (teardown, snapshots, stats). */
+struct device {
+	const struct device_ops *ops;
+	void *opaque;
 	struct device *next;
 };
 
@@ -224,13 +237,22 @@ int vm_create(struct vm *vm, struct kvm *kvm, uint64_t mem_size, char *err, size
 int vm_enable_split_irqchip(struct vm *vm);
 /* Create vCPUs 0..n-1 with CPUID set. */
 int vm_create_vcpus(struct vm *vm, int n, char *err, size_t errlen);
-/* Attach a device (see struct device); -ENOMEM on allocation failure. */
-int vm_add_device(struct vm *vm, const char *name, void *opaque, void (*destroy)(void *opaque));
+/* Attach a device with its hooks (struct device_ops, which must outlive the
+ * VM); returns its entry, or NULL when out of memory. */
+struct device *vm_add_device(struct vm *vm, const struct device_ops *ops, void *opaque);
 /* Take the entry of the device with this opaque off the list (devices that
  * the caller frees itself, e.g. the 8250); no-op if there is none. */
 void vm_remove_device(struct vm *vm, void *opaque);
 /* Find an attached device by name (first match, newest first), or NULL. */
 struct device *vm_find_device(struct vm *vm, const char *name);
+/* Each device's stats hook, oldest device first (attach order). */
+void vm_print_device_stats(struct vm *vm, int fd);
+/* For a restore hook: is a device state of this version and len bytes the
+ * `known` version of `size` bytes (at least size when at_least)? If not,
+ * writes a one-line error starting with `what` ("state") and returns
+ * -EINVAL. */
+int device_state_check(const char *what, uint32_t version, size_t len, uint32_t known, size_t size,
+		       bool at_least, char *err, size_t errlen);
 /* Destroy devices, vCPUs, memory and the VM fd. Safe on a partly created VM. */
 void vm_destroy(struct vm *vm);
 /* Ask the VM to stop for `reason` (first caller wins) and kick all vCPUs.

@@ -77,7 +77,7 @@ static void test_snapshot_state(void **state)
 	rig_up(&r, false, false);
 	struct device *d = vm_find_device(&r.vm, "serial");
 	assert_non_null(d);
-	assert_non_null(d->save);
+	assert_non_null(d->ops->save);
 	wr(&r, 3, 0x83); /* DLAB */
 	wr(&r, 0, 0x0c);
 	wr(&r, 3, 0x03);
@@ -87,13 +87,13 @@ static void test_snapshot_state(void **state)
 	wr(&r, 0, 'b');
 	struct wbuf b = {0};
 	uint32_t version = 0;
-	assert_int_equal(d->save(d->opaque, &b, &version), 0);
+	assert_int_equal(d->ops->save(d->opaque, &b, &version), 0);
 	assert_int_equal(version, 1);
 	wr(&r, 7, 0);
 	wr(&r, 3, 0x1b);
 	assert_int_equal(rd(&r, 0), 'a'); /* drains one byte */
 	char err[128];
-	assert_int_equal(d->restore(d->opaque, b.p, b.len, 1, err, sizeof(err)), 0);
+	assert_int_equal(d->ops->restore(d->opaque, b.p, b.len, 1, err, sizeof(err)), 0);
 	assert_int_equal(rd(&r, 7), 0x5a);
 	assert_int_equal(rd(&r, 3), 0x03);
 	assert_int_equal(rd(&r, 5) & 1, 1); /* data ready again */
@@ -101,8 +101,8 @@ static void test_snapshot_state(void **state)
 	assert_int_equal(rd(&r, 0), 'b');
 	wr(&r, 3, 0x83);
 	assert_int_equal(rd(&r, 0), 0x0c);
-	assert_int_not_equal(d->restore(d->opaque, b.p, b.len, 2, err, sizeof(err)), 0);
-	assert_int_not_equal(d->restore(d->opaque, b.p, b.len - 1, 1, err, sizeof(err)), 0);
+	assert_int_not_equal(d->ops->restore(d->opaque, b.p, b.len, 2, err, sizeof(err)), 0);
+	assert_int_not_equal(d->ops->restore(d->opaque, b.p, b.len - 1, 1, err, sizeof(err)), 0);
 	wbuf_free(&b);
 	rig_down(&r);
 }

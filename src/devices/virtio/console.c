@@ -364,12 +364,9 @@ static int con_restore_state(struct virtio_dev *d, const void *buf, size_t len, 
 {
 	struct virtio_console *c = to_con(d);
 	struct virtio_console_state_v1 s;
-	if (version != 1 || len != sizeof(s)) {
-		snprintf(err, errlen,
-			 "console state version %u (%zu bytes) is not one this device knows",
-			 version, len);
-		return -EINVAL;
-	}
+	int r = device_state_check("console state", version, len, 1, sizeof(s), false, err, errlen);
+	if (r)
+		return r;
 	memcpy(&s, buf, sizeof(s));
 	if (s.nr_ports != CON_PORTS) {
 		snprintf(err, errlen, "the snapshot's console has %u ports, this one %u",

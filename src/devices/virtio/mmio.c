@@ -37,6 +37,10 @@ struct virtio_ctx {
 	bool loop_ok;
 	int nr;
 	struct virtio_dev *devs[VIRTIO_MAX_DEVICES];
+	/* Each device's VM device-list entry: dev_ops named after its type
+	 * (virtio-blk, ...). The context is older on the list, so these outlive
+	 * the devices' entries at teardown. */
+	struct device_ops entry_ops[VIRTIO_MAX_DEVICES];
 };
 
 /* --- interrupts and errors ----------------------------------------------- */
@@ -397,6 +401,16 @@ static void dev_destroy(void *opaque)
 	virtio_dev_free(opaque);
 }
 
+static void dev_stats(void *opaque, int fd);
+
+/* A device's entry; virtio_attach gives each a copy named after it. */
+static const struct device_ops dev_ops = {
+	.destroy = dev_destroy,
+	.save = virtio_dev_save,
+	.restore = virtio_dev_restore,
+	.stats = dev_stats,
+};
+
 /* --- snapshots ---------------------------------------------------------------
  * Called with the VM paused and the I/O loops quiesced (ctx_quiesce), so no
  * handler touches the device or guest memory meanwhile. */
@@ -489,12 +503,9 @@ int virtio_dev_restore(void *opaque, const void *buf, size_t len, uint32_t versi
 {
 	struct virtio_dev *d = opaque;
 	struct virtio_state_v1 st;
-	if (version != 1 || len < sizeof(st)) {
-		snprintf(err, errlen, "state version %u (%zu bytes) is not one this device knows",
-			 version, len);
-		return -EINVAL;
-	}
-	int r = check_state(d, buf, &st, err, errlen);
+	int r = device_state_check("state", version, len, 1, sizeof(st), true, err, errlen);
+	if (!r)
+		r = check_state(d, buf, &st, err, errlen);
 	if (r)
 		return r;
 	/* The device's own struct, if it has one, and nothing else. */
@@ -590,11 +601,7 @@ static int ctx_restore(void *opaque, const void *buf, size_t len, uint32_t versi
 {
 	(void)opaque;
 	(void)buf;
-	if (version != 1 || len) {
-		snprintf(err, errlen, "state version %u is not one virtio knows", version);
-		return -EINVAL;
-	}
-	return 0;
+	return device_state_check("state", version, len, 1, 0, false, err, errlen);
 }
 
 static void ctx_destroy(void *opaque)
@@ -604,6 +611,17 @@ static void ctx_destroy(void *opaque)
 		ioloop_destroy(&c->loop);
 	free(c);
 }
+
+/* The transport's own entry, before any device's: the I/O loop they share
+ * and the irqfd choice. Its stats are its devices' (dev_stats). */
+static const struct device_ops ctx_ops = {
+	.name = "virtio",
+	.destroy = ctx_destroy,
+	.stop = ctx_stop,
+	.quiesce = ctx_quiesce,
+	.save = ctx_save,
+	.restore = ctx_restore,
+};
 
 static struct virtio_ctx *ctx_get(struct vm *vm)
 {
@@ -616,14 +634,10 @@ static struct virtio_ctx *ctx_get(struct vm *vm)
 	c->vm = vm;
 	const char *mode = getenv("WISP_IO_THREADS");
 	c->loop_per_device = mode && !strcmp(mode, "device");
-	if (vm_add_device(vm, "virtio", c, ctx_destroy)) {
+	if (!vm_add_device(vm, &ctx_ops, c)) {
 		free(c);
 		return NULL;
 	}
-	vm->devices->stop = ctx_stop;
-	vm->devices->quiesce = ctx_quiesce;
-	vm->devices->save = ctx_save;
-	vm->devices->restore = ctx_restore;
 	return c;
 }
 
@@ -719,13 +733,13 @@ int virtio_attach(struct vm *vm, struct virtio_dev *d, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: MMIO range 0x%" PRIx64 " busy", d->ops->name, d->base);
 		return r;
 	}
-	if ((r = vm_add_device(vm, d->ops->name, d, dev_destroy))) {
+	c->entry_ops[c->nr] = dev_ops;
+	c->entry_ops[c->nr].name = d->ops->name;
+	if (!vm_add_device(vm, &c->entry_ops[c->nr], d)) {
 		bus_unregister(&vm->mmio, d->base);
 		snprintf(err, errlen, "out of memory");
-		return r;
+		return -ENOMEM;
 	}
-	vm->devices->save = virtio_dev_save;
-	vm->devices->restore = virtio_dev_restore;
 	c->devs[c->nr++] = d;
 	d->attached = true;
 	r = ioloop_start(d->loop);
@@ -799,31 +813,31 @@ int virtio_io_stats(struct vm *vm, struct virtio_io_stats *out, int max)
 	return n;
 }
 
-void virtio_print_stats(struct vm *vm, int fd)
+/* `wisp run --stats`: the device's line; the last device on the shared I/O
+ * loop also reports the loop. */
+static void dev_stats(void *opaque, int fd)
 {
-	struct device *dev = vm_find_device(vm, "virtio");
-	struct virtio_ctx *c = dev ? dev->opaque : NULL;
-	for (int i = 0; c && i < c->nr; i++) {
-		struct virtio_dev *d = c->devs[i];
-		/* The I/O thread still runs until vm_destroy. */
-		pthread_mutex_lock(&d->lock);
-		uint64_t chains = 0, tx = 0, rx = 0;
-		for (int q = 0; q < d->ops->nr_queues; q++) {
-			chains += d->vq[q].chains;
-			tx += d->vq[q].tx_bytes;
-			rx += d->vq[q].rx_bytes;
-		}
-		dprintf(fd,
-			"wisp: %s@0x%" PRIx64 ": mmio exits %" PRIu64 " notifies %" PRIu64
-			" interrupts %" PRIu64 " chains %" PRIu64 " bytes tx %" PRIu64
-			" rx %" PRIu64 " guest errors %" PRIu64 "%s%s%s\n",
-			d->ops->name, d->base, d->mmio_accesses, d->notifies, d->interrupts, chains,
-			tx, rx, d->guest_errors, d->last_error ? " (last: " : "",
-			d->last_error ? d->last_error : "", d->last_error ? ")" : "");
-		if (d->ops->stats)
-			d->ops->stats(d, fd);
-		pthread_mutex_unlock(&d->lock);
+	struct virtio_dev *d = opaque;
+	/* The I/O thread still runs until vm_destroy. */
+	pthread_mutex_lock(&d->lock);
+	uint64_t chains = 0, tx = 0, rx = 0;
+	for (int q = 0; q < d->ops->nr_queues; q++) {
+		chains += d->vq[q].chains;
+		tx += d->vq[q].tx_bytes;
+		rx += d->vq[q].rx_bytes;
 	}
-	if (c && c->loop_ok)
+	dprintf(fd,
+		"wisp: %s@0x%" PRIx64 ": mmio exits %" PRIu64 " notifies %" PRIu64
+		" interrupts %" PRIu64 " chains %" PRIu64 " bytes tx %" PRIu64 " rx %" PRIu64
+		" guest errors %" PRIu64 "%s%s%s\n",
+		d->ops->name, d->base, d->mmio_accesses, d->notifies, d->interrupts, chains, tx, rx,
+		d->guest_errors, d->last_error ? " (last: " : "",
+		d->last_error ? d->last_error : "", d->last_error ? ")" : "");
+	if (d->ops->stats)
+		d->ops->stats(d, fd);
+	pthread_mutex_unlock(&d->lock);
+	struct device *dev = vm_find_device(d->vm, "virtio");
+	struct virtio_ctx *c = dev ? dev->opaque : NULL;
+	if (c && c->loop_ok && d->slot == c->nr - 1)
 		dprintf(fd, "wisp: virtio I/O loop: %" PRIu64 " wakeups\n", c->loop.wakeups);
 }

@@ -285,8 +285,6 @@ int virtio_mmio_cmdline(struct vm *vm, char *buf, size_t size);
  * the count. */
 struct wisp_device;
 int virtio_device_table(struct vm *vm, struct wisp_device *out, int max);
-/* Print each device's statistics (for `wisp run --stats`). */
-void virtio_print_stats(struct vm *vm, int fd);
 /* One device's I/O counters, summed over its queues (wispd's metrics). */
 struct virtio_io_stats {
 	const char *type;	     /* ops->name: "virtio-blk" */

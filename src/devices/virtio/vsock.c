@@ -40,6 +40,7 @@
 #include "devices/virtio/virtio.h"
 #include "util/util.h"
 #include "vmm/ioloop.h"
+#include "vmm/vmm.h"
 
 #define RXQ	      0
 #define TXQ	      1
@@ -684,12 +685,9 @@ static int vsock_restore_state(struct virtio_dev *d, const void *buf, size_t len
 {
 	struct virtio_vsock *v = to_vsock(d);
 	struct virtio_vsock_state_v1 s;
-	if (version != 1 || len != sizeof(s)) {
-		snprintf(err, errlen,
-			 "vsock state version %u (%zu bytes) is not one this device knows", version,
-			 len);
-		return -EINVAL;
-	}
+	int r = device_state_check("vsock state", version, len, 1, sizeof(s), false, err, errlen);
+	if (r)
+		return r;
 	memcpy(&s, buf, sizeof(s));
 	/* The CID is the restoring VM's (its configuration): a clone has a CID
 	 * of its own. A running driver learns it from the transport reset
