@@ -3,6 +3,7 @@
  * history, input that waits for the guest to enable receive interrupts, the
  * Ctrl-A x escape, and accesses a hostile guest might make. No KVM needed:
  * without an irqchip the interrupt line is simply not driven. */
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -103,8 +104,55 @@ static void test_snapshot_state(void **state)
 	assert_int_equal(rd(&r, 0), 0x0c);
 	assert_int_not_equal(d->ops->restore(d->opaque, b.p, b.len, 2, err, sizeof(err)), 0);
 	assert_int_not_equal(d->ops->restore(d->opaque, b.p, b.len - 1, 1, err, sizeof(err)), 0);
+	char want[128];
+	snprintf(want, sizeof(want),
+		 "state version 1 (%zu bytes) is not one this device knows (version 1, %zu bytes)",
+		 b.len - 1, b.len);
+	assert_string_equal(err, want);
 	wbuf_free(&b);
 	rig_down(&r);
+}
+
+/* The VM's device list: stats hooks run oldest device first whatever the
+ * list's own order; device_state_check's exact and at-least sizes. */
+static void stats_write(void *opaque, int fd)
+{
+	assert_int_equal(write(fd, opaque, 1), 1);
+}
+
+static void test_device_list(void **state)
+{
+	(void)state;
+	static const struct device_ops with = {.name = "with", .stats = stats_write};
+	static const struct device_ops without = {.name = "without"};
+	struct vm vm;
+	memset(&vm, 0, sizeof(vm));
+	char *names = "abc";
+	assert_non_null(vm_add_device(&vm, &with, names));
+	assert_non_null(vm_add_device(&vm, &without, names + 1));
+	assert_non_null(vm_add_device(&vm, &with, names + 2));
+	assert_ptr_equal(vm_find_device(&vm, "without")->opaque, names + 1);
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	vm_print_device_stats(&vm, p[1]);
+	char got[4] = {0};
+	assert_int_equal(read(p[0], got, sizeof(got)), 2);
+	assert_string_equal(got, "ac");
+	close(p[0]);
+	close(p[1]);
+	for (int i = 0; i < 3; i++)
+		vm_remove_device(&vm, names + i);
+	assert_null(vm.devices);
+	char err[128];
+	assert_int_equal(device_state_check("state", 1, 8, 1, 8, false, err, sizeof(err)), 0);
+	assert_int_equal(device_state_check("state", 1, 9, 1, 8, true, err, sizeof(err)), 0);
+	assert_int_equal(device_state_check("state", 1, 7, 1, 8, true, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "state version 1 (7 bytes) is not one this device knows "
+				 "(version 1, at least 8 bytes)");
+	assert_int_equal(device_state_check("x state", 2, 8, 1, 8, false, err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "x state version 2 (8 bytes) is not one this device knows "
+				 "(version 1, 8 bytes)");
 }
 
 static void test_registers(void **state)
@@ -256,9 +304,9 @@ static void test_escape(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_registers), cmocka_unit_test(test_snapshot_state),
-		cmocka_unit_test(test_output),	  cmocka_unit_test(test_input),
-		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_registers),   cmocka_unit_test(test_snapshot_state),
+		cmocka_unit_test(test_device_list), cmocka_unit_test(test_output),
+		cmocka_unit_test(test_input),	    cmocka_unit_test(test_escape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
