@@ -115,13 +115,14 @@ static void snapshot(uint8_t x, uint8_t cut, uint32_t off)
 		struct wbuf w = {0};
 		uint32_t version = 0;
 		char err[256];
-		CHECK(dev->save && dev->save(dev->opaque, &w, &version) == 0 && !wbuf_error(&w));
+		CHECK(dev->ops->save && dev->ops->save(dev->opaque, &w, &version) == 0 &&
+		      !wbuf_error(&w));
 		size_t len = w.len;
 		if (len)
 			w.p[off % len] ^= x;
 		if (cut && (size_t)cut * 16 < len)
 			len = (size_t)cut * 16;
-		if (dev->restore(dev->opaque, w.p, len, version, err, sizeof(err)))
+		if (dev->ops->restore(dev->opaque, w.p, len, version, err, sizeof(err)))
 			CHECK(err[0]);
 		wbuf_free(&w);
 	}
@@ -170,7 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (vm.devices) { /* as vm_destroy does */
 		struct device *d = vm.devices;
 		vm.devices = d->next;
-		d->destroy(d->opaque);
+		d->ops->destroy(d->opaque);
 		free(d);
 	}
 	CHECK(vm.pio.nr == 0 && vm.mmio.nr == 0);
