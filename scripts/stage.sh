@@ -13,6 +13,7 @@ if [ "$1" = --summary ]; then
 	pass=$(grep -cE '^(PASS: |\[       OK \] )' "$d/all")
 	fail=$(grep -cE '^(FAIL: |\[  FAILED  \] [a-z_])' "$d/all")
 	skip=$(grep -cE '^(SKIPPED: |\[  SKIPPED \] )' "$d/all")
+	[ "$fail" -gt 0 ] && grep -E '^(FAIL: |\[  FAILED  \] [a-z_])' "$d/all" | cut -c1-400 | head -30 | sed 's/^/  | /'
 	echo "test: $pass passed, $fail failed, $skip skipped"
 	[ "$fail" -eq 0 ]
 	exit

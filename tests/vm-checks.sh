@@ -75,6 +75,11 @@ if [ "$nokvm" -gt 0 ]; then
 	fail=$((fail + nokvm))
 fi
 [ "$broken" -gt 0 ] && [ "$fail" -eq 0 ] && fail=$broken
+# The failed checks again, last: CI shows the end of a long log.
+if [ "$fail" -gt 0 ] || [ "$broken" -gt 0 ]; then
+	echo "vm-checks: what failed:"
+	grep -E '^(FAIL: |suites: FAILED|in-lab: .*(exit [1-9]|without)|\[  FAILED  \])' "$out/all" | cut -c1-400 | head -30 | sed 's/^/  | /'
+fi
 echo "vm-checks: $([ $where = yes ] && echo 'in the lab' || echo 'on this host'), $(secs)"
 echo "vm: $pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ] && [ "$broken" -eq 0 ]

@@ -272,30 +272,33 @@ else
 fi
 
 # The guest-kernel build's progress line (guest/kernel/progress.sh), on a
-# stand-in for make that prints three steps.
+# stand-in for make that prints three steps: a script file, not an exported
+# function, since `script` runs its command with $SHELL (or /bin/sh, which
+# drops exported functions when SHELL is unset, as in CI).
 # With a second argument FILE, each step after the first waits (up to 60 s)
 # until FILE shows the progress line: a loaded machine cannot outrun it.
-fake_make() {
-	local i t
-	for i in 1 2 3; do
-		echo "  CC      f$i.o"
-		if [ -n "${2:-}" ] && [ $i = 1 ]; then
-			for t in $(seq 600); do grep -qa 'ETA' "$2" 2>/dev/null && break; sleep 0.1; done
-		fi
-		sleep 0.6
-	done
-	exit "${1:-0}"
-}
-export -f fake_make
-kp() { # kp STATUS: build_progress over fake_make STATUS
-	bash -c ". guest/kernel/progress.sh; fake_make $1 >'$TMP/k.log' 2>&1 & build_progress guest-kernel '$TMP/k.log' \$! '$TMP/k.steps'"
+cat >"$TMP/fake_make" <<'FAKE'
+#!/bin/bash
+for i in 1 2 3; do
+	echo "  CC      f$i.o"
+	if [ -n "${2:-}" ] && [ $i = 1 ]; then
+		for t in $(seq 600); do grep -qa 'ETA' "$2" 2>/dev/null && break; sleep 0.1; done
+	fi
+	sleep 0.6
+done
+exit "${1:-0}"
+FAKE
+chmod +x "$TMP/fake_make"
+kp() { # kp STATUS: build_progress over the fake make exiting STATUS
+	bash -c ". guest/kernel/progress.sh; '$TMP/fake_make' $1 >'$TMP/k.log' 2>&1 & build_progress guest-kernel '$TMP/k.log' \$! '$TMP/k.steps'"
 }
 rm -f "$TMP/k.steps"
 kp 0 2>"$TMP/k.err"
 check kernel-progress-status-and-steps [ "$? $(cat "$TMP/k.steps")" = "0 3" ]
 check kernel-progress-quiet-off-tty [ ! -s "$TMP/k.err" ]
-script -qec "bash -c '. guest/kernel/progress.sh; fake_make 0 $TMP/kt.out >$TMP/k.log 2>&1 & build_progress guest-kernel $TMP/k.log \$! $TMP/k.steps'" /dev/null >"$TMP/kt.out" 2>&1
-check kernel-progress-tty-eta grep -qaE $'\r''guest-kernel: [1-3]/3 steps \([0-9]+%\), [0-9]+ s, ETA [0-9]+:[0-9]{2}' "$TMP/kt.out"
+script -qec "bash -c '. guest/kernel/progress.sh; $TMP/fake_make 0 $TMP/kt.out >$TMP/k.log 2>&1 & build_progress guest-kernel $TMP/k.log \$! $TMP/k.steps'" /dev/null >"$TMP/kt.out" 2>&1
+if grep -qaE $'\r''guest-kernel: [1-3]/3 steps \([0-9]+%\), [0-9]+ s, ETA [0-9]+:[0-9]{2}' "$TMP/kt.out"; then ok kernel-progress-tty-eta
+else bad kernel-progress-tty-eta "no ETA line in: $(tr '\r' '\n' <"$TMP/kt.out" | cat -v | tail -5 | tr '\n' '|')"; fi
 kp 7 2>/dev/null
 check kernel-progress-failure-status [ $? = 7 ]
 
