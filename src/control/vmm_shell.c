@@ -212,25 +212,32 @@ static int warm_up(char *err, size_t errlen)
 
 static int prepare_control(void);
 
-/* Give the shell's VM the interrupt set-up of a CPL0 unikernel (none, as
- * wisp run gives it: vm_build_irqs). A shell is prepared for CPL3, with the
- * in-kernel LAPIC, which KVM cannot take back: the VM is made again (memory
- * and vCPU included, a few ms). Nothing to do for CPL3, or where KVM has no
- * split irqchip (then neither kind gets a LAPIC). */
-static int reshape(bool cpl0, char *err, size_t errlen)
+/* Make the shell's VM: memory, the interrupt set-up of a unikernel of
+ * that kind (vm_build_irqs, as wisp run gives it), one vCPU, the hypercall
+ * ports and the console ring. */
+static int shell_make_vm(bool cpl0, char *err, size_t errlen)
 {
-	if (!cpl0 || !sh.vm.split_irqchip)
-		return 0;
-	vm_destroy(&sh.vm);
 	int r = vm_create(&sh.vm, &sh.kvm, sh.me.mem, err, errlen);
 	if (!r)
-		r = vm_build_irqs(&sh.vm, false, true, err, errlen);
+		r = vm_build_irqs(&sh.vm, false, cpl0, err, errlen);
 	if (!r)
 		r = vm_create_vcpus(&sh.vm, 1, err, errlen);
 	if (!r && (r = hypercall_register(&sh.vm)))
 		snprintf(err, errlen, "hypercall ports: %s", strerror(-r));
 	sh.vm.console_ring = &sh.ring;
 	return r;
+}
+
+/* Make the shell's VM again for a CPL0 unikernel (no LAPIC). A shell is
+ * prepared for CPL3, with the in-kernel LAPIC, which KVM cannot take back:
+ * memory and vCPU are made again, a few ms. Nothing to do for CPL3, or
+ * where KVM has no split irqchip (then neither kind gets a LAPIC). */
+static int reshape(bool cpl0, char *err, size_t errlen)
+{
+	if (!cpl0 || !sh.vm.split_irqchip)
+		return 0;
+	vm_destroy(&sh.vm);
+	return shell_make_vm(true, err, errlen);
 }
 
 /* Everything that does not depend on the request. */
@@ -243,27 +250,18 @@ static int prepare(const char *id, uint64_t mem, uint64_t ring_size, char *err, 
 	int r = kvm_open(&sh.kvm, err, errlen);
 	if (r)
 		return r;
-	if ((r = vm_create(&sh.vm, &sh.kvm, mem, err, errlen)))
-		return r;
-	/* A shell is made for a CPL3 unikernel, the common case; reshape()
-	 * makes it again for a CPL0 one. */
-	if ((r = vm_build_irqs(&sh.vm, false, false, err, errlen)))
-		return r;
 	if ((r = vcpu_signals_init())) {
 		snprintf(err, errlen, "signals: %s", strerror(-r));
-		return r;
-	}
-	if ((r = vm_create_vcpus(&sh.vm, 1, err, errlen)))
-		return r;
-	if ((r = hypercall_register(&sh.vm))) {
-		snprintf(err, errlen, "hypercall ports: %s", strerror(-r));
 		return r;
 	}
 	if ((r = ring_create(AT_FDCWD, CTL_CONSOLE_NAME, ring_size, &sh.ring))) {
 		snprintf(err, errlen, "console ring: %s", strerror(-r));
 		return r;
 	}
-	sh.vm.console_ring = &sh.ring;
+	/* A shell is made for a CPL3 unikernel, the common case; reshape()
+	 * makes it again for a CPL0 one. */
+	if ((r = shell_make_vm(false, err, errlen)))
+		return r;
 	/* Bound now, listening only once configured: a shell's socket refuses
 	 * connections, which is how a restarted wispd tells shells from VMs. */
 	struct sockaddr_un a = {.sun_family = AF_UNIX, .sun_path = CTL_SOCK_NAME};
