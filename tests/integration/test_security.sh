@@ -111,8 +111,9 @@ fi
 # measured by the guest; the limiter defers the queue on the I/O loop, so
 # virtio-rng on the same VM keeps answering meanwhile. Bounds are ratios to
 # the configured rate: the upper one is the limiter's promise (the burst is
-# counted), the lower one is loose, for slow KVMs; both are meaningful only
-# if the unlimited disk is much faster than the limit, which is checked.
+# counted), the lower one is loose, for slow or loaded KVMs (52% was seen
+# with both cores of a 2-core host busy); both are meaningful only if the
+# unlimited disk is much faster than the limit, which is checked.
 # throttle_rate SPEC: "RATE REQS RNG" from a 4 MiB read in 64 KiB requests.
 throttle_rate() {
 	timeout -k 5 60 $WISP run --rng --disk "$TMP/rl.img$1" $UK/throttle.elf -- 4194304 65536 \
@@ -120,12 +121,12 @@ throttle_rate() {
 	sed -n 's/^throttle: 4194304 bytes in [0-9]* ns: \([0-9]*\) bytes\/s, \([0-9]*\) requests$/\1 \2/p' "$TMP/rl.out"
 	sed -n 's/^throttle: rng \([0-9]*\) requests meanwhile.*/\1/p' "$TMP/rl.out"
 }
-# within NAME GOT WANT: GOT in [0.6, 1.15] x WANT
+# within NAME GOT WANT: GOT in [0.4, 1.15] x WANT
 within() {
 	if [ -z "$2" ]; then
 		bad "$1" "no result: $(head -c 300 "$TMP/rl.out" "$TMP/rl.err")"
-	elif [ $(($2 * 100)) -gt $(($3 * 115)) ] || [ $(($2 * 100)) -lt $(($3 * 60)) ]; then
-		bad "$1" "$2 bytes/s, wanted $3 (0.6x to 1.15x)"
+	elif [ $(($2 * 100)) -gt $(($3 * 115)) ] || [ $(($2 * 100)) -lt $(($3 * 40)) ]; then
+		bad "$1" "$2 bytes/s, wanted $3 (0.4x to 1.15x)"
 	else
 		ok "$1 ($2 bytes/s for $3: $(($2 * 100 / $3))%)"
 	fi
