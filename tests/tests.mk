@@ -30,7 +30,7 @@ $(BUILD)/asan/linux/rng: guest/linux/rng-app/rng.c guest/linux/rng-driver/wisp_r
 
 # Everything the VM suites run (tests/suites.sh), built on the host: the
 # suites themselves may run in the lab's L1, which only runs them.
-VM_TEST_BINS := $(BUILD)/wisp $(BUILD)/asan/wisp $(BUILD)/asan/wispd $(BUILD)/asan/wisp-vmm \
+VM_TEST_BINS := $(BUILD)/wisp $(BUILD)/asan/wisp $(BUILD)/asan/wispd $(BUILD)/asan/wisp-vmm $(BUILD)/asan/wisp-tls \
 	$(BUILD)/asan/tests/test_virtio_attach $(BUILD)/asan/linux/rng $(BUILD)/tests/uds \
 	$(BUILD)/tests/snaptool
 test-build: $(VM_TEST_BINS) unikernels

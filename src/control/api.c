@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -164,8 +166,8 @@ static json_t *vm_json(const struct vmm *v)
 		json_object_set_new(o, "exit_status", json_integer(v->exit_status));
 		json_object_set_new(o, "reason", json_string(v->reason));
 	}
-	if (o && v->receive_port)
-		json_object_set_new(o, "receive_port", json_integer(v->receive_port));
+	if (o && v->receive_at[0])
+		json_object_set_new(o, "listen", json_string(v->receive_at));
 	if (o && v->config)
 		json_object_set(o, "config", v->config);
 	return o;
@@ -939,6 +941,99 @@ static json_t *body_object(struct request *rq)
 	return o;
 }
 
+/* A migration's transport from the request: "psk_file" (+ "psk_identity"),
+ * or "ca", "cert" and "key" (+ "server_name" for a sender), or "transport":
+ * "cleartext" by name. Nothing given is an error, never cleartext. */
+static int get_creds(struct request *rq, json_t *o, bool sender, struct mig_creds *c)
+{
+	const char *transport;
+	memset(c, 0, sizeof(*c));
+	if (get_string(rq, o, "transport", &transport) ||
+	    get_string(rq, o, "psk_file", &c->psk_file) ||
+	    get_string(rq, o, "psk_identity", &c->psk_identity) ||
+	    get_string(rq, o, "ca", &c->ca) || get_string(rq, o, "cert", &c->cert) ||
+	    get_string(rq, o, "key", &c->key) || get_string(rq, o, "server_name", &c->server_name))
+		return -1;
+	bool x509 = c->ca || c->cert || c->key;
+	if (transport && strcmp(transport, "tls") && strcmp(transport, "cleartext")) {
+		answer_error(rq, 400, "'transport' must be \"tls\" or \"cleartext\", not '%s'",
+			     transport);
+		return -1;
+	}
+	if (transport && !strcmp(transport, "cleartext")) {
+		if (c->psk_file || x509) {
+			answer_error(rq, 400, "'transport': 'cleartext' takes no key or certificate");
+			return -1;
+		}
+		c->cleartext = true;
+		return 0;
+	}
+	if (c->psk_file && x509) {
+		answer_error(rq, 400, "give a key file ('psk_file') or certificates, not both");
+		return -1;
+	}
+	if (!c->psk_file && !x509) {
+		answer_error(rq, 400,
+			     "the migration is authenticated: give 'psk_file', or 'ca', 'cert' and "
+			     "'key' (or \"transport\": \"cleartext\" on a network you trust)");
+		return -1;
+	}
+	if (x509 && (!c->ca || !c->cert || !c->key)) {
+		answer_error(rq, 400, "certificates need all of 'ca', 'cert' and 'key'");
+		return -1;
+	}
+	if (c->server_name && !sender) {
+		answer_error(rq, 400, "'server_name' is for the sender");
+		return -1;
+	}
+	const char *paths[][2] = {
+		{"psk_file", c->psk_file}, {"ca", c->ca}, {"cert", c->cert}, {"key", c->key}};
+	for (int i = 0; i < 4; i++) {
+		if (paths[i][1] && (paths[i][1][0] != '/' || strlen(paths[i][1]) >= CTL_PATH_MAX)) {
+			answer_error(rq, 400, "'%s' must be an absolute path", paths[i][0]);
+			return -1;
+		}
+	}
+	if (c->psk_identity && (!c->psk_identity[0] || strlen(c->psk_identity) > 64)) {
+		answer_error(rq, 400, "'psk_identity': 1 to 64 characters");
+		return -1;
+	}
+	return 0;
+}
+
+/* "listen" of a receive: a numeric ADDRESS:PORT, never all addresses. */
+static int get_listen(struct request *rq, json_t *o, const char **out)
+{
+	char why[200];
+	struct sockaddr_storage ss;
+	unsigned sl;
+	if (json_object_get(o, "port")) {
+		answer_error(rq, 400,
+			     "'port' is gone: give the address to listen on, 'listen': "
+			     "\"ADDRESS:PORT\"");
+		return -1;
+	}
+	if (get_string(rq, o, "listen", out))
+		return -1;
+	if (!*out) {
+		answer_error(rq, 400, "'listen' is required: the ADDRESS:PORT to listen on");
+		return -1;
+	}
+	if (mig_parse_addr(*out, &ss, &sl, why, sizeof(why))) {
+		answer_error(rq, 400, "'listen': %s", why);
+		return -1;
+	}
+	bool any = ss.ss_family == AF_INET
+			   ? ((struct sockaddr_in *)&ss)->sin_addr.s_addr == htonl(INADDR_ANY)
+			   : IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+	if (any) {
+		answer_error(rq, 400, "'listen': %s is every address: give one of this host's",
+			     *out);
+		return -1;
+	}
+	return 0;
+}
+
 static void handle_create(struct request *rq, bool receive)
 {
 	struct wispd *d = rq->d;
@@ -950,7 +1045,10 @@ static void handle_create(struct request *rq, bool receive)
 	uint64_t mem;
 	json_t *cpus = json_object_get(o, "cpus");
 	json_t *verify = json_object_get(o, "verify");
-	json_t *port = json_object_get(o, "port");
+	const char *listen_at = NULL;
+	struct mig_creds creds;
+	uint64_t recv_timeout_ms = 300000;
+	int chan = -1;
 	char *cmdline = NULL;
 	json_t *config = NULL;	/* what GET /vms/{vm} gives back */
 	bool built = false;	/* made by the VMM's builder from config (cold) */
@@ -961,11 +1059,22 @@ static void handle_create(struct request *rq, bool receive)
 	    get_string(rq, o, "snapshot", &snapshot) || get_mem(rq, o, &mem))
 		goto out;
 	if (receive) {
-		if (!port || !json_is_integer(port) || json_integer_value(port) < 1 ||
-		    json_integer_value(port) > 65535) {
-			answer_error(rq, 400, "'port' must be a TCP port number from 1 to 65535");
+		json_t *t = json_object_get(o, "timeout");
+		if (get_listen(rq, o, &listen_at) || get_creds(rq, o, false, &creds))
+			goto out;
+		if (!json_object_get(o, "mem")) {
+			answer_error(rq, 400,
+				     "'mem' is required: the receiver's memory size, which the "
+				     "VM sent must have");
 			goto out;
 		}
+		if (t && (!json_is_integer(t) || json_integer_value(t) < 1 ||
+			  json_integer_value(t) > 86400)) {
+			answer_error(rq, 400, "'timeout' must be a number of seconds from 1 to 86400");
+			goto out;
+		}
+		if (t)
+			recv_timeout_ms = (uint64_t)json_integer_value(t) * 1000;
 		if (image || snapshot) {
 			answer_error(rq, 400, "a VM that receives a migration takes no image");
 			goto out;
@@ -1047,13 +1156,17 @@ static void handle_create(struct request *rq, bool receive)
 	}
 
 	/* The split toolstack: a prepared shell if there is one. A receiver
-	 * learns its memory size from the source: it always starts cold. */
+	 * starts cold, with its transport. */
 	struct vmm *v = receive || built ? NULL : pool_take(d, mem);
 	bool from_pool = v != NULL;
 	if (!v) {
 		char err[CTL_REASON_MAX];
-		v = pool_spawn(d, mem, true, receive ? (unsigned)json_integer_value(port) : 0, err,
-			       sizeof(err));
+		if (receive && (chan = transport_spawn(d, "--listen", listen_at, &creds,
+						       recv_timeout_ms, err, sizeof(err))) < 0) {
+			answer_error(rq, 500, "cannot create the VM: %s", err);
+			goto out;
+		}
+		v = pool_spawn(d, mem, true, chan, recv_timeout_ms, err, sizeof(err));
 		if (!v) {
 			d->create_errors++;
 			answer_error(rq, 500, "cannot create the VM: %s", err);
@@ -1075,7 +1188,7 @@ static void handle_create(struct request *rq, bool receive)
 	v->state = CTL_STATE_STARTING;
 	v->request_ns = rq->t0;
 	if (receive)
-		v->receive_port = (uint16_t)json_integer_value(port);
+		snprintf(v->receive_at, sizeof(v->receive_at), "%s", listen_at);
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	v->created_wall_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -1084,9 +1197,10 @@ static void handle_create(struct request *rq, bool receive)
 	int r;
 	if (receive) { /* the VMM says when it listens */
 		r = vmm_queue(d, v, rq);
-		if (!r && v->config) { /* what it builds once the source's hello comes */
-			struct ctl_config c = {.type = CTL_CONFIG, .flags = CTL_FLAG_VMCONFIG};
-			char *json = json_dumps(v->config, JSON_COMPACT);
+		if (!r) { /* what it builds before it takes a source (always sent) */
+			struct ctl_config c = {.type = CTL_CONFIG,
+					       .flags = v->config ? CTL_FLAG_VMCONFIG : 0};
+			char *json = v->config ? json_dumps(v->config, JSON_COMPACT) : NULL;
 			snprintf(c.cmdline, sizeof(c.cmdline), "%s", json ? json : "");
 			free(json);
 			if ((r = ctl_send(v->fd, &c, sizeof(c), -1)))
@@ -1124,6 +1238,8 @@ static void handle_create(struct request *rq, bool receive)
 out:
 	if (fd >= 0)
 		close(fd);
+	if (chan >= 0)
+		close(chan);
 	free(cmdline);
 	json_decref(config);
 	json_decref(o);
@@ -1211,6 +1327,7 @@ static void handle_migrate(struct request *rq, struct vmm *v)
 {
 	json_t *o = body_object(rq);
 	const char *to = NULL;
+	int chan = -1;
 	if (!o)
 		return;
 	if (get_string(rq, o, "to", &to))
@@ -1233,6 +1350,17 @@ static void handle_migrate(struct request *rq, struct vmm *v)
 			     v->mig.to);
 		goto out;
 	}
+	struct mig_creds creds;
+	char why[200];
+	struct sockaddr_storage ss;
+	unsigned sl;
+	if (get_creds(rq, o, true, &creds))
+		goto out;
+	if (mig_parse_addr(to, &ss, &sl, why, sizeof(why))) {
+		answer_error(rq, 400, "'to': %s (a numeric address: `wisp migrate` resolves names)",
+			     why);
+		goto out;
+	}
 	const char *h = to, *hend = colon;
 	if (*h == '[' && hend > h && hend[-1] == ']') { /* [v6 address]:port */
 		h++;
@@ -1240,12 +1368,29 @@ static void handle_migrate(struct request *rq, struct vmm *v)
 	}
 	memcpy(m.host, h, (size_t)(hend - h));
 	snprintf(m.port, sizeof(m.port), "%llu", (unsigned long long)port);
+	if (!creds.server_name)
+		creds.server_name = m.host;
+	char err[CTL_REASON_MAX];
+	chan = transport_spawn(rq->d, "--connect", to, &creds, 20000, err, sizeof(err));
+	if (chan < 0) {
+		answer_error(rq, 500, "cannot migrate VM '%s': %s", v->name, err);
+		goto out;
+	}
 	memset(&v->mig, 0, sizeof(v->mig));
 	snprintf(v->mig.to, sizeof(v->mig.to), "%s", to);
 	v->mig.state = CTL_MIG_RUNNING;
-	if (ask_vmm(rq, v, RQ_MIGRATE, &m, sizeof(m)))
+	rq->kind = RQ_MIGRATE;
+	int r = vmm_ask_msg_fd(rq->d, v, &m, sizeof(m), chan, rq);
+	if (r) {
 		v->mig.state = CTL_MIG_FAILED;
+		answer_error(rq, 500, "VM '%s': %s", v->name, strerror(-r));
+		goto out;
+	}
+	MHD_suspend_connection(rq->conn);
+	rq->suspended = true;
 out:
+	if (chan >= 0)
+		close(chan);
 	json_decref(o);
 }
 

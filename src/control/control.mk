@@ -20,3 +20,11 @@ $(BUILD)/asan/wisp-vmm: $(BUILD)/asan/obj/src/control/vmm_main.o $(BUILD)/asan/l
 
 # Unit tests of daemon code link its libraries.
 $(BUILD)/asan/tests/test_wispd: LDLIBS += $(WISPD_LIBS)
+
+# The migration transport (TLS by GnuTLS): dynamic, one process per
+# migration, so that wisp-vmm stays static and never links a TLS library.
+all: $(BUILD)/wisp-tls
+$(BUILD)/wisp-tls: $(BUILD)/obj/src/control/tls_main.o $(BUILD)/libwisp.a
+	$(CC) $(CFLAGS) -o $@ $^ -lgnutls $(LDLIBS)
+$(BUILD)/asan/wisp-tls: $(BUILD)/asan/obj/src/control/tls_main.o $(BUILD)/asan/libwisp.a
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ -lgnutls $(LDLIBS)

@@ -51,8 +51,8 @@ struct pool_class *pool_class_for(struct wispd *d, uint64_t mem)
 	return NULL;
 }
 
-struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, unsigned receive_port, char *err,
-		       size_t errlen)
+struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, int recv_chan,
+		       uint64_t recv_timeout_ms, char *err, size_t errlen)
 {
 	struct vmm *v = vmm_new();
 	if (!v) {
@@ -75,22 +75,24 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, unsigned receiv
 		return NULL;
 	}
 	struct jail_spawn js;
-	if (jails_spawn_prepare(d, v, receive_port ? 0 : mem, &js, err, errlen)) {
+	if (jails_spawn_prepare(d, v, recv_chan >= 0 ? 0 : mem, &js, err, errlen)) {
 		dir_remove(parent, v->id);
 		vmm_free(v);
 		return NULL;
 	}
-	char dir[512], memstr[24], ringstr[24], portstr[16];
+	char dir[512], memstr[24], ringstr[24], tostr[24];
 	snprintf(dir, sizeof(dir), "%s/%s/%s", d->cfg.runtime_dir, where, v->id);
 	snprintf(memstr, sizeof(memstr), "%llu", (unsigned long long)mem);
 	snprintf(ringstr, sizeof(ringstr), "%llu", (unsigned long long)d->cfg.ring_size);
-	snprintf(portstr, sizeof(portstr), "%u", receive_port);
+	snprintf(tostr, sizeof(tostr), "%llu", (unsigned long long)recv_timeout_ms);
 	char *argv[32] = {d->cfg.vmm_path, "--id", v->id, "--dir",  dir,    "--mem",
 			  memstr,	   "--fd", "3",	  "--ring", ringstr};
 	int argc = 11;
-	if (receive_port) {
+	if (recv_chan >= 0) { /* the transport's channel: the fd after the lock's */
 		argv[argc++] = "--receive";
-		argv[argc++] = portstr;
+		argv[argc++] = js.lock_fd >= 0 ? "5" : "4";
+		argv[argc++] = "--receive-timeout";
+		argv[argc++] = tostr;
 	}
 	if (!d->cfg.seccomp) {
 		argv[argc++] = "--seccomp";
@@ -111,12 +113,12 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, unsigned receiv
 		}
 		/* A pool shell is given only fds (an image, a snapshot): jailed
 		 * before it is taken. A cold VMM may have files to open. */
-		if (!cold && !receive_port)
+		if (!cold && recv_chan < 0)
 			argv[argc++] = "--jail-early";
 	}
 	argv[argc] = NULL;
 	/* The VMM holds its uid's lock (as fd 4) for life. */
-	int r = vmm_spawn_process(argv, js.lock_fd, &v->pid, &v->fd);
+	int r = vmm_spawn_process(argv, js.lock_fd, recv_chan, &v->pid, &v->fd);
 	if (js.lock_fd >= 0)
 		close(js.lock_fd);
 	js.lock_fd = -1;
@@ -155,7 +157,7 @@ void pool_refill(struct wispd *d)
 		struct pool_class *c = &d->cfg.classes[i];
 		while (c->ready + c->starting < c->target && now >= c->retry_at_ns) {
 			char err[CTL_REASON_MAX];
-			if (pool_spawn(d, c->mem, false, 0, err, sizeof(err)))
+			if (pool_spawn(d, c->mem, false, -1, 0, err, sizeof(err)))
 				continue;
 			pool_shell_failed(d, NULL, err);
 			break;
@@ -244,4 +246,44 @@ void pool_shell_failed(struct wispd *d, struct vmm *v, const char *why)
 	table_remove(d, v);
 	dir_remove(d->shells_fd, v->id);
 	wispd_bury(d, v);
+}
+
+int transport_spawn(struct wispd *d, const char *mode, const char *addr, const struct mig_creds *c,
+		    uint64_t deadline_ms, char *err, size_t errlen)
+{
+	char path[sizeof(d->cfg.vmm_path) + 16], dl[24];
+	snprintf(path, sizeof(path), "%s", d->cfg.vmm_path);
+	char *slash = strrchr(path, '/');
+	snprintf(slash ? slash + 1 : path, sizeof(path) - (size_t)(slash ? slash + 1 - path : 0),
+		 "wisp-tls");
+	snprintf(dl, sizeof(dl), "%llu", (unsigned long long)deadline_ms);
+	char *argv[24];
+	int n = 0;
+	argv[n++] = path;
+	argv[n++] = "--fd";
+	argv[n++] = "3";
+	argv[n++] = (char *)mode;
+	argv[n++] = (char *)addr;
+	argv[n++] = "--deadline-ms";
+	argv[n++] = dl;
+	const char *pairs[][2] = {{"--psk", c->psk_file}, {"--psk-identity", c->psk_identity},
+				  {"--ca", c->ca},	  {"--cert", c->cert},
+				  {"--key", c->key},	  {"--server-name", c->server_name}};
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		if (pairs[i][1]) {
+			argv[n++] = (char *)pairs[i][0];
+			argv[n++] = (char *)pairs[i][1];
+		}
+	}
+	if (c->cleartext)
+		argv[n++] = "--cleartext";
+	argv[n] = NULL;
+	int chan;
+	int r = transport_spawn_process(argv, &chan);
+	if (r) {
+		snprintf(err, errlen, "cannot start the migration transport '%s': %s", path,
+			 strerror(-r));
+		return -1;
+	}
+	return chan;
 }

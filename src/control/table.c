@@ -260,7 +260,7 @@ void vmm_apply_info(struct vmm *v, const struct ctl_info *in)
 	if (!v->final && in->state <= CTL_STATE_LAST && in->state != CTL_STATE_SHELL)
 		v->state = (enum ctl_state)in->state;
 	if (in->mem)
-		v->mem = in->mem; /* a received VM learns its size from the source */
+		v->mem = in->mem;
 	v->exits = in->exits;
 	if (in->nr_devs <= CTL_DEV_MAX) {
 		v->nr_devs = in->nr_devs;

@@ -59,6 +59,7 @@ static struct shell {
 	pthread_t mig_thread;
 	_Atomic bool migrating;
 	struct ctl_target mig_to;
+	int mig_chan; /* the migration's transport (wisp-tls), -1 when none */
 	char migrated_to[300];
 	/* A VM made by the builder from its configuration (configure_built). */
 	bool built;
@@ -73,7 +74,7 @@ static struct shell {
 	struct jail jail;
 	bool jailed;
 	int status_fd; /* the status file, opened before the jail hides its directory */
-} sh = {.conn = -1, .listen_fd = -1, .epfd = -1, .status_fd = -1, .seccomp = true};
+} sh = {.conn = -1, .listen_fd = -1, .epfd = -1, .status_fd = -1, .mig_chan = -1, .seccomp = true};
 
 /* What a snapshot of a daemon VM says about how to rebuild it. */
 static const char vmm_config[] = "wisp-vmm";
@@ -454,10 +455,14 @@ static void *mig_main(void *arg)
 	sec_seccomp_thread(SEC_THREAD_MIGRATE);
 	char err[WISP_ERRLEN];
 	struct mig_result res;
-	int r = mig_send(&sh.vm, NULL, sh.mig_to.host, sh.mig_to.port,
-			 sh.built ? sh.record : vmm_config,
+	char target[300];
+	snprintf(target, sizeof(target), strchr(sh.mig_to.host, ':') ? "[%s]:%s" : "%s:%s",
+		 sh.mig_to.host, sh.mig_to.port);
+	int r = mig_send(&sh.vm, NULL, sh.mig_chan, target, sh.built ? sh.record : vmm_config,
 			 sh.built ? sh.record_len : sizeof(vmm_config), mig_progress, NULL, &res,
 			 err, sizeof(err));
+	close(sh.mig_chan); /* the transport ends with its channel */
+	sh.mig_chan = -1;
 	struct ctl_info in;
 	fill_info(&in, CTL_PROGRESS);
 	in.mig_state = r ? CTL_MIG_FAILED : CTL_MIG_DONE;
@@ -478,8 +483,14 @@ static void *mig_main(void *arg)
 	return NULL;
 }
 
-static void do_migrate(const struct ctl_target *m)
+/* chan: the migration's transport, from wispd (the caller closes it: a
+ * copy is kept). */
+static void do_migrate(const struct ctl_target *m, int chan)
 {
+	if (chan < 0) {
+		send_failed(-EINVAL, "a migration needs its transport (from wispd)");
+		return;
+	}
 	if (sh.migrating) {
 		send_failed(-EBUSY, "a migration is already running");
 		return;
@@ -490,6 +501,11 @@ static void do_migrate(const struct ctl_target *m)
 	}
 	if (sh.migrated_to[0] || atomic_load(&sh.vm.stop)) {
 		send_failed(-ESRCH, "the VM is stopping");
+		return;
+	}
+	sh.mig_chan = fcntl(chan, F_DUPFD_CLOEXEC, 3);
+	if (sh.mig_chan < 0) {
+		send_failed(-errno, "the migration's transport: %s", strerror(errno));
 		return;
 	}
 	sh.mig_to = *m;
@@ -508,6 +524,8 @@ static void do_migrate(const struct ctl_target *m)
 	if (r) {
 		atomic_store(&sh.migrating, false);
 		sh.mig_thread = 0;
+		close(sh.mig_chan);
+		sh.mig_chan = -1;
 		send_failed(-r, "cannot start the migration thread: %s", strerror(r));
 		return;
 	}
@@ -526,7 +544,7 @@ static void handle_cmd(uint32_t type, const void *msg, size_t len, int fd)
 		break;
 	case CTL_MIGRATE:
 		if (len == sizeof(struct ctl_target))
-			do_migrate(msg);
+			do_migrate(msg, fd);
 		else
 			send_failed(-EINVAL, "malformed migrate message");
 		break;
@@ -591,8 +609,9 @@ static void serve(struct vm *vm)
 			} m;
 			int fd = -1;
 			ssize_t n = ctl_recv(sh.conn, &m, sizeof(m), &fd);
-			if (fd >= 0 && (n < (ssize_t)sizeof(m.cmd) || m.cmd.type != CTL_SAVE)) {
-				close(fd); /* only a save takes a file */
+			if (fd >= 0 && (n < (ssize_t)sizeof(m.cmd) ||
+					(m.cmd.type != CTL_SAVE && m.cmd.type != CTL_MIGRATE))) {
+				close(fd); /* only a save and a migration take a file */
 				fd = -1;
 			}
 			if (n == -EAGAIN)
@@ -1085,37 +1104,6 @@ static bool confine(void)
 	return false;
 }
 
-/* A TCP socket listening on port, on every address (IPv6 with IPv4 mapped,
- * or IPv4 only where there is no IPv6). */
-static int listen_tcp(unsigned port)
-{
-	int one = 1, zero = 0;
-	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0) {
-		struct sockaddr_in6 a = {.sin6_family = AF_INET6,
-					 .sin6_port = htons((uint16_t)port),
-					 .sin6_addr = in6addr_any};
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(fd, 4) == 0)
-			return fd;
-		close(fd);
-	}
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	struct sockaddr_in a4 = {.sin_family = AF_INET,
-				 .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_ANY)};
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&a4, sizeof(a4)) < 0 || listen(fd, 4) < 0) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	return fd;
-}
-
 /* The VM could not come to life here: say why, for wispd and its status
  * file, and exit. */
 static int receive_failed(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -1134,19 +1122,22 @@ static int receive_failed(const char *fmt, ...)
 	return 1;
 }
 
-/* A receiver of a VM built from a configuration (a Linux guest, devices,
- * several vCPUs): what the receive request said (kind, vCPUs, the host
- * side of each device), sent by wispd as a CTL_CONFIG with
- * CTL_FLAG_VMCONFIG before any source connects. The VM is built from it
- * (devices included, their backends opened here, before the stream is
- * read) once the hello gives the memory size; the source's configuration,
- * in the state, is then checked against it and gives the guest's side. */
+/* A receiver's configuration: what the receive request said, sent by wispd
+ * as a CTL_CONFIG before any source connects (always: with
+ * CTL_FLAG_VMCONFIG for a VM built from a configuration, a Linux guest,
+ * devices, several vCPUs: its kind, vCPUs and the host side of each
+ * device). Such a VM is built from it (devices included, their backends
+ * opened here) for the request's memory size before any peer is taken; the
+ * source's configuration, in the state, is then checked against it and
+ * gives the guest's side. */
 static struct {
-	bool built;
-	uint64_t mem; /* the receive request's memory size (wisp-vmm --mem) */
+	bool got;   /* wispd's CTL_CONFIG arrived */
+	bool bad;   /* ... and could not be taken: why */
+	bool built; /* ... and asks for a VM built from a configuration */
+	char why[WISP_ERRLEN];
 	struct vm_config given;
 	struct vm_build b;
-	struct vm_config cfg0; /* what was built: given, with the hello's size */
+	struct vm_config cfg0; /* what was built: given, with the request's size */
 } rcv;
 
 /* The receive request's configuration: {"kind", "cpus", "devices"}. */
@@ -1196,10 +1187,9 @@ static int receive_build(uint64_t mem, char *err, size_t errlen)
 	return r;
 }
 
-/* mig_receive's before_load: the source's configuration against the
- * request's (the same kinds in the same order, disks of the same size and
- * mode), one line per mismatch joined by "; "; the devices take its guest
- * side (MAC, CID). */
+/* The source's configuration against the request's (the same kinds in the
+ * same order, disks of the same size and mode), one line per mismatch
+ * joined by "; "; the devices take its guest side (MAC, CID). */
 static int receive_attach(void *opaque, const struct snap_image *img, char *err, size_t errlen)
 {
 	(void)opaque;
@@ -1207,7 +1197,7 @@ static int receive_attach(void *opaque, const struct snap_image *img, char *err,
 	char lines[4 * WISP_ERRLEN];
 	int r = snap_config_of(img, sh.vm.mem.size, &rec, lines, sizeof(lines));
 	if (r) {
-		snprintf(err, errlen, "the source's VM: %s", lines);
+		snprintf(err, errlen, "the source's VM: %.200s", lines);
 		return r;
 	}
 	int bad = rec.kind != rcv.given.kind || rec.cpus != rcv.given.cpus;
@@ -1244,7 +1234,9 @@ static int receive_attach(void *opaque, const struct snap_image *img, char *err,
 	if (bad) {
 		for (char *p = lines; (p = strchr(p, '\n'));)
 			*p = ';';
-		snprintf(err, errlen, "%s", lines);
+		size_t n = strnlen(lines, errlen - 1); /* as much as err holds */
+		memcpy(err, lines, n);
+		err[n] = 0;
 		vm_config_free(&rec);
 		return -EINVAL;
 	}
@@ -1256,106 +1248,255 @@ static int receive_attach(void *opaque, const struct snap_image *img, char *err,
 	return make_record(true, err, errlen);
 }
 
-/* wisp-vmm --receive PORT: wait for a source to migrate a VM here. The VM
- * is created once the source says how large it is; the pre-copy rounds
- * land in its memory while the source still runs. */
-static int receive_main(unsigned port, uint64_t ring)
+/* While receiving: serve wispd's messages (its one CTL_CONFIG taken);
+ * true when the VMM must end (destroy, wispd hung up, or a configuration
+ * that cannot be taken: rcv.bad). */
+static bool serve_receiving(void *opaque)
+{
+	(void)opaque;
+	static union {
+		struct ctl_cmd cmd;
+		struct ctl_config cfg;
+	} m;
+	for (;;) {
+		ssize_t n = ctl_recv(sh.conn, &m, sizeof(m), NULL);
+		if (n == -EAGAIN)
+			return false;
+		if (n == 0 || (n < 0 && n != -EMSGSIZE) ||
+		    (n == (ssize_t)sizeof(m.cmd) && m.cmd.type == CTL_DESTROY))
+			return true;
+		if (n == (ssize_t)sizeof(m.cmd) && m.cmd.type == CTL_QUERY) {
+			send_info(CTL_INFO);
+		} else if (n == (ssize_t)sizeof(m.cfg) && m.cmd.type == CTL_CONFIG && !rcv.got) {
+			/* no answer: wispd waits for our INFO only */
+			rcv.got = true;
+			if ((m.cfg.flags & CTL_FLAG_VMCONFIG) &&
+			    receive_take_config(&m.cfg, rcv.why, sizeof(rcv.why))) {
+				rcv.bad = true;
+				return true;
+			}
+		} else if (n > 0) {
+			send_failed(-EBUSY, "waiting for an incoming migration");
+		}
+	}
+}
+
+/* Wait for the transport's next message until deadline, serving wispd
+ * meanwhile: 0 with *m (and a PEER's fd), 1 when the VMM must end, 2 once
+ * wispd's configuration is in (only if until_config), -ETIMEDOUT, or
+ * -errno when the transport is gone. */
+static int next_from_transport(int chan, uint64_t deadline, bool until_config, struct mig_chan *m,
+			       int *fd)
+{
+	for (;;) {
+		if (until_config && rcv.got)
+			return 2;
+		uint64_t now = util_now_ns();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		struct pollfd p[2] = {{.fd = chan, .events = POLLIN},
+				      {.fd = sh.conn, .events = POLLIN}};
+		int n = poll(p, 2, (int)((deadline - now) / 1000000 + 1));
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n <= 0)
+			continue;
+		if (p[1].revents && serve_receiving(NULL))
+			return 1;
+		if (!p[0].revents)
+			continue;
+		int r = mig_chan_recv(chan, m, fd);
+		if (r != -EAGAIN)
+			return r;
+	}
+}
+
+/* A peer's hello must come at once: a source sends it right after the
+ * handshake. A silent peer is dropped after this (or at the deadline). */
+#define HELLO_TIMEOUT_NS (10 * 1000000000ull)
+
+/* Take one peer: its hello, then the whole stream, within the deadline.
+ * 0: the VM's state is loaded (c->fd stays open for mig_resumed); 1: the
+ * VMM must end (destroy); -1: the peer was refused or failed (said why,
+ * memory cleared again: wait for the next); other < 0: the VM is lost. */
+static int take_peer(struct mig_conn *c, uint64_t deadline, uint64_t mem, char *err, size_t errlen)
+{
+	uint64_t now = util_now_ns();
+	c->deadline_ns = now + HELLO_TIMEOUT_NS < deadline ? now + HELLO_TIMEOUT_NS : deadline;
+	struct mig_hello h;
+	char why[200];
+	int r = mig_read_hello(c, &h, err, errlen);
+	if (r == -ECANCELED)
+		return 1;
+	if (r) {
+		log_warn(NULL, "dropped a migration peer: %s", err);
+		return -1;
+	}
+	if ((r = mig_check_hello(&h, rcv.built ? (uint32_t)rcv.given.cpus : 1, mem, why,
+				 sizeof(why)))) {
+		log_warn(NULL, "refused a migration: %s", why);
+		mig_ack(c, r, why);
+		return -1;
+	}
+	c->deadline_ns = deadline;
+	mig_ack(c, 0, NULL);
+	uint8_t *state = NULL;
+	size_t len = 0;
+	struct snap_image img;
+	r = mig_rx_frames(c, sh.vm.mem.base, sh.vm.mem.size, &state, &len, err, errlen);
+	if (r == -ECANCELED)
+		return 1;
+	if (!r && !(r = snap_parse_state(state, len, mem, &img, err, errlen))) {
+		/* A VM built from a configuration: the source's must match it. */
+		if (!rcv.built || !(r = receive_attach(NULL, &img, err, errlen))) {
+			r = snap_load_state(&sh.vm, &img, err, errlen);
+			snap_image_free(&img);
+			free(state);
+			return r ? (r < -1 ? r : -EIO) : 0;
+		}
+		snap_image_free(&img);
+	}
+	free(state);
+	log_warn(NULL, "incoming migration failed, waiting for another: %s", err);
+	mig_resumed(c, false, err);
+	/* Whatever it wrote goes: the next source's memory is all there may be. */
+	fallocate(sh.vm.mem.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)mem);
+	return -1;
+}
+
+/* wisp-vmm --receive FD: wait for a source to migrate a VM here, through
+ * the transport on channel FD (wisp-tls, started by wispd: it listens on
+ * the address asked for and hands over only authenticated peers). The VM
+ * is created (built from the request's configuration, if wispd sends one)
+ * for the size the receive request gave (a hello that says otherwise is
+ * refused); the pre-copy rounds land in its memory while the source still
+ * runs. Everything, refused peers included, happens before the deadline,
+ * after which the receiver gives up. */
+static int receive_main(int chan, const char *id, uint64_t mem, uint64_t timeout_ms, uint64_t ring)
 {
 	char err[WISP_ERRLEN];
-	int lfd = listen_tcp(port);
-	if (lfd < 0) {
-		send_failed(lfd, "cannot listen on TCP port %u: %s", port, strerror(-lfd));
+	uint64_t deadline = util_now_ns() + timeout_ms * 1000000ull;
+	fcntl(sh.conn, F_SETFL, fcntl(sh.conn, F_GETFL) | O_NONBLOCK);
+	sh.me.pid = (int32_t)getpid();
+	struct mig_chan m;
+	int fd = -1, pending = -1, r;
+	bool listening = false;
+	/* The transport says whether it could bind the address; wispd sends
+	 * the request's configuration. */
+	while (!listening || !rcv.got) {
+		r = next_from_transport(chan, deadline, !rcv.got, &m, &fd);
+		if (r == 2)
+			continue;
+		if (r == 0 && m.kind == MIG_CHAN_REFUSED) {
+			log_warn(NULL, "refused a migration peer: %s", m.why);
+			continue;
+		}
+		if (r == 0 && m.kind == MIG_CHAN_LISTENING) {
+			listening = true;
+			continue;
+		}
+		if (r == 0 && m.kind == MIG_CHAN_PEER && listening) { /* taken once set up */
+			if (pending >= 0)
+				close(pending);
+			pending = fd;
+			continue;
+		}
+		if (fd >= 0)
+			close(fd);
+		if (pending >= 0)
+			close(pending);
+		if (r == 1 && rcv.bad) {
+			send_failed(-EINVAL, "%s", rcv.why);
+			return 1;
+		}
+		if (r == 1)
+			return 0;
+		send_failed(r	       ? r
+			    : m.status ? m.status
+				       : -EIO,
+			    "%s", r ? "the migration transport did not start" : m.why);
 		return 1;
 	}
-	sh.me.pid = (int32_t)getpid();
-	sh.me.state = CTL_STATE_RECEIVING;
-	sh.me.mem = 0;
-	send_info(CTL_INFO);
-	int conn = -1;
-	struct mig_hello h;
-	while (conn < 0) {
-		struct pollfd p[2] = {{.fd = lfd, .events = POLLIN},
-				      {.fd = sh.conn, .events = POLLIN}};
-		if (poll(p, 2, -1) < 0)
-			continue;
-		if (p[1].revents) {
-			static union {
-				struct ctl_cmd cmd;
-				struct ctl_config cfg;
-			} m;
-			ssize_t n = ctl_recv(sh.conn, &m, sizeof(m), NULL);
-			if (n == 0 || (n < 0 && n != -EAGAIN && n != -EMSGSIZE) ||
-			    (n == (ssize_t)sizeof(m.cmd) && m.cmd.type == CTL_DESTROY))
-				return 0;
-			if (n == (ssize_t)sizeof(m.cmd) && m.cmd.type == CTL_QUERY) {
-				send_info(CTL_INFO);
-			} else if (n == (ssize_t)sizeof(m.cfg) && m.cmd.type == CTL_CONFIG &&
-				   (m.cfg.flags & CTL_FLAG_VMCONFIG)) {
-				/* no answer: wispd waits for our INFO only */
-				if (receive_take_config(&m.cfg, err, sizeof(err))) {
-					close(lfd);
-					return receive_failed("%s", err);
-				}
-			} else if (n > 0) {
-				send_failed(-EBUSY, "waiting for an incoming migration");
-			}
-		}
-		if (p[0].revents && mig_accept(lfd, &conn, &h, err, sizeof(err)))
-			conn = -1; /* a bad hello: its source was told; keep waiting */
-	}
-	close(lfd);
-	unsigned want = rcv.built ? (unsigned)rcv.given.cpus : 1;
-	if (h.nr_vcpus != want || (rcv.built && h.mem_size != rcv.mem)) {
-		char why[160];
-		snprintf(why, sizeof(why),
-			 "the receive request said %u vCPUs and %llu MiB, not %u and %llu MiB",
-			 want, (unsigned long long)(rcv.mem >> 20), h.nr_vcpus,
-			 (unsigned long long)(h.mem_size >> 20));
-		mig_resumed(conn, false, why);
-		return receive_failed("incoming migration of a VM with %u vCPUs: %s", h.nr_vcpus,
-				      why);
-	}
-	char id[sizeof(sh.me.id)]; /* prepare() writes sh.me.id from it */
-	memcpy(id, sh.me.id, sizeof(id));
-	int r = prepare(id, h.mem_size, ring, err, sizeof(err));
+	r = prepare(id, mem, ring, err, sizeof(err));
 	/* The shell's warm-up wrote a few pages: the source's memory is all
-	 * that may be there. */
+	 * that may be there. A VM built from a configuration is made anew,
+	 * its devices' host sides opened now. */
 	if (!r && rcv.built)
-		r = receive_build(h.mem_size, err, sizeof(err));
+		r = receive_build(mem, err, sizeof(err));
 	else if (!r && fallocate(sh.vm.mem.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-				 (off_t)h.mem_size) < 0) {
+				 (off_t)mem) < 0) {
 		r = -errno;
 		snprintf(err, sizeof(err), "clearing guest memory: %s", strerror(errno));
 	}
-	if (!r) /* before the first byte of the source's memory arrives */
-		r = enter_jail(err, sizeof(err));
-	if (!r)
-		r = mig_receive(conn, &sh.vm, rcv.built ? receive_attach : NULL, NULL, err,
-				sizeof(err));
+	/* Before the first byte of a peer arrives. */
+	if (!r && (r = enter_jail(err, sizeof(err))))
+		r = -EPERM;
 	if (r) {
-		mig_resumed(conn, false, err);
-		close(conn);
-		return receive_failed("incoming migration failed: %s", err);
+		if (pending >= 0)
+			close(pending);
+		send_failed(r, "%s", err);
+		return 1;
+	}
+	sh.me.state = CTL_STATE_RECEIVING;
+	send_info(CTL_INFO);
+	struct mig_conn c = {.fd = -1, .watch_fd = sh.conn, .watch = serve_receiving};
+	for (;;) {
+		if (pending >= 0) {
+			fd = pending;
+			pending = -1;
+			m.kind = MIG_CHAN_PEER;
+			r = 0;
+		} else {
+			r = next_from_transport(chan, deadline, false, &m, &fd);
+		}
+		if (r == 1)
+			return 0;
+		if (r == -ETIMEDOUT)
+			return receive_failed("no migration arrived within %llu s",
+					      (unsigned long long)(timeout_ms / 1000));
+		if (r)
+			return receive_failed("the migration transport ended: %s", strerror(-r));
+		if (m.kind == MIG_CHAN_REFUSED) {
+			log_warn(NULL, "refused a migration peer: %s", m.why);
+			continue;
+		}
+		if (m.kind == MIG_CHAN_FAILED)
+			return receive_failed("incoming migration failed: %s", m.why);
+		if (m.kind != MIG_CHAN_PEER)
+			continue;
+		c.fd = fd;
+		r = take_peer(&c, deadline, mem, err, sizeof(err));
+		if (r == 0)
+			break;
+		if (r != -1)
+			mig_resumed(&c, false, err);
+		close(c.fd);
+		c.fd = -1;
+		if (r == 1)
+			return 0;
+		if (r != -1)
+			return receive_failed("incoming migration failed: %s", err);
 	}
 	sh.configured = true;
 	if (open_control(err, sizeof(err))) {
-		mig_resumed(conn, false, err);
-		close(conn);
+		mig_resumed(&c, false, err);
+		close(c.fd);
 		return receive_failed("incoming migration failed: %s", err);
 	}
 	sh.vm.vcpus[0].run->kvm_valid_regs = 0;
 	munmap(sh.scratch, SCRATCH_SIZE);
 	sh.scratch = NULL;
 	if (!confine()) {
-		mig_resumed(conn, false, "the target VMM cannot confine itself");
-		close(conn);
+		mig_resumed(&c, false, "the target VMM cannot confine itself");
+		close(c.fd);
 		return receive_failed("incoming migration failed: cannot confine the VMM");
 	}
 	sh.me.state = CTL_STATE_RUNNING;
 	sh.me.started_ns = util_now_ns();
 	/* From here the VM is ours: the source stops once it reads this. */
-	mig_resumed(conn, true, NULL);
-	close(conn);
+	mig_resumed(&c, true, NULL);
+	close(c.fd);
+	close(chan); /* the transport relays what is left, then exits */
 	send_info(CTL_STATE);
 	vm_run(&sh.vm);
 	report_end();
@@ -1363,7 +1504,8 @@ static int receive_main(unsigned port, uint64_t ring)
 }
 
 static const char usage[] = "usage: wisp-vmm --id ID --dir DIR --mem BYTES --fd FD [--ring BYTES]\n"
-			    "       [--receive PORT] [--log-format text|json] [--seccomp on|off]\n"
+			    "       [--receive FD --receive-timeout MS] [--log-format text|json]\n"
+			    "       [--seccomp on|off]\n"
 			    "       [--jail-uid UID --jail-dir DIR [--cgroup DIR] [--jail-early]]\n"
 			    "(started by wispd; not meant to be run by hand)\n";
 
@@ -1376,6 +1518,7 @@ int shell_main(int argc, char **argv)
 		{"fd", required_argument, NULL, 'f'},
 		{"ring", required_argument, NULL, 'r'},
 		{"receive", required_argument, NULL, 'R'},
+		{"receive-timeout", required_argument, NULL, 'T'},
 		{"log-format", required_argument, NULL, 'l'},
 		{"jail-uid", required_argument, NULL, 'u'},
 		{"jail-dir", required_argument, NULL, 'J'},
@@ -1385,7 +1528,8 @@ int shell_main(int argc, char **argv)
 		{0},
 	};
 	const char *id = NULL, *dir = NULL;
-	uint64_t mem = 0, fd = UINT64_MAX, ring = CTL_RING_DEFAULT, port = 0, juid = 0;
+	uint64_t mem = 0, fd = UINT64_MAX, ring = CTL_RING_DEFAULT, chan = 0, timeout = 300000,
+		 juid = 0;
 	enum log_format log_format = LOG_FORMAT_TEXT;
 	bool jail_early = false;
 	int c;
@@ -1412,7 +1556,10 @@ int shell_main(int argc, char **argv)
 			bad = opt_parse_uint(optarg, 4096, 1 << 30, &ring) != 0;
 			break;
 		case 'R':
-			bad = opt_parse_uint(optarg, 1, 65535, &port) != 0;
+			bad = opt_parse_uint(optarg, 3, 1 << 20, &chan) != 0;
+			break;
+		case 'T':
+			bad = opt_parse_uint(optarg, 1, 86400000, &timeout) != 0;
 			break;
 		case 'l':
 			bad = log_parse_format(optarg, &log_format) != 0;
@@ -1469,10 +1616,8 @@ int shell_main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	if (port) {
-		rcv.mem = mem;
-		return receive_main((unsigned)port, ring);
-	}
+	if (chan)
+		return receive_main((int)chan, id, mem, timeout, ring);
 	int r = prepare(id, mem, ring, err, sizeof(err));
 	if (r) {
 		send_failed(r, "%s", err);

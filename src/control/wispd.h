@@ -124,7 +124,7 @@ struct vmm {
 		char to[280];
 		char error[CTL_REASON_MAX];
 	} mig;
-	uint16_t receive_port; /* a VM waiting for an incoming migration */
+	char receive_at[72];   /* a VM waiting for an incoming migration: its ADDRESS:PORT */
 	struct vmm *next_dead; /* wispd's graveyard */
 	struct vmm *next_due;  /* wispd's list of info files to write */
 	bool jailed;	       /* its VMM runs in a jail (jails.c) */
@@ -253,10 +253,22 @@ void pool_refill(struct wispd *d);
 struct vmm *pool_take(struct wispd *d, uint64_t mem);
 /* Move a taken shell's directory from shells/ to vms/. */
 void pool_adopt_dir(struct wispd *d, struct vmm *v);
-/* Spawn one VMM for `mem` bytes in dir parent/<id>; the entry is in the table.
- * receive_port > 0: a VMM that waits for an incoming migration on that port. */
-struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, unsigned receive_port, char *err,
-		       size_t errlen);
+/* Start a VMM: a shell for the pool (cold false), or a VMM for one VM.
+ * recv_chan >= 0: a VMM that waits for an incoming migration through the
+ * transport on that channel (see transport_spawn), for timeout_ms. */
+struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, int recv_chan,
+		       uint64_t recv_timeout_ms, char *err, size_t errlen);
+/* How a migration's transport authenticates (the request's fields; paths
+ * absolute). */
+struct mig_creds {
+	const char *psk_file, *psk_identity, *ca, *cert, *key, *server_name;
+	bool cleartext;
+};
+/* Start wisp-tls (next to the VMM binary) for one migration: mode
+ * "--listen" or "--connect" addr, with c, and deadline_ms. Returns the
+ * VMM's end of its channel (close it once handed over), or -1 and err. */
+int transport_spawn(struct wispd *d, const char *mode, const char *addr, const struct mig_creds *c,
+		    uint64_t deadline_ms, char *err, size_t errlen);
 /* A shell reported READY / FAILED / died. */
 void pool_shell_ready(struct wispd *d, struct vmm *v);
 void pool_shell_failed(struct wispd *d, struct vmm *v, const char *why);
@@ -267,9 +279,14 @@ void dir_remove(int parent_fd, const char *name);
 
 /* --- spawn.c: a VMM process ----------------------------------------------- */
 /* Start argv (argv[0] the VMM) with its end of a new control socketpair as
- * fd 3 and keep_fd (if >= 0) as fd 4, no other fd of ours; 0 with its pid
- * and wispd's end (non-blocking) in *fd, or -errno. */
-int vmm_spawn_process(char *const argv[], int keep_fd, pid_t *pid, int *fd);
+ * fd 3, keep_fd (if >= 0) as fd 4 and extra_fd (if >= 0) as the next (4
+ * or 5), no other fd of ours; 0 with its pid and wispd's end (non-blocking)
+ * in *fd, or -errno. */
+int vmm_spawn_process(char *const argv[], int keep_fd, int extra_fd, pid_t *pid, int *fd);
+/* Start argv (argv[0] wisp-tls) with its end of a new channel as fd 3, no
+ * other fd of ours; 0 with the other end (for the VMM) in *chan, or
+ * -errno. wispd reaps it like any child. */
+int transport_spawn_process(char *const argv[], int *chan);
 
 /* --- jails.c: wispd's side of the VMM jail ------------------------------------ */
 /* What pool_spawn passes to a jailed VMM. */

@@ -68,30 +68,46 @@ struct mig_done {
 
 /* --- stream helpers ------------------------------------------------------------ */
 
-/* Wait until fd is ready for `events`, at most IO_TIMEOUT_MS: a peer that
- * stops reading or writing must not hang the source for ever. */
-static int wait_fd(int fd, short events)
+/* Wait until c->fd is ready for `events`: until c's deadline if it has
+ * one, else at most IO_TIMEOUT_MS (a peer that stops reading or writing
+ * must not hang the source for ever). While waiting, c->watch_fd readable
+ * calls c->watch, which may cancel the wait (a destroy). */
+static int wait_fd(struct mig_conn *c, short events)
 {
-	struct pollfd p = {.fd = fd, .events = events};
 	for (;;) {
-		int r = poll(&p, 1, IO_TIMEOUT_MS);
-		if (r > 0)
-			return 0;
-		if (r == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
+		int timeout = IO_TIMEOUT_MS;
+		if (c->deadline_ns) {
+			uint64_t now = util_now_ns();
+			if (now >= c->deadline_ns)
+				return -ETIMEDOUT;
+			uint64_t left = (c->deadline_ns - now + 999999) / 1000000;
+			timeout = left > INT32_MAX ? INT32_MAX : (int)left;
+		}
+		struct pollfd p[2] = {{.fd = c->fd, .events = events},
+				      {.fd = c->watch_fd, .events = POLLIN}};
+		int r = poll(p, c->watch_fd >= 0 ? 2 : 1, timeout);
+		if (r < 0 && errno != EINTR)
 			return -errno;
+		if (r > 0 && c->watch_fd >= 0 && p[1].revents && c->watch &&
+		    c->watch(c->opaque))
+			return -ECANCELED;
+		if (r > 0 && p[0].revents)
+			return 0;
+		if (r == 0 && !c->deadline_ns)
+			return -ETIMEDOUT;
 	}
 }
 
-static int send_all(int fd, struct iovec *iov, int n)
+static int send_all(struct mig_conn *c, struct iovec *iov, int n)
 {
+	if (c->fd < 0) /* a stream in memory (the fuzzer): answers go nowhere */
+		return 0;
 	while (n > 0) {
-		ssize_t w = writev(fd, iov, n);
+		ssize_t w = writev(c->fd, iov, n);
 		if (w < 0 && (errno == EINTR))
 			continue;
 		if (w < 0 && errno == EAGAIN) {
-			int r = wait_fd(fd, POLLOUT);
+			int r = wait_fd(c, POLLOUT);
 			if (r)
 				return r;
 			continue;
@@ -112,21 +128,29 @@ static int send_all(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
-static int send_buf(int fd, const void *p, size_t len)
+static int send_buf(struct mig_conn *c, const void *p, size_t len)
 {
 	struct iovec iov = {(void *)p, len};
-	return send_all(fd, &iov, 1);
+	return send_all(c, &iov, 1);
 }
 
-static int recv_all(int fd, void *buf, size_t len)
+static int recv_all(struct mig_conn *c, void *buf, size_t len)
 {
+	if (c->fd < 0) {
+		if (len > c->len)
+			return -ECONNRESET;
+		memcpy(buf, c->buf, len);
+		c->buf += len;
+		c->len -= len;
+		return 0;
+	}
 	uint8_t *p = buf;
 	while (len) {
-		ssize_t n = recv(fd, p, len, 0);
+		ssize_t n = recv(c->fd, p, len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			int r = wait_fd(fd, POLLIN);
+			int r = wait_fd(c, POLLIN);
 			if (r)
 				return r;
 			continue;
@@ -148,58 +172,133 @@ static void tune(int fd)
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
-/* Connect with a timeout, so that an unreachable host fails in seconds.
- * host is a numeric IPv4 or IPv6 address: wisp-vmm is a static binary and
- * does no name lookups (the CLI resolves names before asking). */
-static int dial(const char *host, const char *port, char *err, size_t errlen)
+/* --- addresses ------------------------------------------------------------------ */
+
+int mig_parse_addr(const char *s, struct sockaddr_storage *ss, unsigned *len, char *err,
+		   size_t errlen)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	memset(&ss, 0, sizeof(ss));
+	const char *colon = strrchr(s, ':');
+	char host[64];
+	memset(ss, 0, sizeof(*ss));
+	if (!colon || colon == s || (size_t)(colon - s) >= sizeof(host)) {
+		snprintf(err, errlen, "'%s': give ADDRESS:PORT", s);
+		return -EINVAL;
+	}
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = 0;
+	char *h = host;
+	size_t hl = strlen(h);
+	if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') {
+		h[hl - 1] = 0;
+		h++;
+	}
 	char *end;
-	unsigned long p = strtoul(port, &end, 10);
-	if (!*port || *end || p == 0 || p > 65535) {
-		snprintf(err, errlen, "bad port '%s'", port);
+	errno = 0;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || port == 0 || port > 65535) {
+		snprintf(err, errlen, "'%s': the port must be a number from 1 to 65535", s);
 		return -EINVAL;
 	}
-	struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, h, &a4->sin_addr) == 1) {
 		a4->sin_family = AF_INET;
-		a4->sin_port = htons((uint16_t)p);
-		sl = sizeof(*a4);
-	} else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+		a4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*a4);
+	} else if (inet_pton(AF_INET6, h, &a6->sin6_addr) == 1) {
 		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons((uint16_t)p);
-		sl = sizeof(*a6);
+		a6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a6);
 	} else {
-		snprintf(err, errlen, "'%s' is not an IP address", host);
+		snprintf(err, errlen, "'%s': '%s' is not an IP address", s, h);
 		return -EINVAL;
 	}
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		int e = errno;
-		snprintf(err, errlen, "socket: %s", strerror(e));
-		return -e;
+	return 0;
+}
+
+/* --- the transport's channel (see struct mig_chan) ------------------------------ */
+
+int mig_chan_send(int chan, uint32_t kind, int status, const char *why, int fd)
+{
+	struct mig_chan m = {.kind = kind, .status = status};
+	snprintf(m.why, sizeof(m.why), "%s", why ? why : "");
+	struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (fd >= 0) {
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	}
-	int r = 0;
-	if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
-		if (errno != EINPROGRESS) {
-			r = -errno;
-		} else if (!(r = wait_fd(fd, POLLOUT))) {
-			int soerr = 0;
-			socklen_t el = sizeof(soerr);
-			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) == 0 && soerr)
-				r = -soerr;
+	for (;;) {
+		ssize_t n = sendmsg(chan, &mh, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		return (size_t)n == sizeof(m) ? 0 : -EMSGSIZE;
+	}
+}
+
+int mig_chan_recv(int chan, struct mig_chan *m, int *fd)
+{
+	struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
+			    .msg_controllen = sizeof(u)};
+	*fd = -1;
+	ssize_t n;
+	do
+		n = recvmsg(chan, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfd; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (*fd < 0)
+				*fd = f;
+			else
+				close(f);
 		}
 	}
-	if (r) {
-		close(fd);
-		snprintf(err, errlen, "cannot connect to %s:%s: %s", host, port, strerror(-r));
-		return r;
+	if (n == 0)
+		return -ECONNRESET;
+	if ((size_t)n != sizeof(*m) || (mh.msg_flags & MSG_TRUNC)) {
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+		return -EBADMSG;
 	}
-	tune(fd);
-	return fd;
+	m->why[sizeof(m->why) - 1] = 0;
+	if (*fd >= 0) {
+		if (m->kind != MIG_CHAN_PEER) {
+			close(*fd);
+			*fd = -1;
+		} else {
+			tune(*fd);
+		}
+	}
+	if (m->kind == MIG_CHAN_PEER && *fd < 0)
+		return -EBADMSG;
+	return 0;
 }
 
 /* --- dirty logging -------------------------------------------------------------- */
@@ -293,7 +392,7 @@ static int64_t dirty_collect(struct dirty *d)
 /* --- source ------------------------------------------------------------------------ */
 
 struct sender {
-	int fd;
+	struct mig_conn c;
 	struct vm *vm;
 	uint8_t *bounce; /* pages are copied before they are hashed and sent */
 	uint64_t bytes;
@@ -310,7 +409,7 @@ static int send_run(struct sender *s, uint64_t off, uint32_t count)
 		.type = MIG_PAGES, .count = count, .off = off, .hash = snap_hash(s->bounce, len)};
 	struct iovec iov[2] = {{&h, sizeof(h)}, {s->bounce, len}};
 	s->bytes += sizeof(h) + len;
-	return send_all(s->fd, iov, 2);
+	return send_all(&s->c, iov, 2);
 }
 
 static int send_extent(void *opaque, uint64_t off, uint64_t len)
@@ -356,10 +455,10 @@ static int send_dirty(struct sender *s, struct dirty *d)
 	return 0;
 }
 
-static int read_done(int fd, char *err, size_t errlen)
+static int read_done(struct mig_conn *c, char *err, size_t errlen)
 {
 	struct mig_done done;
-	int r = recv_all(fd, &done, sizeof(done));
+	int r = recv_all(c, &done, sizeof(done));
 	if (r) {
 		snprintf(err, errlen, "the target did not confirm the resume: %s", strerror(-r));
 		return r;
@@ -372,14 +471,50 @@ static int read_done(int fd, char *err, size_t errlen)
 	return 0;
 }
 
-int mig_send(struct vm *vm, struct vcpu *self, const char *host, const char *port,
-	     const char *config, size_t config_len,
-	     void (*progress)(void *opaque, const struct mig_progress *p), void *opaque,
-	     struct mig_result *res, char *err, size_t errlen)
+/* Wait (at most CHAN_TIMEOUT_MS) for the transport to say whether it
+ * reached and authenticated the target; the stream's fd in *fd. */
+#define CHAN_TIMEOUT_MS 60000
+static int wait_transport(int chan, const char *target, int *fd, char *err, size_t errlen)
+{
+	struct pollfd p = {.fd = chan, .events = POLLIN};
+	uint64_t end = util_now_ns() + CHAN_TIMEOUT_MS * 1000000ull;
+	for (;;) {
+		uint64_t now = util_now_ns();
+		if (now >= end) {
+			snprintf(err, errlen, "%s: no connection within %d s", target,
+				 CHAN_TIMEOUT_MS / 1000);
+			return -ETIMEDOUT;
+		}
+		int n = poll(&p, 1, (int)((end - now) / 1000000 + 1));
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n <= 0)
+			continue;
+		struct mig_chan m;
+		int r = mig_chan_recv(chan, &m, fd);
+		if (r == -EAGAIN)
+			continue;
+		if (r) {
+			snprintf(err, errlen, "%s: the migration transport ended: %s", target,
+				 strerror(-r));
+			return r;
+		}
+		if (m.kind == MIG_CHAN_PEER)
+			return 0;
+		if (m.kind == MIG_CHAN_FAILED) {
+			snprintf(err, errlen, "%s", m.why);
+			return m.status < 0 ? m.status : -EIO;
+		}
+	}
+}
+
+int mig_send(struct vm *vm, struct vcpu *self, int chan, const char *target, const char *config,
+	     size_t config_len, void (*progress)(void *opaque, const struct mig_progress *p),
+	     void *opaque, struct mig_result *res, char *err, size_t errlen)
 {
 	uint64_t t0 = util_now_ns();
 	memset(res, 0, sizeof(*res));
-	struct sender s = {.fd = -1, .vm = vm};
+	struct sender s = {.c = {.fd = -1, .watch_fd = -1}, .vm = vm};
 	struct dirty d = {0};
 	struct wbuf st = {0};
 	bool paused = false;
@@ -389,29 +524,28 @@ int mig_send(struct vm *vm, struct vcpu *self, const char *host, const char *por
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	s.fd = dial(host, port, err, errlen);
-	if (s.fd < 0) {
-		r = s.fd;
+	/* Nothing of the guest goes out before the transport has checked the
+	 * target's identity (or was told by name to trust anyone). */
+	if ((r = wait_transport(chan, target, &s.c.fd, err, errlen)))
 		goto out;
-	}
 	struct mig_hello h = {.magic = MIG_MAGIC,
 			      .version = MIG_VERSION,
 			      .nr_vcpus = (uint32_t)vm->nr_vcpus,
 			      .mem_size = vm->mem.size};
 	struct mig_ack ack;
-	if ((r = send_buf(s.fd, &h, sizeof(h))) || (r = recv_all(s.fd, &ack, sizeof(ack)))) {
-		snprintf(err, errlen, "%s:%s: no answer to the migration hello: %s", host, port,
+	if ((r = send_buf(&s.c, &h, sizeof(h))) || (r = recv_all(&s.c, &ack, sizeof(ack)))) {
+		snprintf(err, errlen, "%s: no answer to the migration hello: %s", target,
 			 strerror(-r));
 		goto out;
 	}
 	ack.why[sizeof(ack.why) - 1] = 0;
 	if (ack.magic != MIG_MAGIC) {
-		snprintf(err, errlen, "%s:%s does not speak Wisp's migration protocol", host, port);
+		snprintf(err, errlen, "%s does not speak Wisp's migration protocol", target);
 		r = -EPROTO;
 		goto out;
 	}
 	if (ack.status) {
-		snprintf(err, errlen, "%s:%s refused the VM: %s", host, port, ack.why);
+		snprintf(err, errlen, "%s refused the VM: %s", target, ack.why);
 		r = ack.status < 0 ? ack.status : -EPROTO;
 		goto out;
 	}
@@ -429,7 +563,7 @@ int mig_send(struct vm *vm, struct vcpu *self, const char *host, const char *por
 		goto io_fail;
 	for (;;) {
 		struct mig_round rm = {.type = MIG_ROUND, .round = round};
-		if ((r = send_buf(s.fd, &rm, sizeof(rm))))
+		if ((r = send_buf(&s.c, &rm, sizeof(rm))))
 			goto io_fail;
 		int64_t dirty = dirty_collect(&d);
 		if (dirty < 0) {
@@ -464,7 +598,7 @@ int mig_send(struct vm *vm, struct vcpu *self, const char *host, const char *por
 	 * before it: wait for that before pausing, or the downtime would
 	 * include draining the socket buffers (megabytes of pages). */
 	for (uint32_t acked = 0; acked != round;) {
-		if ((r = recv_all(s.fd, &acked, sizeof(acked))))
+		if ((r = recv_all(&s.c, &acked, sizeof(acked))))
 			goto io_fail;
 	}
 	/* Stop and copy: the last dirty pages (those of the bitmap just read,
@@ -499,9 +633,9 @@ int mig_send(struct vm *vm, struct vcpu *self, const char *host, const char *por
 	}
 	struct mig_state sm = {.type = MIG_STATE, .len = st.len, .hash = snap_hash(st.p, st.len)};
 	struct iovec iov[2] = {{&sm, sizeof(sm)}, {st.p, st.len}};
-	if ((r = send_all(s.fd, iov, 2)))
+	if ((r = send_all(&s.c, iov, 2)))
 		goto io_fail;
-	if ((r = read_done(s.fd, err, errlen)))
+	if ((r = read_done(&s.c, err, errlen)))
 		goto out;
 	uint64_t end = util_now_ns();
 	res->rounds = round + 1;
@@ -523,7 +657,7 @@ int mig_send(struct vm *vm, struct vcpu *self, const char *host, const char *por
 	paused = false;
 	goto cleanup;
 io_fail:
-	snprintf(err, errlen, "connection to %s:%s lost: %s", host, port, strerror(-r));
+	snprintf(err, errlen, "connection to %s lost: %s", target, strerror(-r));
 out:
 	dirty_stop(&d);
 	if (paused) {
@@ -533,8 +667,8 @@ out:
 cleanup:
 	if (!r)
 		dirty_stop(&d);
-	if (s.fd >= 0)
-		close(s.fd);
+	if (s.c.fd >= 0)
+		close(s.c.fd);
 	free(s.bounce);
 	wbuf_free(&st);
 	return r;
@@ -542,86 +676,72 @@ cleanup:
 
 /* --- target ----------------------------------------------------------------------- */
 
-static void send_ack(int fd, int status, const char *why)
+int mig_ack(struct mig_conn *c, int status, const char *why)
 {
 	struct mig_ack a = {.magic = MIG_MAGIC, .version = MIG_VERSION, .status = status};
 	snprintf(a.why, sizeof(a.why), "%s", why ? why : "");
-	send_buf(fd, &a, sizeof(a));
+	return send_buf(c, &a, sizeof(a));
 }
 
-int mig_accept(int listen_fd, int *conn, struct mig_hello *h, char *err, size_t errlen)
+int mig_read_hello(struct mig_conn *c, struct mig_hello *h, char *err, size_t errlen)
 {
-	int c;
-	for (;;) {
-		c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (c >= 0 || errno != EINTR)
-			break;
-	}
-	if (c < 0) {
-		int e = errno;
-		snprintf(err, errlen, "accept: %s", strerror(e));
-		return -e;
-	}
-	tune(c);
 	int r = recv_all(c, h, sizeof(*h));
-	if (r) {
-		snprintf(err, errlen, "no migration hello from the source: %s", strerror(-r));
-		close(c);
-		return r;
-	}
+	if (r)
+		snprintf(err, errlen, "no migration hello from the source: %s",
+			 r == -ETIMEDOUT ? "deadline reached" : strerror(-r));
+	return r;
+}
+
+int mig_check_hello(const struct mig_hello *h, uint32_t nr_vcpus, uint64_t mem_size, char *why,
+		    size_t whylen)
+{
 	if (h->magic != MIG_MAGIC) {
-		snprintf(err, errlen, "the source does not speak Wisp's migration protocol");
-		send_ack(c, -EPROTO, "not a Wisp migration stream");
-		close(c);
+		snprintf(why, whylen, "not a Wisp migration stream");
 		return -EPROTO;
 	}
 	if (h->version != MIG_VERSION) {
-		snprintf(err, errlen,
-			 "the source speaks migration protocol version %u, we speak %u", h->version,
-			 MIG_VERSION);
-		char why[128];
-		snprintf(why, sizeof(why),
+		snprintf(why, whylen,
 			 "protocol version %u is not supported (the target speaks %u)", h->version,
 			 MIG_VERSION);
-		send_ack(c, -EPROTO, why);
-		close(c);
 		return -EPROTO;
 	}
-	if (h->nr_vcpus < 1 || h->nr_vcpus > WISP_MAX_VCPUS || h->mem_size == 0 ||
-	    h->mem_size % 4096 || h->mem_size > (64ull << 30)) {
-		snprintf(err, errlen, "the source asks for an impossible VM");
-		send_ack(c, -EINVAL, "impossible VM size");
-		close(c);
+	if (h->mem_size != mem_size) {
+		snprintf(why, whylen,
+			 "the VM has %llu MiB of memory, the receiver was asked for %llu MiB",
+			 (unsigned long long)(h->mem_size >> 20),
+			 (unsigned long long)(mem_size >> 20));
 		return -EINVAL;
 	}
-	*conn = c;
+	if (h->nr_vcpus != nr_vcpus) {
+		snprintf(why, whylen, "the VM has %u vCPUs, the receiver was asked for %u",
+			 h->nr_vcpus, nr_vcpus);
+		return -EINVAL;
+	}
 	return 0;
 }
 
-int mig_receive(int conn, struct vm *vm,
-		int (*before_load)(void *opaque, const struct snap_image *img, char *err,
-				   size_t errlen),
-		void *opaque, char *err, size_t errlen)
+int mig_rx_frames(struct mig_conn *c, uint8_t *mem, uint64_t mem_size, uint8_t **state,
+		  size_t *state_len, char *err, size_t errlen)
 {
-	send_ack(conn, 0, NULL);
-	uint8_t *state = NULL;
 	int r;
+	*state = NULL;
+	*state_len = 0;
 	for (;;) {
 		uint32_t type;
-		if ((r = recv_all(conn, &type, sizeof(type))))
+		if ((r = recv_all(c, &type, sizeof(type))))
 			goto lost;
 		if (type == MIG_PAGES) {
 			struct mig_pages h = {.type = type};
-			if ((r = recv_all(conn, (uint8_t *)&h + 4, sizeof(h) - 4)))
+			if ((r = recv_all(c, (uint8_t *)&h + 4, sizeof(h) - 4)))
 				goto lost;
 			uint64_t len = (uint64_t)h.count * 4096;
-			if (!h.count || h.count > RUN_PAGES || h.off % 4096 ||
-			    h.off > vm->mem.size || len > vm->mem.size - h.off) {
+			if (!h.count || h.count > RUN_PAGES || h.off % 4096 || h.off > mem_size ||
+			    len > mem_size - h.off) {
 				snprintf(err, errlen, "the source sent pages outside guest memory");
 				return -EPROTO;
 			}
-			uint8_t *dst = vm->mem.base + h.off;
-			if ((r = recv_all(conn, dst, len)))
+			uint8_t *dst = mem + h.off;
+			if ((r = recv_all(c, dst, len)))
 				goto lost;
 			if (snap_hash(dst, len) != h.hash) {
 				snprintf(err, errlen,
@@ -631,55 +751,71 @@ int mig_receive(int conn, struct vm *vm,
 			}
 		} else if (type == MIG_ROUND) {
 			uint32_t round;
-			if ((r = recv_all(conn, &round, sizeof(round))) ||
-			    (r = send_buf(conn, &round, sizeof(round))))
+			if ((r = recv_all(c, &round, sizeof(round))) ||
+			    (r = send_buf(c, &round, sizeof(round))))
 				goto lost;
 		} else if (type == MIG_STATE) {
 			struct mig_state h = {.type = type};
-			if ((r = recv_all(conn, (uint8_t *)&h + 4, sizeof(h) - 4)))
+			if ((r = recv_all(c, (uint8_t *)&h + 4, sizeof(h) - 4)))
 				goto lost;
 			if (h.len == 0 || h.len > SNAP_STATE_MAX) {
 				snprintf(err, errlen, "the source sent a state of %llu bytes",
 					 (unsigned long long)h.len);
 				return -EPROTO;
 			}
-			state = malloc(h.len);
-			if (!state) {
+			uint8_t *st = malloc(h.len);
+			if (!st) {
 				snprintf(err, errlen, "out of memory");
 				return -ENOMEM;
 			}
-			if ((r = recv_all(conn, state, h.len))) {
-				free(state);
+			if ((r = recv_all(c, st, h.len))) {
+				free(st);
 				goto lost;
 			}
-			if (snap_hash(state, h.len) != h.hash) {
-				free(state);
+			if (snap_hash(st, h.len) != h.hash) {
+				free(st);
 				snprintf(err, errlen, "the VM state arrived corrupted (checksum)");
 				return -EBADMSG;
 			}
-			struct snap_image img;
-			r = snap_parse_state(state, h.len, vm->mem.size, &img, err, errlen);
-			if (!r && before_load)
-				r = before_load(opaque, &img, err, errlen);
-			if (!r) {
-				r = snap_load_state(vm, &img, err, errlen);
-				snap_image_free(&img);
-			}
-			free(state);
-			return r;
+			*state = st;
+			*state_len = h.len;
+			return 0;
 		} else {
 			snprintf(err, errlen, "the source sent an unknown message (%u)", type);
 			return -EPROTO;
 		}
 	}
 lost:
-	snprintf(err, errlen, "connection to the source lost: %s", strerror(-r));
+	snprintf(err, errlen, "connection to the source lost: %s",
+		 r == -ETIMEDOUT && c->deadline_ns ? "deadline reached" : strerror(-r));
 	return r;
 }
 
-int mig_resumed(int conn, bool ok, const char *why)
+int mig_receive(struct mig_conn *c, struct vm *vm,
+		int (*before_load)(void *opaque, const struct snap_image *img, char *err,
+				   size_t errlen),
+		void *opaque, char *err, size_t errlen)
+{
+	uint8_t *state;
+	size_t len;
+	int r = mig_rx_frames(c, vm->mem.base, vm->mem.size, &state, &len, err, errlen);
+	if (r)
+		return r;
+	struct snap_image img;
+	r = snap_parse_state(state, len, vm->mem.size, &img, err, errlen);
+	if (!r && before_load)
+		r = before_load(opaque, &img, err, errlen);
+	if (!r) {
+		r = snap_load_state(vm, &img, err, errlen);
+		snap_image_free(&img);
+	}
+	free(state);
+	return r;
+}
+
+int mig_resumed(struct mig_conn *c, bool ok, const char *why)
 {
 	struct mig_done d = {.status = ok ? 0 : -EIO};
 	snprintf(d.why, sizeof(d.why), "%s", ok ? "" : why);
-	return send_buf(conn, &d, sizeof(d));
+	return send_buf(c, &d, sizeof(d));
 }

@@ -282,15 +282,53 @@ struct mig_result {
 	uint64_t downtime_ns; /* vCPUs paused to the target's "resumed" */
 };
 
-/* Send vm to host:port: pre-copy rounds, then pause (vm_pause with self),
- * final dirty pages and state, and wait for the target's "resumed". On
- * success the VM must not run here again (the caller stops it); on any
- * failure dirty logging is off, the vCPUs are unpaused and the VM runs on.
- * progress (may be NULL) is called after each round. */
-int mig_send(struct vm *vm, struct vcpu *self, const char *host, const char *port,
-	     const char *config, size_t config_len,
-	     void (*progress)(void *opaque, const struct mig_progress *p), void *opaque,
-	     struct mig_result *res, char *err, size_t errlen);
+/* The migration stream's end, as the receiver or the sender sees it: a
+ * socket (fd), with an overall deadline (CLOCK_MONOTONIC ns; 0: at most
+ * 10 s per wait) and, while waiting, watch(opaque) called whenever
+ * watch_fd is readable (-1: none), which cancels the transfer by returning
+ * true (-ECANCELED). fd -1: the stream is the bytes at buf (the fuzzer). */
+struct mig_conn {
+	int fd;
+	uint64_t deadline_ns;
+	int watch_fd;
+	bool (*watch)(void *opaque);
+	void *opaque;
+	const uint8_t *buf;
+	size_t len;
+};
+
+/* The transport (transport.c, the wisp-tls process) talks to its VMM over
+ * a SOCK_SEQPACKET channel, one struct mig_chan per message. A receiver's
+ * transport says LISTENING once bound (or FAILED), then hands over each
+ * authenticated peer as a PEER with the stream's fd attached, and reports
+ * each refused one (REFUSED, why). A sender's hands over one PEER once the
+ * target is reached and authenticated, or FAILED. */
+enum mig_chan_kind { MIG_CHAN_LISTENING = 1, MIG_CHAN_PEER, MIG_CHAN_REFUSED, MIG_CHAN_FAILED };
+struct mig_chan {
+	uint32_t kind;
+	int32_t status; /* -errno for FAILED */
+	char why[200];
+};
+struct sockaddr_storage;
+/* Parse a numeric "ADDRESS:PORT" ("[v6]:PORT"); -EINVAL and why otherwise. */
+int mig_parse_addr(const char *s, struct sockaddr_storage *ss, unsigned *len, char *err,
+		   size_t errlen);
+/* Send one channel message (fd attached if >= 0). 0 or -errno. */
+int mig_chan_send(int chan, uint32_t kind, int status, const char *why, int fd);
+/* Receive one channel message without blocking; a PEER's fd in *fd (else
+ * -1). 0, -EAGAIN, -ECONNRESET (the transport is gone) or -EBADMSG. */
+int mig_chan_recv(int chan, struct mig_chan *m, int *fd);
+
+/* Send vm to the target its transport (chan) reaches: wait for the
+ * transport's PEER (the target authenticated), then the hello, pre-copy
+ * rounds, pause (vm_pause with self), final dirty pages and state, and the
+ * target's "resumed". target names it in messages. On success the VM must
+ * not run here again (the caller stops it); on any failure dirty logging is
+ * off, the vCPUs are unpaused and the VM runs on. progress (may be NULL) is
+ * called after each round. */
+int mig_send(struct vm *vm, struct vcpu *self, int chan, const char *target, const char *config,
+	     size_t config_len, void (*progress)(void *opaque, const struct mig_progress *p),
+	     void *opaque, struct mig_result *res, char *err, size_t errlen);
 /* What a receiver learns from a source's first message. */
 struct mig_hello {
 	uint64_t magic;
@@ -298,19 +336,47 @@ struct mig_hello {
 	uint32_t nr_vcpus;
 	uint64_t mem_size;
 };
-/* Accept one connection on listen_fd and read its hello; -EPROTO (with
- * the reason sent back to the source) if it is not one we speak. */
-int mig_accept(int listen_fd, int *conn, struct mig_hello *h, char *err, size_t errlen);
-/* Receive memory and state into vm (created for the hello's memory size
- * and vCPU count by the caller, devices attached, or attached by
- * before_load (may be NULL), which sees the parsed state first), load the
- * state, and return with the VM ready to run; the caller then calls
- * mig_resumed. */
-int mig_receive(int conn, struct vm *vm,
+/* Read a source's hello (within c's deadline). */
+int mig_read_hello(struct mig_conn *c, struct mig_hello *h, char *err, size_t errlen);
+/* Check a hello against the VM the receive request asked for: -EPROTO
+ * (not ours, another version) or -EINVAL (another size), why in `why`. */
+int mig_check_hello(const struct mig_hello *h, uint32_t nr_vcpus, uint64_t mem_size, char *why,
+		    size_t whylen);
+/* Answer a hello: status 0 takes the VM, else -errno and why. */
+int mig_ack(struct mig_conn *c, int status, const char *why);
+/* The stream after the hello: pages into mem (mem_size bytes, every frame
+ * bounds-checked and its checksum checked) and round acknowledgements,
+ * until the state section, returned in *state (malloc'd, checksum checked,
+ * not yet parsed). Parses untrusted bytes: callable on a buffer (c->fd -1). */
+int mig_rx_frames(struct mig_conn *c, uint8_t *mem, uint64_t mem_size, uint8_t **state,
+		  size_t *state_len, char *err, size_t errlen);
+/* Receive memory and state into vm (created for the request's memory size
+ * and vCPU count, devices attached, or attached by before_load (may be
+ * NULL), which sees the parsed state first), load the state, and return
+ * with the VM ready to run; the caller then calls mig_resumed. */
+int mig_receive(struct mig_conn *c, struct vm *vm,
 		int (*before_load)(void *opaque, const struct snap_image *img, char *err,
 				   size_t errlen),
 		void *opaque, char *err, size_t errlen);
 /* Tell the source the VM runs here now (or failed: ok false, why). */
-int mig_resumed(int conn, bool ok, const char *why);
+int mig_resumed(struct mig_conn *c, bool ok, const char *why);
+
+/* --- transport.c: the migration transport (wisp-tls, GnuTLS) ------------------ */
+/* How a transport authenticates its peer: a pre-shared key (psk_file,
+ * psk_identity: default the file's, else "wisp"), or X.509 (ca, cert, key;
+ * a sender checks the target's certificate against server_name), or
+ * nothing, only when cleartext was asked for by name. */
+struct mig_tls_opts {
+	const char *psk_file, *psk_identity;
+	const char *ca, *cert, *key, *server_name;
+	bool cleartext;
+	uint64_t deadline_ms; /* a receiver's overall deadline; a sender's to connect */
+};
+/* A receiver's transport: listen on addr only, hand each authenticated peer
+ * to the VMM on chan, until chan hangs up or the deadline. Exit status. */
+int mig_transport_listen(int chan, const char *addr, const struct mig_tls_opts *o);
+/* A sender's transport: connect to addr, authenticate the target, hand the
+ * stream to the VMM on chan and relay until the end. Exit status. */
+int mig_transport_connect(int chan, const char *addr, const struct mig_tls_opts *o);
 
 #endif

@@ -44,10 +44,11 @@ static struct {
 static int nr_fakes, next_pid;
 
 /* The fake VMM process: a socketpair, no process. */
-int vmm_spawn_process(char *const argv[], int keep_fd, pid_t *pid, int *fd)
+int vmm_spawn_process(char *const argv[], int keep_fd, int extra_fd, pid_t *pid, int *fd)
 {
 	(void)argv;
-	(void)keep_fd; /* the jail's uid lock: wispd closes its copy */
+	(void)keep_fd;	/* the jail's uid lock: wispd closes its copy */
+	(void)extra_fd; /* a receiver's transport channel: wispd closes its copy */
 	if (nr_fakes == MAX_FAKES)
 		return -EAGAIN;
 	int sv[2];
@@ -56,6 +57,18 @@ int vmm_spawn_process(char *const argv[], int keep_fd, pid_t *pid, int *fd)
 	fakes[nr_fakes].pid = *pid = FAKE_PID0 + next_pid++;
 	fakes[nr_fakes++].peer = sv[1];
 	*fd = sv[0];
+	return 0;
+}
+
+/* The fake migration transport: a channel whose far end is closed. */
+int transport_spawn_process(char *const argv[], int *chan)
+{
+	(void)argv;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	close(sv[1]);
+	*chan = sv[0];
 	return 0;
 }
 
@@ -196,7 +209,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			vmm_says(vmm, p + 2, n - 2);
 		} else if (n == 1 && p[0] == 'P') {
 			char err[CTL_REASON_MAX];
-			if (pool_spawn(&d, 32u << 20, false, 0, err, sizeof(err))) {
+			if (pool_spawn(&d, 32u << 20, false, -1, 0, err, sizeof(err))) {
 				struct ctl_info ready = {.type = CTL_READY};
 				vmm_says(nr_fakes - 1, &ready, sizeof(ready));
 			}

@@ -101,17 +101,17 @@ static int fake_snap_save_fd(struct vm *vm, int fd, const char *name, const char
 	return 0;
 }
 
-static int fake_mig_send(struct vm *vm, struct vcpu *self, const char *host, const char *port,
+static int fake_mig_send(struct vm *vm, struct vcpu *self, int chan, const char *target,
 			 const char *config, size_t config_len,
 			 void (*progress)(void *opaque, const struct mig_progress *p), void *opaque,
 			 struct mig_result *res, char *err, size_t errlen)
 {
-	(void)vm, (void)self, (void)config, (void)config_len;
+	(void)vm, (void)self, (void)chan, (void)config, (void)config_len;
 	memset(res, 0, sizeof(*res));
 	struct mig_progress p = {.round = 1, .bytes = 4096};
 	progress(opaque, &p);
-	if (strcmp(host, "target")) {
-		snprintf(err, errlen, "connecting to %s:%s: Connection refused", host, port);
+	if (strncmp(target, "target:", 7)) {
+		snprintf(err, errlen, "cannot connect to %s: Connection refused", target);
 		return -ECONNREFUSED;
 	}
 	return 0;
@@ -332,9 +332,11 @@ static void vmm_hears(void *msg, size_t len, bool with_fd)
 		CHECK(replies <= 1);
 		return;
 	}
-	/* serve() passes a file on with a save only (a jailed VMM's snapshot). */
+	/* serve() passes a file on with a save (a jailed VMM's snapshot) or a
+	 * migration (its transport's channel) only. */
+	const struct ctl_cmd *cmd = msg;
 	if (fd >= 0 &&
-	    (len < sizeof(struct ctl_cmd) || ((const struct ctl_cmd *)msg)->type != CTL_SAVE)) {
+	    (len < sizeof(struct ctl_cmd) || (cmd->type != CTL_SAVE && cmd->type != CTL_MIGRATE))) {
 		close(fd);
 		fd = -1;
 	}
