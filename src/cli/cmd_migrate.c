@@ -8,12 +8,14 @@
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli/cli.h"
+#include "snapshot/snapshot.h"
 #include "vmm/config.h"
 #include "vmm/vmm.h"
 
@@ -377,6 +379,14 @@ int cmd_receive(int argc, char **argv)
 					       : NULL;
 	if (missing) {
 		fprintf(stderr, "wisp: receive: %s\n%s", missing, receive_usage);
+		vm_config_free(&devs);
+		return WISP_EXIT_ERROR;
+	}
+	char why[200];
+	struct sockaddr_storage ss;
+	unsigned sl;
+	if (mig_parse_addr(listen_at, &ss, &sl, why, sizeof(why))) {
+		fprintf(stderr, "wisp: receive: --listen %s\n%s", why, receive_usage);
 		vm_config_free(&devs);
 		return WISP_EXIT_ERROR;
 	}

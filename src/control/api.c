@@ -962,7 +962,8 @@ static int get_creds(struct request *rq, json_t *o, bool sender, struct mig_cred
 	}
 	if (transport && !strcmp(transport, "cleartext")) {
 		if (c->psk_file || x509) {
-			answer_error(rq, 400, "'transport': 'cleartext' takes no key or certificate");
+			answer_error(rq, 400,
+				     "'transport': 'cleartext' takes no key or certificate");
 			return -1;
 		}
 		c->cleartext = true;
@@ -1070,7 +1071,8 @@ static void handle_create(struct request *rq, bool receive)
 		}
 		if (t && (!json_is_integer(t) || json_integer_value(t) < 1 ||
 			  json_integer_value(t) > 86400)) {
-			answer_error(rq, 400, "'timeout' must be a number of seconds from 1 to 86400");
+			answer_error(rq, 400,
+				     "'timeout' must be a number of seconds from 1 to 86400");
 			goto out;
 		}
 		if (t)

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "snapshot/snapshot.h"
 
@@ -85,8 +86,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "wisp-tls: missing arguments\n%s", usage);
 		return 2;
 	}
-	if (!o.server_name && connect_to)
-		o.server_name = connect_to; /* replaced by the caller's host name */
+	char host[128];
+	if (!o.server_name && connect_to) { /* the address itself */
+		const char *colon = strrchr(connect_to, ':'), *h = connect_to;
+		size_t hl = colon ? (size_t)(colon - connect_to) : strlen(connect_to);
+		if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+			h++;
+			hl -= 2;
+		}
+		snprintf(host, sizeof(host), "%.*s", (int)hl, h);
+		o.server_name = host;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	return listen_at ? mig_transport_listen((int)fd, listen_at, &o)
 			 : mig_transport_connect((int)fd, connect_to, &o);

@@ -88,8 +88,7 @@ static int wait_fd(struct mig_conn *c, short events)
 		int r = poll(p, c->watch_fd >= 0 ? 2 : 1, timeout);
 		if (r < 0 && errno != EINTR)
 			return -errno;
-		if (r > 0 && c->watch_fd >= 0 && p[1].revents && c->watch &&
-		    c->watch(c->opaque))
+		if (r > 0 && c->watch_fd >= 0 && p[1].revents && c->watch && c->watch(c->opaque))
 			return -ECANCELED;
 		if (r > 0 && p[0].revents)
 			return 0;
@@ -534,8 +533,10 @@ int mig_send(struct vm *vm, struct vcpu *self, int chan, const char *target, con
 			      .mem_size = vm->mem.size};
 	struct mig_ack ack;
 	if ((r = send_buf(&s.c, &h, sizeof(h))) || (r = recv_all(&s.c, &ack, sizeof(ack)))) {
-		snprintf(err, errlen, "%s: no answer to the migration hello: %s", target,
-			 strerror(-r));
+		snprintf(err, errlen,
+			 "%s: no answer to the migration hello: %s (does the target take our key "
+			 "or certificate, and the same transport?)",
+			 target, strerror(-r));
 		goto out;
 	}
 	ack.why[sizeof(ack.why) - 1] = 0;
@@ -700,9 +701,8 @@ int mig_check_hello(const struct mig_hello *h, uint32_t nr_vcpus, uint64_t mem_s
 		return -EPROTO;
 	}
 	if (h->version != MIG_VERSION) {
-		snprintf(why, whylen,
-			 "protocol version %u is not supported (the target speaks %u)", h->version,
-			 MIG_VERSION);
+		snprintf(why, whylen, "protocol version %u is not supported (the target speaks %u)",
+			 h->version, MIG_VERSION);
 		return -EPROTO;
 	}
 	if (h->mem_size != mem_size) {

@@ -146,7 +146,8 @@ static int load_psk(struct tls *t, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < hl / 2; i++) {
 		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdefABCDEF", hex[2 * i]) ||
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1 ||
+		    !strchr("0123456789abcdefABCDEF", hex[2 * i]) ||
 		    !strchr("0123456789abcdefABCDEF", hex[2 * i + 1])) {
 			snprintf(err, errlen, "key file '%s': not hexadecimal", o->psk_file);
 			return -EINVAL;
@@ -294,11 +295,21 @@ static int handshake(struct tls *t, int fd, uint64_t deadline, gnutls_session_t 
 				gnutls_datum_t d = {0};
 				unsigned st = gnutls_session_get_verify_cert_status(s);
 				gnutls_certificate_verification_status_print(st, GNUTLS_CRT_X509,
-									      &d, 0);
+									     &d, 0);
+				char *txt = d.data ? (char *)d.data : NULL;
+				size_t tl = txt ? strlen(txt) : 0;
+				while (tl && (txt[tl - 1] == ' ' || txt[tl - 1] == '.'))
+					txt[--tl] = 0;
 				snprintf(why, whylen, "%s certificate refused: %s",
 					 t->server ? "the source's" : "the target's",
-					 d.data ? (char *)d.data : "not trusted");
+					 txt ? txt : "not trusted");
 				gnutls_free(d.data);
+			} else if (r == GNUTLS_E_PULL_ERROR || r == GNUTLS_E_PUSH_ERROR ||
+				   r == GNUTLS_E_PREMATURE_TERMINATION) {
+				snprintf(why, whylen,
+					 "the peer hung up during the TLS handshake (it refused "
+					 "our %s, or speaks cleartext)",
+					 t->psk_srv || t->psk_cli ? "key" : "certificate");
 			} else if (r == GNUTLS_E_NO_CERTIFICATE_FOUND) {
 				snprintf(why, whylen, "the peer sent no certificate");
 			} else {
@@ -443,7 +454,8 @@ int mig_transport_listen(int chan, const char *addr, const struct mig_tls_opts *
 			setsockopt(lfd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 		if (lfd < 0 || bind(lfd, (struct sockaddr *)&ss, sl) < 0 || listen(lfd, 8) < 0) {
 			r = -errno;
-			snprintf(err, sizeof(err), "cannot listen on %s: %s", addr, strerror(errno));
+			snprintf(err, sizeof(err), "cannot listen on %s: %s", addr,
+				 strerror(errno));
 		}
 	}
 	if (r) {
@@ -458,7 +470,8 @@ int mig_transport_listen(int chan, const char *addr, const struct mig_tls_opts *
 		int left = ms_left(deadline);
 		if (!left)
 			break;
-		struct pollfd p[2] = {{.fd = lfd, .events = POLLIN}, {.fd = chan, .events = POLLIN}};
+		struct pollfd p[2] = {{.fd = lfd, .events = POLLIN},
+				      {.fd = chan, .events = POLLIN}};
 		if (poll(p, 2, left) < 0 && errno != EINTR)
 			break;
 		if (p[1].revents & (POLLHUP | POLLERR))

@@ -6,7 +6,7 @@ FUZZ_CC      ?= clang
 FUZZ_CFLAGS  := $(CFLAGS_COMMON) -O1 -g -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -Wno-gnu-variable-sized-type-not-at-end
-FUZZ_TARGETS := virtq rng blk net console vsock linux snapshot api config pci ctl
+FUZZ_TARGETS := virtq rng blk net console vsock linux snapshot api config pci ctl migrate
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/fuzz/obj/%.o)
 FUZZ_SECONDS ?= 60

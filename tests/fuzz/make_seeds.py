@@ -114,12 +114,12 @@ seeds["api"] = [
         b"GET /vms/web1/stats", vmm_reply(0, 2, RUNNING), b"GET /metrics", vmm_reply(0, 2, RUNNING),
         b"GET /vms/web1/console",
         b"GET /vms/web1/console?offset=1024", b"GET /vms/web1/console?follow=1",
-        b'POST /vms/web1/migrate\n{"to": "127.0.0.1:7000"}', vmm_reply(0, 2, RUNNING),
+        b'POST /vms/web1/migrate\n{"to": "127.0.0.1:7000", "psk_file": "/etc/wisp/mig.key"}', vmm_reply(0, 2, RUNNING),
         vmm_reply(0, 4, RUNNING, 0x20), b"GET /vms/web1/migration", b"GET /stats",
         b"DELETE /vms/web1", b"GET /vms/web1"),
     api(b'POST /vms\n{"image": "/etc/passwd", "mem": 67108864, "cpus": 1}', vmm_reply(0, 1, 1, 1, b"not an ELF"),
         b'POST /vms\n{"snapshot": "/srv/web1.snap", "name": "web2"}',
-        b'POST /vms/receive\n{"port": 7000, "name": "web3"}', vmm_reply(1, 2, 6), b"GET /vms/web3",
+        b'POST /vms/receive\n{"listen": "127.0.0.1:7000", "mem": "32M", "transport": "cleartext", "name": "web3"}', vmm_reply(1, 2, 6), b"GET /vms/web3",
         vmm_reply(1, 5, RUNNING), b"GET /vms/web3/stats", b"GET /metrics", b"T", b"G\x01", b"GET /vms/web3"),
     api(b'POST /vms\n{"kernel": "/etc/passwd", "kind": "linux", "mem": "64M", "cpus": 2, '
         b'"cmdline": "console=ttyS0", "devices": [{"type": "virtio-rng"}]}', vmm_reply(0, 2, RUNNING),
@@ -235,6 +235,38 @@ seeds["ctl"] = [
     + api_view + to_vmm(struct.pack("<II", DESTROY, 0)),
     to_vmm(cfg_msg[:8] + b"bad name!", True, 4184) + to_vmm(struct.pack("<II", CONFIG, 0), True, 4184)
     + to_vmm(struct.pack("<II", CONFIG, 0), False, 4184) + to_vmm(struct.pack("<II", DESTROY, 0)),
+]
+
+# The migration stream (fuzz_migrate.c): a flag byte (1: fix checksums),
+# the hello, pages, round marks and a state section (the snapshot seed's).
+MIG_MAGIC = 0x5047494d50534957
+
+
+def mig_hello(mem=32 << 20, version=1, vcpus=1):
+    return struct.pack("<QIIQ", MIG_MAGIC, version, vcpus, mem)
+
+
+def mig_pages(off, count, fill):
+    return struct.pack("<IIQQ", 1, count, off, 0) + bytes([fill]) * (4096 * count)
+
+
+def mig_round(n):
+    return struct.pack("<II", 2, n)
+
+
+def mig_state(data):
+    return struct.pack("<IIQQ", 3, 0, len(data), 0) + data
+
+
+with open(os.path.join(HERE, "seeds", "snapshot", "daemon-vm"), "rb") as f:
+    state = f.read()
+seeds["migrate"] = [
+    b"\x01" + mig_hello() + mig_pages(0x1000, 1, 0x90) + mig_round(1) + mig_state(state),
+    b"\x01" + mig_hello() + mig_pages(0, 2, 0) + mig_round(1) + mig_pages(0x3000, 1, 7)
+    + mig_round(2) + mig_state(state),
+    b"\x00" + mig_hello(version=2) + mig_round(1),
+    b"\x01" + mig_hello() + mig_state(state),
+    b"\x01" + mig_hello(mem=64 << 20) + mig_round(1),
 ]
 
 for target, inputs in seeds.items():

@@ -75,10 +75,15 @@ expect err-restore-no-file 125 '' 'restore: no snapshot file given' -- $WISP res
 expect err-clone-no-count 125 '' 'clone: give the number of clones with -n K' -- $WISP clone /x.snap
 expect err-clone-bad-count 125 '' "clone: -n 'x': must be a number from 1 to 10000" -- $WISP clone -n x /x.snap
 expect err-migrate-args 125 '' 'migrate: give a VM and HOST:PORT' -- $WISP migrate vm
-expect err-migrate-target 125 '' "migrate: 'nohost': give the target as HOST:PORT" -- $WISP migrate vm nohost
-expect err-migrate-unresolvable 125 '' "migrate: cannot resolve host 'no.such.host.invalid'" -- $WISP migrate vm no.such.host.invalid:7000
-expect err-receive-no-port 125 '' 'receive: give the port to listen on with --listen PORT' -- $WISP receive
-expect err-receive-bad-port 125 '' "receive: --listen '99999': must be a TCP port from 1 to 65535" -- $WISP receive --listen 99999
+expect err-migrate-target 125 '' "migrate: 'nohost': give the target as HOST:PORT" -- $WISP migrate --psk /x vm nohost
+expect err-migrate-unresolvable 125 '' "migrate: cannot resolve host 'no.such.host.invalid'" -- $WISP migrate --psk /x vm no.such.host.invalid:7000
+expect err-receive-no-listen 125 '' 'receive: give the address to listen on with --listen ADDRESS:PORT' -- $WISP receive --mem 32M --psk /x
+expect err-receive-no-mem 125 '' 'receive: give the VM.s memory size with --mem SIZE' -- $WISP receive --listen 127.0.0.1:7000 --psk /x
+expect err-receive-bad-port 125 '' "receive: --listen '127.0.0.1:99999': the port must be a number from 1 to 65535" -- $WISP receive --listen 127.0.0.1:99999 --mem 32M --psk /x
+expect err-receive-bad-address 125 '' "receive: --listen '7000': give ADDRESS:PORT" -- $WISP receive --listen 7000 --mem 32M --psk /x
+expect err-receive-no-auth 125 '' 'receive: the migration is authenticated: give --psk FILE, or --ca, --cert and --key' -- $WISP receive --listen 127.0.0.1:7000 --mem 32M
+expect err-migrate-no-auth 125 '' 'migrate: the migration is authenticated: give --psk FILE' -- $WISP migrate vm 127.0.0.1:7000
+expect err-migrate-auth-and-cleartext 125 '' 'migrate: --insecure-cleartext takes no key or certificate' -- $WISP migrate --psk /x --insecure-cleartext vm 127.0.0.1:7000
 expect err-save-no-daemon 125 '' "cannot reach wispd at $A/wispd.sock" -- $WISP save vm $TMP/x.snap
 
 expect err-run-restore-missing 125 '' "snapshot '$TMP/nope.snap': No such file or directory" -- $WISP run --restore $TMP/nope.snap
@@ -295,11 +300,14 @@ expect err-run-save-unknown 125 '' "no VM with name or id 'fg9'" -- $WISP save f
 # --- live migration (loopback) -------------------------------------------------------------
 expect daemon-b-starts 0 "listening on $B/wispd.sock" '' -- env WISP_RUNTIME_DIR=$B $WISP daemon --pool none
 PORT=$((20000 + RANDOM % 20000))
+# Migrations are authenticated (docs/migration.md#security): both sides hold this key.
+KEY=$TMP/mig.key
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$KEY"
 $WISP create --name m1 $UK/counter.elf -- 30 >/dev/null
 wait_for 10 console_has m1 '^tick 3$'
-expect receive-prints-id 0 '^[0-9a-f]{12}$' '' -- env WISP_RUNTIME_DIR=$B $WISP receive --name m1 --listen $PORT
+expect receive-prints-id 0 '^[0-9a-f]{12}$' '' -- env WISP_RUNTIME_DIR=$B $WISP receive --name m1 --listen 127.0.0.1:$PORT --mem 32M --psk $KEY
 check receiver-waits state_is m1 receiving "$B"
-expect migrate 0 "^migrated m1 to 127.0.0.1:$PORT: [0-9]+ rounds, [0-9.]+ MB, total [0-9.]+ ms, downtime [0-9.]+ ms$" '' -- $WISP migrate m1 127.0.0.1:$PORT
+expect migrate 0 "^migrated m1 to 127.0.0.1:$PORT: [0-9]+ rounds, [0-9.]+ MB, total [0-9.]+ ms, downtime [0-9.]+ ms$" '' -- $WISP migrate --psk $KEY m1 127.0.0.1:$PORT
 check source-exits wait_for 10 sh -c "$WISP list | grep -qE '^m1 .* exited .*migrated to 127.0.0.1:$PORT'"
 K=$(last_tick m1)
 check target-runs wait_for 10 state_is m1 running "$B"
@@ -317,18 +325,19 @@ expect migration-status 0 '"state": ?"done"' '' -- curl -s --unix-socket $A/wisp
 $WISP create --name dm --mem 128M $UK/dirty.elf -- 16000 check >/dev/null
 wait_for 20 console_has dm 'dirty: check ok'
 PORT=$((PORT + 1))
-WISP_RUNTIME_DIR=$B $WISP receive --name dm --listen $PORT >/dev/null
+WISP_RUNTIME_DIR=$B $WISP receive --name dm --listen 127.0.0.1:$PORT --mem 128M --psk $KEY >/dev/null
 # 128 MiB with a guest dirtying 16000 pages, on the lab's TCG beside a
 # second L1: tens of seconds (its line, with the time, is printed below).
-EXPECT_TIMEOUT=120 expect migrate-128m 0 "^migrated dm" '' -- $WISP migrate dm 127.0.0.1:$PORT
+EXPECT_TIMEOUT=120 expect migrate-128m 0 "^migrated dm" '' -- $WISP migrate --psk $KEY dm 127.0.0.1:$PORT
 echo "  migrate-128m: $(head -c 200 "$TMP/out")"
 check migrated-memory-intact wait_for 20 sh -c "WISP_RUNTIME_DIR=$B $WISP console dm | grep -q 'dirty: check ok'"
 
 # --- failed migrations leave the source running ---------------------------------------------
 $WISP create --name s1 $UK/counter.elf -- 30 >/dev/null
 wait_for 10 console_has s1 '^tick 3$'
-expect err-migrate-refused 125 '' "migration of 's1' to 127.0.0.1:1 failed: cannot connect to 127.0.0.1:1: Connection refused \(the VM still runs here\)" -- $WISP migrate s1 127.0.0.1:1
-# A target that takes the hello, reads a little and dies (its socket resets).
+expect err-migrate-refused 125 '' "migration of 's1' to 127.0.0.1:1 failed: cannot connect to 127.0.0.1:1: Connection refused \(the VM still runs here\)" -- $WISP migrate --psk $KEY s1 127.0.0.1:1
+# A target that takes the hello, reads a little and dies (its socket resets);
+# it speaks cleartext, which the source must then be told by name.
 PORT=$((PORT + 1))
 python3 - $PORT >"$TMP/fake.log" 2>&1 <<'PY' &
 import socket, struct, sys
@@ -351,7 +360,7 @@ c.close()
 PY
 FAKE=$!
 wait_for 60 grep -q listening "$TMP/fake.log" # python3 over the lab's 9p root can take long to start
-expect err-target-dies 125 '' "migration of 's1' to 127.0.0.1:$PORT failed: connection to 127.0.0.1:$PORT lost: .* \(the VM still runs here\)" -- $WISP migrate s1 127.0.0.1:$PORT
+expect err-target-dies 125 '' "migration of 's1' to 127.0.0.1:$PORT failed: connection to 127.0.0.1:$PORT lost: .* \(the VM still runs here\)" -- $WISP migrate --insecure-cleartext s1 127.0.0.1:$PORT
 wait "$FAKE" 2>/dev/null
 FAKE=
 n=$(last_tick s1)
@@ -362,7 +371,7 @@ expect source-state-running 0 '^s1 .* running ' '' -- $WISP list
 # A source that speaks another protocol version: the receiver says why and
 # keeps waiting; a real migration to it then works.
 PORT=$((PORT + 1))
-WISP_RUNTIME_DIR=$B $WISP receive --name s1 --listen $PORT >/dev/null
+WISP_RUNTIME_DIR=$B $WISP receive --name s1 --listen 127.0.0.1:$PORT --mem 32M --insecure-cleartext >/dev/null
 expect version-mismatch-refused 0 'protocol version 99 is not supported \(the target speaks 1\)' '' -- python3 -c "
 import socket, struct
 c = socket.create_connection(('127.0.0.1', $PORT))
@@ -370,7 +379,7 @@ c.sendall(struct.pack('<QIIQ', 0x5047494d50534957, 99, 1, 33554432))
 m, v, st, why = struct.unpack('<QIi200s', c.recv(216, socket.MSG_WAITALL))
 print(st, why.rstrip(b'\0').decode())"
 check receiver-still-waits state_is s1 receiving "$B"
-expect migrate-after-mismatch 0 '^migrated s1' '' -- $WISP migrate s1 127.0.0.1:$PORT
+expect migrate-after-mismatch 0 '^migrated s1' '' -- $WISP migrate --insecure-cleartext s1 127.0.0.1:$PORT
 
 # The real target killed in the middle of the transfer.
 # The guest writes 40000 pages (160 MB: enough to kill the target midway)
@@ -379,9 +388,9 @@ expect migrate-after-mismatch 0 '^migrated s1' '' -- $WISP migrate s1 127.0.0.1:
 $WISP create --name k1 --mem 256M $UK/dirty.elf -- 40000 check >/dev/null
 check killed-target-source-ready wait_for 180 console_has k1 'dirty: check ok'
 PORT=$((PORT + 1))
-WISP_RUNTIME_DIR=$B $WISP receive --name k1 --listen $PORT >/dev/null
+WISP_RUNTIME_DIR=$B $WISP receive --name k1 --listen 127.0.0.1:$PORT --mem 512M --psk $KEY >/dev/null
 tpid=$(field k1 pid "$B")
-$WISP migrate k1 127.0.0.1:$PORT >"$TMP/k1.out" 2>"$TMP/k1.err" &
+$WISP migrate --psk $KEY k1 127.0.0.1:$PORT >"$TMP/k1.out" 2>"$TMP/k1.err" &
 mig=$!
 # Kill it once it holds part of the memory (its RSS grows as pages land).
 for _ in $(seq 400); do
@@ -415,8 +424,8 @@ if ip netns add "$NS_A" 2>/dev/null && ip netns add "$NS_B" 2>/dev/null &&
 	ip netns exec "$NS_B" env WISP_RUNTIME_DIR=$NB $WISP daemon --pool none >/dev/null
 	WISP_RUNTIME_DIR=$NA $WISP create --name n1 --mem 64M $UK/dirty.elf -- 4000 check >/dev/null
 	wait_for 20 console_has n1 'dirty: check ok' "$NA"
-	WISP_RUNTIME_DIR=$NB $WISP receive --name n1 --listen 7000 >/dev/null
-	expect netns-migrate 0 '^migrated n1 to 10.203.0.2:7000' '' -- env WISP_RUNTIME_DIR=$NA $WISP migrate n1 10.203.0.2:7000
+	WISP_RUNTIME_DIR=$NB $WISP receive --name n1 --listen 10.203.0.2:7000 --mem 64M --psk $KEY >/dev/null
+	expect netns-migrate 0 '^migrated n1 to 10.203.0.2:7000' '' -- env WISP_RUNTIME_DIR=$NA $WISP migrate --psk $KEY n1 10.203.0.2:7000
 	check netns-target-memory-intact wait_for 20 sh -c "WISP_RUNTIME_DIR=$NB $WISP console n1 | grep -q 'dirty: check ok'"
 	check netns-source-exited wait_for 10 sh -c "WISP_RUNTIME_DIR=$NA $WISP list | grep -q 'migrated to 10.203.0.2:7000'"
 else
