@@ -155,8 +155,15 @@ def main():
                 src.wait_pool(mem, 1)
                 vm = dirty_vm(src, a.build, size)
                 port += 1
-                rv = dst.call("POST", "/vms/receive", {"port": port})
-                src.call("POST", f"/vms/{vm}/migrate", {"to": f"127.0.0.1:{port}"})
+                # Authenticated and encrypted, as by default (docs/migration.md#security).
+                key = f"{a.dir}/mig.key"
+                if not os.path.exists(key):
+                    with open(key, "w") as f:
+                        f.write(os.urandom(32).hex())
+                rv = dst.call("POST", "/vms/receive", {"listen": f"127.0.0.1:{port}",
+                                                       "mem": size, "psk_file": key})
+                src.call("POST", f"/vms/{vm}/migrate", {"to": f"127.0.0.1:{port}",
+                                                        "psk_file": key})
                 t = time.time() + 60
                 while True:
                     m = src.call("GET", f"/vms/{vm}/migration")

@@ -29,7 +29,7 @@ $(BUILD)/unikernels/rt/wrt.o: $(UK_RT_OBJS)
 install: all man $(BUILD)/unikernels/rt/wrt.o
 	install -d $(D)$(LIBEXECDIR) $(D)$(PREFIX)/bin $(D)$(PREFIX)/sbin
 	install -m 755 $(BUILD)/wisp $(BUILD)/wisp-client $(BUILD)/wispd $(BUILD)/wisp-vmm \
-		$(BUILD)/wisp-oci $(BUILD)/tinit $(D)$(LIBEXECDIR)/
+		$(BUILD)/wisp-tls $(BUILD)/wisp-oci $(BUILD)/tinit $(D)$(LIBEXECDIR)/
 	ln -sf ../libexec/wisp/wisp $(D)$(PREFIX)/bin/wisp
 	ln -sf ../libexec/wisp/wisp-oci $(D)$(PREFIX)/bin/wisp-oci
 	ln -sf ../libexec/wisp/wispd $(D)$(PREFIX)/sbin/wispd

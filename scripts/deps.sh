@@ -7,8 +7,8 @@
 # does nothing and needs no privileges.
 set -eu
 
-pkgs_build="gcc make libc6-dev binutils liburing-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libxxhash-dev libseccomp-dev"
-pkgs_test="libcmocka-dev qemu-system-x86 clang-format python3 curl iproute2 procps scdoc bash systemd tmux bsdutils python3-prometheus-client python3-yaml"
+pkgs_build="gcc make libc6-dev binutils liburing-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libxxhash-dev libseccomp-dev libgnutls28-dev"
+pkgs_test="libcmocka-dev qemu-system-x86 clang-format python3 curl iproute2 procps scdoc bash systemd tmux bsdutils python3-prometheus-client python3-yaml gnutls-bin"
 pkgs_bench="qemu-system-x86 hyperfine busybox-static python3-matplotlib crun"
 pkgs_l1="qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils zstd"
 pkgs_lab="$pkgs_l1 qemu-system-x86 linux-image-amd64 linux-source-6.1 busybox-static cpio lz4 bc bison flex libelf-dev libssl-dev xz-utils kmod e2fsprogs"
