@@ -275,6 +275,9 @@ expect adopted-destroy 0 '' '' -- $WISP destroy a1
 check adopted-destroy-ends-vmm wait_for 10 dead "$a1"
 
 # --- every curl example of docs/api.md works, in order (a streamed one for 1 s) -----------
+# The migration examples share a key (/etc/wisp/mig.key in the doc).
+mkdir -p "$TMP/etc-wisp"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/etc-wisp/mig.key"
 n=0
 while IFS= read -r line; do
 	n=$((n + 1))
@@ -282,7 +285,7 @@ while IFS= read -r line; do
 	# which a loaded host's lab needs for the requests that start a VMM.
 	max=20
 	[[ $line == *follow=1* ]] && max=1
-	cmd=$(printf '%s' "$line" | sed "s|\$SOCK|$RUN/wispd.sock|; s|/srv/|$(realpath $UK)/|; s|^curl |curl -sf -o /dev/null -m $max |")
+	cmd=$(printf '%s' "$line" | sed "s|\$SOCK|$RUN/wispd.sock|; s|/srv/|$(realpath $UK)/|; s|/etc/wisp/|$TMP/etc-wisp/|g; s|^curl |curl -sf -o /dev/null -m $max |")
 	eval "$cmd"
 	rc=$?
 	if [ $rc = 0 ] || { [ $rc = 28 ] && [[ $line == *follow=1* ]]; }; then ok "api-doc-example-$n"
