@@ -37,7 +37,8 @@ enum { OPT_PSK = 256, OPT_PSK_ID, OPT_CA, OPT_CERT, OPT_KEY, OPT_CLEARTEXT };
 #define AUTH_OPTIONS                                                                               \
 	{"psk", required_argument, NULL, OPT_PSK},                                                 \
 		{"psk-identity", required_argument, NULL, OPT_PSK_ID},                             \
-		{"ca", required_argument, NULL, OPT_CA}, {"cert", required_argument, NULL, OPT_CERT}, \
+		{"ca", required_argument, NULL, OPT_CA},                                           \
+		{"cert", required_argument, NULL, OPT_CERT},                                       \
 		{"key", required_argument, NULL, OPT_KEY},                                         \
 	{                                                                                          \
 		"insecure-cleartext", no_argument, NULL, OPT_CLEARTEXT                             \

@@ -165,15 +165,21 @@ chmod 700 "$RUN2"
 cp "$TMP/k1.img" "$TMP/m1.img"
 marker wisp-migrated-dk m1.img
 r2() { env WISP_RUNTIME_DIR=$RUN2 "$@"; }
+# Migrations are authenticated (docs/migration.md#security): both hold this key.
+KEY=$TMP/mig.key
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$KEY"
 if r2 $WISP daemon --pool none --answer-timeout 60s >/dev/null; then
-	# a receiver that was told other devices: the source runs on
-	r2 $WISP receive --name bad --listen 7602 --kind linux --mem 128M --cpus 2 --disk "$TMP/m1.img" \
-		--vsock "$TMP/bad.sock" >/dev/null
+	# a receiver that was told other devices: the source runs on, the
+	# receiver waits for another (destroyed here: it holds m1.img)
+	r2 $WISP receive --name bad --listen 127.0.0.1:7602 --psk "$KEY" --kind linux --mem 128M --cpus 2 \
+		--disk "$TMP/m1.img" --vsock "$TMP/bad.sock" >/dev/null
 	expect linux-daemon-migrate-mismatch 125 '' 'device 1: the source.s VM has virtio-net there, the receive request virtio-vsock.*still runs here' -- \
-		$WISP migrate k-1 127.0.0.1:7602
-	r2 $WISP receive --name m1 --listen 7601 --kind linux --mem 128M --cpus 2 --disk "$TMP/m1.img" \
-		--net tap=$TAP3 --vsock "$TMP/m1.sock" >/dev/null
-	expect linux-daemon-migrate 0 '^migrated k-1 to 127.0.0.1:7601' '' -- $WISP migrate k-1 127.0.0.1:7601
+		$WISP migrate --psk "$KEY" k-1 127.0.0.1:7602
+	check linux-daemon-mismatch-receiver-waits sh -c "WISP_RUNTIME_DIR=$RUN2 $WISP list --json | python3 -c 'import json,sys; sys.exit(not [v for v in json.load(sys.stdin) if v[\"name\"] == \"bad\" and v[\"state\"] == \"receiving\"])'"
+	r2 $WISP destroy bad >/dev/null
+	r2 $WISP receive --name m1 --listen 127.0.0.1:7601 --psk "$KEY" --kind linux --mem 128M --cpus 2 \
+		--disk "$TMP/m1.img" --net tap=$TAP3 --vsock "$TMP/m1.sock" >/dev/null
+	expect linux-daemon-migrate 0 '^migrated k-1 to 127.0.0.1:7601' '' -- $WISP migrate --psk "$KEY" k-1 127.0.0.1:7601
 else
 	bad linux-daemon-migrate-mismatch "the second wispd did not start"
 	bad linux-daemon-migrate "the second wispd did not start"

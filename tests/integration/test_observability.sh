@@ -243,14 +243,16 @@ check progress-run-restore-tty-live grep -qaE $'\r'"wisp: restore '$TMP/p1.snap'
 # A migration to a second daemon on this host.
 R2=$TMP/run2
 PORT=$((20000 + RANDOM % 20000))
+KEY=$TMP/mig.key # migrations are authenticated (docs/migration.md#security)
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$KEY"
 if WISP_RUNTIME_DIR=$R2 $WISP daemon --pool none >/dev/null &&
-	WISP_RUNTIME_DIR=$R2 $WISP receive --name p1 --listen $PORT >/dev/null; then
-	$WISP migrate p1 127.0.0.1:$PORT >"$TMP/mig.out" 2>"$TMP/mig.err"
+	WISP_RUNTIME_DIR=$R2 $WISP receive --name p1 --listen 127.0.0.1:$PORT --mem 64M --psk "$KEY" >/dev/null; then
+	$WISP migrate --psk "$KEY" p1 127.0.0.1:$PORT >"$TMP/mig.out" 2>"$TMP/mig.err"
 	check progress-migrate-stdout-unchanged grep -qE "^migrated p1 to 127.0.0.1:$PORT: [0-9]+ rounds" "$TMP/mig.out"
 	check progress-migrate-summary one_line "$TMP/mig.err" "^wisp: migrate p1:$SUM"
 	PORT=$((PORT + 1))
-	WISP_RUNTIME_DIR=$R2 $WISP receive --name p2 --listen $PORT >/dev/null
-	$WISP migrate --quiet p2 127.0.0.1:$PORT >/dev/null 2>"$TMP/migq.err"
+	WISP_RUNTIME_DIR=$R2 $WISP receive --name p2 --listen 127.0.0.1:$PORT --mem 64M --psk "$KEY" >/dev/null
+	$WISP migrate --quiet --psk "$KEY" p2 127.0.0.1:$PORT >/dev/null 2>"$TMP/migq.err"
 	check progress-migrate-quiet [ ! -s "$TMP/migq.err" ]
 	kill "$(head -1 "$R2/wispd.lock")" 2>/dev/null
 else
