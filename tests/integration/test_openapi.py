@@ -200,10 +200,13 @@ def main():
     spec, c = Spec(spec_path), Checks()
     uk = os.path.dirname(idle)
     port = free_port()
+    with open(os.path.join(tmp, "mig.key"), "w") as f:  # the examples' PSK
+        f.write(os.urandom(32).hex() + "\n")
     subst = {
         "/srv/idle.elf": idle,
         "/srv/vrng.elf": os.path.join(uk, "vrng.elf"),
         "/srv/web1.snap": os.path.join(tmp, "web1.snap"),
+        "/etc/wisp/mig.key": os.path.join(tmp, "mig.key"),
         7000: port,
         "127.0.0.1:7000": f"127.0.0.1:{port}",
     }
