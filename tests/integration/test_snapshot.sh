@@ -237,7 +237,7 @@ sys.exit(0 if len(t) > 10 and t == list(range(t[0], t[0] + len(t))) else 1)"; th
 else
 	bad run-restore-counts-on "saved between ticks $K0 and $K, restored: $(head -c 200 "$TMP/fg1r.out") $(head -c 200 "$TMP/fg1r.err")"
 fi
-expect run-restore-daemon-snapshot 124 '^tick' '' -- $WISP run --timeout 300ms --restore $TMP/c1.snap
+expect run-restore-daemon-snapshot 124 '^tick' '' -- $WISP run --timeout 2s --restore $TMP/c1.snap
 # virtio-vsock: a stream open at the save does not survive (its host socket
 # cannot move): the restored device sends TRANSPORT_RESET, answers the old
 # stream with RST, and takes new streams. The killed VMM left its socket
