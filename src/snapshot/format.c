@@ -140,190 +140,207 @@ static int parse_vcpu(const uint8_t *p, uint64_t len, uint32_t version, struct s
 	return 0;
 }
 
+/* Where the parser stands in the state section, and what it has seen. */
+struct state_parse {
+	struct cursor c;
+	uint64_t mem_size;
+	bool have_vm, have_map, end;
+};
+
+/* Take the next record off the cursor: its header, then its padded payload. */
+static int take_record(struct state_parse *ps, struct snap_rec *rec, const uint8_t **p, char *err,
+		       size_t errlen)
+{
+	if (ps->c.left < sizeof(*rec))
+		return bad(err, errlen, "state ends without an END record");
+	memcpy(rec, ps->c.p, sizeof(*rec));
+	ps->c.p += sizeof(*rec);
+	ps->c.left -= sizeof(*rec);
+	uint64_t padded = (rec->len + 7) & ~7ull;
+	if (rec->len > ps->c.left || padded > ps->c.left)
+		return bad(err, errlen, "a record runs past the end of the state");
+	*p = ps->c.p;
+	ps->c.p += padded;
+	ps->c.left -= padded;
+	if (!ps->have_vm && rec->type != SNAP_REC_VM)
+		return bad(err, errlen, "first record is not the VM record");
+	return 0;
+}
+
+/* Check that every memory region of the VM record lies inside guest RAM. */
+static int check_vm_regions(const struct snap_vm *vm, uint64_t mem_size, char *err, size_t errlen)
+{
+	for (uint32_t i = 0; i < vm->nr_regions; i++) {
+		uint64_t o = vm->regions[i].fd_offset, s = vm->regions[i].size;
+		if (s == 0 || o > mem_size || s > mem_size - o ||
+		    vm->regions[i].gpa + s < vm->regions[i].gpa)
+			return bad(err, errlen, "memory region outside guest RAM");
+	}
+	return 0;
+}
+
+/* The VM record: checked against the header, then the vCPU table is allocated. */
+static int parse_vm(struct state_parse *ps, const struct snap_rec *rec, const uint8_t *p,
+		    struct snap_image *img, char *err, size_t errlen)
+{
+	if (ps->have_vm)
+		return bad(err, errlen, "VM record given twice");
+	if (rec->version != 1 || rec->len != sizeof(struct snap_vm))
+		return bad(err, errlen, "VM record of an unknown version or size");
+	memcpy(&img->vm, p, sizeof(img->vm));
+	if (img->vm.mem_size != ps->mem_size)
+		return bad(err, errlen, "VM record and header disagree on memory size");
+	if (img->vm.nr_vcpus < 1 || img->vm.nr_vcpus > WISP_MAX_VCPUS)
+		return bad(err, errlen, "vCPU count out of range");
+	if (img->vm.flags &
+	    ~(SNAP_VM_IRQCHIP | SNAP_VM_SPLIT_IRQCHIP | SNAP_VM_RESET_STOPS | SNAP_VM_CLOCK))
+		return bad(err, errlen, "VM record with unknown flags");
+	if (img->vm.nr_regions < 1 || img->vm.nr_regions > WISP_MAX_MEM_REGIONS)
+		return bad(err, errlen, "memory region count out of range");
+	int r = check_vm_regions(&img->vm, ps->mem_size, err, errlen);
+	if (r)
+		return r;
+	img->nr_vcpus = (int)img->vm.nr_vcpus;
+	img->vcpus = calloc((size_t)img->nr_vcpus, sizeof(*img->vcpus));
+	if (!img->vcpus) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	ps->have_vm = true;
+	return 0;
+}
+
+/* The configuration record: once, at most 64 KiB, NUL-terminated. */
+static int parse_config(const struct snap_rec *rec, const uint8_t *p, struct snap_image *img,
+			char *err, size_t errlen)
+{
+	if (img->config || rec->version != 1 || rec->len > 65536 ||
+	    (rec->len && p[rec->len - 1] != 0))
+		return bad(err, errlen, "bad configuration record");
+	img->config = (const char *)p;
+	img->config_len = rec->len;
+	return 0;
+}
+
+/* The irqchip record: once, only for a VM with a full irqchip, chips in order. */
+static int parse_irqchip(const struct snap_rec *rec, const uint8_t *p, struct snap_image *img,
+			 char *err, size_t errlen)
+{
+	if (img->has_irqchip || rec->version != 1 || rec->len != sizeof(struct snap_irqchip) ||
+	    !(img->vm.flags & SNAP_VM_IRQCHIP))
+		return bad(err, errlen, "bad irqchip record");
+	memcpy(&img->irqchip, p, sizeof(img->irqchip));
+	for (int i = 0; i < 3; i++)
+		if (img->irqchip.chip[i].chip_id != (uint32_t)i)
+			return bad(err, errlen, "irqchip record out of order");
+	img->has_irqchip = true;
+	return 0;
+}
+
+/* A device record: appended to the device table, named and in position. */
+static int parse_device(const struct snap_rec *rec, const uint8_t *p, struct snap_image *img,
+			char *err, size_t errlen)
+{
+	if (rec->version != 1 || rec->len < sizeof(struct snap_dev))
+		return bad(err, errlen, "bad device record");
+	if (img->nr_devices == SNAP_MAX_DEVICES)
+		return bad(err, errlen, "too many devices");
+	struct snap_dev_img *d = &img->devices[img->nr_devices];
+	memcpy(&d->d, p, sizeof(d->d));
+	if (!memchr(d->d.name, 0, sizeof(d->d.name)) || !d->d.name[0] ||
+	    d->d.index != (uint32_t)img->nr_devices)
+		return bad(err, errlen, "device record with a bad name or position");
+	d->data = p + sizeof(d->d);
+	d->len = rec->len - sizeof(d->d);
+	img->nr_devices++;
+	return 0;
+}
+
+/* The memory map record: once, page-aligned extents in order inside guest RAM. */
+static int parse_memmap(struct state_parse *ps, const struct snap_rec *rec, const uint8_t *p,
+			struct snap_image *img, char *err, size_t errlen)
+{
+	if (ps->have_map || rec->version != 1 || rec->len % sizeof(struct snap_extent))
+		return bad(err, errlen, "bad memory map record");
+	img->extents = p;
+	img->nr_extents = rec->len / sizeof(struct snap_extent);
+	uint64_t prev_end = 0, mem_size = ps->mem_size;
+	for (uint64_t i = 0; i < img->nr_extents; i++) {
+		struct snap_extent e;
+		memcpy(&e, p + i * sizeof(e), sizeof(e));
+		if (e.off % 4096 || e.len % 4096 || e.len == 0 || e.off < prev_end ||
+		    e.off > mem_size || e.len > mem_size - e.off)
+			return bad(err, errlen, "memory map extent out of range or out of order");
+		prev_end = e.off + e.len;
+	}
+	ps->have_map = true;
+	return 0;
+}
+
+/* Read one record and hand it to the parser for its type. */
+static int parse_record(struct state_parse *ps, struct snap_image *img, char *err, size_t errlen)
+{
+	struct snap_rec rec;
+	const uint8_t *p;
+	int r = take_record(ps, &rec, &p, err, errlen);
+	if (r)
+		return r;
+	switch (rec.type) {
+	case SNAP_REC_VM:
+		return parse_vm(ps, &rec, p, img, err, errlen);
+	case SNAP_REC_CONFIG:
+		return parse_config(&rec, p, img, err, errlen);
+	case SNAP_REC_VCPU:
+		return parse_vcpu(p, rec.len, rec.version, img, err, errlen);
+	case SNAP_REC_IRQCHIP:
+		return parse_irqchip(&rec, p, img, err, errlen);
+	case SNAP_REC_DEVICE:
+		return parse_device(&rec, p, img, err, errlen);
+	case SNAP_REC_MEMMAP:
+		return parse_memmap(ps, &rec, p, img, err, errlen);
+	case SNAP_REC_END:
+		if (rec.len != 0)
+			return bad(err, errlen, "END record with a payload");
+		ps->end = true;
+		return 0;
+	default:
+		snprintf(err, errlen,
+			 "snapshot state has a record of unknown type %u (made by a newer "
+			 "Wisp?)",
+			 rec.type);
+		return -EPROTO;
+	}
+}
+
+/* After END: nothing trails it, and every record that must be there was. */
+static int check_state_complete(const struct state_parse *ps, struct snap_image *img, char *err,
+				size_t errlen)
+{
+	if (ps->c.left)
+		return bad(err, errlen, "bytes after the END record");
+	if (!ps->have_map)
+		return bad(err, errlen, "no memory map record");
+	for (int i = 0; i < img->nr_vcpus; i++) {
+		if (!(img->vcpus[i].v.flags & (1u << 31)))
+			return bad(err, errlen, "a vCPU has no record");
+		img->vcpus[i].v.flags &= ~(1u << 31);
+	}
+	if ((img->vm.flags & SNAP_VM_IRQCHIP) && !img->has_irqchip)
+		return bad(err, errlen, "irqchip state missing");
+	return 0;
+}
+
 int snap_parse_state(const uint8_t *buf, size_t len, uint64_t mem_size, struct snap_image *img,
 		     char *err, size_t errlen)
 {
 	memset(img, 0, sizeof(*img));
-	struct cursor c = {buf, len};
-	bool have_vm = false, end = false, have_map = false;
+	struct state_parse ps = {.c = {buf, len}, .mem_size = mem_size};
 	int r = 0;
-	while (!end) {
-		struct snap_rec rec;
-		if (c.left < sizeof(rec)) {
-			r = bad(err, errlen, "state ends without an END record");
-			goto fail;
-		}
-		memcpy(&rec, c.p, sizeof(rec));
-		c.p += sizeof(rec);
-		c.left -= sizeof(rec);
-		uint64_t padded = (rec.len + 7) & ~7ull;
-		if (rec.len > c.left || padded > c.left) {
-			r = bad(err, errlen, "a record runs past the end of the state");
-			goto fail;
-		}
-		const uint8_t *p = c.p;
-		c.p += padded;
-		c.left -= padded;
-		if (!have_vm && rec.type != SNAP_REC_VM) {
-			r = bad(err, errlen, "first record is not the VM record");
-			goto fail;
-		}
-		switch (rec.type) {
-		case SNAP_REC_VM:
-			if (have_vm) {
-				r = bad(err, errlen, "VM record given twice");
-				goto fail;
-			}
-			if (rec.version != 1 || rec.len != sizeof(struct snap_vm)) {
-				r = bad(err, errlen, "VM record of an unknown version or size");
-				goto fail;
-			}
-			memcpy(&img->vm, p, sizeof(img->vm));
-			if (img->vm.mem_size != mem_size) {
-				r = bad(err, errlen,
-					"VM record and header disagree on memory size");
-				goto fail;
-			}
-			if (img->vm.nr_vcpus < 1 || img->vm.nr_vcpus > WISP_MAX_VCPUS) {
-				r = bad(err, errlen, "vCPU count out of range");
-				goto fail;
-			}
-			if (img->vm.flags & ~(SNAP_VM_IRQCHIP | SNAP_VM_SPLIT_IRQCHIP |
-					      SNAP_VM_RESET_STOPS | SNAP_VM_CLOCK)) {
-				r = bad(err, errlen, "VM record with unknown flags");
-				goto fail;
-			}
-			if (img->vm.nr_regions < 1 || img->vm.nr_regions > WISP_MAX_MEM_REGIONS) {
-				r = bad(err, errlen, "memory region count out of range");
-				goto fail;
-			}
-			for (uint32_t i = 0; i < img->vm.nr_regions; i++) {
-				uint64_t o = img->vm.regions[i].fd_offset,
-					 s = img->vm.regions[i].size;
-				if (s == 0 || o > mem_size || s > mem_size - o ||
-				    img->vm.regions[i].gpa + s < img->vm.regions[i].gpa) {
-					r = bad(err, errlen, "memory region outside guest RAM");
-					goto fail;
-				}
-			}
-			img->nr_vcpus = (int)img->vm.nr_vcpus;
-			img->vcpus = calloc((size_t)img->nr_vcpus, sizeof(*img->vcpus));
-			if (!img->vcpus) {
-				snprintf(err, errlen, "out of memory");
-				r = -ENOMEM;
-				goto fail;
-			}
-			have_vm = true;
-			break;
-		case SNAP_REC_CONFIG:
-			if (img->config || rec.version != 1 || rec.len > 65536 ||
-			    (rec.len && p[rec.len - 1] != 0)) {
-				r = bad(err, errlen, "bad configuration record");
-				goto fail;
-			}
-			img->config = (const char *)p;
-			img->config_len = rec.len;
-			break;
-		case SNAP_REC_VCPU:
-			if ((r = parse_vcpu(p, rec.len, rec.version, img, err, errlen)))
-				goto fail;
-			break;
-		case SNAP_REC_IRQCHIP:
-			if (img->has_irqchip || rec.version != 1 ||
-			    rec.len != sizeof(struct snap_irqchip) ||
-			    !(img->vm.flags & SNAP_VM_IRQCHIP)) {
-				r = bad(err, errlen, "bad irqchip record");
-				goto fail;
-			}
-			memcpy(&img->irqchip, p, sizeof(img->irqchip));
-			for (int i = 0; i < 3; i++)
-				if (img->irqchip.chip[i].chip_id != (uint32_t)i) {
-					r = bad(err, errlen, "irqchip record out of order");
-					goto fail;
-				}
-			img->has_irqchip = true;
-			break;
-		case SNAP_REC_DEVICE: {
-			if (rec.version != 1 || rec.len < sizeof(struct snap_dev)) {
-				r = bad(err, errlen, "bad device record");
-				goto fail;
-			}
-			if (img->nr_devices == SNAP_MAX_DEVICES) {
-				r = bad(err, errlen, "too many devices");
-				goto fail;
-			}
-			struct snap_dev_img *d = &img->devices[img->nr_devices];
-			memcpy(&d->d, p, sizeof(d->d));
-			if (!memchr(d->d.name, 0, sizeof(d->d.name)) || !d->d.name[0] ||
-			    d->d.index != (uint32_t)img->nr_devices) {
-				r = bad(err, errlen, "device record with a bad name or position");
-				goto fail;
-			}
-			d->data = p + sizeof(d->d);
-			d->len = rec.len - sizeof(d->d);
-			img->nr_devices++;
-			break;
-		}
-		case SNAP_REC_MEMMAP: {
-			if (have_map || rec.version != 1 || rec.len % sizeof(struct snap_extent)) {
-				r = bad(err, errlen, "bad memory map record");
-				goto fail;
-			}
-			img->extents = p;
-			img->nr_extents = rec.len / sizeof(struct snap_extent);
-			uint64_t prev_end = 0;
-			for (uint64_t i = 0; i < img->nr_extents; i++) {
-				struct snap_extent e;
-				memcpy(&e, p + i * sizeof(e), sizeof(e));
-				if (e.off % 4096 || e.len % 4096 || e.len == 0 ||
-				    e.off < prev_end || e.off > mem_size ||
-				    e.len > mem_size - e.off) {
-					r = bad(err, errlen,
-						"memory map extent out of range or out of order");
-					goto fail;
-				}
-				prev_end = e.off + e.len;
-			}
-			have_map = true;
-			break;
-		}
-		case SNAP_REC_END:
-			if (rec.len != 0) {
-				r = bad(err, errlen, "END record with a payload");
-				goto fail;
-			}
-			end = true;
-			break;
-		default:
-			snprintf(err, errlen,
-				 "snapshot state has a record of unknown type %u (made by a newer "
-				 "Wisp?)",
-				 rec.type);
-			r = -EPROTO;
-			goto fail;
-		}
-	}
-	if (c.left) {
-		r = bad(err, errlen, "bytes after the END record");
-		goto fail;
-	}
-	if (!have_map) {
-		r = bad(err, errlen, "no memory map record");
-		goto fail;
-	}
-	for (int i = 0; i < img->nr_vcpus; i++) {
-		if (!(img->vcpus[i].v.flags & (1u << 31))) {
-			r = bad(err, errlen, "a vCPU has no record");
-			goto fail;
-		}
-		img->vcpus[i].v.flags &= ~(1u << 31);
-	}
-	if ((img->vm.flags & SNAP_VM_IRQCHIP) && !img->has_irqchip) {
-		r = bad(err, errlen, "irqchip state missing");
-		goto fail;
-	}
-	return 0;
-fail:
-	snap_image_free(img);
+	while (!r && !ps.end)
+		r = parse_record(&ps, img, err, errlen);
+	if (!r)
+		r = check_state_complete(&ps, img, err, errlen);
+	if (r)
+		snap_image_free(img);
 	return r;
 }
