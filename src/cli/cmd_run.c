@@ -237,131 +237,171 @@ static void bad_option(int argc, char **argv, char *err, size_t errlen)
 		snprintf(err, errlen, "run: unknown option '%s'", argv[optind - 1]);
 }
 
-int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, size_t errlen)
+static const struct option run_opts[] = {
+	{"mem", required_argument, NULL, 'm'},
+	{"cpus", required_argument, NULL, 'c'},
+	{"timeout", required_argument, NULL, 't'},
+	{"stats", no_argument, NULL, 's'},
+	{"help", no_argument, NULL, 'h'},
+	{"kernel", required_argument, NULL, 'k'},
+	{"initrd", required_argument, NULL, 'i'},
+	{"cmdline", required_argument, NULL, 'a'},
+	{"name", required_argument, NULL, OPT_NAME},
+	{"restore", required_argument, NULL, OPT_RESTORE},
+	{"verify", no_argument, NULL, OPT_VERIFY},
+	{"config", required_argument, NULL, OPT_CONFIG},
+	{"image", required_argument, NULL, OPT_IMAGE},
+	{"log-format", required_argument, NULL, OPT_LOG},
+	{"jail", no_argument, NULL, OPT_JAIL},
+	{"quiet", no_argument, NULL, OPT_QUIET},
+	{"ready-fd", required_argument, NULL, OPT_READY},
+	{"start-fd", required_argument, NULL, OPT_START},
+	{"seccomp", required_argument, NULL, OPT_SECCOMP},
+	/* devices: vm_config_add_flag parses their values */
+	{"rng-device", optional_argument, NULL, OPT_DEVICE + 0},
+	{"rng", no_argument, NULL, OPT_DEVICE + 1},
+	{"disk", required_argument, NULL, OPT_DEVICE + 2},
+	{"net", required_argument, NULL, OPT_DEVICE + 3},
+	{"console", required_argument, NULL, OPT_DEVICE + 4},
+	{"vsock", required_argument, NULL, OPT_DEVICE + 5},
+	{0},
+};
+
+/* --timeout DURATION into cfg->timeout_ms. */
+static int set_timeout(const char *arg, struct run_config *cfg, char *err, size_t errlen)
 {
-	static const struct option opts[] = {
-		{"mem", required_argument, NULL, 'm'},
-		{"cpus", required_argument, NULL, 'c'},
-		{"timeout", required_argument, NULL, 't'},
-		{"stats", no_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},
-		{"kernel", required_argument, NULL, 'k'},
-		{"initrd", required_argument, NULL, 'i'},
-		{"cmdline", required_argument, NULL, 'a'},
-		{"name", required_argument, NULL, OPT_NAME},
-		{"restore", required_argument, NULL, OPT_RESTORE},
-		{"verify", no_argument, NULL, OPT_VERIFY},
-		{"config", required_argument, NULL, OPT_CONFIG},
-		{"image", required_argument, NULL, OPT_IMAGE},
-		{"log-format", required_argument, NULL, OPT_LOG},
-		{"jail", no_argument, NULL, OPT_JAIL},
-		{"quiet", no_argument, NULL, OPT_QUIET},
-		{"ready-fd", required_argument, NULL, OPT_READY},
-		{"start-fd", required_argument, NULL, OPT_START},
-		{"seccomp", required_argument, NULL, OPT_SECCOMP},
-		/* devices: vm_config_add_flag parses their values */
-		{"rng-device", optional_argument, NULL, OPT_DEVICE + 0},
-		{"rng", no_argument, NULL, OPT_DEVICE + 1},
-		{"disk", required_argument, NULL, OPT_DEVICE + 2},
-		{"net", required_argument, NULL, OPT_DEVICE + 3},
-		{"console", required_argument, NULL, OPT_DEVICE + 4},
-		{"vsock", required_argument, NULL, OPT_DEVICE + 5},
-		{0},
-	};
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->ready_fd = cfg->start_fd = -1;
-	vm_config_init(&cfg->vm);
+	uint64_t v;
+	if (opt_parse_duration_ms(arg, &v)) {
+		snprintf(err, errlen,
+			 "--timeout '%s': not a duration (use e.g. 10, 500ms, 2s "
+			 "or 1m)",
+			 arg);
+		return -1;
+	}
+	cfg->timeout_ms = v;
+	return 0;
+}
+
+/* --name NAME, checked, into cfg->name. */
+static int set_name(const char *arg, struct run_config *cfg, char *err, size_t errlen)
+{
+	if (!vm_name_valid(arg) || util_is_vm_id(arg)) {
+		snprintf(err, errlen,
+			 "--name '%s': use 1 to 63 letters, digits, '_', '.' or "
+			 "'-', starting with a letter or digit",
+			 arg);
+		return -1;
+	}
+	cfg->name = arg;
+	return 0;
+}
+
+/* --log-format text|json: set up logging right away. */
+static int set_log_format(const char *arg, char *err, size_t errlen)
+{
+	enum log_format f;
+	if (log_parse_format(arg, &f)) {
+		snprintf(err, errlen, "--log-format '%s': must be text or json", arg);
+		return -1;
+	}
+	log_setup("wisp", f);
+	return 0;
+}
+
+/* --ready-fd N or --start-fd M: an open fd above 2, kept from the VM. */
+static int set_handshake_fd(int c, const char *arg, struct run_config *cfg, char *err,
+			    size_t errlen)
+{
+	uint64_t v;
+	if (opt_parse_uint(arg, 3, INT_MAX, &v) || fcntl((int)v, F_GETFD) < 0) {
+		snprintf(err, errlen, "--%s '%s': not an open file descriptor above 2",
+			 c == OPT_READY ? "ready-fd" : "start-fd", arg);
+		return -1;
+	}
+	*(c == OPT_READY ? &cfg->ready_fd : &cfg->start_fd) = (int)v;
+	fcntl((int)v, F_SETFD, FD_CLOEXEC); /* not the VM's business */
+	return 0;
+}
+
+/* --seccomp on|off into cfg->seccomp_off. */
+static int set_seccomp(const char *arg, struct run_config *cfg, char *err, size_t errlen)
+{
+	bool on;
+	if (sec_seccomp_parse(arg, &on)) {
+		snprintf(err, errlen, "--seccomp '%s': use on or off", arg);
+		return -1;
+	}
+	cfg->seccomp_off = !on;
+	return 0;
+}
+
+/* One option about this run (not the VM); 1 for --help. */
+static int parse_run_option(int c, int argc, char **argv, struct run_config *cfg, char *err,
+			    size_t errlen)
+{
+	switch (c) {
+	case 't':
+		return set_timeout(optarg, cfg, err, errlen);
+	case 's':
+		cfg->stats = true;
+		return 0;
+	case OPT_NAME:
+		return set_name(optarg, cfg, err, errlen);
+	case OPT_RESTORE:
+		cfg->restore = optarg;
+		return 0;
+	case OPT_VERIFY:
+		cfg->verify = true;
+		return 0;
+	case OPT_QUIET:
+		cfg->quiet = true;
+		return 0;
+	case OPT_CONFIG:
+		cfg->config_file = optarg;
+		return 0;
+	case OPT_IMAGE:
+		cfg->image_file = optarg;
+		cfg->vm_flags = true;
+		return 0;
+	case OPT_LOG:
+		return set_log_format(optarg, err, errlen);
+	case OPT_JAIL:
+		cfg->jail = true;
+		return 0;
+	case OPT_READY:
+	case OPT_START:
+		return set_handshake_fd(c, optarg, cfg, err, errlen);
+	case OPT_SECCOMP:
+		return set_seccomp(optarg, cfg, err, errlen);
+	case 'h':
+		snprintf(err, errlen, "%s", "");
+		return 1;
+	default:
+		bad_option(argc, argv, err, errlen);
+		return -1;
+	}
+}
+
+/* Every option, in order, into cfg; stops at the first operand. */
+static int parse_options(int argc, char **argv, struct run_config *cfg, char *err, size_t errlen)
+{
 	optind = 0; /* full reset: this may be called more than once */
 	opterr = 0;
-	int c;
-	uint64_t v;
-	while ((c = getopt_long(argc, argv, "+m:c:t:sh", opts, NULL)) != -1) {
-		if (c != '?' && c != 'h' && describes_vm(c)) {
-			if (parse_vm_option(c, cfg, err, errlen))
-				return -1;
-			continue;
-		}
-		switch (c) {
-		case 't':
-			if (opt_parse_duration_ms(optarg, &v)) {
-				snprintf(err, errlen,
-					 "--timeout '%s': not a duration (use e.g. 10, 500ms, 2s "
-					 "or 1m)",
-					 optarg);
-				return -1;
-			}
-			cfg->timeout_ms = v;
-			break;
-		case 's':
-			cfg->stats = true;
-			break;
-		case OPT_NAME:
-			if (!vm_name_valid(optarg) || util_is_vm_id(optarg)) {
-				snprintf(err, errlen,
-					 "--name '%s': use 1 to 63 letters, digits, '_', '.' or "
-					 "'-', starting with a letter or digit",
-					 optarg);
-				return -1;
-			}
-			cfg->name = optarg;
-			break;
-		case OPT_RESTORE:
-			cfg->restore = optarg;
-			break;
-		case OPT_VERIFY:
-			cfg->verify = true;
-			break;
-		case OPT_QUIET:
-			cfg->quiet = true;
-			break;
-		case OPT_CONFIG:
-			cfg->config_file = optarg;
-			break;
-		case OPT_IMAGE:
-			cfg->image_file = optarg;
-			cfg->vm_flags = true;
-			break;
-		case OPT_LOG: {
-			enum log_format f;
-			if (log_parse_format(optarg, &f)) {
-				snprintf(err, errlen, "--log-format '%s': must be text or json",
-					 optarg);
-				return -1;
-			}
-			log_setup("wisp", f);
-			break;
-		}
-		case OPT_JAIL:
-			cfg->jail = true;
-			break;
-		case OPT_READY:
-		case OPT_START:
-			if (opt_parse_uint(optarg, 3, INT_MAX, &v) || fcntl((int)v, F_GETFD) < 0) {
-				snprintf(err, errlen,
-					 "--%s '%s': not an open file descriptor above 2",
-					 c == OPT_READY ? "ready-fd" : "start-fd", optarg);
-				return -1;
-			}
-			*(c == OPT_READY ? &cfg->ready_fd : &cfg->start_fd) = (int)v;
-			fcntl((int)v, F_SETFD, FD_CLOEXEC); /* not the VM's business */
-			break;
-		case OPT_SECCOMP: {
-			bool on;
-			if (sec_seccomp_parse(optarg, &on)) {
-				snprintf(err, errlen, "--seccomp '%s': use on or off", optarg);
-				return -1;
-			}
-			cfg->seccomp_off = !on;
-			break;
-		}
-		case 'h':
-			snprintf(err, errlen, "%s", "");
-			return 1;
-		default:
-			bad_option(argc, argv, err, errlen);
-			return -1;
-		}
+	int c, r;
+	while ((c = getopt_long(argc, argv, "+m:c:t:sh", run_opts, NULL)) != -1) {
+		if (c != '?' && c != 'h' && describes_vm(c))
+			r = parse_vm_option(c, cfg, err, errlen);
+		else
+			r = parse_run_option(c, argc, argv, cfg, err, errlen);
+		if (r)
+			return r;
 	}
+	return 0;
+}
+
+/* Refuse options that do not go together. */
+static int check_option_mix(const struct run_config *cfg, char *err, size_t errlen)
+{
 	if (cfg->ready_fd >= 0 && cfg->ready_fd == cfg->start_fd) {
 		snprintf(err, errlen, "run: --ready-fd and --start-fd must differ");
 		return -1;
@@ -386,33 +426,34 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 			 "--stats go with it");
 		return -1;
 	}
-	if (cfg->restore) {
-		struct vm_config *vm = &cfg->vm;
-		if (vm->kernel || vm->initrd || vm->cmdline || vm->mem || vm->cpus != 1) {
-			snprintf(err, errlen,
-				 "run: --restore takes the VM (image, memory, vCPUs) from the "
-				 "snapshot; only --name, --timeout, --stats, --verify and the "
-				 "host side of its devices go with it");
-			return -1;
-		}
-	}
-	if (cfg->image_file && apply_image(cfg, err, errlen))
+	const struct vm_config *vm = &cfg->vm;
+	if (cfg->restore && (vm->kernel || vm->initrd || vm->cmdline || vm->mem || vm->cpus != 1)) {
+		snprintf(err, errlen,
+			 "run: --restore takes the VM (image, memory, vCPUs) from the "
+			 "snapshot; only --name, --timeout, --stats, --verify and the "
+			 "host side of its devices go with it");
 		return -1;
-	if (parse_operands(argc, argv, cfg, err, errlen))
-		return -1;
-	if (cfg->restore)
-		return 0; /* its devices are checked against the snapshot's */
-	if (cfg->config_file) {
-		if (load_config_file(cfg, err, errlen))
-			return -1;
-		/* --name wins over the file's "name" (`wisp create --name N --config F`). */
-		free(cfg->name ? cfg->vm.name : NULL);
-		if (cfg->name && !(cfg->vm.name = strdup(cfg->name))) {
-			snprintf(err, errlen, "out of memory");
-			return -1;
-		}
-		return 0;
 	}
+	return 0;
+}
+
+/* --config FILE: the VM from the file, named by --name if given. */
+static int finish_from_config_file(struct run_config *cfg, char *err, size_t errlen)
+{
+	if (load_config_file(cfg, err, errlen))
+		return -1;
+	/* --name wins over the file's "name" (`wisp create --name N --config F`). */
+	free(cfg->name ? cfg->vm.name : NULL);
+	if (cfg->name && !(cfg->vm.name = strdup(cfg->name))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* A VM from flags and IMAGE: named, then checked as a whole. */
+static int finish_from_flags(struct run_config *cfg, char *err, size_t errlen)
+{
 	if (cfg->name && !(cfg->vm.name = strdup(cfg->name))) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -427,6 +468,27 @@ int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, siz
 		return -1;
 	}
 	return 0;
+}
+
+int run_parse_args(int argc, char **argv, struct run_config *cfg, char *err, size_t errlen)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->ready_fd = cfg->start_fd = -1;
+	vm_config_init(&cfg->vm);
+	int r = parse_options(argc, argv, cfg, err, errlen);
+	if (r)
+		return r; /* -1, or 1 for --help */
+	if (check_option_mix(cfg, err, errlen))
+		return -1;
+	if (cfg->image_file && apply_image(cfg, err, errlen))
+		return -1;
+	if (parse_operands(argc, argv, cfg, err, errlen))
+		return -1;
+	if (cfg->restore)
+		return 0; /* its devices are checked against the snapshot's */
+	if (cfg->config_file)
+		return finish_from_config_file(cfg, err, errlen);
+	return finish_from_flags(cfg, err, errlen);
 }
 
 /* Map how the VM stopped to the process exit code, telling the user why. */
