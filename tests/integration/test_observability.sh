@@ -245,7 +245,7 @@ R2=$TMP/run2
 PORT=$((20000 + RANDOM % 20000))
 KEY=$TMP/mig.key # migrations are authenticated (docs/migration.md#security)
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$KEY"
-if WISP_RUNTIME_DIR=$R2 $WISP daemon --pool none >/dev/null &&
+if WISP_RUNTIME_DIR=$R2 $WISP daemon --pool none --answer-timeout 60s >/dev/null &&
 	WISP_RUNTIME_DIR=$R2 $WISP receive --name p1 --listen 127.0.0.1:$PORT --mem 64M --psk "$KEY" >/dev/null; then
 	$WISP migrate --psk "$KEY" p1 127.0.0.1:$PORT >"$TMP/mig.out" 2>"$TMP/mig.err"
 	check progress-migrate-stdout-unchanged grep -qE "^migrated p1 to 127.0.0.1:$PORT: [0-9]+ rounds" "$TMP/mig.out"

@@ -276,7 +276,7 @@ elif mode == "count":  # count TARGET_PORT: relay one connection, count the sour
     print("source sent %d bytes" % n, flush=True)
 PY
 if kvm_ok && command -v certtool >/dev/null; then
-	expect mig-daemons-start 0 '' '' -- sh -c "WISP_RUNTIME_DIR=$MA $WISP daemon --pool none && WISP_RUNTIME_DIR=$MB $WISP daemon --pool none"
+	expect mig-daemons-start 0 '' '' -- sh -c "WISP_RUNTIME_DIR=$MA $WISP daemon --pool none --answer-timeout 60s && WISP_RUNTIME_DIR=$MB $WISP daemon --pool none --answer-timeout 60s"
 	KEY=$TMP/mig.key KEY2=$TMP/other.key
 	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$KEY"
 	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$KEY2"

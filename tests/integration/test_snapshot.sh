@@ -298,7 +298,7 @@ else bad console-restored-exits "exit $code: $(cat "$TMP/hc1r.out" "$TMP/hc1r.er
 expect err-run-save-unknown 125 '' "no VM with name or id 'fg9'" -- $WISP save fg9 $TMP/fg9.snap
 
 # --- live migration (loopback) -------------------------------------------------------------
-expect daemon-b-starts 0 "listening on $B/wispd.sock" '' -- env WISP_RUNTIME_DIR=$B $WISP daemon --pool none
+expect daemon-b-starts 0 "listening on $B/wispd.sock" '' -- env WISP_RUNTIME_DIR=$B $WISP daemon --pool none --answer-timeout 60s
 PORT=$((20000 + RANDOM % 20000))
 # Migrations are authenticated (docs/migration.md#security): both sides hold this key.
 KEY=$TMP/mig.key
@@ -315,7 +315,7 @@ ticks_follow migrated-counter-counts-on m1 $((K + 1)) "$B"
 # A received VM is adopted like any other by a restarted wispd.
 kill -TERM "$(head -1 $B/wispd.lock)"
 wait_for 10 sh -c "! [ -S $B/wispd.sock ]"
-expect daemon-b-restarts 0 'listening on' '' -- env WISP_RUNTIME_DIR=$B $WISP daemon --pool none
+expect daemon-b-restarts 0 'listening on' '' -- env WISP_RUNTIME_DIR=$B $WISP daemon --pool none --answer-timeout 60s
 check received-vm-adopted state_is m1 running "$B"
 n=$(last_tick m1 "$B")
 check adopted-received-vm-runs wait_for 10 sh -c "[ \$(WISP_RUNTIME_DIR=$B $WISP console m1 | sed -n 's/^tick //p' | tail -1) -gt $((n + 2)) ]"
@@ -423,8 +423,8 @@ if ip netns add "$NS_A" 2>/dev/null && ip netns add "$NS_B" 2>/dev/null &&
 	ip -n "$NS_A" link set lo up
 	ip -n "$NS_B" link set lo up
 	NA=$TMP/na NB=$TMP/nb
-	ip netns exec "$NS_A" env WISP_RUNTIME_DIR=$NA $WISP daemon --pool none >/dev/null
-	ip netns exec "$NS_B" env WISP_RUNTIME_DIR=$NB $WISP daemon --pool none >/dev/null
+	ip netns exec "$NS_A" env WISP_RUNTIME_DIR=$NA $WISP daemon --pool none --answer-timeout 60s >/dev/null
+	ip netns exec "$NS_B" env WISP_RUNTIME_DIR=$NB $WISP daemon --pool none --answer-timeout 60s >/dev/null
 	WISP_RUNTIME_DIR=$NA $WISP create --name n1 --mem 64M $UK/dirty.elf -- 4000 check >/dev/null
 	wait_for 20 console_has n1 'dirty: check ok' "$NA"
 	WISP_RUNTIME_DIR=$NB $WISP receive --name n1 --listen 10.203.0.2:7000 --mem 64M --psk $KEY >/dev/null
