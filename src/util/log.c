@@ -19,6 +19,7 @@
 static const char *log_component = "wisp";
 static enum log_format log_fmt = LOG_FORMAT_TEXT;
 static char log_vm[64]; /* the default vm field; empty: none */
+static int log_fd = 2;	/* -1: lines are formatted, not written */
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -33,6 +34,11 @@ void log_setup(const char *component, enum log_format format)
 void log_set_vm(const char *vm)
 {
 	snprintf(log_vm, sizeof(log_vm), "%s", vm ? vm : "");
+}
+
+void log_set_fd(int fd)
+{
+	log_fd = fd;
 }
 
 int log_parse_format(const char *s, enum log_format *out)
@@ -56,11 +62,11 @@ const char *log_format_name(enum log_format format)
 	return format == LOG_FORMAT_JSON ? "json" : "text";
 }
 
-/* Write all of buf to stderr in one call if it can. */
+/* Write all of buf to the log (stderr) in one call if it can. */
 static void write_line(const char *buf, size_t len)
 {
-	while (len) {
-		ssize_t n = write(2, buf, len);
+	while (len && log_fd >= 0) {
+		ssize_t n = write(log_fd, buf, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)

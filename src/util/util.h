@@ -145,6 +145,8 @@ enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 void log_setup(const char *component, enum log_format format);
 /* The vm field of messages that name no VM (wisp-vmm's own VM); NULL: none. */
 void log_set_vm(const char *vm);
+/* Write lines to fd (2 by default); -1: format each line, write none (fuzz targets). */
+void log_set_fd(int fd);
 /* Parse "text" or "json"; -EINVAL for anything else. */
 int log_parse_format(const char *s, enum log_format *out);
 /* The format chosen by log_setup (to pass on to child processes). */
