@@ -198,13 +198,19 @@ static struct vmm *add_vmm(int i, bool vm, enum ctl_state state)
 {
 	struct vmm *v = vmm_new();
 	CHECK(v);
-	snprintf(v->id, sizeof(v->id), "00000000000%d", i);
+	/* Not snprintf: this runs for every input, and ASan intercepts
+	 * snprintf (the set-up was a tenth of the time). */
+	memcpy(v->id, "00000000000", 11);
+	v->id[11] = (char)('0' + i);
+	v->id[12] = 0;
 	v->pid = (1 << 30) + i; /* above any pid_max */
 	v->mem = 32u << 20;
 	v->state = state;
 	table_add_pid(&d, v);
 	if (vm) {
-		snprintf(v->name, sizeof(v->name), "vm%d", i);
+		memcpy(v->name, "vm", 2);
+		v->name[2] = (char)('0' + i);
+		v->name[3] = 0;
 		table_add_vm(&d, v);
 	}
 	vmms[i] = v;
@@ -310,7 +316,7 @@ static void vmm_reset(void)
 	sh.conn = FAKE_CONN;
 	sh.listen_fd = sh.epfd = -1;
 	sh.vm.fd = -1;
-	snprintf(sh.me.id, sizeof(sh.me.id), "0123456789ab");
+	memcpy(sh.me.id, "0123456789ab", 13);
 	sh.me.pid = 4242;
 	sh.me.mem = 32u << 20;
 	sh.me.state = CTL_STATE_SHELL;

@@ -65,6 +65,23 @@ __attribute__((no_sanitize("coverage"), noinline)) static bool on_bus(const stru
 	return false;
 }
 
+/* Whether config space now differs from was outside the bits mask lets a
+ * write change, a word at a time. Not instrumented for ASan either (each
+ * word was 3 checks): check() reads the same device with ASan just after. */
+__attribute__((no_sanitize("coverage", "address"), noinline)) static bool
+fixed_bits_changed(const uint8_t *now, const uint8_t *was, const uint8_t *mask)
+{
+	uint64_t diff = 0;
+	for (int k = 0; k < PCI_CFG_SPACE; k += 8) {
+		uint64_t n, w, m;
+		memcpy(&n, now + k, 8);
+		memcpy(&w, was + k, 8);
+		memcpy(&m, mask + k, 8);
+		diff |= (n ^ w) & ~m;
+	}
+	return diff != 0;
+}
+
 /* Not instrumented for coverage: the checks' compares would steer the
  * fuzzer and cost 2/3 of its time. */
 __attribute__((no_sanitize("coverage"), noinline)) static void check(void)
@@ -74,13 +91,7 @@ __attribute__((no_sanitize("coverage"), noinline)) static void check(void)
 		const struct pci_device *d = pb->slots[s];
 		if (!d)
 			continue;
-		for (int k = 0; k < PCI_CFG_SPACE; k += 8) { /* a word at a time */
-			uint64_t now, was, mask;
-			memcpy(&now, &d->cfg[k], 8);
-			memcpy(&was, &fixed[s][k], 8);
-			memcpy(&mask, &d->wmask[k], 8);
-			CHECK(((now ^ was) & ~mask) == 0);
-		}
+		CHECK(!fixed_bits_changed(d->cfg, fixed[s], d->wmask));
 		uint16_t cmd =
 			(uint16_t)(d->cfg[PCI_REG_COMMAND] | d->cfg[PCI_REG_COMMAND + 1] << 8);
 		for (int i = 0; i < PCI_NR_BARS; i++) {
