@@ -507,124 +507,158 @@ static int wait_transport(int chan, const char *target, int *fd, char *err, size
 	}
 }
 
-int mig_send(struct vm *vm, struct vcpu *self, int chan, const char *target, const char *config,
-	     size_t config_len, void (*progress)(void *opaque, const struct mig_progress *p),
-	     void *opaque, struct mig_result *res, char *err, size_t errlen)
+/* One outgoing migration: what the steps of mig_send share. */
+struct migration {
+	struct sender s;
+	struct dirty d;
+	struct vm *vm;
+	const char *target;
+	void (*progress)(void *opaque, const struct mig_progress *p);
+	void *opaque;
+	uint64_t t0;	/* when mig_send began */
+	uint64_t tp;	/* when the VM was paused */
+	uint64_t b0;	/* s.bytes when the round being reported began */
+	uint32_t round; /* the last pre-copy round */
+	bool paused;
+};
+
+/* Say that the connection to the target broke; r passes through. */
+static int conn_lost(const struct migration *m, int r, char *err, size_t errlen)
 {
-	uint64_t t0 = util_now_ns();
-	memset(res, 0, sizeof(*res));
-	struct sender s = {.c = {.fd = -1, .watch_fd = -1}, .vm = vm};
-	struct dirty d = {0};
-	struct wbuf st = {0};
-	bool paused = false;
-	int r;
-	s.bounce = malloc(RUN_PAGES * 4096);
-	if (!s.bounce) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	/* Nothing of the guest goes out before the transport has checked the
-	 * target's identity (or was told by name to trust anyone). */
-	if ((r = wait_transport(chan, target, &s.c.fd, err, errlen)))
-		goto out;
+	snprintf(err, errlen, "connection to %s lost: %s", m->target, strerror(-r));
+	return r;
+}
+
+/* Say that the dirty log could not be read; r passes through. */
+static int dirty_log_failed(int r, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "reading the dirty log: %s", strerror(-r));
+	return r;
+}
+
+/* Hello and ack: the target speaks our protocol and takes this VM. */
+static int send_hello(struct migration *m, char *err, size_t errlen)
+{
 	struct mig_hello h = {.magic = MIG_MAGIC,
 			      .version = MIG_VERSION,
-			      .nr_vcpus = (uint32_t)vm->nr_vcpus,
-			      .mem_size = vm->mem.size};
+			      .nr_vcpus = (uint32_t)m->vm->nr_vcpus,
+			      .mem_size = m->vm->mem.size};
 	struct mig_ack ack;
-	if ((r = send_buf(&s.c, &h, sizeof(h))) || (r = recv_all(&s.c, &ack, sizeof(ack)))) {
+	int r;
+	if ((r = send_buf(&m->s.c, &h, sizeof(h))) || (r = recv_all(&m->s.c, &ack, sizeof(ack)))) {
 		snprintf(err, errlen,
 			 "%s: no answer to the migration hello: %s (does the target take our key "
 			 "or certificate, and the same transport?)",
-			 target, strerror(-r));
-		goto out;
+			 m->target, strerror(-r));
+		return r;
 	}
 	ack.why[sizeof(ack.why) - 1] = 0;
 	if (ack.magic != MIG_MAGIC) {
-		snprintf(err, errlen, "%s does not speak Wisp's migration protocol", target);
-		r = -EPROTO;
-		goto out;
+		snprintf(err, errlen, "%s does not speak Wisp's migration protocol", m->target);
+		return -EPROTO;
 	}
 	if (ack.status) {
-		snprintf(err, errlen, "%s refused the VM: %s", target, ack.why);
-		r = ack.status < 0 ? ack.status : -EPROTO;
-		goto out;
+		snprintf(err, errlen, "%s refused the VM: %s", m->target, ack.why);
+		return ack.status < 0 ? ack.status : -EPROTO;
 	}
-	if ((r = dirty_start(&d, vm))) {
-		snprintf(err, errlen, "cannot turn on dirty logging: %s", strerror(-r));
-		goto out;
-	}
-	/* Round 1: everything the guest has populated. Later rounds: what it
-	 * dirtied meanwhile, until that is small or stops shrinking. */
+	return 0;
+}
+
+/* Tell the caller how the pre-copy round just ended went. */
+static void report_round(const struct migration *m, int64_t dirty, uint64_t round_start,
+			 uint64_t now)
+{
+	struct mig_progress p = {
+		.round = m->round,
+		.pages = (m->s.bytes - m->b0) / (4096 + sizeof(struct mig_pages)),
+		.bytes = m->s.bytes,
+		.dirty_rate = now > round_start
+				      ? (uint64_t)dirty * 4096 * 1000000000ull / (now - round_start)
+				      : 0,
+		.elapsed_ns = now - m->t0,
+	};
+	if (m->progress)
+		m->progress(m->opaque, &p);
+}
+
+/* Pre-copy. Round 1: everything the guest has populated. Later rounds: what
+ * it dirtied meanwhile, until that is small or stops shrinking. */
+static int send_rounds(struct migration *m, char *err, size_t errlen)
+{
 	uint64_t round_start = util_now_ns(), prev = UINT64_MAX;
-	int stalls = 0;
-	uint32_t round = 1;
-	uint64_t b0 = s.bytes;
-	if ((r = gmem_extents(&vm->mem, send_extent, &s)))
-		goto io_fail;
+	int stalls = 0, r;
+	m->round = 1;
+	m->b0 = m->s.bytes;
+	if ((r = gmem_extents(&m->vm->mem, send_extent, &m->s)))
+		return conn_lost(m, r, err, errlen);
 	for (;;) {
-		struct mig_round rm = {.type = MIG_ROUND, .round = round};
-		if ((r = send_buf(&s.c, &rm, sizeof(rm))))
-			goto io_fail;
-		int64_t dirty = dirty_collect(&d);
-		if (dirty < 0) {
-			r = (int)dirty;
-			snprintf(err, errlen, "reading the dirty log: %s", strerror(-r));
-			goto out;
-		}
+		struct mig_round rm = {.type = MIG_ROUND, .round = m->round};
+		if ((r = send_buf(&m->s.c, &rm, sizeof(rm))))
+			return conn_lost(m, r, err, errlen);
+		int64_t dirty = dirty_collect(&m->d);
+		if (dirty < 0)
+			return dirty_log_failed((int)dirty, err, errlen);
 		uint64_t now = util_now_ns();
-		struct mig_progress p = {
-			.round = round,
-			.pages = (s.bytes - b0) / (4096 + sizeof(struct mig_pages)),
-			.bytes = s.bytes,
-			.dirty_rate = now > round_start ? (uint64_t)dirty * 4096 * 1000000000ull /
-								  (now - round_start)
-							: 0,
-			.elapsed_ns = now - t0,
-		};
-		if (progress)
-			progress(opaque, &p);
-		bool last_round = (uint64_t)dirty <= FINAL_PAGES || round >= MAX_ROUNDS;
+		report_round(m, dirty, round_start, now);
+		bool last_round = (uint64_t)dirty <= FINAL_PAGES || m->round >= MAX_ROUNDS;
 		stalls = (uint64_t)dirty >= prev ? stalls + 1 : 0;
 		if (last_round || stalls >= STALL_ROUNDS)
-			break;
+			return 0;
 		prev = (uint64_t)dirty;
-		round++;
+		m->round++;
 		round_start = now;
-		b0 = s.bytes;
-		if ((r = send_dirty(&s, &d)))
-			goto io_fail;
+		m->b0 = m->s.bytes;
+		if ((r = send_dirty(&m->s, &m->d)))
+			return conn_lost(m, r, err, errlen);
 	}
-	/* The target acknowledges each round once it has taken in everything
-	 * before it: wait for that before pausing, or the downtime would
-	 * include draining the socket buffers (megabytes of pages). */
-	for (uint32_t acked = 0; acked != round;) {
-		if ((r = recv_all(&s.c, &acked, sizeof(acked))))
-			goto io_fail;
+}
+
+/* The target acknowledges each round once it has taken in everything
+ * before it: wait for that before pausing, or the downtime would
+ * include draining the socket buffers (megabytes of pages). */
+static int wait_rounds_acked(struct migration *m, char *err, size_t errlen)
+{
+	for (uint32_t acked = 0; acked != m->round;) {
+		int r = recv_all(&m->s.c, &acked, sizeof(acked));
+		if (r)
+			return conn_lost(m, r, err, errlen);
 	}
-	/* Stop and copy: the last dirty pages (those of the bitmap just read,
-	 * then whatever was dirtied until the vCPUs stopped), and the state. */
-	uint64_t tp = util_now_ns();
-	if ((r = vm_pause(vm, self))) {
+	return 0;
+}
+
+/* Stop and copy: pause the VM, then send the last dirty pages (those of
+ * the bitmap just read, then whatever was dirtied until the vCPUs stopped). */
+static int stop_and_copy(struct migration *m, struct vcpu *self, char *err, size_t errlen)
+{
+	int r;
+	m->tp = util_now_ns();
+	if ((r = vm_pause(m->vm, self))) {
 		snprintf(err, errlen, "the VM stopped during the migration");
-		goto out;
+		return r;
 	}
-	paused = true;
+	m->paused = true;
 	if (self)
 		vcpu_complete_io(self);
-	snap_quiesce(vm, true);
-	b0 = s.bytes;
-	if ((r = send_dirty(&s, &d)))
-		goto io_fail;
-	int64_t last = dirty_collect(&d);
-	if (last < 0) {
-		r = (int)last;
-		snprintf(err, errlen, "reading the dirty log: %s", strerror(-r));
-		goto out;
-	}
-	if ((r = send_dirty(&s, &d)))
-		goto io_fail;
-	if ((r = snap_save_state(vm, config, config_len, &st, err, errlen)))
+	snap_quiesce(m->vm, true);
+	m->b0 = m->s.bytes;
+	if ((r = send_dirty(&m->s, &m->d)))
+		return conn_lost(m, r, err, errlen);
+	int64_t last = dirty_collect(&m->d);
+	if (last < 0)
+		return dirty_log_failed((int)last, err, errlen);
+	if ((r = send_dirty(&m->s, &m->d)))
+		return conn_lost(m, r, err, errlen);
+	return 0;
+}
+
+/* Send the paused VM's state section, with an empty memory map: its pages
+ * have all gone ahead of it. */
+static int send_state(struct migration *m, const char *config, size_t config_len, char *err,
+		      size_t errlen)
+{
+	struct wbuf st = {0};
+	int r = snap_save_state(m->vm, config, config_len, &st, err, errlen);
+	if (r)
 		goto out;
 	snap_put_rec(&st, SNAP_REC_MEMMAP, 1, 0);
 	snap_put_rec(&st, SNAP_REC_END, 1, 0);
@@ -634,44 +668,79 @@ int mig_send(struct vm *vm, struct vcpu *self, int chan, const char *target, con
 	}
 	struct mig_state sm = {.type = MIG_STATE, .len = st.len, .hash = snap_hash(st.p, st.len)};
 	struct iovec iov[2] = {{&sm, sizeof(sm)}, {st.p, st.len}};
-	if ((r = send_all(&s.c, iov, 2)))
-		goto io_fail;
-	if ((r = read_done(&s.c, err, errlen)))
-		goto out;
-	uint64_t end = util_now_ns();
-	res->rounds = round + 1;
-	res->bytes = s.bytes;
-	res->total_ns = end - t0;
-	res->downtime_ns = end - tp;
-	if (progress) {
-		struct mig_progress p = {.round = round + 1,
-					 .pages =
-						 (s.bytes - b0) / (4096 + sizeof(struct mig_pages)),
-					 .bytes = s.bytes,
-					 .elapsed_ns = end - t0,
-					 .final = true};
-		progress(opaque, &p);
-	}
-	/* The VM runs on the target now: it must never run here again. The
-	 * caller stops it; the vCPUs stay parked until then. */
-	r = 0;
-	paused = false;
-	goto cleanup;
-io_fail:
-	snprintf(err, errlen, "connection to %s lost: %s", target, strerror(-r));
+	if ((r = send_all(&m->s.c, iov, 2)))
+		conn_lost(m, r, err, errlen);
 out:
-	dirty_stop(&d);
-	if (paused) {
+	wbuf_free(&st);
+	return r;
+}
+
+/* Wait for the target to say it resumed the VM; then fill res and report
+ * the final round. */
+static int confirm_resumed(struct migration *m, struct mig_result *res, char *err, size_t errlen)
+{
+	int r = read_done(&m->s.c, err, errlen);
+	if (r)
+		return r;
+	uint64_t end = util_now_ns();
+	res->rounds = m->round + 1;
+	res->bytes = m->s.bytes;
+	res->total_ns = end - m->t0;
+	res->downtime_ns = end - m->tp;
+	if (m->progress) {
+		struct mig_progress p = {.round = m->round + 1,
+					 .pages = (m->s.bytes - m->b0) /
+						  (4096 + sizeof(struct mig_pages)),
+					 .bytes = m->s.bytes,
+					 .elapsed_ns = end - m->t0,
+					 .final = true};
+		m->progress(m->opaque, &p);
+	}
+	return 0;
+}
+
+int mig_send(struct vm *vm, struct vcpu *self, int chan, const char *target, const char *config,
+	     size_t config_len, void (*progress)(void *opaque, const struct mig_progress *p),
+	     void *opaque, struct mig_result *res, char *err, size_t errlen)
+{
+	struct migration m = {.s = {.c = {.fd = -1, .watch_fd = -1}, .vm = vm},
+			      .vm = vm,
+			      .target = target,
+			      .progress = progress,
+			      .opaque = opaque,
+			      .t0 = util_now_ns()};
+	memset(res, 0, sizeof(*res));
+	int r;
+	m.s.bounce = malloc(RUN_PAGES * 4096);
+	if (!m.s.bounce) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* Nothing of the guest goes out before the transport has checked the
+	 * target's identity (or was told by name to trust anyone). */
+	if ((r = wait_transport(chan, target, &m.s.c.fd, err, errlen)) ||
+	    (r = send_hello(&m, err, errlen)))
+		goto out;
+	if ((r = dirty_start(&m.d, vm))) {
+		snprintf(err, errlen, "cannot turn on dirty logging: %s", strerror(-r));
+		goto out;
+	}
+	if ((r = send_rounds(&m, err, errlen)) || (r = wait_rounds_acked(&m, err, errlen)) ||
+	    (r = stop_and_copy(&m, self, err, errlen)) ||
+	    (r = send_state(&m, config, config_len, err, errlen)))
+		goto out;
+	/* Once resumed, the VM runs on the target: it must never run here
+	 * again. The caller stops it; the vCPUs stay parked until then. */
+	r = confirm_resumed(&m, res, err, errlen);
+out:
+	dirty_stop(&m.d);
+	if (r && m.paused) {
 		snap_quiesce(vm, false);
 		vm_unpause(vm);
 	}
-cleanup:
-	if (!r)
-		dirty_stop(&d);
-	if (s.c.fd >= 0)
-		close(s.c.fd);
-	free(s.bounce);
-	wbuf_free(&st);
+	if (m.s.c.fd >= 0)
+		close(m.s.c.fd);
+	free(m.s.bounce);
 	return r;
 }
 
