@@ -1035,196 +1035,279 @@ static int get_listen(struct request *rq, json_t *o, const char **out)
 	return 0;
 }
 
-static void handle_create(struct request *rq, bool receive)
-{
-	struct wispd *d = rq->d;
-	json_t *o = body_object(rq);
-	if (!o)
-		return;
+/* A create or receive request as it is checked and carried out. */
+struct create {
+	json_t *o; /* the request's body */
+	bool receive;
 	const char *image, *name, *snapshot;
 	char snap_buf[CTL_PATH_MAX];
 	uint64_t mem;
-	json_t *cpus = json_object_get(o, "cpus");
-	json_t *verify = json_object_get(o, "verify");
-	const char *listen_at = NULL;
+	json_t *cpus, *verify;
+	const char *listen_at;
 	struct mig_creds creds;
-	uint64_t recv_timeout_ms = 300000;
-	int chan = -1;
-	char *cmdline = NULL;
-	json_t *config = NULL;	/* what GET /vms/{vm} gives back */
-	bool built = false;	/* made by the VMM's builder from config (cold) */
+	uint64_t recv_timeout_ms;
+	int chan; /* a receiver's transport */
+	char *cmdline;
+	json_t *config;		/* what GET /vms/{vm} gives back */
+	bool built;		/* made by the VMM's builder from config (cold) */
 	struct jail_limits lim; /* its cgroup's limits (the jail) */
-	bool lim_asked = false; /* ... set by its configuration */
-	int fd = -1;
-	if (get_string(rq, o, "image", &image) || get_string(rq, o, "name", &name) ||
-	    get_string(rq, o, "snapshot", &snapshot) || get_mem(rq, o, &mem))
-		goto out;
-	if (receive) {
-		json_t *t = json_object_get(o, "timeout");
-		if (get_listen(rq, o, &listen_at) || get_creds(rq, o, false, &creds))
-			goto out;
-		if (!json_object_get(o, "mem")) {
-			answer_error(rq, 400,
-				     "'mem' is required: the receiver's memory size, which the "
-				     "VM sent must have");
-			goto out;
-		}
-		if (t && (!json_is_integer(t) || json_integer_value(t) < 1 ||
-			  json_integer_value(t) > 86400)) {
-			answer_error(rq, 400,
-				     "'timeout' must be a number of seconds from 1 to 86400");
-			goto out;
-		}
-		if (t)
-			recv_timeout_ms = (uint64_t)json_integer_value(t) * 1000;
-		if (image || snapshot) {
-			answer_error(rq, 400, "a VM that receives a migration takes no image");
-			goto out;
-		}
-		if (receive_config(rq, o, &config))
-			goto out;
-		built = config != NULL;
-	} else if (!image && !snapshot &&
-		   (json_object_get(o, "kernel") || json_object_get(o, "kind"))) {
+	bool lim_asked;		/* ... set by its configuration */
+	int fd;			/* the image or snapshot file */
+};
+
+/* A receive's own fields: where it listens, its transport, size and timeout. */
+static int read_receive_fields(struct request *rq, struct create *c)
+{
+	json_t *t = json_object_get(c->o, "timeout");
+	if (get_listen(rq, c->o, &c->listen_at) || get_creds(rq, c->o, false, &c->creds))
+		return -1;
+	if (!json_object_get(c->o, "mem")) {
+		answer_error(rq, 400,
+			     "'mem' is required: the receiver's memory size, which the "
+			     "VM sent must have");
+		return -1;
+	}
+	if (t &&
+	    (!json_is_integer(t) || json_integer_value(t) < 1 || json_integer_value(t) > 86400)) {
+		answer_error(rq, 400, "'timeout' must be a number of seconds from 1 to 86400");
+		return -1;
+	}
+	if (t)
+		c->recv_timeout_ms = (uint64_t)json_integer_value(t) * 1000;
+	if (c->image || c->snapshot) {
+		answer_error(rq, 400, "a VM that receives a migration takes no image");
+		return -1;
+	}
+	if (receive_config(rq, c->o, &c->config))
+		return -1;
+	c->built = c->config != NULL;
+	return 0;
+}
+
+/* The request's fields: common ones, then a receive's or a Linux guest's. */
+static int read_create_fields(struct request *rq, struct create *c)
+{
+	json_t *o = c->o;
+	c->cpus = json_object_get(o, "cpus");
+	c->verify = json_object_get(o, "verify");
+	if (get_string(rq, o, "image", &c->image) || get_string(rq, o, "name", &c->name) ||
+	    get_string(rq, o, "snapshot", &c->snapshot) || get_mem(rq, o, &c->mem))
+		return -1;
+	if (c->receive)
+		return read_receive_fields(rq, c);
+	if (!c->image && !c->snapshot &&
+	    (json_object_get(o, "kernel") || json_object_get(o, "kind"))) {
 		/* A Linux guest: the kernel is the file wispd checks first. */
-		if (get_config(rq, o, &config, &built, &lim, &lim_asked))
-			goto out;
-		image = json_string_value(json_object_get(config, "kernel"));
+		if (get_config(rq, o, &c->config, &c->built, &c->lim, &c->lim_asked))
+			return -1;
+		c->image = json_string_value(json_object_get(c->config, "kernel"));
 	}
-	if (!image && !snapshot && !receive) {
+	return 0;
+}
+
+/* What to run, its vCPUs and whether to verify it. */
+static int check_create_source(struct request *rq, const struct create *c)
+{
+	if (!c->image && !c->snapshot && !c->receive) {
 		answer_error(rq, 400, "no image given ('image' or 'snapshot' is required)");
-		goto out;
-	} else if (image && snapshot) {
+		return -1;
+	} else if (c->image && c->snapshot) {
 		answer_error(rq, 400, "give 'image' or 'snapshot', not both");
-		goto out;
+		return -1;
 	}
-	if (verify && !json_is_boolean(verify)) {
+	if (c->verify && !json_is_boolean(c->verify)) {
 		answer_error(rq, 400, "'verify' must be true or false");
-		goto out;
+		return -1;
 	}
+	json_t *cpus = c->cpus;
 	if (cpus && (!json_is_integer(cpus) || json_integer_value(cpus) < 1 ||
 		     json_integer_value(cpus) > WISP_MAX_VCPUS)) {
 		answer_error(rq, 400, "cpus: must be a number from 1 to %d", WISP_MAX_VCPUS);
-		goto out;
+		return -1;
 	}
-	if (cpus && json_integer_value(cpus) != 1 && !built) {
+	if (cpus && json_integer_value(cpus) != 1 && !c->built) {
 		answer_error(rq, 400,
 			     "image '%s': unikernels run on exactly 1 vCPU (cpus %d given)",
-			     image ? image : "", (int)json_integer_value(cpus));
-		goto out;
+			     c->image ? c->image : "", (int)json_integer_value(cpus));
+		return -1;
 	}
+	return 0;
+}
+
+/* The VM's name: valid, not an id, and not taken. */
+static int check_create_name(struct request *rq, const struct create *c)
+{
+	const char *name = c->name;
 	if (name && (!ctl_valid_name(name) || ctl_valid_id(name))) {
 		answer_error(rq, 400,
 			     "name '%s': use 1 to %d letters, digits, '_', '.' or '-', starting "
 			     "with a letter or digit, and not 12 hex digits (that is an id)",
 			     name, CTL_NAME_MAX);
-		goto out;
+		return -1;
 	}
-	if (name && table_find(d, name)) {
+	if (name && table_find(rq->d, name)) {
 		answer_error(rq, 409, "a VM named '%s' already exists", name);
-		goto out;
+		return -1;
 	}
-	if (!(cmdline = get_cmdline(rq, json_object_get(o, "args"))))
-		goto out;
-	if (snapshot) {
+	return 0;
+}
+
+/* Open the snapshot (which gives the memory size and configuration) or
+ * the image (after reading its configuration) into c->fd. */
+static int open_create_source(struct request *rq, struct create *c)
+{
+	json_t *o = c->o;
+	if (c->snapshot) {
 		if (json_object_get(o, "mem") || json_object_get(o, "args")) {
 			answer_error(rq, 400,
 				     "a restore takes its memory size and arguments from "
 				     "the snapshot");
-			goto out;
+			return -1;
 		}
-		if (!(snapshot = snapshot_file(rq, "snapshot", snapshot, snap_buf,
-					       sizeof(snap_buf))) ||
-		    (fd = open_snapshot(rq, o, snapshot, &mem, &config)) < 0)
-			goto out;
-		built = config != NULL;
-		image = snapshot;
-	} else if (image && ((!config && get_config(rq, o, &config, &built, &lim, &lim_asked)) ||
-			     (fd = open_image(rq, image)) < 0)) {
-		goto out;
+		if (!(c->snapshot = snapshot_file(rq, "snapshot", c->snapshot, c->snap_buf,
+						  sizeof(c->snap_buf))) ||
+		    (c->fd = open_snapshot(rq, o, c->snapshot, &c->mem, &c->config)) < 0)
+			return -1;
+		c->built = c->config != NULL;
+		c->image = c->snapshot;
+	} else if (c->image && ((!c->config && get_config(rq, o, &c->config, &c->built, &c->lim,
+							  &c->lim_asked)) ||
+				(c->fd = open_image(rq, c->image)) < 0)) {
+		return -1;
 	}
+	return 0;
+}
 
+/* The VM's cgroup limits: refused when asked for where there is no jail. */
+static int check_create_limits(struct request *rq, struct create *c)
+{
+	struct wispd *d = rq->d;
 	/* A restore or a receiver built from a configuration: the default
 	 * limits for its size (its configuration's own limits are not in the
 	 * request). */
-	if (config && (snapshot || receive))
-		jail_limits_default(&lim, mem,
-				    (unsigned)json_integer_value(json_object_get(config, "cpus")));
+	if (c->config && (c->snapshot || c->receive))
+		jail_limits_default(
+			&c->lim, c->mem,
+			(unsigned)json_integer_value(json_object_get(c->config, "cpus")));
 	char lerr[CTL_REASON_MAX];
-	if (lim_asked && (!d->jail || !d->cgroups)) {
-		jails_set_limits(d, NULL, &lim, true, lerr, sizeof(lerr));
+	if (c->lim_asked && (!d->jail || !d->cgroups)) {
+		jails_set_limits(d, NULL, &c->lim, true, lerr, sizeof(lerr));
 		answer_error(rq, 400, "%s", lerr);
-		goto out;
+		return -1;
 	}
+	return 0;
+}
 
+/* The VM's VMM: a prepared shell if there is one, else a new one; NULL
+ * after answering 500. */
+static struct vmm *get_create_vmm(struct request *rq, struct create *c)
+{
+	struct wispd *d = rq->d;
 	/* The split toolstack: a prepared shell if there is one. A receiver
 	 * starts cold, with its transport. */
-	struct vmm *v = receive || built ? NULL : pool_take(d, mem);
-	bool from_pool = v != NULL;
-	if (!v) {
-		char err[CTL_REASON_MAX];
-		if (receive && (chan = transport_spawn(d, "--listen", listen_at, &creds,
-						       recv_timeout_ms, err, sizeof(err))) < 0) {
-			answer_error(rq, 500, "cannot create the VM: %s", err);
-			goto out;
-		}
-		v = pool_spawn(d, mem, true, chan, recv_timeout_ms, err, sizeof(err));
-		if (!v) {
-			d->create_errors++;
-			answer_error(rq, 500, "cannot create the VM: %s", err);
-			goto out;
-		}
+	struct vmm *v = c->receive || c->built ? NULL : pool_take(d, c->mem);
+	if (v) {
+		v->from_pool = true;
+		return v;
 	}
+	char err[CTL_REASON_MAX];
+	if (c->receive && (c->chan = transport_spawn(d, "--listen", c->listen_at, &c->creds,
+						     c->recv_timeout_ms, err, sizeof(err))) < 0) {
+		answer_error(rq, 500, "cannot create the VM: %s", err);
+		return NULL;
+	}
+	v = pool_spawn(d, c->mem, true, c->chan, c->recv_timeout_ms, err, sizeof(err));
+	if (!v) {
+		d->create_errors++;
+		answer_error(rq, 500, "cannot create the VM: %s", err);
+		return NULL;
+	}
+	v->from_pool = false;
+	return v;
+}
+
+/* Limit v, give it what the request says (the command line and the
+ * configuration move to it) and enter it in the table. */
+static void fill_create_vmm(struct request *rq, struct create *c, struct vmm *v)
+{
+	struct wispd *d = rq->d;
+	char lerr[CTL_REASON_MAX];
 	/* Its own limits, before it runs a guest instruction. */
-	if (config && jails_set_limits(d, v, &lim, lim_asked, lerr, sizeof(lerr)))
+	if (c->config && jails_set_limits(d, v, &c->lim, c->lim_asked, lerr, sizeof(lerr)))
 		log_warn(v->id, "%s", lerr);
-	snprintf(v->name, sizeof(v->name), "%s", name ? name : v->id);
-	v->image = strdup(receive ? "" : image);
-	v->snapshot = snapshot != NULL;
-	v->cmdline = cmdline;
-	cmdline = NULL;
-	v->args = json_incref(json_object_get(o, "args"));
-	v->config = config;
-	config = NULL;
-	v->from_pool = from_pool;
+	snprintf(v->name, sizeof(v->name), "%s", c->name ? c->name : v->id);
+	v->image = strdup(c->receive ? "" : c->image);
+	v->snapshot = c->snapshot != NULL;
+	v->cmdline = c->cmdline;
+	c->cmdline = NULL;
+	v->args = json_incref(json_object_get(c->o, "args"));
+	v->config = c->config;
+	c->config = NULL;
 	v->state = CTL_STATE_STARTING;
 	v->request_ns = rq->t0;
-	if (receive)
-		snprintf(v->receive_at, sizeof(v->receive_at), "%s", listen_at);
+	if (c->receive)
+		snprintf(v->receive_at, sizeof(v->receive_at), "%s", c->listen_at);
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	v->created_wall_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	table_add_vm(d, v);
+}
 
-	int r;
-	if (receive) { /* the VMM says when it listens */
-		r = vmm_queue(d, v, rq);
-		if (!r) { /* what it builds before it takes a source (always sent) */
-			struct ctl_config c = {.type = CTL_CONFIG,
-					       .flags = v->config ? CTL_FLAG_VMCONFIG : 0};
-			char *json = v->config ? json_dumps(v->config, JSON_COMPACT) : NULL;
-			snprintf(c.cmdline, sizeof(c.cmdline), "%s", json ? json : "");
-			free(json);
-			if ((r = ctl_send(v->fd, &c, sizeof(c), -1)))
-				vmm_unqueue(d, v, rq);
-		}
-	} else {
-		struct ctl_config c = {.type = CTL_CONFIG,
-				       .flags = (from_pool ? CTL_FLAG_FROM_POOL : 0) |
-						(snapshot ? CTL_FLAG_RESTORE : 0) |
-						(json_is_true(verify) ? CTL_FLAG_VERIFY : 0) |
-						(built ? CTL_FLAG_VMCONFIG : 0),
-				       .created_wall_ns = v->created_wall_ns,
-				       .request_ns = v->request_ns};
-		snprintf(c.name, sizeof(c.name), "%s", v->name);
-		char *json =
-			built ? json_dumps(v->config, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-		snprintf(c.cmdline, sizeof(c.cmdline), "%s", json ? json : v->cmdline);
-		free(json);
-		r = vmm_queue(d, v, rq);
-		if (!r && (r = ctl_send(v->fd, &c, sizeof(c), fd)))
-			vmm_unqueue(d, v, rq);
-	}
+/* Queue rq on a receiver and send it what it builds before it takes a
+ * source (always sent). */
+static int send_receiver_config(struct request *rq, struct vmm *v)
+{
+	struct wispd *d = rq->d;
+	int r = vmm_queue(d, v, rq); /* the VMM says when it listens */
+	if (r)
+		return r;
+	struct ctl_config c = {.type = CTL_CONFIG, .flags = v->config ? CTL_FLAG_VMCONFIG : 0};
+	char *json = v->config ? json_dumps(v->config, JSON_COMPACT) : NULL;
+	snprintf(c.cmdline, sizeof(c.cmdline), "%s", json ? json : "");
+	free(json);
+	if ((r = ctl_send(v->fd, &c, sizeof(c), -1)))
+		vmm_unqueue(d, v, rq);
+	return r;
+}
+
+/* Queue rq on v and send it its configuration, with the image or
+ * snapshot file. */
+static int send_create_config(struct request *rq, const struct create *cr, struct vmm *v)
+{
+	struct wispd *d = rq->d;
+	struct ctl_config c = {.type = CTL_CONFIG,
+			       .flags = (v->from_pool ? CTL_FLAG_FROM_POOL : 0) |
+					(cr->snapshot ? CTL_FLAG_RESTORE : 0) |
+					(json_is_true(cr->verify) ? CTL_FLAG_VERIFY : 0) |
+					(cr->built ? CTL_FLAG_VMCONFIG : 0),
+			       .created_wall_ns = v->created_wall_ns,
+			       .request_ns = v->request_ns};
+	snprintf(c.name, sizeof(c.name), "%s", v->name);
+	char *json = cr->built ? json_dumps(v->config, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	snprintf(c.cmdline, sizeof(c.cmdline), "%s", json ? json : v->cmdline);
+	free(json);
+	int r = vmm_queue(d, v, rq);
+	if (!r && (r = ctl_send(v->fd, &c, sizeof(c), cr->fd)))
+		vmm_unqueue(d, v, rq);
+	return r;
+}
+
+static void handle_create(struct request *rq, bool receive)
+{
+	struct wispd *d = rq->d;
+	struct create c = {.receive = receive, .recv_timeout_ms = 300000, .chan = -1, .fd = -1};
+	if (!(c.o = body_object(rq)))
+		return;
+	if (read_create_fields(rq, &c) || check_create_source(rq, &c) ||
+	    check_create_name(rq, &c) ||
+	    !(c.cmdline = get_cmdline(rq, json_object_get(c.o, "args"))) ||
+	    open_create_source(rq, &c) || check_create_limits(rq, &c))
+		goto out;
+	struct vmm *v = get_create_vmm(rq, &c);
+	if (!v)
+		goto out;
+	fill_create_vmm(rq, &c, v);
+	int r = receive ? send_receiver_config(rq, v) : send_create_config(rq, &c, v);
 	if (r) {
 		d->create_errors++;
 		answer_error(rq, 500, "cannot create the VM: sending its configuration: %s",
@@ -1232,19 +1315,19 @@ static void handle_create(struct request *rq, bool receive)
 		vmm_destroy(d, v);
 		goto out;
 	}
-	if (from_pool)
+	if (v->from_pool)
 		pool_adopt_dir(d, v);
 	rq->kind = receive ? RQ_RECEIVE : RQ_CREATE;
 	d->creating++;
 	suspend(rq);
 out:
-	if (fd >= 0)
-		close(fd);
-	if (chan >= 0)
-		close(chan);
-	free(cmdline);
-	json_decref(config);
-	json_decref(o);
+	if (c.fd >= 0)
+		close(c.fd);
+	if (c.chan >= 0)
+		close(c.chan);
+	free(c.cmdline);
+	json_decref(c.config);
+	json_decref(c.o);
 }
 
 /* Send msg to v's VMM on rq's behalf and suspend rq until the VMM answers;
