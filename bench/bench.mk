@@ -74,3 +74,18 @@ bench-snapshot: bench-deps
 	scripts/on-kvm.sh --name bench-snapshot -- $(PYTHON) bench/bench_snapshot.py --build $(BUILD) --out $(BUILD)/bench $(BENCH_SNAPSHOT_ARGS)
 
 .PHONY: bench-snapshot
+
+# create -> the guest's /init running of one Linux guest: `wisp create` from
+# a warm pool shell of its class, `wisp create` cold (--pool none), `wisp
+# run --kernel --initrd` and QEMU microvm, same kernel and initramfs (a
+# static /init that prints a marker), interleaved (docs/control-plane.md).
+# BENCH_LINUX_CREATE_ARGS passes options, e.g. --rounds 9 --mem 256M.
+$(BUILD)/bench/linux-init: bench/linux_init.c
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -static -o $@ $<
+bench-linux-create: bench-deps guest-kernel
+	$(MAKE) all $(BUILD)/bench/linux-init
+	scripts/on-kvm.sh --name bench-linux-create -- $(PYTHON) bench/linux_create.py --build $(BUILD) \
+		--out $(BUILD)/bench --kernel $(GUEST_KERNEL)/bzImage --init $(BUILD)/bench/linux-init $(BENCH_LINUX_CREATE_ARGS)
+
+.PHONY: bench-linux-create
