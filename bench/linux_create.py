@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""`make bench-linux-create` (docs/control-plane.md, "Linux guests and the
-pool"): create -> the guest's /init running, for one Linux guest (the same
+"""`make bench-linux-create` (docs/control-plane.md, "Linux guests: create ->
+/init"): create -> the guest's /init running, for one Linux guest (the same
 kernel, initramfs, command line, memory and vCPU count each time), four ways,
 interleaved round by round (the order rotates each round):
 
