@@ -54,7 +54,7 @@ check() {
 # FIRST+1, ... each exactly once, at least 5 of them, and nothing else.
 ticks_follow() {
 	local name=$1 vm=$2 first=$3 run=${4:-$A}
-	if ! wait_for 20 sh -c "[ \$(WISP_RUNTIME_DIR=$run $WISP console $vm | grep -c '^tick') -ge 5 ]"; then
+	if ! wait_for 60 sh -c "[ \$(WISP_RUNTIME_DIR=$run $WISP console $vm | grep -c '^tick') -ge 5 ]"; then
 		bad "$name" "fewer than 5 ticks on $vm: $(WISP_RUNTIME_DIR=$run $WISP console "$vm" | head -c 200)"
 		return
 	fi
@@ -110,9 +110,9 @@ if ! kvm_ok; then
 fi
 
 # --- save and restore: the counter goes on where the snapshot left it ---------------------
-check pool-ready wait_for 20 sh -c "$WISP stats | grep -q 'ready 2/2'"
+check pool-ready wait_for 60 sh -c "$WISP stats | grep -q 'ready 2/2'"
 $WISP create --name c1 $UK/counter.elf -- 30 >/dev/null
-check counter-runs wait_for 10 console_has c1 '^tick 5$'
+check counter-runs wait_for 60 console_has c1 '^tick 5$'
 $WISP pause c1 >/dev/null
 expect save-paused 0 "^saved c1 to $TMP/c1.snap \([0-9.]+ MiB of memory written, [0-9.]+ ms\)$" '' -- $WISP save c1 $TMP/c1.snap
 K=$(last_tick c1)
@@ -124,7 +124,7 @@ expect restore-from-pool 0 '"from_pool": true' '' -- $WISP list --json
 ticks_follow restore-counts-on r1 $((K + 1))
 expect restore-verify 0 '^[0-9a-f]{12}$' '' -- $WISP restore --verify --name r2 $TMP/c1.snap
 ticks_follow restore-verified-counts-on r2 $((K + 1))
-check original-runs-on wait_for 10 ticks_above c1 $((K + 3))
+check original-runs-on wait_for 60 ticks_above c1 $((K + 3))
 
 # A save of a running VM (not paused first): the restored counter starts
 # right after some tick the original had printed around the save.
@@ -132,7 +132,7 @@ b=$(last_tick c1)
 $WISP save c1 $TMP/c1-live.snap >/dev/null
 a=$(last_tick c1)
 $WISP restore --name r3 $TMP/c1-live.snap >/dev/null
-wait_for 10 console_has r3 '^tick'
+wait_for 60 console_has r3 '^tick'
 f=$($WISP console r3 | sed -n 's/^tick //p' | head -1)
 if [ -n "$f" ] && [ "$f" -ge $((b + 1)) ] && [ "$f" -le $((a + 1)) ]; then
 	ticks_follow save-running-vm r3 "$f"
@@ -155,10 +155,10 @@ ticks_follow restore-of-restored rr1 $((K2 + 1))
 
 # Memory comes back whole: dirty.elf checks every page it wrote.
 $WISP create --name d1 --mem 64M $UK/dirty.elf -- 8000 check >/dev/null
-check dirty-runs wait_for 20 console_has d1 'dirty: check ok'
+check dirty-runs wait_for 120 console_has d1 'dirty: check ok'
 $WISP save d1 $TMP/d1.snap >/dev/null
 $WISP restore --name d1r $TMP/d1.snap >/dev/null
-check restored-memory-intact wait_for 20 console_has d1r 'dirty: check ok'
+check restored-memory-intact wait_for 60 console_has d1r 'dirty: check ok'
 expect restored-memory-no-loss 1 '' '' -- sh -c "$WISP console d1r | grep -q 'lost its value'"
 
 # --- bad snapshots ---------------------------------------------------------------------
@@ -188,7 +188,7 @@ if mount -t tmpfs -o size=2m none "$MNT" 2>/dev/null; then
 	$WISP save c1 $MNT/keep.snap >/dev/null
 	h1=$(sha $MNT/keep.snap)
 	$WISP create --name big --mem 64M $UK/dirty.elf -- 2000 >/dev/null
-	wait_for 20 console_has big 'dirty:'
+	wait_for 60 console_has big 'dirty:'
 	expect err-save-disk-full 125 '' "cannot save VM 'big': writing snapshot file '$MNT/keep.snap': No space left on device" -- $WISP save big $MNT/keep.snap
 	if [ "$(sha $MNT/keep.snap)" = "$h1" ] && [ -z "$(ls -A $MNT | grep -v keep.snap)" ]; then
 		ok failed-save-keeps-earlier-file
@@ -210,7 +210,7 @@ cp $TMP/d1.img $TMP/d1-copy.img
 W=$(readlink -f $WISP) COUNTER=$(readlink -f $UK/counter.elf)
 (cd $TMP && exec $W run --name fg1 --rng --rng-device --disk d1.img $COUNTER -- 30) >"$TMP/fg1.out" 2>&1 &
 FG=$!
-wait_for 10 grep -q '^tick 5$' "$TMP/fg1.out"
+wait_for 60 grep -q '^tick 5$' "$TMP/fg1.out"
 # The snapshot's tick lies between the last tick printed before the save
 # and the last printed once it returned, however fast this KVM runs the
 # guest meanwhile.
@@ -246,10 +246,10 @@ expect run-restore-daemon-snapshot 124 '^tick' '' -- $WISP run --timeout 2s --re
 UDS=${UDS:-build/tests/uds}
 $WISP run --name vs1 --vsock $TMP/vs.sock $UK/vsockecho.elf -- serve 1234 >"$TMP/vs1.out" 2>&1 &
 FG=$!
-wait_for 10 grep -q 'serving port 1234' "$TMP/vs1.out"
+wait_for 60 grep -q 'serving port 1234' "$TMP/vs1.out"
 $UDS $TMP/vs.sock 'CONNECT 1234\nbefore\n' 'never' 20000 >"$TMP/vs1.client" 2>&1 &
 CL=$!
-check vsock-stream-open wait_for 10 grep -q '^before$' "$TMP/vs1.client"
+check vsock-stream-open wait_for 60 grep -q '^before$' "$TMP/vs1.client"
 expect err-run-name-taken 125 '' "--name 'vs1': a VM with that name is already running" -- $WISP run --name vs1 $UK/hello.elf
 expect vsock-save 0 "^saved vs1 to $TMP/vs1.snap" '' -- $WISP save vs1 $TMP/vs1.snap
 expect vsock-snapshot-device 0 'virtio-vsock v1' '' -- $SNAPTOOL info $TMP/vs1.snap
@@ -268,7 +268,7 @@ expect err-restore-stale-vsock-socket 125 '' "vsock socket '$TMP/vs.sock': Addre
 rm -f $TMP/vs.sock
 $WISP run --timeout 20s --restore $TMP/vs1.snap --vsock $TMP/vs.sock >"$TMP/vs1r.out" 2>"$TMP/vs1r.err" &
 FG=$!
-check vsock-restored-resets-old-stream wait_for 10 grep -q '^vsockecho: 1 of 1 old stream(s) reset by the device, cid 3$' "$TMP/vs1r.out"
+check vsock-restored-resets-old-stream wait_for 60 grep -q '^vsockecho: 1 of 1 old stream(s) reset by the device, cid 3$' "$TMP/vs1r.out"
 expect vsock-restored-new-stream 0 '^after$' '' -- $UDS $TMP/vs.sock 'CONNECT 1234\nafter\n' 'after'
 expect vsock-restored-quit 0 '^quit$' '' -- $UDS $TMP/vs.sock 'CONNECT 1234\nquit\n' 'quit'
 wait $FG
@@ -281,7 +281,7 @@ else bad vsock-restored-exits "exit $code: $(cat "$TMP/vs1r.out" "$TMP/vs1r.err"
 # restored VM reads the next line from a new client of the same socket.
 $WISP run --name hc1 --console virtio,sock=$TMP/hc.sock $UK/hvc.elf >"$TMP/hc1.out" 2>&1 &
 FG=$!
-wait_for 10 test -S $TMP/hc.sock
+wait_for 60 test -S $TMP/hc.sock
 expect console-before-save 0 '^hvc: got one$' '' -- $UDS $TMP/hc.sock 'one\n' 'hvc: got one'
 expect console-save 0 "^saved hc1 to $TMP/hc1.snap" '' -- $WISP save hc1 $TMP/hc1.snap
 expect console-snapshot-device 0 'virtio-console v1' '' -- $SNAPTOOL info $TMP/hc1.snap
@@ -290,7 +290,7 @@ wait $FG 2>/dev/null
 rm -f $TMP/hc.sock
 $WISP run --timeout 20s --restore $TMP/hc1.snap --console virtio,sock=$TMP/hc.sock >"$TMP/hc1r.out" 2>"$TMP/hc1r.err" &
 FG=$!
-wait_for 10 test -S $TMP/hc.sock
+wait_for 60 test -S $TMP/hc.sock
 expect console-restored-reads 0 '^hvc: got two$' '' -- $UDS $TMP/hc.sock 'two\nquit\n' 'hvc: bye'
 wait $FG
 code=$?
@@ -305,26 +305,26 @@ PORT=$((20000 + RANDOM % 20000))
 KEY=$TMP/mig.key
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$KEY"
 $WISP create --name m1 $UK/counter.elf -- 30 >/dev/null
-wait_for 10 console_has m1 '^tick 3$'
+wait_for 60 console_has m1 '^tick 3$'
 expect receive-prints-id 0 '^[0-9a-f]{12}$' '' -- env WISP_RUNTIME_DIR=$B $WISP receive --name m1 --listen 127.0.0.1:$PORT --mem 32M --psk $KEY
 check receiver-waits state_is m1 receiving "$B"
 expect migrate 0 "^migrated m1 to 127.0.0.1:$PORT: [0-9]+ rounds, [0-9.]+ MB, total [0-9.]+ ms, downtime [0-9.]+ ms$" '' -- $WISP migrate --psk $KEY m1 127.0.0.1:$PORT
-check source-exits wait_for 10 sh -c "$WISP list | grep -qE '^m1 .* exited .*migrated to 127.0.0.1:$PORT'"
+check source-exits wait_for 60 sh -c "$WISP list | grep -qE '^m1 .* exited .*migrated to 127.0.0.1:$PORT'"
 K=$(last_tick m1)
-check target-runs wait_for 10 state_is m1 running "$B"
+check target-runs wait_for 60 state_is m1 running "$B"
 ticks_follow migrated-counter-counts-on m1 $((K + 1)) "$B"
 # A received VM is adopted like any other by a restarted wispd.
 kill -TERM "$(head -1 $B/wispd.lock)"
-wait_for 10 sh -c "! [ -S $B/wispd.sock ]"
+wait_for 60 sh -c "! [ -S $B/wispd.sock ]"
 expect daemon-b-restarts 0 'listening on' '' -- env WISP_RUNTIME_DIR=$B $WISP daemon --pool none --answer-timeout 60s
 check received-vm-adopted state_is m1 running "$B"
 n=$(last_tick m1 "$B")
-check adopted-received-vm-runs wait_for 10 sh -c "[ \$(WISP_RUNTIME_DIR=$B $WISP console m1 | sed -n 's/^tick //p' | tail -1) -gt $((n + 2)) ]"
+check adopted-received-vm-runs wait_for 60 sh -c "[ \$(WISP_RUNTIME_DIR=$B $WISP console m1 | sed -n 's/^tick //p' | tail -1) -gt $((n + 2)) ]"
 expect migration-status 0 '"state": ?"done"' '' -- curl -s --unix-socket $A/wispd.sock http://wispd/vms/m1/migration
 
 # Memory arrives whole, pre-copy rounds and all.
 $WISP create --name dm --mem 128M $UK/dirty.elf -- 16000 check >/dev/null
-wait_for 20 console_has dm 'dirty: check ok'
+wait_for 60 console_has dm 'dirty: check ok'
 PORT=$((PORT + 1))
 # 128 MiB with a guest dirtying 16000 pages, on the lab's TCG beside a
 # second L1: tens of seconds (its line, with the time, is printed below).
@@ -334,11 +334,11 @@ PORT=$((PORT + 1))
 WISP_RUNTIME_DIR=$B $WISP receive --name dm --listen 127.0.0.1:$PORT --mem 128M --insecure-cleartext >/dev/null
 EXPECT_TIMEOUT=120 expect migrate-128m 0 "^migrated dm" '' -- $WISP migrate --insecure-cleartext dm 127.0.0.1:$PORT
 echo "  migrate-128m: $(head -c 200 "$TMP/out")"
-check migrated-memory-intact wait_for 20 sh -c "WISP_RUNTIME_DIR=$B $WISP console dm | grep -q 'dirty: check ok'"
+check migrated-memory-intact wait_for 60 sh -c "WISP_RUNTIME_DIR=$B $WISP console dm | grep -q 'dirty: check ok'"
 
 # --- failed migrations leave the source running ---------------------------------------------
 $WISP create --name s1 $UK/counter.elf -- 30 >/dev/null
-wait_for 10 console_has s1 '^tick 3$'
+wait_for 60 console_has s1 '^tick 3$'
 expect err-migrate-refused 125 '' "migration of 's1' to 127.0.0.1:1 failed: cannot connect to 127.0.0.1:1: Connection refused \(the VM still runs here\)" -- $WISP migrate --psk $KEY s1 127.0.0.1:1
 # A target that takes the hello, reads a little and dies (its socket resets);
 # it speaks cleartext, which the source must then be told by name.
@@ -368,7 +368,7 @@ expect err-target-dies 125 '' "migration of 's1' to 127.0.0.1:$PORT failed: conn
 wait "$FAKE" 2>/dev/null
 FAKE=
 n=$(last_tick s1)
-check source-runs-after-reset wait_for 10 ticks_above s1 $((n + 2))
+check source-runs-after-reset wait_for 60 ticks_above s1 $((n + 2))
 ticks_follow source-never-skipped s1 1
 expect source-state-running 0 '^s1 .* running ' '' -- $WISP list
 
@@ -432,11 +432,11 @@ if ip netns add "$NS_A" 2>/dev/null && ip netns add "$NS_B" 2>/dev/null &&
 	ip netns exec "$NS_A" env WISP_RUNTIME_DIR=$NA $WISP daemon --pool none --answer-timeout 60s >/dev/null
 	ip netns exec "$NS_B" env WISP_RUNTIME_DIR=$NB $WISP daemon --pool none --answer-timeout 60s >/dev/null
 	WISP_RUNTIME_DIR=$NA $WISP create --name n1 --mem 64M $UK/dirty.elf -- 4000 check >/dev/null
-	wait_for 20 console_has n1 'dirty: check ok' "$NA"
+	wait_for 60 console_has n1 'dirty: check ok' "$NA"
 	WISP_RUNTIME_DIR=$NB $WISP receive --name n1 --listen 10.203.0.2:7000 --mem 64M --psk $KEY >/dev/null
 	expect netns-migrate 0 '^migrated n1 to 10.203.0.2:7000' '' -- env WISP_RUNTIME_DIR=$NA $WISP migrate --psk $KEY n1 10.203.0.2:7000
-	check netns-target-memory-intact wait_for 20 sh -c "WISP_RUNTIME_DIR=$NB $WISP console n1 | grep -q 'dirty: check ok'"
-	check netns-source-exited wait_for 10 sh -c "WISP_RUNTIME_DIR=$NA $WISP list | grep -q 'migrated to 10.203.0.2:7000'"
+	check netns-target-memory-intact wait_for 60 sh -c "WISP_RUNTIME_DIR=$NB $WISP console n1 | grep -q 'dirty: check ok'"
+	check netns-source-exited wait_for 60 sh -c "WISP_RUNTIME_DIR=$NA $WISP list | grep -q 'migrated to 10.203.0.2:7000'"
 else
 	skipped netns-migrate "cannot create network namespaces and a veth pair here"
 fi
