@@ -3,6 +3,7 @@
  * or cold) and the pool per size class. */
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/cli.h"
 
@@ -51,10 +52,16 @@ static void print_daemon(struct json_t *s)
 	struct json_t *pool = jget(s, "pool");
 	for (size_t i = 0; i < jlen(pool); i++) {
 		struct json_t *c = jat(pool, i);
-		printf("pool %4lldM ready %lld/%lld, starting %lld, hits %lld, refills %lld%s%s\n",
-		       jint(c, "mem") >> 20, jint(c, "ready"), jint(c, "target"),
-		       jint(c, "starting"), jint(c, "hits"), jint(c, "refills"),
-		       *jstr(c, "last_error") ? "; last error: " : "", jstr(c, "last_error"));
+		char cls[48];
+		if (!strcmp(jstr(c, "kind"), "linux"))
+			snprintf(cls, sizeof(cls), "linux:%lldM:%lld", jint(c, "mem") >> 20,
+				 jint(c, "cpus"));
+		else
+			snprintf(cls, sizeof(cls), "%4lldM", jint(c, "mem") >> 20);
+		printf("pool %s ready %lld/%lld, starting %lld, hits %lld, refills %lld%s%s\n", cls,
+		       jint(c, "ready"), jint(c, "target"), jint(c, "starting"), jint(c, "hits"),
+		       jint(c, "refills"), *jstr(c, "last_error") ? "; last error: " : "",
+		       jstr(c, "last_error"));
 	}
 }
 

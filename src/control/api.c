@@ -1198,16 +1198,27 @@ static int check_create_limits(struct request *rq, struct create *c)
 	return 0;
 }
 
-/* The VM's VMM: a prepared shell if there is one, else a new one; NULL
- * after answering 500. */
+/* The VM's VMM: a prepared shell of its exact class if there is one, else
+ * a new one; NULL after answering 500. */
 static struct vmm *get_create_vmm(struct request *rq, struct create *c)
 {
 	struct wispd *d = rq->d;
-	/* The split toolstack: a prepared shell if there is one. A receiver
-	 * starts cold, with its transport. */
-	struct vmm *v = c->receive || c->built ? NULL : pool_take(d, c->mem);
+	/* The split toolstack: a unikernel without devices (or its restore)
+	 * takes a unikernel shell of its size; a Linux guest a Linux shell of
+	 * its size and vCPUs. A receiver starts cold, with its transport; so
+	 * do restores built from a configuration and unikernels with devices
+	 * or vCPUs. */
+	const char *kind = c->config ? json_string_value(json_object_get(c->config, "kind")) : NULL;
+	bool lx = c->built && kind && !strcmp(kind, "linux");
+	json_int_t ncpus = c->config ? json_integer_value(json_object_get(c->config, "cpus")) : 1;
+	ncpus = ncpus < 1 ? 1 : ncpus;
+	struct vmm *v = c->receive || (c->built && (c->snapshot || !lx))
+				? NULL
+				: pool_take(d, c->mem, (unsigned)ncpus, lx);
 	if (v) {
 		v->from_pool = true;
+		v->cpus = (unsigned)ncpus;
+		v->linux_guest = lx;
 		return v;
 	}
 	char err[CTL_REASON_MAX];
@@ -1216,13 +1227,15 @@ static struct vmm *get_create_vmm(struct request *rq, struct create *c)
 		answer_error(rq, 500, "cannot create the VM: %s", err);
 		return NULL;
 	}
-	v = pool_spawn(d, c->mem, true, c->chan, c->recv_timeout_ms, err, sizeof(err));
+	v = pool_spawn(d, NULL, c->mem, c->chan, c->recv_timeout_ms, err, sizeof(err));
 	if (!v) {
 		d->create_errors++;
 		answer_error(rq, 500, "cannot create the VM: %s", err);
 		return NULL;
 	}
 	v->from_pool = false;
+	v->cpus = (unsigned)ncpus;
+	v->linux_guest = lx;
 	return v;
 }
 
@@ -1524,11 +1537,13 @@ static void handle_daemon_stats(struct request *rq)
 	for (int i = 0; i < d->cfg.nr_classes; i++) {
 		const struct pool_class *c = &d->cfg.classes[i];
 		json_array_append_new(
-			pool, json_pack("{s:I, s:i, s:i, s:i, s:I, s:I, s:I, s:s}", "mem",
-					ji(c->mem), "target", (int)c->target, "ready",
-					(int)c->ready, "starting", (int)c->starting, "hits",
-					ji(c->hits), "refills", ji(c->refills), "shell_failures",
-					ji(c->shell_failures), "last_error", c->last_error));
+			pool,
+			json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:s}", "kind",
+				  c->linux_guest ? "linux" : "unikernel", "mem", ji(c->mem), "cpus",
+				  (int)c->cpus, "target", (int)c->target, "ready", (int)c->ready,
+				  "starting", (int)c->starting, "hits", ji(c->hits), "refills",
+				  ji(c->refills), "shell_failures", ji(c->shell_failures),
+				  "last_error", c->last_error));
 	}
 	json_t *states = json_object();
 	for (int s = CTL_STATE_STARTING; s <= CTL_STATE_LAST; s++)

@@ -363,8 +363,9 @@ static void render_daemon(FILE *f, struct wispd *d, struct vmm **vms, size_t n)
 			const struct pool_class *c = &d->cfg.classes[i];
 			uint64_t val[] = {c->target, c->ready,	 c->starting,
 					  c->hits,   c->refills, c->shell_failures};
-			fprintf(f, "%s{mem=\"%llu\"} %llu\n", pool[k].name,
-				(unsigned long long)c->mem, (unsigned long long)val[k]);
+			fprintf(f, "%s{mem=\"%llu\",cpus=\"%u\",kind=\"%s\"} %llu\n", pool[k].name,
+				(unsigned long long)c->mem, c->cpus,
+				c->linux_guest ? "linux" : "unikernel", (unsigned long long)val[k]);
 		}
 	}
 

@@ -1,4 +1,5 @@
-/* The shell pool (LightVM's split toolstack): per memory-size class, VMM
+/* The shell pool (LightVM's split toolstack): per class (kind of guest,
+ * memory size, vCPUs), VMM
  * processes that have done everything a create does not need to know
  * about. wispd spawns them in the background; a create takes one; an empty
  * class falls back to spawning a VMM for that one create (the cold path). */
@@ -43,17 +44,29 @@ void dir_remove(int parent_fd, const char *name)
 	unlinkat(parent_fd, name, AT_REMOVEDIR);
 }
 
-struct pool_class *pool_class_for(struct wispd *d, uint64_t mem)
+struct pool_class *pool_class_for(struct wispd *d, uint64_t mem, unsigned cpus, bool linux_guest)
 {
-	for (int i = 0; i < d->cfg.nr_classes; i++)
-		if (d->cfg.classes[i].mem == mem)
-			return &d->cfg.classes[i];
+	for (int i = 0; i < d->cfg.nr_classes; i++) {
+		struct pool_class *c = &d->cfg.classes[i];
+		if (c->mem == mem && c->cpus == cpus && c->linux_guest == linux_guest)
+			return c;
+	}
 	return NULL;
 }
 
-struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, int recv_chan,
+const char *pool_class_name(const struct pool_class *c, char *buf, size_t len)
+{
+	if (c->linux_guest)
+		snprintf(buf, len, "linux:%lluM:%u", (unsigned long long)(c->mem >> 20), c->cpus);
+	else
+		snprintf(buf, len, "%lluM", (unsigned long long)(c->mem >> 20));
+	return buf;
+}
+
+struct vmm *pool_spawn(struct wispd *d, struct pool_class *cls, uint64_t mem, int recv_chan,
 		       uint64_t recv_timeout_ms, char *err, size_t errlen)
 {
+	bool cold = cls == NULL;
 	struct vmm *v = vmm_new();
 	if (!v) {
 		snprintf(err, errlen, "out of memory");
@@ -80,7 +93,7 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, int recv_chan,
 		vmm_free(v);
 		return NULL;
 	}
-	char dir[512], memstr[24], ringstr[24], tostr[24];
+	char dir[512], memstr[24], ringstr[24], tostr[24], cpustr[12];
 	snprintf(dir, sizeof(dir), "%s/%s/%s", d->cfg.runtime_dir, where, v->id);
 	snprintf(memstr, sizeof(memstr), "%llu", (unsigned long long)mem);
 	snprintf(ringstr, sizeof(ringstr), "%llu", (unsigned long long)d->cfg.ring_size);
@@ -88,6 +101,12 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, int recv_chan,
 	char *argv[32] = {d->cfg.vmm_path, "--id", v->id, "--dir",  dir,    "--mem",
 			  memstr,	   "--fd", "3",	  "--ring", ringstr};
 	int argc = 11;
+	if (cls && cls->linux_guest) { /* a Linux shell: irqchip and vCPUs */
+		snprintf(cpustr, sizeof(cpustr), "%u", cls->cpus);
+		argv[argc++] = "--linux";
+		argv[argc++] = "--cpus";
+		argv[argc++] = cpustr;
+	}
 	if (recv_chan >= 0) { /* the transport's channel: the fd after the lock's */
 		argv[argc++] = "--receive";
 		argv[argc++] = js.lock_fd >= 0 ? "5" : "4";
@@ -111,9 +130,10 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, int recv_chan,
 			argv[argc++] = "--cgroup";
 			argv[argc++] = js.cgroup;
 		}
-		/* A pool shell is given only fds (an image, a snapshot): jailed
-		 * before it is taken. A cold VMM may have files to open. */
-		if (!cold && recv_chan < 0)
+		/* A unikernel shell is given only fds (an image, a snapshot):
+		 * jailed before it is taken. A cold VMM or a Linux shell opens
+		 * the files its configuration names (kernel, initrd, disks). */
+		if (!cold && recv_chan < 0 && !cls->linux_guest)
 			argv[argc++] = "--jail-early";
 	}
 	argv[argc] = NULL;
@@ -134,7 +154,7 @@ struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, int recv_chan,
 	table_add_pid(d, v);
 	wispd_watch(d, v);
 	if (!cold) {
-		v->cls = pool_class_for(d, mem);
+		v->cls = cls;
 		v->cls->starting++;
 		v->cls->refills++;
 	}
@@ -157,7 +177,7 @@ void pool_refill(struct wispd *d)
 		struct pool_class *c = &d->cfg.classes[i];
 		while (c->ready + c->starting < c->target && now >= c->retry_at_ns) {
 			char err[CTL_REASON_MAX];
-			if (pool_spawn(d, c->mem, false, -1, 0, err, sizeof(err)))
+			if (pool_spawn(d, c, c->mem, -1, 0, err, sizeof(err)))
 				continue;
 			pool_shell_failed(d, NULL, err);
 			break;
@@ -165,9 +185,9 @@ void pool_refill(struct wispd *d)
 	}
 }
 
-struct vmm *pool_take(struct wispd *d, uint64_t mem)
+struct vmm *pool_take(struct wispd *d, uint64_t mem, unsigned cpus, bool linux_guest)
 {
-	struct pool_class *c = pool_class_for(d, mem);
+	struct pool_class *c = pool_class_for(d, mem, cpus, linux_guest);
 	if (!c || !c->ready_list)
 		return NULL;
 	struct vmm *v = c->ready_list;
@@ -207,9 +227,11 @@ static void back_off(struct wispd *d, struct pool_class *c, const char *why)
 	c->failures++;
 	uint64_t delay = RETRY_BASE_NS << (c->failures < 6 ? c->failures - 1 : 5);
 	c->retry_at_ns = util_now_ns() + (delay < RETRY_MAX_NS ? delay : RETRY_MAX_NS);
-	if (strcmp(c->last_error, why))
-		log_warn(NULL, "pool %lluM: shell failed: %s", (unsigned long long)(c->mem >> 20),
+	if (strcmp(c->last_error, why)) {
+		char name[48];
+		log_warn(NULL, "pool %s: shell failed: %s", pool_class_name(c, name, sizeof(name)),
 			 why);
+	}
 	snprintf(c->last_error, sizeof(c->last_error), "%s", why);
 	wispd_update_timer(d);
 }

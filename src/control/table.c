@@ -364,7 +364,8 @@ static void on_message(struct wispd *d, struct vmm *v, const struct ctl_info *in
 			if (req)
 				api_reply(d, req, v, in, why);
 			if (v->cold && !v->ready) {
-				struct pool_class *c = pool_class_for(d, v->mem);
+				struct pool_class *c = pool_class_for(
+					d, v->mem, v->cpus ? v->cpus : 1, v->linux_guest);
 				if (c)
 					snprintf(c->last_error, sizeof(c->last_error), "%s", why);
 			}

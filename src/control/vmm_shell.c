@@ -61,6 +61,9 @@ static struct shell {
 	struct ctl_target mig_to;
 	int mig_chan; /* the migration's transport (wisp-tls), -1 when none */
 	char migrated_to[300];
+	/* The shape of the prepared VM (--cpus, --linux): a unikernel's of
+	 * one vCPU, or a Linux guest's that configure_built keeps. */
+	struct vm_shape shape;
 	/* A VM made by the builder from its configuration (configure_built). */
 	bool built;
 	bool seccomp; /* the filters go on before the guest runs (--seccomp) */
@@ -213,17 +216,14 @@ static int warm_up(char *err, size_t errlen)
 
 static int prepare_control(void);
 
-/* Make the shell's VM: memory, the interrupt set-up of a unikernel of
- * that kind (vm_build_irqs, as wisp run gives it), one vCPU, the hypercall
- * ports and the console ring. */
+/* Make the shell's VM with the builder's first step (vm_build_shape, as
+ * wisp run makes it): memory, the interrupt set-up, the vCPUs; for a
+ * unikernel shell also the hypercall ports. The console ring. */
 static int shell_make_vm(bool cpl0, char *err, size_t errlen)
 {
-	int r = vm_create(&sh.vm, &sh.kvm, sh.me.mem, err, errlen);
-	if (!r)
-		r = vm_build_irqs(&sh.vm, false, cpl0, err, errlen);
-	if (!r)
-		r = vm_create_vcpus(&sh.vm, 1, err, errlen);
-	if (!r && (r = hypercall_register(&sh.vm)))
+	sh.shape.cpl0 = cpl0;
+	int r = vm_build_shape(&sh.vm, &sh.kvm, &sh.shape, err, errlen);
+	if (!r && !sh.shape.linux_guest && (r = hypercall_register(&sh.vm)))
 		snprintf(err, errlen, "hypercall ports: %s", strerror(-r));
 	sh.vm.console_ring = &sh.ring;
 	return r;
@@ -247,6 +247,7 @@ static int prepare(const char *id, uint64_t mem, uint64_t ring_size, char *err, 
 	snprintf(sh.me.id, sizeof(sh.me.id), "%s", id);
 	sh.me.pid = (int32_t)getpid();
 	sh.me.mem = mem;
+	sh.shape.mem = mem;
 	sh.me.state = CTL_STATE_SHELL;
 	int r = kvm_open(&sh.kvm, err, errlen);
 	if (r)
@@ -259,8 +260,9 @@ static int prepare(const char *id, uint64_t mem, uint64_t ring_size, char *err, 
 		snprintf(err, errlen, "console ring: %s", strerror(-r));
 		return r;
 	}
-	/* A shell is made for a CPL3 unikernel, the common case; reshape()
-	 * makes it again for a CPL0 one. */
+	/* A unikernel shell is made for a CPL3 unikernel, the common case;
+	 * reshape() makes it again for a CPL0 one. A Linux shell gets the
+	 * irqchip and its vCPUs: configure_built keeps them. */
 	if ((r = shell_make_vm(false, err, errlen)))
 		return r;
 	/* Bound now, listening only once configured: a shell's socket refuses
@@ -291,7 +293,8 @@ static int prepare(const char *id, uint64_t mem, uint64_t ring_size, char *err, 
 	 * on before the guest runs (confine). */
 	if (sh.seccomp && (r = sec_seccomp_prepare(err, errlen)))
 		return r;
-	return warm_up(err, errlen);
+	/* The warm-up runs unikernel code; a Linux boot starts from reset. */
+	return sh.shape.linux_guest ? 0 : warm_up(err, errlen);
 }
 
 /* Route readiness of fd to this thread as the kick signal, once O_ASYNC is
@@ -778,10 +781,11 @@ static int make_record(bool sized, char *err, size_t errlen)
 	return 0;
 }
 
-/* A VM the prepared shell cannot be (a Linux guest, devices, several
- * vCPUs): the prepared unikernel VM is dropped and the one builder makes
- * this one from its configuration, with the same KVM handle, memory size
- * and console ring. The files it names are opened here, by wispd's user.
+/* A VM made from its configuration (a Linux guest, devices, several
+ * vCPUs) by the one builder. A Linux shell of the configuration's shape
+ * (a Linux pool class: memory, vCPUs) already has the builder's first step
+ * done and keeps it; otherwise the prepared VM is dropped and the builder
+ * makes this one, with the same KVM handle, memory size and console ring. The files it names are opened here, by wispd's user.
  * A restore (snap_fd >= 0) builds the same VM from the snapshot's recorded
  * configuration, with the host sides the request gave (wispd checked and
  * merged them), and loads the saved state instead of booting. */
@@ -826,7 +830,14 @@ static int configure_built(struct ctl_config *c, int snap_fd, char *err, size_t 
 	r = make_record(false, err, errlen);
 	if (!r)
 		r = vm_build_check(&b, err, errlen);
-	if (!r) {
+	/* A Linux shell of this shape keeps its VM (memory, irqchip,
+	 * vCPUs) and only gains the devices; any other is made again. */
+	struct vm_shape want;
+	if (!r)
+		vm_shape_of(&b, &want);
+	if (!r && sh.shape.linux_guest && vm_shape_equal(&sh.shape, &want)) {
+		r = vm_build_devices(&b, &sh.vm, err, errlen);
+	} else if (!r) {
 		vm_destroy(&sh.vm);
 		r = vm_build_create(&b, &sh.kvm, &sh.vm, err, errlen);
 	}
@@ -854,6 +865,10 @@ static int configure(struct ctl_config *c, int image_fd, char *err, size_t errle
 {
 	if (c->flags & CTL_FLAG_VMCONFIG)
 		return configure_built(c, c->flags & CTL_FLAG_RESTORE ? image_fd : -1, err, errlen);
+	if (sh.shape.linux_guest) {
+		snprintf(err, errlen, "a Linux shell takes a VM configuration, not an image");
+		return -EINVAL;
+	}
 	if (c->flags & CTL_FLAG_RESTORE)
 		return configure_restore(c, image_fd, err, errlen);
 	uint8_t *img = NULL;
@@ -1504,7 +1519,8 @@ static int receive_main(int chan, const char *id, uint64_t mem, uint64_t timeout
 }
 
 static const char usage[] = "usage: wisp-vmm --id ID --dir DIR --mem BYTES --fd FD [--ring BYTES]\n"
-			    "       [--receive FD --receive-timeout MS] [--log-format text|json]\n"
+			    "       [--cpus N] [--linux] [--receive FD --receive-timeout MS]\n"
+			    "       [--log-format text|json]\n"
 			    "       [--seccomp on|off]\n"
 			    "       [--jail-uid UID --jail-dir DIR [--cgroup DIR] [--jail-early]]\n"
 			    "(started by wispd; not meant to be run by hand)\n";
@@ -1525,11 +1541,13 @@ int shell_main(int argc, char **argv)
 		{"cgroup", required_argument, NULL, 'C'},
 		{"jail-early", no_argument, NULL, 'E'},
 		{"seccomp", required_argument, NULL, 'S'},
+		{"cpus", required_argument, NULL, 'c'},
+		{"linux", no_argument, NULL, 'L'},
 		{0},
 	};
 	const char *id = NULL, *dir = NULL;
 	uint64_t mem = 0, fd = UINT64_MAX, ring = CTL_RING_DEFAULT, chan = 0, timeout = 300000,
-		 juid = 0;
+		 juid = 0, cpus = 1;
 	enum log_format log_format = LOG_FORMAT_TEXT;
 	bool jail_early = false;
 	int c;
@@ -1582,6 +1600,12 @@ int shell_main(int argc, char **argv)
 		case 'S':
 			bad = sec_seccomp_parse(optarg, &sh.seccomp) != 0;
 			break;
+		case 'c':
+			bad = opt_parse_uint(optarg, 1, WISP_MAX_VCPUS, &cpus) != 0;
+			break;
+		case 'L':
+			sh.shape.linux_guest = true;
+			break;
 		default:
 			bad = 1;
 		}
@@ -1590,8 +1614,9 @@ int shell_main(int argc, char **argv)
 			return 2;
 		}
 	}
+	sh.shape.cpus = (unsigned)cpus;
 	if (!id || !dir || !mem || fd == UINT64_MAX || optind != argc ||
-	    sh.jailed != (sh.jail.dir != NULL)) {
+	    sh.jailed != (sh.jail.dir != NULL) || (cpus != 1 && !sh.shape.linux_guest)) {
 		fprintf(stderr, "wisp-vmm: missing arguments\n%s", usage);
 		return 2;
 	}

@@ -39,24 +39,43 @@
 #define REFILL_MAX_WAIT_NS (100ull * 1000000)
 
 static const char usage[] =
-	"usage: wispd [--runtime-dir DIR] [--socket PATH] [--pool SIZE=COUNT]... [--vmm PATH]\n"
-	"             [--console-size SIZE] [--answer-timeout DURATION] [--foreground]\n"
-	"             [--api-group GROUP] [--api-max-conns N] [--api-conns-per-client N]\n"
-	"             [--api-idle-timeout DURATION] [--jail on|off|auto]\n"
-	"             [--jail-uid-range FIRST-LAST] [--snapshot-dir DIR] [--log-format text|json]\n"
-	"             [--seccomp on|off] [--config FILE]\n";
+	"usage: wispd [--runtime-dir DIR] [--socket PATH] [--pool [linux:]SIZE[:CPUS]=COUNT]...\n"
+	"             [--vmm PATH] [--console-size SIZE] [--answer-timeout DURATION]\n"
+	"             [--foreground] [--api-group GROUP] [--api-max-conns N]\n"
+	"             [--api-conns-per-client N] [--api-idle-timeout DURATION]\n"
+	"             [--jail on|off|auto] [--jail-uid-range FIRST-LAST] [--snapshot-dir DIR]\n"
+	"             [--log-format text|json] [--seccomp on|off] [--config FILE]\n";
 
 int wispd_parse_pool(const char *spec, struct pool_class *c, char *err, size_t errlen)
 {
+	static const char use[] = "use SIZE=COUNT or linux:SIZE:CPUS=COUNT, e.g. 32M=4 or "
+				  "linux:256M:2=1";
 	char size[64];
-	const char *eq = strchr(spec, '=');
-	uint64_t mem, count;
-	if (!eq || (size_t)(eq - spec) >= sizeof(size)) {
-		snprintf(err, errlen, "--pool '%s': use SIZE=COUNT, e.g. 32M=4", spec);
+	const char *eq = strchr(spec, '='), *body = spec;
+	bool lx = strncmp(spec, "linux:", 6) == 0;
+	uint64_t mem, count, cpus = 1;
+	if (lx)
+		body += 6;
+	if (!eq || eq < body || (size_t)(eq - body) >= sizeof(size)) {
+		snprintf(err, errlen, "--pool '%s': %s", spec, use);
 		return -1;
 	}
-	memcpy(size, spec, (size_t)(eq - spec));
-	size[eq - spec] = 0;
+	memcpy(size, body, (size_t)(eq - body));
+	size[eq - body] = 0;
+	char *colon = strchr(size, ':');
+	if (colon && !lx) {
+		snprintf(err, errlen, "--pool '%s': %s (unikernel shells have 1 vCPU)", spec, use);
+		return -1;
+	}
+	if (colon) {
+		*colon = 0;
+		if (opt_parse_uint(colon + 1, 1, WISP_MAX_VCPUS, &cpus)) {
+			snprintf(err, errlen,
+				 "--pool '%s': vCPUs '%s' must be a number from 1 to %d", spec,
+				 colon + 1, WISP_MAX_VCPUS);
+			return -1;
+		}
+	}
 	char why[WISP_ERRLEN];
 	if (opt_parse_size(size, &mem) || vm_check_mem(mem, "--pool", size, why, sizeof(why))) {
 		snprintf(err, errlen,
@@ -71,6 +90,8 @@ int wispd_parse_pool(const char *spec, struct pool_class *c, char *err, size_t e
 	}
 	memset(c, 0, sizeof(*c));
 	c->mem = mem;
+	c->cpus = (unsigned)cpus;
+	c->linux_guest = lx;
 	c->target = (unsigned)count;
 	return 0;
 }
@@ -143,12 +164,16 @@ static int parse_argv(int argc, char **argv, struct wispd_config *cfg, char *err
 			}
 			if (wispd_parse_pool(optarg, &cfg->classes[cfg->nr_classes], err, errlen))
 				return -1;
-			for (int i = 0; i < cfg->nr_classes; i++)
-				if (cfg->classes[i].mem == cfg->classes[cfg->nr_classes].mem) {
-					snprintf(err, errlen, "--pool: size %s given twice",
+			for (int i = 0; i < cfg->nr_classes; i++) {
+				const struct pool_class *a = &cfg->classes[i],
+							*b = &cfg->classes[cfg->nr_classes];
+				if (a->mem == b->mem && a->cpus == b->cpus &&
+				    a->linux_guest == b->linux_guest) {
+					snprintf(err, errlen, "--pool: class %s given twice",
 						 optarg);
 					return -1;
 				}
+			}
 			cfg->nr_classes++;
 			break;
 		case 'c':

@@ -12,9 +12,11 @@ struct wispd;
 struct vmm;
 struct request;
 
-/* A memory-size class of the shell pool. */
+/* A class of the shell pool: a kind of guest, a memory size and vCPUs. */
 struct pool_class {
 	uint64_t mem;		 /* guest RAM of its shells */
+	unsigned cpus;		 /* their vCPUs (unikernel shells: 1) */
+	bool linux_guest;	 /* Linux shells (irqchip, vCPUs), else unikernel ones */
 	unsigned target;	 /* shells to keep ready */
 	unsigned ready;		 /* prepared, waiting */
 	unsigned starting;	 /* spawned, not yet prepared */
@@ -103,6 +105,8 @@ struct vmm {
 	struct pool_class *cls; /* pool shells: their class */
 	struct vmm *next_ready;
 	uint64_t mem;
+	unsigned cpus;	       /* VMs: vCPUs asked (its pool class's, with kind) */
+	bool linux_guest;      /* VMs: a Linux guest */
 	char *image;	       /* path as given (the snapshot's, for a restored VM) */
 	bool snapshot;	       /* restored from the snapshot `image` */
 	void *args;	       /* json_t *: the guest arguments as given */
@@ -184,7 +188,8 @@ void conns_free(struct api_conns *s);
 int wispd_main(int argc, char **argv);
 /* Parse wispd's command line into cfg; on error writes why into err. */
 int wispd_parse_args(int argc, char **argv, struct wispd_config *cfg, char *err, size_t errlen);
-/* Parse a pool spec "SIZE=COUNT" into a class. */
+/* Parse a pool spec "SIZE=COUNT" (unikernel shells of 1 vCPU) or
+ * "linux:SIZE:CPUS=COUNT" (Linux shells) into a class. */
 int wispd_parse_pool(const char *spec, struct pool_class *c, char *err, size_t errlen);
 /* Start watching a VMM's control connection. */
 void wispd_watch(struct wispd *d, struct vmm *v);
@@ -249,14 +254,16 @@ bool vmm_live(const struct vmm *v);
 /* --- pool.c: pre-created shells -------------------------------------------- */
 /* Spawn shells until every class has its target (ready + starting). */
 void pool_refill(struct wispd *d);
-/* Take a ready shell of exactly `mem` bytes, or NULL (the caller goes cold). */
-struct vmm *pool_take(struct wispd *d, uint64_t mem);
+/* Take a ready shell of exactly that class (memory, vCPUs, kind), or NULL
+ * (the caller goes cold). */
+struct vmm *pool_take(struct wispd *d, uint64_t mem, unsigned cpus, bool linux_guest);
 /* Move a taken shell's directory from shells/ to vms/. */
 void pool_adopt_dir(struct wispd *d, struct vmm *v);
-/* Start a VMM: a shell for the pool (cold false), or a VMM for one VM.
- * recv_chan >= 0: a VMM that waits for an incoming migration through the
- * transport on that channel (see transport_spawn), for timeout_ms. */
-struct vmm *pool_spawn(struct wispd *d, uint64_t mem, bool cold, int recv_chan,
+/* Start a VMM: a shell for the pool class cls, or (cls NULL) a cold VMM
+ * of mem bytes for one VM. recv_chan >= 0: a VMM that waits for an
+ * incoming migration through the transport on that channel (see
+ * transport_spawn), for timeout_ms. */
+struct vmm *pool_spawn(struct wispd *d, struct pool_class *cls, uint64_t mem, int recv_chan,
 		       uint64_t recv_timeout_ms, char *err, size_t errlen);
 /* How a migration's transport authenticates (the request's fields; paths
  * absolute). */
@@ -272,8 +279,10 @@ int transport_spawn(struct wispd *d, const char *mode, const char *addr, const s
 /* A shell reported READY / FAILED / died. */
 void pool_shell_ready(struct wispd *d, struct vmm *v);
 void pool_shell_failed(struct wispd *d, struct vmm *v, const char *why);
-/* The class for `mem`, or NULL. */
-struct pool_class *pool_class_for(struct wispd *d, uint64_t mem);
+/* The class of that memory size, vCPU count and kind, or NULL. */
+struct pool_class *pool_class_for(struct wispd *d, uint64_t mem, unsigned cpus, bool linux_guest);
+/* A class as --pool names it ("32M", "linux:256M:2"), in buf. */
+const char *pool_class_name(const struct pool_class *c, char *buf, size_t len);
 /* Remove a directory and the files in it (not recursive below that). */
 void dir_remove(int parent_fd, const char *name);
 

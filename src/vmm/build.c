@@ -207,27 +207,53 @@ int vm_build_irqs(struct vm *vm, bool linux_guest, bool cpl0, char *err, size_t 
 	return 0;
 }
 
-int vm_build_create(struct vm_build *b, struct kvm *kvm, struct vm *vm, char *err, size_t errlen)
+void vm_shape_of(const struct vm_build *b, struct vm_shape *shape)
 {
-	struct build_state *s = b->priv;
-	const struct vm_config *c = b->cfg;
+	const struct build_state *s = b->priv;
+	*shape = (struct vm_shape){.mem = b->cfg->mem,
+				   .cpus = (unsigned)b->cfg->cpus,
+				   .linux_guest = b->cfg->kind == VM_KIND_LINUX,
+				   .cpl0 = s->ei.wisp.flags & WISP_NOTE_CPL0};
+}
+
+bool vm_shape_equal(const struct vm_shape *a, const struct vm_shape *b)
+{
+	return a->mem == b->mem && a->cpus == b->cpus && a->linux_guest == b->linux_guest &&
+	       (a->linux_guest || a->cpl0 == b->cpl0);
+}
+
+int vm_build_shape(struct vm *vm, struct kvm *kvm, const struct vm_shape *shape, char *err,
+		   size_t errlen)
+{
 	char why[WISP_ERRLEN];
-	bool lx = c->kind == VM_KIND_LINUX;
-	if (vm_create(vm, kvm, c->mem, why, sizeof(why)))
+	if (vm_create(vm, kvm, shape->mem, why, sizeof(why)))
 		return fail(err, errlen, -EIO, "cannot create the VM: %s", why);
-	vm->console_ring = b->console_ring;
-	if (vm_build_irqs(vm, lx, s->ei.wisp.flags & WISP_NOTE_CPL0, why, sizeof(why)))
+	if (vm_build_irqs(vm, shape->linux_guest, shape->cpl0, why, sizeof(why)))
 		return fail(err, errlen, -EIO, "cannot create the VM: %s", why);
-	if (lx) {
+	if (shape->linux_guest) {
 		/* A Linux guest touches tens of MiB at boot: 2 MiB pages save a
 		 * nested page fault per 4 KiB (lab: virtio-net 1.3-1.8x). */
 		gmem_advise_huge(&vm->mem);
 		vm->reset_stops = true;
 	}
-	if (vcpu_signals_init() || vm_create_vcpus(vm, c->cpus, why, sizeof(why)))
+	if (vcpu_signals_init() || vm_create_vcpus(vm, (int)shape->cpus, why, sizeof(why)))
 		return fail(err, errlen, -EIO, "cannot create the VM: %s", why);
 	util_trace("VM, memory and vCPUs created");
-	return create_devices(b, s, vm, err, errlen);
+	return 0;
+}
+
+int vm_build_devices(struct vm_build *b, struct vm *vm, char *err, size_t errlen)
+{
+	vm->console_ring = b->console_ring;
+	return create_devices(b, b->priv, vm, err, errlen);
+}
+
+int vm_build_create(struct vm_build *b, struct kvm *kvm, struct vm *vm, char *err, size_t errlen)
+{
+	struct vm_shape shape;
+	vm_shape_of(b, &shape);
+	int r = vm_build_shape(vm, kvm, &shape, err, errlen);
+	return r ? r : vm_build_devices(b, vm, err, errlen);
 }
 
 int vm_build_boot(struct vm_build *b, struct vm *vm, char *err, size_t errlen)

@@ -178,8 +178,29 @@ struct vm_build {
 /* Read and check the guest's files and open every device backend; no KVM.
  * err says what was wrong with which file or device. */
 int vm_build_check(struct vm_build *b, char *err, size_t errlen);
-/* Create the VM on kvm with its vCPUs and every device; vm zeroed first. */
+/* Create the VM on kvm with its vCPUs and every device; vm zeroed first:
+ * vm_build_shape with the build's shape, then vm_build_devices. */
 int vm_build_create(struct vm_build *b, struct kvm *kvm, struct vm *vm, char *err, size_t errlen);
+/* A VM's shape: what can be made before its guest is known (a pool shell
+ * makes it ahead; docs/control-plane.md, "The pool"). */
+struct vm_shape {
+	uint64_t mem;
+	unsigned cpus;
+	bool linux_guest;
+	bool cpl0; /* unikernels: runs at CPL0 (no in-kernel LAPIC) */
+};
+/* The shape the checked build b needs (after vm_build_check). */
+void vm_shape_of(const struct vm_build *b, struct vm_shape *shape);
+/* Do two shapes make the same VM? */
+bool vm_shape_equal(const struct vm_shape *a, const struct vm_shape *b);
+/* Create the VM of that shape on kvm: memory, the interrupt set-up
+ * (vm_build_irqs), the vCPUs; vm zeroed first. The first step of
+ * vm_build_create. */
+int vm_build_shape(struct vm *vm, struct kvm *kvm, const struct vm_shape *shape, char *err,
+		   size_t errlen);
+/* The rest of vm_build_create on a VM of b's shape: the console ring and
+ * every device (Linux: the 8250 and i8042; unikernels: the hypercall ports). */
+int vm_build_devices(struct vm_build *b, struct vm *vm, char *err, size_t errlen);
 /* Load the guest (not for a restore): the VM is then ready to run. */
 int vm_build_boot(struct vm_build *b, struct vm *vm, char *err, size_t errlen);
 /* After create, before the guest runs: give the devices the guest side

@@ -110,6 +110,7 @@ static void init(void)
 	d.cfg.api_gid = (gid_t)-1;
 	d.cfg.nr_classes = 1;
 	d.cfg.classes[0].mem = 32u << 20;
+	d.cfg.classes[0].cpus = 1;
 	if (hmap_init(&d.by_id, 64) || hmap_init(&d.by_name, 64) || hmap_init(&d.by_pid, 64))
 		abort();
 	d.started_ns = util_now_ns();
@@ -245,7 +246,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			vmm_says(vmm, p + 2, n - 2);
 		} else if (n == 1 && p[0] == 'P') {
 			char err[CTL_REASON_MAX];
-			if (pool_spawn(&d, 32u << 20, false, -1, 0, err, sizeof(err))) {
+			if (pool_spawn(&d, &d.cfg.classes[0], 32u << 20, -1, 0, err, sizeof(err))) {
 				struct ctl_info ready = {.type = CTL_READY};
 				vmm_says(nr_fakes - 1, &ready, sizeof(ready));
 			}
@@ -291,6 +292,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "wispd left with %u VMs, %u creating\n", d.nr_vms, d.creating);
 		abort();
 	}
-	d.cfg.classes[0] = (struct pool_class){.mem = 32u << 20};
+	d.cfg.classes[0] = (struct pool_class){.mem = 32u << 20, .cpus = 1};
 	return 0;
 }

@@ -157,6 +157,19 @@ static int fake_vm_build_create(struct vm_build *b, struct kvm *kvm, struct vm *
 	return 0;
 }
 
+static void fake_vm_shape_of(const struct vm_build *b, struct vm_shape *shape)
+{
+	*shape = (struct vm_shape){.mem = b->cfg->mem,
+				   .cpus = (unsigned)b->cfg->cpus,
+				   .linux_guest = b->cfg->kind == VM_KIND_LINUX};
+}
+
+static int fake_vm_build_devices(struct vm_build *b, struct vm *vm, char *err, size_t errlen)
+{
+	(void)b, (void)vm, (void)err, (void)errlen;
+	return 0;
+}
+
 static int fake_vm_build_boot(struct vm_build *b, struct vm *vm, char *err, size_t errlen)
 {
 	(void)b, (void)vm, (void)err, (void)errlen;
@@ -179,6 +192,8 @@ static void fake_vm_destroy(struct vm *vm)
 #define vm_build_check	 fake_vm_build_check
 #define vm_build_create	 fake_vm_build_create
 #define vm_build_boot	 fake_vm_build_boot
+#define vm_shape_of	 fake_vm_shape_of
+#define vm_build_devices fake_vm_build_devices
 #define vm_destroy	 fake_vm_destroy
 #include "control/vmm_shell.c"
 #undef ctl_send
@@ -233,7 +248,8 @@ static void setup(void)
 		log_set_fd(-1); /* every line formatted, none written: a write(2) each */
 	}
 	struct pool_class *c = &d.cfg.classes[0];
-	*c = (struct pool_class){.mem = 32u << 20, .target = 2, .starting = 1, .ready = 1};
+	*c = (struct pool_class){
+		.mem = 32u << 20, .cpus = 1, .target = 2, .starting = 1, .ready = 1};
 	add_vmm(0, false, CTL_STATE_SHELL)->cls = c; /* starting */
 	struct vmm *r = add_vmm(1, false, CTL_STATE_SHELL);
 	r->cls = c;
@@ -308,7 +324,9 @@ static void check_api(const char *url)
 
 /* --- the VMM side ------------------------------------------------------------------ */
 
-static void vmm_reset(void)
+/* A unikernel shell, or (linux_shell) a Linux pool class's shell of 32 MiB
+ * and 1 vCPU, which keeps its VM for a configuration of its shape. */
+static void vmm_reset(bool linux_shell)
 {
 	vm_config_free(&sh.cfg); /* a configuration that failed is not freed: its VMM exits */
 	free(sh.record);
@@ -320,6 +338,7 @@ static void vmm_reset(void)
 	sh.me.pid = 4242;
 	sh.me.mem = 32u << 20;
 	sh.me.state = CTL_STATE_SHELL;
+	sh.shape = (struct vm_shape){.mem = sh.me.mem, .cpus = 1, .linux_guest = linux_shell};
 }
 
 static void vmm_hears(void *msg, size_t len, bool with_fd)
@@ -378,7 +397,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char buf[CTL_MSG_MAX];
 	} m;
 	setup();
-	vmm_reset();
+	vmm_reset(size & 1);
 	for (int nr = 0; size >= 5 && nr < 32; nr++) { /* 32 messages: enough for any story */
 		uint8_t head = data[0];
 		size_t len = (size_t)(data[1] | data[2] << 8),

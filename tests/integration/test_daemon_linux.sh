@@ -6,7 +6,10 @@
 # answered by curl from this host. The VM is then paused, resumed, saved,
 # restored (the host sides given again, checked), cloned (its own MAC and
 # CID) and migrated to a second wispd, with curl answering after each step
-# and the disk read again by the guest (a CGI that drops its caches). Needs a KVM that runs Linux guests: run
+# and the disk read again by the guest (a CGI that drops its caches). A
+# third wispd has a Linux pool class (linux:128M:2=1): a create of that
+# class is served from its shell (which keeps its VM: irqchip, 2 vCPUs)
+# and serves HTTP; one with another vCPU count goes cold. Needs a KVM that runs Linux guests: run
 # it in the lab's host-root mode (tests/lab/in-lab.sh -- tests/suites.sh
 # daemon-linux); elsewhere every check is SKIPPED. Needs root (the TAP).
 cd "$(dirname "$0")/../.." || exit 1
@@ -31,7 +34,8 @@ names="linux-daemon-create linux-daemon-config linux-daemon-http linux-daemon-di
 	linux-daemon-disk-after-restore linux-daemon-clone linux-daemon-clone-identity
 	linux-daemon-http-clone linux-daemon-migrate linux-daemon-http-after-migrate
 	linux-daemon-migrate-mismatch
-	linux-daemon-destroy"
+	linux-daemon-destroy linux-pool-fills linux-pool-create linux-pool-from-pool linux-pool-http
+	linux-pool-refills linux-pool-cpus-mismatch-cold"
 skip_all() {
 	for n in $names; do skipped "$n" "$1"; done
 	summary
@@ -52,9 +56,10 @@ TAP2=${TAP2:0:15}
 TAP3=wdm$$
 TAP3=${TAP3:0:15}
 RUN2=$TMP/run2
+RUN3=$TMP/run3
 cleanup_daemon() {
 	local r
-	for r in "$RUN" "$RUN2"; do
+	for r in "$RUN" "$RUN2" "$RUN3"; do
 		[ -f "$r/wispd.lock" ] && kill -TERM "$(head -1 "$r/wispd.lock")" 2>/dev/null
 	done
 	ip link del "$TAP" 2>/dev/null
@@ -188,4 +193,37 @@ ip addr del 10.0.3.1/24 dev $TAP2 && ip addr add 10.0.3.1/24 dev $TAP3
 check linux-daemon-http-after-migrate disk_is wisp-migrated-dk
 $WISP destroy k-1 >/dev/null 2>&1
 expect linux-daemon-destroy 0 '' '' -- env WISP_RUNTIME_DIR=$RUN2 $WISP destroy m1
+
+# --- a Linux pool class (issue 12: pool shells serve Linux guests) ---
+mkdir -p "$RUN3"
+chmod 700 "$RUN3"
+r3() { env WISP_RUNTIME_DIR=$RUN3 "$@"; }
+pool_ready() { r3 $WISP stats | grep -q 'pool linux:128M:2 ready 1/1'; }
+cp "$TMP/disk.img" "$TMP/p1.img"
+if r3 $WISP daemon --pool linux:128M:2=1 --answer-timeout 60s >/dev/null; then
+	check linux-pool-fills wait_for 120 pool_ready
+	expect linux-pool-create 0 '^[0-9a-f]{12}$' '' -- r3 $WISP create --name p1 --cpus 2 --mem 128M \
+		--kernel "$BZ" --initrd "$RD" --cmdline "console=ttyS0 reboot=t panic=-1 quiet wisp_run=\"$guest\"" \
+		--disk "$TMP/p1.img" --net tap=$TAP3
+	if api "$RUN3" /vms/p1 | python3 -c 'import json, sys; sys.exit(not json.load(sys.stdin)["from_pool"])'; then
+		ok linux-pool-from-pool
+	else bad linux-pool-from-pool "$(api "$RUN3" /vms/p1 | head -c 400)"; fi
+	if wait_for 400 sh -c "WISP_RUNTIME_DIR=$RUN3 $WISP console p1 | grep -q httpd-up"; then
+		check linux-pool-http http_ok
+	else
+		bad linux-pool-http "no httpd-up on the console: $(r3 $WISP console p1 | tail -5 | tr '\n' '|')"
+	fi
+	check linux-pool-refills wait_for 120 pool_ready
+	# Another vCPU count is another class: this one goes cold.
+	r3 $WISP create --name p2 --cpus 1 --mem 128M --kernel "$BZ" --initrd "$RD" \
+		--cmdline "console=ttyS0 reboot=t panic=-1 quiet" >/dev/null
+	if api "$RUN3" /vms/p2 | python3 -c 'import json, sys; v = json.load(sys.stdin); sys.exit(v["from_pool"] or v["cpus"] != 1)'; then
+		ok linux-pool-cpus-mismatch-cold
+	else bad linux-pool-cpus-mismatch-cold "$(api "$RUN3" /vms/p2 | head -c 400)"; fi
+	r3 $WISP destroy p1 >/dev/null
+	r3 $WISP destroy p2 >/dev/null
+else
+	for n in linux-pool-fills linux-pool-create linux-pool-from-pool linux-pool-http linux-pool-refills \
+		linux-pool-cpus-mismatch-cold; do bad $n "the wispd with a Linux pool class did not start"; done
+fi
 summary

@@ -214,8 +214,9 @@ def main():
                             ("starting", "wispd_pool_starting_shells"), ("hits", "wispd_pool_hits_total"),
                             ("refills", "wispd_pool_refills_total"),
                             ("shell_failures", "wispd_pool_shell_failures_total")):
-            if value(fams, metric, mem=p["mem"]) != p[key]:
-                bad_pool.append(f"{metric}{{mem={p['mem']}}} {value(fams, metric, mem=p['mem'])} != {key} {p[key]}")
+            lab = {"mem": p["mem"], "cpus": p["cpus"], "kind": p["kind"]}
+            if value(fams, metric, **lab) != p[key]:
+                bad_pool.append(f"{metric}{lab} {value(fams, metric, **lab)} != {key} {p[key]}")
     c.check("pool-matches-stats", stable and not bad_pool and d_after["pool"][0]["hits"] > 0
             and d_after["pool"][0]["refills"] >= d_after["pool"][0]["target"] + d_after["pool"][0]["hits"],
             "; ".join(bad_pool) or f"unstable or implausible pool {d_after['pool']}")

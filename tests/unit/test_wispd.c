@@ -50,7 +50,21 @@ static void test_options(void **state)
 	assert_int_equal(cfg.nr_classes, 1);
 	assert_int_equal(cfg.classes[0].mem, 64u << 20);
 	assert_int_equal(cfg.classes[0].target, 2);
+	assert_int_equal(cfg.classes[0].cpus, 1);
+	assert_false(cfg.classes[0].linux_guest);
 	assert_true(cfg.foreground);
+	/* Linux classes: memory and vCPUs; beside a unikernel class of that size. */
+	char *lx[] = {"wispd",	"--pool", "linux:256M:2=3", "--pool",
+		      "256M=1", "--pool", "linux:256M=1",   NULL};
+	assert_int_equal(wispd_parse_args(7, lx, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.nr_classes, 3);
+	assert_true(cfg.classes[0].linux_guest);
+	assert_int_equal(cfg.classes[0].mem, 256u << 20);
+	assert_int_equal(cfg.classes[0].cpus, 2);
+	assert_int_equal(cfg.classes[0].target, 3);
+	assert_false(cfg.classes[1].linux_guest);
+	assert_true(cfg.classes[2].linux_guest);
+	assert_int_equal(cfg.classes[2].cpus, 1);
 	assert_int_equal(parse(&cfg, err, "--pool", "none", NULL), 0);
 	assert_int_equal(cfg.nr_classes, 0);
 	assert_int_equal(parse(&cfg, err, "--socket", "/tmp/x.sock", NULL), 0);
@@ -72,6 +86,15 @@ static void test_bad_options(void **state)
 	assert_int_equal(parse(&cfg, err, "--pool", "32M=x", NULL), -1);
 	assert_non_null(strstr(err, "count 'x'"));
 	assert_int_equal(parse(&cfg, err, "--pool", "32M=99999", NULL), -1);
+	assert_int_equal(parse(&cfg, err, "--pool", "32M:2=1", NULL), -1); /* unikernel: 1 vCPU */
+	assert_non_null(strstr(err, "unikernel shells have 1 vCPU"));
+	assert_int_equal(parse(&cfg, err, "--pool", "linux:64M:0=1", NULL), -1);
+	assert_non_null(strstr(err, "vCPUs '0'"));
+	assert_int_equal(parse(&cfg, err, "--pool", "linux:64M:x=1", NULL), -1);
+	assert_int_equal(parse(&cfg, err, "--pool", "linux:=1", NULL), -1);
+	assert_non_null(strstr(err, "not a memory size"));
+	assert_int_equal(parse(&cfg, err, "--pool", "linux:64M:2", NULL), -1);
+	assert_non_null(strstr(err, "linux:SIZE:CPUS=COUNT"));
 	assert_int_equal(parse(&cfg, err, "--console-size", "1", NULL), 0); /* 1 MiB */
 	assert_int_equal(parse(&cfg, err, "--console-size", "1K", NULL), -1);
 	assert_int_equal(parse(&cfg, err, "--frobnicate", NULL, NULL), -1);
@@ -87,6 +110,9 @@ static void test_bad_options(void **state)
 	char *argv[] = {"wispd", "--pool", "32M=1", "--pool", "32M=2", NULL};
 	assert_int_equal(wispd_parse_args(5, argv, &cfg, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "given twice"));
+	char *twice[] = {"wispd", "--pool", "linux:64M:2=1", "--pool", "linux:64M:2=2", NULL};
+	assert_int_equal(wispd_parse_args(5, twice, &cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "class linux:64M:2=2 given twice"));
 	(void)state;
 }
 
