@@ -202,7 +202,7 @@ pool_ready() { r3 $WISP stats | grep -q 'pool linux:128M:2 ready 1/1'; }
 cp "$TMP/disk.img" "$TMP/p1.img"
 if r3 $WISP daemon --pool linux:128M:2=1 --answer-timeout 60s >/dev/null; then
 	check linux-pool-fills wait_for 120 pool_ready
-	expect linux-pool-create 0 '^[0-9a-f]{12}$' '' -- r3 $WISP create --name p1 --cpus 2 --mem 128M \
+	expect linux-pool-create 0 '^[0-9a-f]{12}$' '' -- env WISP_RUNTIME_DIR=$RUN3 $WISP create --name p1 --cpus 2 --mem 128M \
 		--kernel "$BZ" --initrd "$RD" --cmdline "console=ttyS0 reboot=t panic=-1 quiet wisp_run=\"$guest\"" \
 		--disk "$TMP/p1.img" --net tap=$TAP3
 	if api "$RUN3" /vms/p1 | python3 -c 'import json, sys; sys.exit(not json.load(sys.stdin)["from_pool"])'; then
