@@ -221,70 +221,21 @@ int mig_chan_send(int chan, uint32_t kind, int status, const char *why, int fd)
 {
 	struct mig_chan m = {.kind = kind, .status = status};
 	snprintf(m.why, sizeof(m.why), "%s", why ? why : "");
-	struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (fd >= 0) {
-		memset(&u, 0, sizeof(u));
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	for (;;) {
-		ssize_t n = sendmsg(chan, &mh, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		return (size_t)n == sizeof(m) ? 0 : -EMSGSIZE;
-	}
+	return util_send_fd(chan, &m, sizeof(m), fd);
 }
 
 int mig_chan_recv(int chan, struct mig_chan *m, int *fd)
 {
-	struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 4)];
-		struct cmsghdr align;
-	} u;
-	struct msghdr mh = {.msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = u.buf,
-			    .msg_controllen = sizeof(u)};
-	*fd = -1;
-	ssize_t n;
-	do
-		n = recvmsg(chan, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
+	ssize_t n = util_recv_fd(chan, m, sizeof(*m), fd, MSG_DONTWAIT);
+	if (n == -EMSGSIZE)
+		return -EBADMSG;
 	if (n < 0)
-		return -errno;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < nfd; i++) {
-			int f;
-			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (*fd < 0)
-				*fd = f;
-			else
-				close(f);
-		}
-	}
-	if (n == 0)
-		return -ECONNRESET;
-	if ((size_t)n != sizeof(*m) || (mh.msg_flags & MSG_TRUNC)) {
+		return (int)n;
+	if ((size_t)n != sizeof(*m)) { /* 0: the other end has gone */
 		if (*fd >= 0)
 			close(*fd);
 		*fd = -1;
-		return -EBADMSG;
+		return n ? -EBADMSG : -ECONNRESET;
 	}
 	m->why[sizeof(m->why) - 1] = 0;
 	if (*fd >= 0) {

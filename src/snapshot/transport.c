@@ -432,6 +432,29 @@ static int hand_over(int chan, gnutls_session_t s, int net)
 
 /* --- the two ends ------------------------------------------------------------------------ */
 
+/* What both ends do first: the address, and the TLS credentials for this
+ * side (server or client). t is always safe to tls_free after. */
+static int end_init(const char *addr, const struct mig_tls_opts *o, bool server, struct tls *t,
+		    struct sockaddr_storage *ss, socklen_t *sl, char *err, size_t errlen)
+{
+	int r = mig_parse_addr(addr, ss, sl, err, errlen);
+	if (!r)
+		r = tls_init(t, o, server, err, errlen);
+	else
+		memset(t, 0, sizeof(*t));
+	return r;
+}
+
+/* An end that could not start: say why on the channel, free what it has. */
+static int end_failed(int chan, int r, const char *err, int fd, struct tls *t)
+{
+	mig_chan_send(chan, MIG_CHAN_FAILED, r, err, -1);
+	if (fd >= 0)
+		close(fd);
+	tls_free(t);
+	return 1;
+}
+
 int mig_transport_listen(int chan, const char *addr, const struct mig_tls_opts *o)
 {
 	char err[256];
@@ -439,11 +462,7 @@ int mig_transport_listen(int chan, const char *addr, const struct mig_tls_opts *
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	uint64_t deadline = util_now_ns() + o->deadline_ms * 1000000ull;
-	int r = mig_parse_addr(addr, &ss, &sl, err, sizeof(err));
-	if (!r)
-		r = tls_init(&t, o, true, err, sizeof(err));
-	else
-		memset(&t, 0, sizeof(t));
+	int r = end_init(addr, o, true, &t, &ss, &sl, err, sizeof(err));
 	int lfd = -1;
 	if (!r) {
 		int one = 1;
@@ -458,13 +477,8 @@ int mig_transport_listen(int chan, const char *addr, const struct mig_tls_opts *
 				 strerror(errno));
 		}
 	}
-	if (r) {
-		mig_chan_send(chan, MIG_CHAN_FAILED, r, err, -1);
-		if (lfd >= 0)
-			close(lfd);
-		tls_free(&t);
-		return 1;
-	}
+	if (r)
+		return end_failed(chan, r, err, lfd, &t);
 	mig_chan_send(chan, MIG_CHAN_LISTENING, 0, NULL, -1);
 	for (;;) {
 		int left = ms_left(deadline);
@@ -518,11 +532,7 @@ int mig_transport_connect(int chan, const char *addr, const struct mig_tls_opts 
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	uint64_t deadline = util_now_ns() + o->deadline_ms * 1000000ull;
-	int r = mig_parse_addr(addr, &ss, &sl, err, sizeof(err));
-	if (!r)
-		r = tls_init(&t, o, false, err, sizeof(err));
-	else
-		memset(&t, 0, sizeof(t));
+	int r = end_init(addr, o, false, &t, &ss, &sl, err, sizeof(err));
 	int fd = -1;
 	if (!r) {
 		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -552,13 +562,8 @@ int mig_transport_connect(int chan, const char *addr, const struct mig_tls_opts 
 		if ((r = handshake(&t, fd, deadline, &s, why, sizeof(why))))
 			snprintf(err, sizeof(err), "%s: %s", addr, why);
 	}
-	if (r) {
-		mig_chan_send(chan, MIG_CHAN_FAILED, r, err, -1);
-		if (fd >= 0)
-			close(fd);
-		tls_free(&t);
-		return 1;
-	}
+	if (r)
+		return end_failed(chan, r, err, fd, &t);
 	if (o->cleartext) {
 		mig_chan_send(chan, MIG_CHAN_PEER, 0, NULL, fd);
 	} else {

@@ -21,6 +21,17 @@ void util_trace(const char *what);
 /* Human-readable error for util_read_file's return values. */
 const char *util_file_error(int err);
 
+/* --- fdpass.c: a message and at most one fd on a unix socket --------------- */
+#include <sys/types.h>
+/* Send len bytes of msg in one message, with fd beside it if fd >= 0:
+ * 0, -errno, or -EMSGSIZE if it went out short. */
+int util_send_fd(int sock, const void *msg, size_t len, int fd);
+/* Receive one message of at most cap bytes (recvmsg flags added to
+ * MSG_CMSG_CLOEXEC); keeps the first fd sent with it in *fd (-1 if none;
+ * fd may be NULL: every fd is closed), closes any others. Returns its
+ * length, -errno, or -EMSGSIZE if it was longer than cap. */
+ssize_t util_recv_fd(int sock, void *buf, size_t cap, int *fd, int flags);
+
 /* --- ring.c: console ring ---------------------------------------------------
  * A byte ring in a shared file: the VMM writes guest console output into it
  * with plain stores (no system call per write), wispd and `wisp console`
